@@ -1,0 +1,20 @@
+/** Jest runs the TypeScript sources as native ESM (node --experimental-vm-modules), transpiled by swc. */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': [
+      '@swc/jest',
+      {
+        jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+        module: { type: 'es6' },
+      },
+    ],
+  },
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  testTimeout: 60_000,
+  // WebRTC peers and mediasoup workers are real processes/threads: run test files one at a time
+  // on this 2-core budget so timing-sensitive media tests are not starved.
+  maxWorkers: 1,
+};

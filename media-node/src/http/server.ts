@@ -1,0 +1,93 @@
+import cors from '@fastify/cors';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { HttpError } from '../errors.js';
+import type { MediaNode } from '../MediaNode.js';
+import { SdpError } from '../sdp/SdpError.js';
+import { registerDemoRoutes } from './demo.js';
+import { registerOpsRoutes } from './ops.js';
+import { registerSessionRoutes } from './sessions.js';
+
+/** 64 KiB: far above any real offer (a browser's is ~5 KiB), small enough to shed abuse early. */
+export const MAX_SDP_BYTES = 64 * 1024;
+
+/** Builds the node's HTTP API (not yet listening). */
+export async function createHttpServer(node: MediaNode): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: node.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: MAX_SDP_BYTES,
+    // Keep-alive connections must not hold SIGTERM hostage.
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  });
+
+  // Browser players and publishers on other origins: WHIP/WHEP responses must expose Location etc.
+  await app.register(cors, {
+    origin: '*',
+    methods: ['GET', 'POST', 'DELETE', 'PATCH', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match'],
+    exposedHeaders: ['Location', 'ETag', 'Link', 'Accept-Post', 'Accept-Patch', 'Retry-After', 'WWW-Authenticate'],
+    maxAge: 86400,
+    // WHIP/WHEP define OPTIONS themselves (Accept-Post); let the routes answer after CORS headers.
+    preflightContinue: true,
+  });
+
+  app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
+    done(null, body),
+  );
+
+  app.addHook('onResponse', async (request, reply) => {
+    const protocol = /^\/(whip|whep)\//.exec(request.url)?.[1];
+    if (!protocol) return;
+    node.metrics.requests.inc({ protocol, method: request.method, status: String(reply.statusCode) });
+    const level = reply.statusCode >= 500 ? 'error' : 'info';
+    request.log[level](
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      `${request.method} ${request.url} ${reply.statusCode}`,
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError | HttpError | SdpError | Error, request, reply) => {
+    let status = 500;
+    let message = 'internal error';
+    if (error instanceof HttpError) {
+      status = error.status;
+      message = error.message;
+      reply.headers(error.headers);
+    } else if (error instanceof SdpError) {
+      status = error.status;
+      message = error.message;
+    } else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode < 500) {
+      status = error.statusCode;
+      message =
+        error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? `unsupported Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')}; use application/sdp`
+          : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+            ? `body exceeds ${MAX_SDP_BYTES} bytes`
+            : error.message;
+    } else {
+      request.log.error({ err: error, url: request.url }, 'request failed');
+    }
+    reply.code(status).send({ statusCode: status, error: httpReason(status), message });
+  });
+
+  registerSessionRoutes(app, node);
+  registerOpsRoutes(app, node);
+  if (node.config.demoPage) registerDemoRoutes(app);
+  return app;
+}
+
+function httpReason(status: number): string {
+  const reasons: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    422: 'Unprocessable Content',
+    503: 'Service Unavailable',
+  };
+  return reasons[status] ?? (status >= 500 ? 'Internal Server Error' : 'Error');
+}

@@ -1,0 +1,70 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from '../errors.js';
+import type { MediaNode } from '../MediaNode.js';
+import type { SessionProtocol } from '../media/Session.js';
+import { requireBearer } from './auth.js';
+import { SessionIdSchema, StreamNameSchema } from './names.js';
+
+/**
+ * WHIP (RFC 9725) and WHEP routes. Both protocols share one shape: POST an SDP offer to
+ * /{protocol}/{stream} → 201 + Location of the session resource; DELETE that resource ends it.
+ */
+export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): void {
+  for (const protocol of ['whip', 'whep'] as const) {
+    const authorize = (request: FastifyRequest) => {
+      if (protocol === 'whip' && node.config.publishToken !== undefined) {
+        requireBearer(request.headers.authorization, node.config.publishToken, 'whip');
+      }
+    };
+
+    app.options(`/${protocol}/:stream`, async (_request, reply) => {
+      reply.header('Accept-Post', 'application/sdp').code(204).send();
+    });
+
+    app.post<{ Params: { stream: string } }>(`/${protocol}/:stream`, async (request, reply) => {
+      const streamName = parseStreamName(request.params.stream);
+      authorize(request);
+      if (typeof request.body !== 'string' || request.body.length === 0) {
+        throw new HttpError(400, 'request body must be an SDP offer (Content-Type: application/sdp)');
+      }
+      const session =
+        protocol === 'whip' ? await node.publish(streamName, request.body) : await node.play(streamName, request.body);
+      return reply
+        .code(201)
+        .header('Content-Type', 'application/sdp')
+        .header('Location', session.path)
+        .header('ETag', `"${session.id}"`)
+        .send(session.answer);
+    });
+
+    app.delete<{ Params: { stream: string; session: string } }>(
+      `/${protocol}/:stream/:session`,
+      async (request, reply) => {
+        const streamName = parseStreamName(request.params.stream);
+        authorize(request);
+        const sessionId = SessionIdSchema.safeParse(request.params.session);
+        if (!sessionId.success || !node.endSession(protocol, streamName, sessionId.data)) {
+          throw new HttpError(404, `no ${protocol.toUpperCase()} session ${request.params.session} on stream "${streamName}"`);
+        }
+        return reply.code(200).send();
+      },
+    );
+
+    // Trickle ICE and ICE restarts are not supported: the node is ICE-lite with all candidates
+    // in the answer, so clients never need to PATCH. RFC 9725 asks for 405 here.
+    app.patch(`/${protocol}/:stream/:session`, async (_request, reply: FastifyReply) => {
+      return reply
+        .code(405)
+        .header('Allow', 'DELETE')
+        .send({ statusCode: 405, error: 'Method Not Allowed', message: 'trickle ICE and ICE restarts are not supported' });
+    });
+  }
+}
+
+function parseStreamName(raw: string): string {
+  const result = StreamNameSchema.safeParse(raw);
+  if (!result.success) throw new HttpError(400, result.error.issues[0]?.message ?? 'invalid stream name');
+  return result.data;
+}
+
+export type { SessionProtocol };

@@ -1,0 +1,73 @@
+import { ConfigError, loadConfig } from './config.js';
+import { createHttpServer } from './http/server.js';
+import { createLogger } from './logger.js';
+import { MediaNode } from './MediaNode.js';
+
+/**
+ * Entry point: one media node configured from the environment. Exit codes: 0 after a clean
+ * SIGTERM/SIGINT shutdown, 2 for invalid configuration, 1 for a failure to start.
+ */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`rtccdn media-node: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const logger = createLogger(config.logLevel, { role: config.role });
+  let node: MediaNode;
+  try {
+    node = await MediaNode.create(config, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, 'cannot start the media workers');
+    process.stderr.write(`rtccdn media-node: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  const app = await createHttpServer(node);
+  try {
+    await app.listen({ host: config.host, port: config.httpPort });
+  } catch (error) {
+    process.stderr.write(`rtccdn media-node: cannot listen on ${config.host}:${config.httpPort}: ${(error as Error).message}\n`);
+    await node.close();
+    process.exit(1);
+  }
+  logger.info(
+    {
+      http: `http://${config.host}:${config.httpPort}`,
+      rtcPorts: `${config.rtcPort}-${config.rtcPort + config.workers - 1}`,
+      announcedAddress: config.announcedAddress,
+      workers: config.workers,
+      publishToken: config.publishToken ? 'required' : 'not required',
+    },
+    'media node ready',
+  );
+  if (config.demoPage) {
+    const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+    process.stderr.write(`\n  rtccdn is running — open http://${shown}:${config.httpPort}/ to publish and play\n\n`);
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    await app.close();
+    await node.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+void main();

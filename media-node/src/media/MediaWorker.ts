@@ -1,0 +1,86 @@
+import * as mediasoup from 'mediasoup';
+import type { types } from 'mediasoup';
+import type { Logger } from '../logger.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+
+export interface MediaWorkerOptions {
+  index: number;
+  rtcPort: number;
+  listenIp: string;
+  announcedAddress: string;
+  logger: Logger;
+}
+
+export type MediaWorkerEvents = {
+  /** The worker process died unexpectedly; everything on it is gone. */
+  died: [error: Error];
+  close: [];
+};
+
+/**
+ * One mediasoup Worker (one core) plus its WebRtcServer, which multiplexes every WebRTC
+ * transport of the worker on a single UDP and TCP port (`rtcPort`). One fixed port per worker
+ * is what makes the node exposable through Kubernetes hostPorts / NodePorts.
+ */
+export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
+  readonly index: number;
+  readonly rtcPort: number;
+  readonly worker: types.Worker;
+  readonly webRtcServer: types.WebRtcServer;
+  /** Sessions (publishers + viewers) placed on this worker; the pool balances on it. */
+  sessionCount = 0;
+  #closed = false;
+
+  private constructor(index: number, rtcPort: number, worker: types.Worker, webRtcServer: types.WebRtcServer) {
+    super();
+    this.index = index;
+    this.rtcPort = rtcPort;
+    this.worker = worker;
+    this.webRtcServer = webRtcServer;
+  }
+
+  static async create(options: MediaWorkerOptions): Promise<MediaWorker> {
+    const worker = await mediasoup.createWorker({
+      logLevel: 'warn',
+      appData: { index: options.index },
+    });
+    let webRtcServer: types.WebRtcServer;
+    try {
+      const listen = { ip: options.listenIp, announcedAddress: options.announcedAddress, port: options.rtcPort };
+      webRtcServer = await worker.createWebRtcServer({
+        listenInfos: [
+          { ...listen, protocol: 'udp' },
+          { ...listen, protocol: 'tcp' },
+        ],
+      });
+    } catch (error) {
+      worker.close();
+      throw new Error(
+        `cannot listen for WebRTC on ${options.listenIp}:${options.rtcPort} (udp+tcp) for worker ${options.index}: ${(error as Error).message}`,
+      );
+    }
+    const mediaWorker = new MediaWorker(options.index, options.rtcPort, worker, webRtcServer);
+    worker.on('died', (error) => {
+      if (mediaWorker.#closed) return;
+      mediaWorker.#closed = true;
+      options.logger.error({ worker: options.index, pid: worker.pid, err: error }, 'mediasoup worker died');
+      mediaWorker.emit('died', error);
+    });
+    return mediaWorker;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get pid(): number {
+    return this.worker.pid;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.worker.close();
+    this.emit('close');
+  }
+}

@@ -1,0 +1,108 @@
+import type { types } from 'mediasoup';
+import type { Logger } from '../logger.js';
+import { buildAnswer, negotiateDtlsRole, type AnswerSection } from '../sdp/answer.js';
+import type { ParsedOffer } from '../sdp/offer.js';
+import { SdpError } from '../sdp/SdpError.js';
+import { producerRtpParameters } from '../sdp/translate.js';
+import { SUPPORTED_CODECS_TEXT } from './codecs.js';
+import type { MediaWorker } from './MediaWorker.js';
+import { Session } from './Session.js';
+import { Stream } from './Stream.js';
+
+export interface PublishOptions {
+  streamName: string;
+  offer: ParsedOffer;
+  worker: MediaWorker;
+  logger: Logger;
+  connectTimeoutMs: number;
+}
+
+/** A WHIP publisher: owns the Stream it feeds; ending the publish ends the stream. */
+export class PublisherSession extends Session {
+  readonly protocol = 'whip' as const;
+  readonly stream: Stream;
+  readonly answer: string;
+
+  private constructor(
+    stream: Stream,
+    worker: MediaWorker,
+    transport: types.WebRtcTransport,
+    answer: string,
+    logger: Logger,
+    connectTimeoutMs: number,
+  ) {
+    super(stream.name, worker, transport, logger, connectTimeoutMs);
+    this.stream = stream;
+    this.answer = answer;
+    stream.once('close', (reason) => this.close(`stream-closed: ${reason}`));
+  }
+
+  /** Negotiates the offer into a live stream. On any failure nothing is left behind. */
+  static async create(options: PublishOptions): Promise<PublisherSession> {
+    const { streamName, offer, worker, logger, connectTimeoutMs } = options;
+    const sendable = offer.media.filter(
+      (media) =>
+        (media.type === 'audio' || media.type === 'video') &&
+        media.raw.port !== 0 &&
+        (media.direction === 'sendonly' || media.direction === 'sendrecv'),
+    );
+    if (sendable.length === 0) {
+      throw new SdpError('WHIP offer has no sendonly/sendrecv audio or video section', 400);
+    }
+
+    const stream = await Stream.create(streamName, worker, logger);
+    try {
+      const sections: AnswerSection[] = [];
+      const accepted: { kind: types.MediaKind; rtpParameters: types.RtpParameters }[] = [];
+      for (const media of offer.media) {
+        const rtpParameters = sendable.includes(media)
+          ? producerRtpParameters(media, stream.origin.router.rtpCapabilities)
+          : undefined;
+        if (!rtpParameters) {
+          sections.push({ media });
+          continue;
+        }
+        accepted.push({ kind: media.type as types.MediaKind, rtpParameters });
+        sections.push({ media, accepted: { direction: 'recvonly', rtpParameters } });
+      }
+      if (accepted.length === 0) {
+        throw new SdpError(`no supported codec in the offer; supported: ${SUPPORTED_CODECS_TEXT}`, 422);
+      }
+
+      const transport = await Session.createTransport(stream.origin.router, worker);
+      const { localSetup, remoteRole } = negotiateDtlsRole(offer.setup);
+      await transport.connect({ dtlsParameters: { role: remoteRole, fingerprints: [offer.fingerprint] } });
+      for (const { kind, rtpParameters } of accepted) {
+        const producer = await transport.produce({ kind, rtpParameters, appData: { stream: streamName } });
+        stream.addProducer(producer);
+      }
+      const answer = buildAnswer({
+        offer,
+        iceParameters: transport.iceParameters,
+        iceCandidates: transport.iceCandidates,
+        dtlsParameters: transport.dtlsParameters,
+        setup: localSetup,
+        sections,
+      });
+      const session = new PublisherSession(
+        stream,
+        worker,
+        transport,
+        answer,
+        logger.child({ stream: streamName, protocol: 'whip' }),
+        connectTimeoutMs,
+      );
+      return session;
+    } catch (error) {
+      stream.close('publish failed');
+      if (error instanceof SdpError) throw error;
+      // mediasoup rejects RTP parameters it cannot use (e.g. inconsistent SSRCs) with a TypeError.
+      if (error instanceof TypeError) throw new SdpError(`offer rejected by the media engine: ${error.message}`, 400);
+      throw error;
+    }
+  }
+
+  protected override onClose(reason: string): void {
+    this.stream.close(`publisher ${reason}`);
+  }
+}

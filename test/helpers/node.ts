@@ -1,0 +1,67 @@
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../media-node/src/config.js';
+import { createHttpServer } from '../../media-node/src/http/server.js';
+import { createLogger } from '../../media-node/src/logger.js';
+import { MediaNode } from '../../media-node/src/MediaNode.js';
+
+export interface RunningNode {
+  node: MediaNode;
+  app: FastifyInstance;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+let nextRtcPort = 42000 + Math.floor(Math.random() * 400) * 20;
+
+/**
+ * Starts a real media node (real mediasoup workers) in this process on loopback, HTTP on an
+ * ephemeral port and RTC ports from a range no other test in this run uses.
+ */
+export async function startNode(env: Record<string, string> = {}): Promise<RunningNode> {
+  for (let attempt = 0; ; attempt++) {
+    const rtcPort = nextRtcPort;
+    nextRtcPort += 20;
+    const config = loadConfig({
+      RTC_LISTEN_IP: '127.0.0.1',
+      WORKERS: '2',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      RTC_PORT: String(rtcPort),
+      ...env,
+    });
+    const logger = createLogger(config.logLevel);
+    let node: MediaNode;
+    try {
+      node = await MediaNode.create(config, logger);
+    } catch (error) {
+      if (attempt < 5 && /cannot listen/.test((error as Error).message)) continue;
+      throw error;
+    }
+    const app = await createHttpServer(node);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    return {
+      node,
+      app,
+      baseUrl: `http://127.0.0.1:${port}`,
+      async close() {
+        await app.close();
+        await node.close();
+      },
+    };
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `condition` until true or the timeout passes; returns the final result. */
+export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return true;
+    await sleep(50);
+  }
+  return condition();
+}

@@ -1,0 +1,69 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { startNode, eventually, type RunningNode } from '../helpers/node.js';
+import { TestPublisher, TestViewer } from '../helpers/peers.js';
+
+describe('WHIP publish → WHEP playback (real mediasoup, real libwebrtc peers)', () => {
+  let running: RunningNode;
+  const cleanup: (() => void)[] = [];
+
+  beforeAll(async () => {
+    running = await startNode();
+  });
+  afterEach(() => {
+    for (const close of cleanup.splice(0)) close();
+  });
+  afterAll(async () => {
+    await running.close();
+  });
+
+  function publisher(options = {}): TestPublisher {
+    const peer = new TestPublisher(options);
+    cleanup.push(() => peer.close());
+    return peer;
+  }
+  function viewer(): TestViewer {
+    const peer = new TestViewer();
+    cleanup.push(() => peer.close());
+    return peer;
+  }
+
+  it('delivers decoded video frames to two viewers, spread over both workers', async () => {
+    const pub = publisher({ audio: true });
+    const published = await pub.publish(running.baseUrl, 'live-1');
+    expect(published.status).toBe(201);
+    expect(published.headers.get('content-type')).toMatch(/^application\/sdp/);
+    expect(published.headers.get('location')).toMatch(/^\/whip\/live-1\/[0-9a-f-]{36}$/);
+
+    const viewers = [viewer(), viewer()];
+    for (const v of viewers) {
+      const played = await v.play(running.baseUrl, 'live-1');
+      expect(played.status).toBe(201);
+      expect(played.headers.get('location')).toMatch(/^\/whep\/live-1\/[0-9a-f-]{36}$/);
+    }
+    await Promise.all(viewers.map((v) => v.waitForFrames(10)));
+    for (const v of viewers) {
+      expect(v.lastFrameSize).toEqual({ width: 320, height: 240 });
+      expect(v.audioTracks).toBe(1);
+    }
+    const workersWithViewers = new Set(
+      [...running.node.sessions.values()].filter((s) => s.protocol === 'whep').map((s) => s.worker.index),
+    );
+    expect(workersWithViewers.size).toBe(2);
+  });
+
+  it('closes viewers when the publisher DELETEs its session, and the stream is gone', async () => {
+    const pub = publisher();
+    expect((await pub.publish(running.baseUrl, 'live-2')).status).toBe(201);
+    const v = viewer();
+    expect((await v.play(running.baseUrl, 'live-2')).status).toBe(201);
+    await v.waitForFrames(5);
+
+    expect(await pub.unpublish(running.baseUrl)).toBe(200);
+    await v.waitForDisconnect(10_000);
+    expect(await eventually(() => running.node.sessions.size === 0, 5000)).toBe(true);
+    // The viewer's session resource is gone, and new viewers get 404 until republished.
+    expect(await v.stop(running.baseUrl)).toBe(404);
+    const late = viewer();
+    expect((await late.play(running.baseUrl, 'live-2')).status).toBe(404);
+  });
+});

@@ -1,0 +1,40 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig } from '../../media-node/src/config.js';
+
+describe('loadConfig', () => {
+  it('applies defaults', () => {
+    const config = loadConfig({ ANNOUNCED_IP: '203.0.113.7' });
+    expect(config).toMatchObject({
+      role: 'all',
+      httpPort: 8080,
+      rtcPort: 40000,
+      announcedAddress: '203.0.113.7',
+      logLevel: 'info',
+      publishToken: undefined,
+    });
+    expect(config.workers).toBeGreaterThanOrEqual(1);
+  });
+
+  it('announces the listen address when it is specific', () => {
+    expect(loadConfig({ RTC_LISTEN_IP: '127.0.0.1' }).announcedAddress).toBe('127.0.0.1');
+  });
+
+  it('treats an empty PUBLISH_TOKEN as unset', () => {
+    expect(loadConfig({ PUBLISH_TOKEN: '' }).publishToken).toBeUndefined();
+    expect(loadConfig({ PUBLISH_TOKEN: 's3cret' }).publishToken).toBe('s3cret');
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, /^invalid configuration: PORT must be a number \(got "abc"\)$/],
+    [{ RTC_PORT: '70000' }, /^invalid configuration: RTC_PORT must be between 1 and 65535/],
+    [{ WORKERS: '0' }, /^invalid configuration: WORKERS must be at least 1/],
+    [{ WORKERS: '1.5' }, /^invalid configuration: WORKERS must be an integer/],
+    [{ LOG_LEVEL: 'loud' }, /^invalid configuration: LOG_LEVEL must be one of/],
+    [{ ROLE: 'edge' }, /^invalid configuration: ROLE must be "all"/],
+    [{ RTC_LISTEN_IP: 'not-an-ip' }, /^invalid configuration: RTC_LISTEN_IP/],
+    [{ RTC_PORT: '65535', WORKERS: '2' }, /^invalid configuration: RTC_PORT RTC_PORT \+ WORKERS - 1/],
+  ])('rejects %j with a one-line message naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
