@@ -17,4 +17,9 @@ export default {
   // WebRTC peers and mediasoup workers are real processes/threads: run test files one at a time
   // on this 2-core budget so timing-sensitive media tests are not starved.
   maxWorkers: 1,
+  // @roamhq/wrtc (libwebrtc in Node) keeps native threads alive after every peer is closed (an
+  // RTCAudioSource never lets the loop drain) and can crash in its static destructors when the
+  // process ends naturally (SIGSEGV at exit, status 139). Exiting explicitly avoids both. Our own
+  // resources are checked by the tests themselves (mediasoup router/transport counts, processes).
+  forceExit: true,
 };

@@ -76,6 +76,7 @@ export class MediaNode {
         worker: this.pool.leastLoaded(),
         logger: this.logger,
         connectTimeoutMs: this.config.connectTimeoutMs,
+        fanoutLingerMs: this.config.fanoutLingerMs,
       });
       const { stream } = session;
       this.#streams.set(streamName, stream);
@@ -86,7 +87,12 @@ export class MediaNode {
       this.metrics.publishers.inc();
       session.once('close', () => this.metrics.publishers.dec());
       this.logger.info(
-        { stream: streamName, session: session.id, worker: session.worker.index, kinds: stream.producers.map((p) => p.kind) },
+        {
+          stream: streamName,
+          session: session.id,
+          worker: session.worker.index,
+          kinds: stream.producers.map((p) => p.kind),
+        },
         'publish started',
       );
       return session;
@@ -112,7 +118,10 @@ export class MediaNode {
     const viewers = this.metrics.viewers.labels({ stream: streamName });
     viewers.inc();
     session.once('close', () => viewers.dec());
-    this.logger.info({ stream: streamName, session: session.id, worker: session.worker.index }, 'play started');
+    this.logger.info(
+      { stream: streamName, session: session.id, worker: session.worker.index },
+      'play started',
+    );
     return session;
   }
 

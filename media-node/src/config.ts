@@ -39,6 +39,8 @@ export const EnvSchema = z
     LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     /** How long a WHIP/WHEP session may take to complete ICE+DTLS before it is reclaimed. */
     CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+    /** How long a per-worker fan-out pipe outlives its last viewer (viewers churn). */
+    FANOUT_LINGER_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** How long SIGTERM waits for sessions to close before exiting anyway. */
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** Serve the demo page at `/`. */
@@ -63,6 +65,7 @@ export interface MediaNodeConfig {
   publishToken: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   connectTimeoutMs: number;
+  fanoutLingerMs: number;
   shutdownTimeoutMs: number;
   demoPage: boolean;
 }
@@ -93,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
     publishToken: parsed.PUBLISH_TOKEN,
     logLevel: parsed.LOG_LEVEL,
     connectTimeoutMs: parsed.CONNECT_TIMEOUT_MS,
+    fanoutLingerMs: parsed.FANOUT_LINGER_MS,
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
     demoPage: parsed.DEMO_PAGE,
   };

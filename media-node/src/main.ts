@@ -32,7 +32,9 @@ async function main(): Promise<void> {
   try {
     await app.listen({ host: config.host, port: config.httpPort });
   } catch (error) {
-    process.stderr.write(`rtccdn media-node: cannot listen on ${config.host}:${config.httpPort}: ${(error as Error).message}\n`);
+    process.stderr.write(
+      `rtccdn media-node: cannot listen on ${config.host}:${config.httpPort}: ${(error as Error).message}\n`,
+    );
     await node.close();
     process.exit(1);
   }
@@ -48,7 +50,9 @@ async function main(): Promise<void> {
   );
   if (config.demoPage) {
     const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-    process.stderr.write(`\n  rtccdn is running — open http://${shown}:${config.httpPort}/ to publish and play\n\n`);
+    process.stderr.write(
+      `\n  rtccdn is running — open http://${shown}:${config.httpPort}/ to publish and play\n\n`,
+    );
   }
 
   let stopping = false;

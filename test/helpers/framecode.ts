@@ -11,7 +11,12 @@ const BITS = 32;
 const LOW = 16;
 const HIGH = 235;
 
-export function writeCode(y: Uint8ClampedArray | Uint8Array, width: number, height: number, value: number): void {
+export function writeCode(
+  y: Uint8ClampedArray | Uint8Array,
+  width: number,
+  height: number,
+  value: number,
+): void {
   const cellW = Math.floor(width / GRID);
   const cellH = Math.floor(height / GRID);
   for (let bit = 0; bit < BITS * 2; bit++) {
@@ -26,7 +31,11 @@ export function writeCode(y: Uint8ClampedArray | Uint8Array, width: number, heig
 }
 
 /** Returns the encoded value, or undefined when the frame does not carry a consistent code. */
-export function readCode(y: Uint8ClampedArray | Uint8Array, width: number, height: number): number | undefined {
+export function readCode(
+  y: Uint8ClampedArray | Uint8Array,
+  width: number,
+  height: number,
+): number | undefined {
   const cellW = width / GRID;
   const cellH = height / GRID;
   const bits: number[] = [];
@@ -58,7 +67,7 @@ export function readCode(y: Uint8ClampedArray | Uint8Array, width: number, heigh
 
 /** Milliseconds since the epoch, truncated to 32 bits (wraps every ~49 days; fine for deltas). */
 export function nowCode(): number {
-  return Date.now() % 0x1_0000_0000 >>> 0;
+  return (Date.now() % 0x1_0000_0000) >>> 0;
 }
 
 /** Latency in ms between a decoded code and now, handling 32-bit wrap. */

@@ -7,10 +7,21 @@ export interface HttpResult {
   body: string;
 }
 
-/** Waits for non-trickle ICE: the offer then carries every host candidate. */
-async function gatheredOffer(pc: InstanceType<typeof wrtc.RTCPeerConnection>): Promise<string> {
+/**
+ * Waits for non-trickle ICE: the offer then carries every host candidate. `renumber` maps payload
+ * types (e.g. {96: 120, 120: 96}) to make libwebrtc offer another browser's numbering.
+ */
+async function gatheredOffer(
+  pc: InstanceType<typeof wrtc.RTCPeerConnection>,
+  renumber: Record<number, number> = {},
+): Promise<string> {
   const offer = await pc.createOffer();
-  await pc.setLocalDescription(offer);
+  await pc.setLocalDescription({ type: 'offer', sdp: renumberPayloadTypes(offer.sdp as string, renumber) });
+  await gathered(pc);
+  return pc.localDescription.sdp as string;
+}
+
+async function gathered(pc: InstanceType<typeof wrtc.RTCPeerConnection>): Promise<void> {
   if (pc.iceGatheringState !== 'complete') {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2000);
@@ -22,10 +33,32 @@ async function gatheredOffer(pc: InstanceType<typeof wrtc.RTCPeerConnection>): P
       };
     });
   }
-  return pc.localDescription.sdp as string;
 }
 
-export async function postSdp(url: string, sdp: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+/** Rewrites payload type numbers in m= lines, rtpmap/fmtp/rtcp-fb lines and RTX apt= values. */
+export function renumberPayloadTypes(sdp: string, map: Record<number, number>): string {
+  if (Object.keys(map).length === 0) return sdp;
+  const pt = (value: string) => String(map[Number(value)] ?? value);
+  return sdp
+    .split('\r\n')
+    .map((line) => {
+      const media = /^(m=\S+ \S+ \S+ )(.*)$/.exec(line);
+      if (media) return media[1] + media[2]!.split(' ').map(pt).join(' ');
+      const attribute = /^(a=(?:rtpmap|fmtp|rtcp-fb):)(\d+)(.*)$/.exec(line);
+      if (attribute)
+        return (
+          attribute[1] + pt(attribute[2]!) + attribute[3]!.replace(/apt=(\d+)/, (_m, apt) => `apt=${pt(apt)}`)
+        );
+      return line;
+    })
+    .join('\r\n');
+}
+
+export async function postSdp(
+  url: string,
+  sdp: string,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'Content-Type': 'application/sdp', ...headers },
@@ -53,6 +86,7 @@ export class TestPublisher {
   readonly source = new wrtc.nonstandard.RTCVideoSource();
   readonly track = this.source.createTrack();
   audioSource: InstanceType<typeof wrtc.nonstandard.RTCAudioSource> | undefined;
+  audioTrack: { stop(): void } | undefined;
   location: string | undefined;
   framesSent = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -68,6 +102,20 @@ export class TestPublisher {
   }
 
   async publish(baseUrl: string, stream: string): Promise<HttpResult> {
+    const sdp = await this.createOffer();
+    const headers: Record<string, string> = this.options.token
+      ? { Authorization: `Bearer ${this.options.token}` }
+      : {};
+    const result = await postSdp(`${baseUrl}/whip/${stream}`, sdp, headers);
+    if (result.status === 201) {
+      this.location = result.headers.get('location') ?? undefined;
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: result.body });
+    }
+    return result;
+  }
+
+  /** Adds the tracks, starts the frame pump and returns a fully gathered offer. */
+  async createOffer(): Promise<string> {
     const transceiver = this.pc.addTransceiver(this.track, { direction: 'sendonly' });
     if (this.options.videoCodecs) {
       const wanted = this.options.videoCodecs.map((codec) => codec.toLowerCase());
@@ -82,17 +130,15 @@ export class TestPublisher {
     }
     if (this.options.audio) {
       this.audioSource = new wrtc.nonstandard.RTCAudioSource();
-      this.pc.addTransceiver(this.audioSource.createTrack(), { direction: 'sendonly' });
+      this.audioTrack = this.audioSource.createTrack();
+      this.pc.addTransceiver(this.audioTrack, { direction: 'sendonly' });
     }
     this.#startFrames();
-    const sdp = await gatheredOffer(this.pc);
-    const headers: Record<string, string> = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : {};
-    const result = await postSdp(`${baseUrl}/whip/${stream}`, sdp, headers);
-    if (result.status === 201) {
-      this.location = result.headers.get('location') ?? undefined;
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: result.body });
-    }
-    return result;
+    return gatheredOffer(this.pc);
+  }
+
+  async applyAnswer(sdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
   }
 
   #startFrames(): void {
@@ -113,14 +159,23 @@ export class TestPublisher {
           samples[i] = Math.round(Math.sin(phase) * 8000);
           phase += (2 * Math.PI * 440) / 48000;
         }
-        this.audioSource.onData({ samples, sampleRate: 48000, bitsPerSample: 16, channelCount: 1, numberOfFrames: 480 });
+        this.audioSource.onData({
+          samples,
+          sampleRate: 48000,
+          bitsPerSample: 16,
+          channelCount: 1,
+          numberOfFrames: 480,
+        });
       }, 10);
     }
   }
 
   async unpublish(baseUrl: string): Promise<number> {
     if (!this.location) return 0;
-    const response = await fetch(`${baseUrl}${this.location}`, { method: 'DELETE', headers: this.#authHeaders() });
+    const response = await fetch(`${baseUrl}${this.location}`, {
+      method: 'DELETE',
+      headers: this.#authHeaders(),
+    });
     return response.status;
   }
 
@@ -150,25 +205,46 @@ export class TestViewer {
   readonly #frameWaiters: { count: number; resolve: () => void }[] = [];
   audioTracks = 0;
 
-  async play(baseUrl: string, stream: string, options: { audio?: boolean; query?: string } = {}): Promise<HttpResult> {
+  async play(
+    baseUrl: string,
+    stream: string,
+    options: { audio?: boolean; query?: string; renumber?: Record<number, number> } = {},
+  ): Promise<HttpResult> {
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     if (options.audio !== false) this.pc.addTransceiver('audio', { direction: 'recvonly' });
-    this.pc.ontrack = (event: { track: { kind: string } }) => {
-      if (event.track.kind === 'audio') {
-        this.audioTracks++;
-        return;
-      }
-      this.#sink = new wrtc.nonstandard.RTCVideoSink(event.track);
-      this.#sink.onframe = ({ frame }: { frame: { width: number; height: number; data: Uint8ClampedArray } }) =>
-        this.#onFrame(frame);
-    };
-    const sdp = await gatheredOffer(this.pc);
+    this.#attachSink();
+    const sdp = await gatheredOffer(this.pc, options.renumber);
     const result = await postSdp(`${baseUrl}/whep/${stream}${options.query ?? ''}`, sdp);
     if (result.status === 201) {
       this.location = result.headers.get('location') ?? undefined;
       await this.pc.setRemoteDescription({ type: 'answer', sdp: result.body });
     }
     return result;
+  }
+
+  /** Direct peer-to-peer (no server): answers a publisher's offer; used as the latency baseline. */
+  async answerOffer(offer: string): Promise<string> {
+    this.#attachSink();
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    await gathered(this.pc);
+    return this.pc.localDescription.sdp as string;
+  }
+
+  #attachSink(): void {
+    this.pc.ontrack = (event: { track: { kind: string } }) => {
+      if (event.track.kind === 'audio') {
+        this.audioTracks++;
+        return;
+      }
+      this.#sink = new wrtc.nonstandard.RTCVideoSink(event.track);
+      this.#sink.onframe = ({
+        frame,
+      }: {
+        frame: { width: number; height: number; data: Uint8ClampedArray };
+      }) => this.#onFrame(frame);
+    };
   }
 
   #onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void {
@@ -192,31 +268,37 @@ export class TestViewer {
   waitForFrames(count: number, timeoutMs = 15_000): Promise<void> {
     if (this.framesWithCode >= count) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const waiter = { count, resolve: () => (clearTimeout(timer), resolve()) };
+      const waiter = {
+        count,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
       const timer = setTimeout(() => {
         this.#frameWaiters.splice(this.#frameWaiters.indexOf(waiter), 1);
-        reject(new Error(`only ${this.framesWithCode}/${count} coded frames (${this.framesDecoded} decoded) in ${timeoutMs} ms`));
+        reject(
+          new Error(
+            `only ${this.framesWithCode}/${count} coded frames (${this.framesDecoded} decoded) in ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       this.#frameWaiters.push(waiter);
     });
   }
 
-  /** Resolves when the peer connection reports the server hung up (failed/closed/disconnected). */
-  waitForDisconnect(timeoutMs = 10_000): Promise<string> {
-    const ended = () => ['failed', 'closed', 'disconnected'].includes(this.pc.connectionState);
-    if (ended()) return Promise.resolve(this.pc.connectionState);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`viewer still ${this.pc.connectionState} after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      this.pc.onconnectionstatechange = () => {
-        if (ended()) {
-          clearTimeout(timer);
-          resolve(this.pc.connectionState);
-        }
-      };
-    });
+  /**
+   * Resolves when the peer connection reports the server hung up (failed/closed/disconnected).
+   * Polls: libwebrtc in Node does not always fire connectionstatechange for every transition.
+   */
+  async waitForDisconnect(timeoutMs = 15_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!['failed', 'closed', 'disconnected'].includes(this.pc.connectionState)) {
+      if (Date.now() > deadline)
+        throw new Error(`viewer still ${this.pc.connectionState} after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    return this.pc.connectionState;
   }
 
   async stop(baseUrl: string): Promise<number> {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { startNode, eventually, type RunningNode } from '../helpers/node.js';
+import { eventually, type RunningNode, startNode } from '../helpers/node.js';
 import { TestPublisher, TestViewer } from '../helpers/peers.js';
 
 describe('WHIP publish → WHEP playback (real mediasoup, real libwebrtc peers)', () => {
@@ -51,6 +51,30 @@ describe('WHIP publish → WHEP playback (real mediasoup, real libwebrtc peers)'
     expect(workersWithViewers.size).toBe(2);
   });
 
+  it('serves a viewer that numbers codecs like Firefox (VP8 120 + RTX 124, Opus 109) from a router of its own', async () => {
+    const pub = publisher({ audio: true });
+    expect((await pub.publish(running.baseUrl, 'numbering')).status).toBe(201);
+    const firefoxLike = viewer();
+    const played = await firefoxLike.play(running.baseUrl, 'numbering', {
+      renumber: { 96: 120, 120: 96, 97: 124, 124: 97, 111: 109, 109: 111 },
+    });
+    expect(played.status).toBe(201);
+    // The answer keeps the viewer's numbers, RTX included.
+    expect(played.body).toMatch(/^m=video \d+ \S+ 120 124\r$/m);
+    expect(played.body).toMatch(/^a=fmtp:124 apt=120\r$/m);
+    expect(played.body).toMatch(/^m=audio \d+ \S+ 109\r$/m);
+    expect(played.body).not.toMatch(/a=rtpmap:96 /);
+    const chromeLike = viewer();
+    const chromePlayed = await chromeLike.play(running.baseUrl, 'numbering');
+    expect(chromePlayed.status).toBe(201);
+    expect(chromePlayed.body).toMatch(/^m=video \d+ \S+ 96 97\r$/m);
+    await Promise.all([firefoxLike.waitForFrames(10), chromeLike.waitForFrames(10)]);
+    expect(firefoxLike.audioTracks).toBe(1);
+    // Default-numbered viewers share the stream's routers; the other numbering has its own.
+    const stream = running.node.streams.get('numbering')!;
+    expect(stream.fanoutRouters.filter((key) => !key.endsWith('/default'))).toHaveLength(1);
+  });
+
   it('closes viewers when the publisher DELETEs its session, and the stream is gone', async () => {
     const pub = publisher();
     expect((await pub.publish(running.baseUrl, 'live-2')).status).toBe(201);
@@ -59,7 +83,7 @@ describe('WHIP publish → WHEP playback (real mediasoup, real libwebrtc peers)'
     await v.waitForFrames(5);
 
     expect(await pub.unpublish(running.baseUrl)).toBe(200);
-    await v.waitForDisconnect(10_000);
+    await v.waitForDisconnect(15_000);
     expect(await eventually(() => running.node.sessions.size === 0, 5000)).toBe(true);
     // The viewer's session resource is gone, and new viewers get 404 until republished.
     expect(await v.stop(running.baseUrl)).toBe(404);

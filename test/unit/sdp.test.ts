@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { getSupportedRtpCapabilities, type types } from 'mediasoup';
+import type { types } from 'mediasoup';
 import * as sdpTransform from 'sdp-transform';
-import { ROUTER_MEDIA_CODECS } from '../../media-node/src/media/codecs.js';
+import { PUBLISH_CAPABILITIES } from '../../media-node/src/media/codecs.js';
 import { buildAnswer, negotiateDtlsRole } from '../../media-node/src/sdp/answer.js';
 import { parseOffer } from '../../media-node/src/sdp/offer.js';
 import { SdpError } from '../../media-node/src/sdp/SdpError.js';
@@ -14,10 +14,7 @@ const libwebrtcWhep = fixture('libwebrtc-whep-offer.sdp');
 const obsWhip = fixture('obs-h264-whip-offer.sdp');
 
 /** Router capabilities as the node's routers have them (codecs + mediasoup's header extensions). */
-const routerCaps: types.RtpCapabilities = {
-  codecs: ROUTER_MEDIA_CODECS.map((codec, index) => ({ ...codec, preferredPayloadType: 100 + index })),
-  headerExtensions: getSupportedRtpCapabilities().headerExtensions,
-};
+const routerCaps: types.RtpCapabilities = PUBLISH_CAPABILITIES;
 
 function sdpError(fn: () => unknown): SdpError {
   try {
@@ -54,7 +51,10 @@ describe('parseOffer', () => {
     ['no mid', libwebrtcWhip.replace(/a=mid:.*\r\n/g, '')],
     ['no BUNDLE', libwebrtcWhip.replace(/a=group:BUNDLE.*\r\n/g, '')],
     ['no rtcp-mux', libwebrtcWhip.replace(/a=rtcp-mux\r\n/g, '')],
-    ['a single-mid BUNDLE leaving a section out', libwebrtcWhip.replace(/a=group:BUNDLE.*\r\n/, 'a=group:BUNDLE 0\r\n')],
+    [
+      'a single-mid BUNDLE leaving a section out',
+      libwebrtcWhip.replace(/a=group:BUNDLE.*\r\n/, 'a=group:BUNDLE 0\r\n'),
+    ],
   ])('rejects an offer with %s as 400', (_label, text) => {
     expect(sdpError(() => parseOffer(text)).status).toBe(400);
   });
@@ -125,8 +125,23 @@ describe('buildAnswer', () => {
   const transport = {
     iceParameters: { usernameFragment: 'srvufrag', password: 'srvpassword', iceLite: true },
     iceCandidates: [
-      { foundation: 'udpcandidate', priority: 1076302079, address: '192.0.2.10', protocol: 'udp', port: 40000, type: 'host' },
-      { foundation: 'tcpcandidate', priority: 1076276479, address: '192.0.2.10', protocol: 'tcp', port: 40000, type: 'host', tcpType: 'passive' },
+      {
+        foundation: 'udpcandidate',
+        priority: 1076302079,
+        address: '192.0.2.10',
+        protocol: 'udp',
+        port: 40000,
+        type: 'host',
+      },
+      {
+        foundation: 'tcpcandidate',
+        priority: 1076276479,
+        address: '192.0.2.10',
+        protocol: 'tcp',
+        port: 40000,
+        type: 'host',
+        tcpType: 'passive',
+      },
     ] as types.IceCandidate[],
     dtlsParameters: {
       role: 'auto',
@@ -145,7 +160,10 @@ describe('buildAnswer', () => {
       ...transport,
       setup: negotiateDtlsRole(offer.setup).localSetup,
       sections: [
-        { media: video!, accepted: { direction: 'recvonly', rtpParameters: producerRtpParameters(video!, routerCaps)! } },
+        {
+          media: video!,
+          accepted: { direction: 'recvonly', rtpParameters: producerRtpParameters(video!, routerCaps)! },
+        },
         { media: audio! },
       ],
     });
@@ -155,7 +173,13 @@ describe('buildAnswer', () => {
     expect(answer.fingerprint).toEqual({ type: 'sha-256', hash: '11:22:33' });
     expect(answer.groups?.map((group) => [group.type, String(group.mids)])).toEqual([['BUNDLE', '0']]);
     const [answeredVideo, answeredAudio] = answer.media;
-    expect(answeredVideo).toMatchObject({ mid: 0, direction: 'recvonly', setup: 'passive', port: 9, iceUfrag: 'srvufrag' });
+    expect(answeredVideo).toMatchObject({
+      mid: 0,
+      direction: 'recvonly',
+      setup: 'passive',
+      port: 9,
+      iceUfrag: 'srvufrag',
+    });
     expect(answeredVideo!.payloads).toBe('96 97');
     expect(answeredVideo!.candidates).toEqual([
       expect.objectContaining({ transport: 'udp', ip: '192.0.2.10', port: 40000, type: 'host' }),
@@ -168,7 +192,12 @@ describe('buildAnswer', () => {
     const offer = parseOffer(libwebrtcWhep);
     const rtpParameters: types.RtpParameters = {
       codecs: [
-        { mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, rtcpFeedback: [{ type: 'nack', parameter: 'pli' }] },
+        {
+          mimeType: 'video/VP8',
+          payloadType: 96,
+          clockRate: 90000,
+          rtcpFeedback: [{ type: 'nack', parameter: 'pli' }],
+        },
         { mimeType: 'video/rtx', payloadType: 97, clockRate: 90000, parameters: { apt: 96 } },
       ],
       encodings: [{ ssrc: 1111, rtx: { ssrc: 2222 } }],
@@ -180,7 +209,10 @@ describe('buildAnswer', () => {
         ...transport,
         setup: 'passive',
         sections: [
-          { media: offer.media[0]!, accepted: { direction: 'sendonly', rtpParameters, sender: { streamId: 's', trackId: 't' } } },
+          {
+            media: offer.media[0]!,
+            accepted: { direction: 'sendonly', rtpParameters, sender: { streamId: 's', trackId: 't' } },
+          },
           { media: offer.media[1]! },
         ],
       }),

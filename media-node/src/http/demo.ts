@@ -9,13 +9,18 @@ const FILES: Record<string, string> = {
   '/demo/whip-whep.js': 'whip-whep.js',
   '/demo/clock.js': 'clock.js',
 };
-const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8' };
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+};
 
 /** The demo page: publish a camera or synthetic clock via WHIP, play any stream via WHEP. */
 export function registerDemoRoutes(app: FastifyInstance): void {
   for (const [route, file] of Object.entries(FILES)) {
     const body = readFileSync(new URL(file, `file://${DEMO_DIR}`));
     const type = TYPES[file.split('.').pop() ?? ''] ?? 'application/octet-stream';
-    app.get(route, async (_request, reply) => reply.header('Content-Type', type).header('Cache-Control', 'no-cache').send(body));
+    app.get(route, async (_request, reply) =>
+      reply.header('Content-Type', type).header('Cache-Control', 'no-cache').send(body),
+    );
   }
 }

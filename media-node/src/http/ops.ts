@@ -11,13 +11,16 @@ export function registerOpsRoutes(app: FastifyInstance, node: MediaNode): void {
   });
 
   app.get('/metrics', async (_request, reply) => {
-    return reply.header('Content-Type', node.metrics.registry.contentType).send(await node.metrics.registry.metrics());
+    return reply
+      .header('Content-Type', node.metrics.registry.contentType)
+      .send(await node.metrics.registry.metrics());
   });
 
   app.get('/api/v1/streams', async () => {
     const viewers = new Map<string, number>();
     for (const session of node.sessions.values()) {
-      if (session.protocol === 'whep') viewers.set(session.streamName, (viewers.get(session.streamName) ?? 0) + 1);
+      if (session.protocol === 'whep')
+        viewers.set(session.streamName, (viewers.get(session.streamName) ?? 0) + 1);
     }
     return {
       streams: [...node.streams.values()].map((stream) => ({

@@ -1,5 +1,10 @@
 import cors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
 import { HttpError } from '../errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import { SdpError } from '../sdp/SdpError.js';
@@ -14,8 +19,11 @@ export const MAX_SDP_BYTES = 64 * 1024;
 export async function createHttpServer(node: MediaNode): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: node.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Requests are logged once, by the onResponse hook below, with the fields we want.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_SDP_BYTES,
+    // Long stream names must reach the name check (a 400 with the rule), not fastify's 414.
+    routerOptions: { maxParamLength: 1024 },
     // Keep-alive connections must not hold SIGTERM hostage.
     forceCloseConnections: true,
     return503OnClosing: true,
@@ -26,13 +34,24 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     origin: '*',
     methods: ['GET', 'POST', 'DELETE', 'PATCH', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'If-Match'],
-    exposedHeaders: ['Location', 'ETag', 'Link', 'Accept-Post', 'Accept-Patch', 'Retry-After', 'WWW-Authenticate'],
+    exposedHeaders: [
+      'Location',
+      'ETag',
+      'Link',
+      'Accept-Post',
+      'Accept-Patch',
+      'Retry-After',
+      'WWW-Authenticate',
+    ],
     maxAge: 86400,
     // WHIP/WHEP define OPTIONS themselves (Accept-Post); let the routes answer after CORS headers.
     preflightContinue: true,
   });
 
-  app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
+  // Any body is read as text and the route decides: WHIP/WHEP answer a wrong Content-Type
+  // with 415, trickle-ICE PATCHes with 405 (a parser error would pre-empt both).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
     done(null, body),
   );
 
@@ -42,7 +61,12 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     node.metrics.requests.inc({ protocol, method: request.method, status: String(reply.statusCode) });
     const level = reply.statusCode >= 500 ? 'error' : 'info';
     request.log[level](
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
       `${request.method} ${request.url} ${reply.statusCode}`,
     );
   });

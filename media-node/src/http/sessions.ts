@@ -24,11 +24,21 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
     app.post<{ Params: { stream: string } }>(`/${protocol}/:stream`, async (request, reply) => {
       const streamName = parseStreamName(request.params.stream);
       authorize(request);
+      const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+      if (mediaType !== 'application/sdp') {
+        throw new HttpError(
+          415,
+          `unsupported Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')}; use application/sdp`,
+          { 'Accept-Post': 'application/sdp' },
+        );
+      }
       if (typeof request.body !== 'string' || request.body.length === 0) {
         throw new HttpError(400, 'request body must be an SDP offer (Content-Type: application/sdp)');
       }
       const session =
-        protocol === 'whip' ? await node.publish(streamName, request.body) : await node.play(streamName, request.body);
+        protocol === 'whip'
+          ? await node.publish(streamName, request.body)
+          : await node.play(streamName, request.body);
       return reply
         .code(201)
         .header('Content-Type', 'application/sdp')
@@ -44,7 +54,10 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
         authorize(request);
         const sessionId = SessionIdSchema.safeParse(request.params.session);
         if (!sessionId.success || !node.endSession(protocol, streamName, sessionId.data)) {
-          throw new HttpError(404, `no ${protocol.toUpperCase()} session ${request.params.session} on stream "${streamName}"`);
+          throw new HttpError(
+            404,
+            `no ${protocol.toUpperCase()} session ${request.params.session} on stream "${streamName}"`,
+          );
         }
         return reply.code(200).send();
       },
@@ -53,10 +66,11 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
     // Trickle ICE and ICE restarts are not supported: the node is ICE-lite with all candidates
     // in the answer, so clients never need to PATCH. RFC 9725 asks for 405 here.
     app.patch(`/${protocol}/:stream/:session`, async (_request, reply: FastifyReply) => {
-      return reply
-        .code(405)
-        .header('Allow', 'DELETE')
-        .send({ statusCode: 405, error: 'Method Not Allowed', message: 'trickle ICE and ICE restarts are not supported' });
+      return reply.code(405).header('Allow', 'DELETE').send({
+        statusCode: 405,
+        error: 'Method Not Allowed',
+        message: 'trickle ICE and ICE restarts are not supported',
+      });
     });
   }
 }

@@ -1,5 +1,5 @@
-import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
+import * as mediasoup from 'mediasoup';
 import type { Logger } from '../logger.js';
 import { TypedEmitter } from '../TypedEmitter.js';
 
@@ -31,7 +31,12 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
   sessionCount = 0;
   #closed = false;
 
-  private constructor(index: number, rtcPort: number, worker: types.Worker, webRtcServer: types.WebRtcServer) {
+  private constructor(
+    index: number,
+    rtcPort: number,
+    worker: types.Worker,
+    webRtcServer: types.WebRtcServer,
+  ) {
     super();
     this.index = index;
     this.rtcPort = rtcPort;
@@ -46,7 +51,11 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
     });
     let webRtcServer: types.WebRtcServer;
     try {
-      const listen = { ip: options.listenIp, announcedAddress: options.announcedAddress, port: options.rtcPort };
+      const listen = {
+        ip: options.listenIp,
+        announcedAddress: options.announcedAddress,
+        port: options.rtcPort,
+      };
       webRtcServer = await worker.createWebRtcServer({
         listenInfos: [
           { ...listen, protocol: 'udp' },

@@ -1,10 +1,10 @@
 import type { types } from 'mediasoup';
 import type { Logger } from '../logger.js';
-import { buildAnswer, negotiateDtlsRole, type AnswerSection } from '../sdp/answer.js';
+import { type AnswerSection, buildAnswer, negotiateDtlsRole } from '../sdp/answer.js';
 import type { ParsedOffer } from '../sdp/offer.js';
 import { SdpError } from '../sdp/SdpError.js';
 import { producerRtpParameters } from '../sdp/translate.js';
-import { SUPPORTED_CODECS_TEXT } from './codecs.js';
+import { defaultNumbering, PUBLISH_CAPABILITIES, SUPPORTED_CODECS_TEXT } from './codecs.js';
 import type { MediaWorker } from './MediaWorker.js';
 import { Session } from './Session.js';
 import { Stream } from './Stream.js';
@@ -15,6 +15,7 @@ export interface PublishOptions {
   worker: MediaWorker;
   logger: Logger;
   connectTimeoutMs: number;
+  fanoutLingerMs: number;
 }
 
 /** A WHIP publisher: owns the Stream it feeds; ending the publish ends the stream. */
@@ -39,7 +40,7 @@ export class PublisherSession extends Session {
 
   /** Negotiates the offer into a live stream. On any failure nothing is left behind. */
   static async create(options: PublishOptions): Promise<PublisherSession> {
-    const { streamName, offer, worker, logger, connectTimeoutMs } = options;
+    const { streamName, offer, worker, logger, connectTimeoutMs, fanoutLingerMs } = options;
     const sendable = offer.media.filter(
       (media) =>
         (media.type === 'audio' || media.type === 'video') &&
@@ -50,25 +51,27 @@ export class PublisherSession extends Session {
       throw new SdpError('WHIP offer has no sendonly/sendrecv audio or video section', 400);
     }
 
-    const stream = await Stream.create(streamName, worker, logger);
-    try {
-      const sections: AnswerSection[] = [];
-      const accepted: { kind: types.MediaKind; rtpParameters: types.RtpParameters }[] = [];
-      for (const media of offer.media) {
-        const rtpParameters = sendable.includes(media)
-          ? producerRtpParameters(media, stream.origin.router.rtpCapabilities)
-          : undefined;
-        if (!rtpParameters) {
-          sections.push({ media });
-          continue;
-        }
-        accepted.push({ kind: media.type as types.MediaKind, rtpParameters });
-        sections.push({ media, accepted: { direction: 'recvonly', rtpParameters } });
+    // Choose codecs before the router exists: the router is numbered for exactly these.
+    const sections: AnswerSection[] = [];
+    const accepted: { kind: types.MediaKind; rtpParameters: types.RtpParameters }[] = [];
+    for (const media of offer.media) {
+      const rtpParameters = sendable.includes(media)
+        ? producerRtpParameters(media, PUBLISH_CAPABILITIES)
+        : undefined;
+      if (!rtpParameters) {
+        sections.push({ media });
+        continue;
       }
-      if (accepted.length === 0) {
-        throw new SdpError(`no supported codec in the offer; supported: ${SUPPORTED_CODECS_TEXT}`, 422);
-      }
+      accepted.push({ kind: media.type as types.MediaKind, rtpParameters });
+      sections.push({ media, accepted: { direction: 'recvonly', rtpParameters } });
+    }
+    if (accepted.length === 0) {
+      throw new SdpError(`no supported codec in the offer; supported: ${SUPPORTED_CODECS_TEXT}`, 422);
+    }
+    const numbering = accepted.map(({ rtpParameters }) => defaultNumbering(rtpParameters.codecs[0]!));
 
+    const stream = await Stream.create(streamName, worker, numbering, logger, fanoutLingerMs);
+    try {
       const transport = await Session.createTransport(stream.origin.router, worker);
       const { localSetup, remoteRole } = negotiateDtlsRole(offer.setup);
       await transport.connect({ dtlsParameters: { role: remoteRole, fingerprints: [offer.fingerprint] } });
@@ -97,7 +100,8 @@ export class PublisherSession extends Session {
       stream.close('publish failed');
       if (error instanceof SdpError) throw error;
       // mediasoup rejects RTP parameters it cannot use (e.g. inconsistent SSRCs) with a TypeError.
-      if (error instanceof TypeError) throw new SdpError(`offer rejected by the media engine: ${error.message}`, 400);
+      if (error instanceof TypeError)
+        throw new SdpError(`offer rejected by the media engine: ${error.message}`, 400);
       throw error;
     }
   }

@@ -1,11 +1,13 @@
 import type { types } from 'mediasoup';
 import type { Logger } from '../logger.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { ROUTER_MEDIA_CODECS } from './codecs.js';
 import type { MediaWorker } from './MediaWorker.js';
+import { DEFAULT_PLAN_KEY, type PlannedCodec, routerMediaCodecs, type ViewerPlan } from './payloadTypes.js';
 
-/** The producers a viewer on one worker consumes from: the originals or their pipe copies. */
+/** A router of the stream and the producers a viewer consumes from on it. */
 export interface StreamRouter {
+  /** `<worker index>/<plan key>`: what release() takes back. */
+  key: string;
   worker: MediaWorker;
   router: types.Router;
   producers: types.Producer[];
@@ -15,30 +17,68 @@ export type StreamEvents = {
   close: [reason: string];
 };
 
+interface FanoutEntry {
+  worker: MediaWorker;
+  pending: Promise<StreamRouter>;
+  viewers: number;
+  lingerTimer?: NodeJS.Timeout;
+}
+
 /**
- * A live stream: the publisher's router (on the publisher's worker) and one fan-out router per
- * other worker that has viewers, fed through pipeToRouter. Viewers of one stream thereby
- * spread over all cores instead of piling onto the publisher's.
+ * A live stream: the publisher's (origin) router plus fan-out routers fed through
+ * pipeToRouter, one per (worker, payload-type numbering) that has viewers. Viewers of one
+ * stream thereby spread over all cores, and a viewer that numbers codecs differently from
+ * the default gets a router that speaks its numbering (see payloadTypes.ts).
  */
 export class Stream extends TypedEmitter<StreamEvents> {
   readonly name: string;
   readonly origin: StreamRouter;
-  readonly #fanout = new Map<MediaWorker, Promise<StreamRouter>>();
+  /** The numbering of the origin router, reused by every default fan-out router. */
+  readonly #defaultCodecs: PlannedCodec[];
+  readonly #fanout = new Map<string, FanoutEntry>();
+  readonly #fanoutLingerMs: number;
   readonly #logger: Logger;
+  #originViewers = 0;
   #closed = false;
 
-  private constructor(name: string, origin: StreamRouter, logger: Logger) {
+  private constructor(
+    name: string,
+    origin: StreamRouter,
+    defaultCodecs: PlannedCodec[],
+    logger: Logger,
+    fanoutLingerMs: number,
+  ) {
     super();
     this.name = name;
     this.origin = origin;
+    this.#defaultCodecs = defaultCodecs;
+    this.#fanoutLingerMs = fanoutLingerMs;
     this.#logger = logger;
     origin.router.observer.once('close', () => this.close('origin router closed'));
   }
 
-  /** Creates the stream's origin router on `worker`; producers are added by the publisher. */
-  static async create(name: string, worker: MediaWorker, logger: Logger): Promise<Stream> {
-    const router = await worker.worker.createRouter({ mediaCodecs: ROUTER_MEDIA_CODECS, appData: { stream: name } });
-    return new Stream(name, { worker, router, producers: [] }, logger.child({ stream: name }));
+  /**
+   * Creates the stream's origin router on `worker`, numbering `codecs` as planned; the
+   * publisher adds the producers.
+   */
+  static async create(
+    name: string,
+    worker: MediaWorker,
+    codecs: PlannedCodec[],
+    logger: Logger,
+    fanoutLingerMs: number,
+  ): Promise<Stream> {
+    const router = await worker.worker.createRouter({
+      mediaCodecs: routerMediaCodecs(codecs),
+      appData: { stream: name },
+    });
+    return new Stream(
+      name,
+      { key: `${worker.index}/${DEFAULT_PLAN_KEY}`, worker, router, producers: [] },
+      codecs,
+      logger.child({ stream: name }),
+      fanoutLingerMs,
+    );
   }
 
   get closed(): boolean {
@@ -53,23 +93,74 @@ export class Stream extends TypedEmitter<StreamEvents> {
     this.origin.producers.push(producer);
   }
 
-  /** The router (and producers) viewers placed on `worker` attach to. */
-  routerFor(worker: MediaWorker): Promise<StreamRouter> {
+  /**
+   * The router (and producers) for a viewer on `worker` numbering codecs as `plan` says.
+   * The caller holds a reference until it calls release(key), which lets idle fan-out
+   * routers go. On rejection no reference is held.
+   */
+  acquire(worker: MediaWorker, plan: Pick<ViewerPlan, 'key' | 'planned'>): Promise<StreamRouter> {
     if (this.#closed) return Promise.reject(new Error(`stream ${this.name} is closed`));
-    if (worker === this.origin.worker) return Promise.resolve(this.origin);
-    let pending = this.#fanout.get(worker);
-    if (!pending) {
-      pending = this.#createFanout(worker);
-      this.#fanout.set(worker, pending);
-      pending.catch(() => this.#fanout.delete(worker));
+    if (plan.key === DEFAULT_PLAN_KEY && worker === this.origin.worker) {
+      this.#originViewers++;
+      return Promise.resolve(this.origin);
     }
-    return pending;
+    const key = `${worker.index}/${plan.key}`;
+    let entry = this.#fanout.get(key);
+    if (!entry) {
+      const codecs = plan.key === DEFAULT_PLAN_KEY ? this.#defaultCodecs : plan.planned;
+      const pending = this.#createFanout(key, worker, codecs);
+      const created: FanoutEntry = { worker, pending, viewers: 0 };
+      entry = created;
+      this.#fanout.set(key, created);
+      pending.catch(() => {
+        if (this.#fanout.get(key) === created) this.#fanout.delete(key);
+      });
+    }
+    clearTimeout(entry.lingerTimer);
+    entry.lingerTimer = undefined;
+    entry.viewers++;
+    const held = entry;
+    return entry.pending.catch((error: Error) => {
+      held.viewers--;
+      throw error;
+    });
   }
 
-  async #createFanout(worker: MediaWorker): Promise<StreamRouter> {
+  release(key: string): void {
+    if (key === this.origin.key) {
+      this.#originViewers = Math.max(0, this.#originViewers - 1);
+      return;
+    }
+    const entry = this.#fanout.get(key);
+    if (!entry) return;
+    entry.viewers = Math.max(0, entry.viewers - 1);
+    if (entry.viewers > 0 || this.#closed) return;
+    // Keep the pipe a little: viewers churn, and re-piping costs a key frame wait.
+    entry.lingerTimer = setTimeout(() => {
+      if (this.#fanout.get(key) !== entry || entry.viewers > 0) return;
+      this.#fanout.delete(key);
+      entry.pending.then((fanout) => fanout.router.close()).catch(() => undefined);
+      this.#logger.debug({ router: key }, 'idle fan-out router closed');
+    }, this.#fanoutLingerMs);
+    entry.lingerTimer.unref();
+  }
+
+  /** Keys of the fan-out routers currently open (for tests and introspection). */
+  get fanoutRouters(): string[] {
+    return [...this.#fanout.keys()];
+  }
+
+  /** Viewers attached to each router, origin included (for introspection). */
+  get viewerCounts(): Record<string, number> {
+    const counts: Record<string, number> = { [this.origin.key]: this.#originViewers };
+    for (const [key, entry] of this.#fanout) counts[key] = entry.viewers;
+    return counts;
+  }
+
+  async #createFanout(key: string, worker: MediaWorker, codecs: PlannedCodec[]): Promise<StreamRouter> {
     const router = await worker.worker.createRouter({
-      mediaCodecs: ROUTER_MEDIA_CODECS,
-      appData: { stream: this.name, fanout: true },
+      mediaCodecs: routerMediaCodecs(codecs),
+      appData: { stream: this.name, fanout: key },
     });
     try {
       const producers: types.Producer[] = [];
@@ -80,9 +171,15 @@ export class Stream extends TypedEmitter<StreamEvents> {
       }
       if (this.#closed) throw new Error(`stream ${this.name} closed while piping`);
       // A fan-out worker that dies takes its router along; the next viewer re-creates it.
-      router.observer.once('close', () => this.#fanout.delete(worker));
-      this.#logger.debug({ worker: worker.index }, 'fan-out router created');
-      return { worker, router, producers };
+      router.observer.once('close', () => {
+        const entry = this.#fanout.get(key);
+        if (entry && entry.worker === worker) {
+          clearTimeout(entry.lingerTimer);
+          this.#fanout.delete(key);
+        }
+      });
+      this.#logger.debug({ router: key }, 'fan-out router created');
+      return { key, worker, router, producers };
     } catch (error) {
       router.close();
       throw error;
@@ -93,8 +190,9 @@ export class Stream extends TypedEmitter<StreamEvents> {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const pending of this.#fanout.values()) {
-      pending.then((fanout) => fanout.router.close()).catch(() => undefined);
+    for (const entry of this.#fanout.values()) {
+      clearTimeout(entry.lingerTimer);
+      entry.pending.then((fanout) => fanout.router.close()).catch(() => undefined);
     }
     this.#fanout.clear();
     this.origin.router.close();

@@ -1,10 +1,11 @@
 import type { types } from 'mediasoup';
 import type { Logger } from '../logger.js';
-import { buildAnswer, negotiateDtlsRole, type AnswerSection } from '../sdp/answer.js';
+import { type AnswerSection, buildAnswer, negotiateDtlsRole } from '../sdp/answer.js';
 import type { ParsedOffer } from '../sdp/offer.js';
 import { SdpError } from '../sdp/SdpError.js';
 import { viewerRtpCapabilities } from '../sdp/translate.js';
 import type { MediaWorker } from './MediaWorker.js';
+import { planViewer, rtxPayloadTypeOf } from './payloadTypes.js';
 import { Session } from './Session.js';
 import type { Stream } from './Stream.js';
 
@@ -26,12 +27,15 @@ export class ViewerSession extends Session {
   readonly stream: Stream;
   readonly answer: string;
   readonly consumers: types.Consumer[];
+  /** The stream router this viewer consumes from (released on close). */
+  readonly routerKey: string;
 
   private constructor(
     stream: Stream,
     worker: MediaWorker,
     transport: types.WebRtcTransport,
     consumers: types.Consumer[],
+    routerKey: string,
     answer: string,
     logger: Logger,
     connectTimeoutMs: number,
@@ -39,6 +43,7 @@ export class ViewerSession extends Session {
     super(stream.name, worker, transport, logger, connectTimeoutMs);
     this.stream = stream;
     this.consumers = consumers;
+    this.routerKey = routerKey;
     this.answer = answer;
     for (const consumer of consumers) {
       consumer.once('producerclose', () => this.close('stream-ended'));
@@ -50,10 +55,15 @@ export class ViewerSession extends Session {
           .resume()
           .then(() => (consumer.kind === 'video' ? consumer.requestKeyFrame() : undefined))
           .catch((error: Error) => {
-            if (!consumer.closed) this.logger.warn({ err: error, session: this.id }, 'consumer resume failed');
+            if (!consumer.closed)
+              this.logger.warn({ err: error, session: this.id }, 'consumer resume failed');
           });
       }
     });
+  }
+
+  protected override onClose(): void {
+    this.stream.release(this.routerKey);
   }
 
   static async create(options: PlayOptions): Promise<ViewerSession> {
@@ -68,34 +78,40 @@ export class ViewerSession extends Session {
       throw new SdpError('WHEP offer has no recvonly/sendrecv audio or video section', 400);
     }
 
-    const { router, producers } = await stream.routerFor(worker);
-    const transport = await Session.createTransport(router, worker);
+    const plan = planViewer(receivable, stream.producers, stream.origin.router.rtpCapabilities);
+    const streamRouter = await stream.acquire(worker, plan);
+    const { router } = streamRouter;
+    let transport: types.WebRtcTransport;
+    try {
+      transport = await Session.createTransport(router, worker);
+    } catch (error) {
+      stream.release(streamRouter.key);
+      throw error;
+    }
     try {
       const { localSetup, remoteRole } = negotiateDtlsRole(offer.setup);
       await transport.connect({ dtlsParameters: { role: remoteRole, fingerprints: [offer.fingerprint] } });
       const sections: AnswerSection[] = [];
       const consumers: types.Consumer[] = [];
-      const used = new Set<types.Producer>();
       for (const media of offer.media) {
-        const rtpCapabilities = viewerRtpCapabilities(media);
-        const producer = receivable.includes(media)
-          ? producers.find(
-              (candidate) =>
-                candidate.kind === media.type &&
-                !used.has(candidate) &&
-                router.canConsume({ producerId: candidate.id, rtpCapabilities }),
-            )
-          : undefined;
-        if (!producer) {
+        const track = plan.tracks.find((candidate) => candidate.media === media);
+        // The fan-out router's copy of the producer sits at the same index as the original.
+        const producer = track && streamRouter.producers[stream.producers.indexOf(track.producer)];
+        if (!track || !producer) {
           sections.push({ media });
           continue;
         }
-        used.add(producer);
+        // RTX only where the router's RTX payload type is the viewer's (see payloadTypes.ts);
+        // otherwise the viewer would take retransmissions for another codec.
+        const enableRtx =
+          track.rtxPayloadType !== undefined &&
+          rtxPayloadTypeOf(router.rtpCapabilities, track.payloadType) === track.rtxPayloadType;
         const consumer = await transport.consume({
           producerId: producer.id,
-          rtpCapabilities,
+          rtpCapabilities: viewerRtpCapabilities(media),
           paused: true,
           mid: media.mid,
+          enableRtx,
         });
         consumers.push(consumer);
         sections.push({
@@ -106,10 +122,6 @@ export class ViewerSession extends Session {
             sender: { streamId: stream.name, trackId: `${media.type}-${consumer.id.slice(0, 8)}` },
           },
         });
-      }
-      if (consumers.length === 0) {
-        const offered = producers.map((producer) => producer.rtpParameters.codecs[0]?.mimeType).join(', ');
-        throw new SdpError(`the offer accepts none of the stream's codecs (stream sends ${offered})`, 422);
       }
       const answer = buildAnswer({
         offer,
@@ -124,13 +136,16 @@ export class ViewerSession extends Session {
         worker,
         transport,
         consumers,
+        streamRouter.key,
         answer,
         logger.child({ stream: stream.name, protocol: 'whep' }),
         connectTimeoutMs,
       );
     } catch (error) {
       transport.close();
-      if (error instanceof TypeError) throw new SdpError(`offer rejected by the media engine: ${error.message}`, 400);
+      stream.release(streamRouter.key);
+      if (error instanceof TypeError)
+        throw new SdpError(`offer rejected by the media engine: ${error.message}`, 400);
       throw error;
     }
   }

@@ -88,7 +88,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         return;
       } catch (error) {
         const delayMs = Math.min(5000, 100 * 2 ** attempt);
-        logger.error({ worker: dead.index, attempt, err: error, retryInMs: delayMs }, 'worker restart failed');
+        logger.error(
+          { worker: dead.index, attempt, err: error, retryInMs: delayMs },
+          'worker restart failed',
+        );
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }

@@ -1,6 +1,6 @@
-import * as sdpTransform from 'sdp-transform';
-import type { MediaDescription, SessionDescription } from 'sdp-transform';
 import type { types } from 'mediasoup';
+import type { MediaDescription, SessionDescription } from 'sdp-transform';
+import * as sdpTransform from 'sdp-transform';
 import type { Direction, OfferMedia, ParsedOffer } from './offer.js';
 
 /** One m-section of the answer: either accepted with the RTP parameters in use, or rejected. */

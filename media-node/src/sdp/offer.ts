@@ -1,6 +1,6 @@
-import * as sdpTransform from 'sdp-transform';
-import type { MediaAttributes, MediaDescription, SessionDescription } from 'sdp-transform';
 import type { types } from 'mediasoup';
+import type { MediaAttributes, MediaDescription, SessionDescription } from 'sdp-transform';
+import * as sdpTransform from 'sdp-transform';
 import { SdpError } from './SdpError.js';
 
 const FINGERPRINT_ALGORITHMS = ['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'] as const;
@@ -101,7 +101,9 @@ export function parseOffer(text: string): ParsedOffer {
 function parseMedia(section: MediaDescription, index: number, session: SessionDescription): OfferMedia {
   const mid = section.mid === undefined ? undefined : String(section.mid);
   if (mid === undefined || mid === '') throw new SdpError(`media section ${index} lacks a=mid`, 400);
-  const direction = (section.direction ?? (session as { direction?: Direction }).direction ?? 'sendrecv') as Direction;
+  const direction = (section.direction ??
+    (session as { direction?: Direction }).direction ??
+    'sendrecv') as Direction;
   if (!section.rtcpMux && section.port !== 0 && (section.type === 'audio' || section.type === 'video')) {
     throw new SdpError(`media section "${mid}" lacks a=rtcp-mux (required)`, 400);
   }
@@ -109,7 +111,9 @@ function parseMedia(section: MediaDescription, index: number, session: SessionDe
   const codecs: OfferCodec[] = [];
   for (const rtp of section.rtp ?? []) {
     const fmtp = section.fmtp?.find((entry) => entry.payload === rtp.payload);
-    const parameters = fmtp ? normalizeParameters(sdpTransform.parseParams(fmtp.config) as Record<string, string | number>) : {};
+    const parameters = fmtp
+      ? normalizeParameters(sdpTransform.parseParams(fmtp.config) as Record<string, string | number>)
+      : {};
     const rtcpFeedback = (section.rtcpFb ?? [])
       .filter((fb) => String(fb.payload) === String(rtp.payload) || fb.payload === '*')
       .map((fb) => ({ type: fb.type, parameter: fb.subtype ?? '' }));

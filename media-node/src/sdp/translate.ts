@@ -1,6 +1,6 @@
 import { isSameProfile } from 'h264-profile-level-id';
 import type { types } from 'mediasoup';
-import type { OfferCodec, OfferMedia } from './offer.js';
+import type { OfferMedia } from './offer.js';
 
 /**
  * Translation between SDP m-sections and mediasoup's ORTC-style RTP parameters. The client is
@@ -19,7 +19,7 @@ function packetizationMode(parameters: Record<string, unknown> | undefined): num
 
 /** Same codec for media purposes: name, clock rate, channels; for H.264 also mode and profile. */
 export function codecMatches(
-  offered: Pick<OfferCodec, 'mimeType' | 'clockRate' | 'channels' | 'parameters'>,
+  offered: Pick<types.RtpCodecCapability, 'mimeType' | 'clockRate' | 'channels' | 'parameters'>,
   capability: Pick<types.RtpCodecCapability, 'mimeType' | 'clockRate' | 'channels' | 'parameters'>,
 ): boolean {
   const mime = offered.mimeType.toLowerCase();
@@ -43,7 +43,9 @@ export function producerRtpParameters(
   routerCapabilities: types.RtpCapabilities,
 ): types.RtpParameters | undefined {
   const kind = media.type as types.MediaKind;
-  const routerCodecs = (routerCapabilities.codecs ?? []).filter((codec) => codec.kind === kind && !isRtx(codec));
+  const routerCodecs = (routerCapabilities.codecs ?? []).filter(
+    (codec) => codec.kind === kind && !isRtx(codec),
+  );
   const chosen = media.codecs.find(
     (codec) => !isRtx(codec) && routerCodecs.some((capability) => codecMatches(codec, capability)),
   );
@@ -58,7 +60,9 @@ export function producerRtpParameters(
       clockRate: chosen.clockRate,
       ...(chosen.channels !== undefined && kind === 'audio' ? { channels: chosen.channels } : {}),
       parameters: chosen.parameters,
-      rtcpFeedback: chosen.rtcpFeedback.filter((fb) => SUPPORTED_FEEDBACK.has(`${fb.type} ${fb.parameter}`.trim())),
+      rtcpFeedback: chosen.rtcpFeedback.filter((fb) =>
+        SUPPORTED_FEEDBACK.has(`${fb.type} ${fb.parameter}`.trim()),
+      ),
     },
   ];
   if (rtx) {

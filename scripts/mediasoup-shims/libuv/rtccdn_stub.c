@@ -1,0 +1,3 @@
+/* rtccdn: the libuv shim's stand-in static library needs one source file;
+ * it defines no symbols. */
+typedef int rtccdn_libuv_shim_stub_t;

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs everything rtccdn needs on a fresh Debian 12 machine, idempotently and fast when
+# nothing changed (it runs before every `npm start` and `npm test`).
+#
+#   scripts/setup.sh            everything (runtime + tests + benchmarks)
+#   scripts/setup.sh --runtime  what `npm start` needs: npm packages + the mediasoup worker
+#   scripts/setup.sh --test     runtime + test tools (Chromium for the browser end-to-end test)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+MODE="${1:---all}"
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+case "$MODE" in
+  --runtime | --test | --all) ;;
+  *) die "unknown option $MODE (use --runtime, --test or nothing)" ;;
+esac
+
+# --- Node.js ---------------------------------------------------------------------------------
+command -v node >/dev/null || die "Node.js >= 20 is required (not found on PATH)"
+NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$NODE_MAJOR" -ge 20 ] || die "Node.js >= 20 is required (found $(node --version))"
+
+# --- Debian packages -------------------------------------------------------------------------
+APT_PACKAGES=()
+if [ "$MODE" != "--runtime" ]; then
+  # Chromium drives the demo page end-to-end test; fonts make its screenshots legible.
+  APT_PACKAGES+=(chromium fonts-dejavu-core)
+fi
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  command -v apt-get >/dev/null || die "missing Debian packages ${missing[*]} and no apt-get to install them"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- npm packages ----------------------------------------------------------------------------
+# Re-install only when the lockfile changed since the last install (stamp inside node_modules).
+LOCK_HASH="$(sha256sum package-lock.json | cut -c1-16)"
+STAMP="node_modules/.rtccdn-lock-$LOCK_HASH"
+if [ ! -f "$STAMP" ]; then
+  log "installing npm packages (npm ci)"
+  # mediasoup's own postinstall would try to download a prebuilt worker from GitHub: npm 11
+  # skips it (package.json allowScripts), and on npm 10 this variable makes it a no-op.
+  MEDIASOUP_WORKER_BIN="${MEDIASOUP_WORKER_BIN:-/nonexistent/mediasoup-worker}" npm ci --no-audit --no-fund --loglevel=error
+  rm -f node_modules/.rtccdn-lock-*
+  touch "$STAMP"
+fi
+
+# --- mediasoup worker (built offline against Debian libraries, cached) -----------------------
+bash scripts/build-mediasoup-worker.sh

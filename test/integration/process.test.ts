@@ -1,0 +1,50 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from '@jest/globals';
+import { spawnNode } from '../helpers/node-process.js';
+import { TestPublisher, TestViewer } from '../helpers/peers.js';
+
+const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.url));
+
+describe('media node process', () => {
+  it.each([
+    ['RTC_PORT', 'abc'],
+    ['WORKERS', '-1'],
+    ['LOG_LEVEL', 'verbose'],
+  ])('exits 2 with a one-line message naming %s when it is invalid', (variable, value) => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', MAIN], {
+      env: { ...process.env, [variable]: value },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^rtccdn media-node: invalid configuration: ${variable} `));
+  });
+
+  it('on SIGTERM closes every session and exits 0', async () => {
+    const node = await spawnNode({
+      RTC_LISTEN_IP: '127.0.0.1',
+      RTC_PORT: '46100',
+      WORKERS: '1',
+      PORT: '18391',
+    });
+    const publisher = new TestPublisher();
+    const viewer = new TestViewer();
+    try {
+      expect((await publisher.publish(node.baseUrl, 'shutdown')).status).toBe(201);
+      expect((await viewer.play(node.baseUrl, 'shutdown')).status).toBe(201);
+      await viewer.waitForFrames(5);
+      const exitCode = await node.stop();
+      expect(exitCode).toBe(0);
+      // libwebrtc keeps connectionState on a DTLS close alert; it reports 'disconnected' once
+      // ICE checks go unanswered (~7 s), which is what a player without DTLS-state hooks sees.
+      await viewer.waitForDisconnect(15_000);
+    } finally {
+      viewer.close();
+      publisher.close();
+      node.child.kill('SIGKILL');
+    }
+  });
+});
