@@ -26,7 +26,7 @@ export interface LatencyResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function measureDirect(seconds: number): Promise<number[]> {
+export async function measureDirect(seconds: number): Promise<number[]> {
   const publisher = new TestPublisher({ width: WIDTH, height: HEIGHT, fps: FPS });
   const viewer = new TestViewer();
   try {

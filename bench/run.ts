@@ -1,14 +1,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { runCascadeBench } from './cascade.js';
 import { runLatencyBench } from './latency.js';
+import type { Summary } from './stats.js';
 
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10).
+ * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
+const only = new Set((process.env.BENCH_ONLY ?? 'latency,cascade').split(',').map((name) => name.trim()));
 const resultsDir = new URL('./results/', import.meta.url);
 mkdirSync(resultsDir, { recursive: true });
 
@@ -20,20 +23,46 @@ const machine = {
   loadavg: os.loadavg().map((value) => Math.round(value * 100) / 100),
 };
 
-const fmt = (s: { p50: number; p95: number; p99: number; n: number }) =>
-  `p50 ${s.p50} ms  p95 ${s.p95} ms  p99 ${s.p99} ms  (n=${s.n})`;
+const fmt = (s: Summary) => `p50 ${s.p50} ms  p95 ${s.p95} ms  p99 ${s.p99} ms  (n=${s.n})`;
 
-const latency = await runLatencyBench({ seconds, joins, rtcPort: 47000 });
-console.log('\nGlass-to-glass latency, 640x360@30 VP8, libwebrtc peers, loopback');
-console.log(`  (a) direct peer→peer baseline : ${fmt(latency.baseline)}`);
-console.log(`  (b) WHIP → node → WHEP        : ${fmt(latency.viaNode)}`);
-console.log(
-  `  ratio b/a (p50)               : ${latency.ratioP50}   Δp50 = ${latency.deltaP50Ms} ms (target ≤ 10 ms)`,
-);
-console.log(`Time to first frame, viewer joining a live stream: ${fmt(latency.timeToFirstFrame)}`);
-writeFileSync(
-  new URL('latency.json', resultsDir),
-  `${JSON.stringify({ date: new Date().toISOString(), machine, ...latency }, null, 2)}\n`,
-);
-console.log(`\nwrote bench/results/latency.json`);
+function write(name: string, result: object): void {
+  writeFileSync(
+    new URL(`${name}.json`, resultsDir),
+    `${JSON.stringify({ date: new Date().toISOString(), machine, ...result }, null, 2)}\n`,
+  );
+  console.log(`wrote bench/results/${name}.json`);
+}
+
+if (only.has('latency')) {
+  const latency = await runLatencyBench({ seconds, joins, rtcPort: 47000 });
+  console.log('\nGlass-to-glass latency, 640x360@30 VP8, libwebrtc peers, loopback');
+  console.log(`  (a) direct peer→peer baseline : ${fmt(latency.baseline)}`);
+  console.log(`  (b) WHIP → node → WHEP        : ${fmt(latency.viaNode)}`);
+  console.log(
+    `  ratio b/a (p50)               : ${latency.ratioP50}   Δp50 = ${latency.deltaP50Ms} ms (target ≤ 10 ms)`,
+  );
+  console.log(`Time to first frame, viewer joining a live stream: ${fmt(latency.timeToFirstFrame)}`);
+  write('latency', latency);
+}
+
+if (only.has('cascade')) {
+  const cascade = await runCascadeBench({ seconds, joins });
+  console.log('\nCDN cascade (Redis, origin + 3 edges of one region, one process each), 640x360@30 VP8');
+  console.log(`  (a) direct peer→peer baseline        : ${fmt(cascade.baseline)}`);
+  console.log(`  (b) origin → edge                    : ${fmt(cascade.originToEdge)}`);
+  console.log(`  (c) origin → relay edge → edge       : ${fmt(cascade.originToRelayEdgeToEdge)}`);
+  console.log(
+    `  added p50 per hop: origin→edge ${cascade.addedP50PerHopMs.originToEdge} ms, relay hop ${cascade.addedP50PerHopMs.relayHop} ms (target ≤ 5 ms)`,
+  );
+  console.log(
+    `  time to first frame, cold edge : ${fmt(cascade.timeToFirstFrame.coldEdge)} (target ≤ 600 ms)`,
+  );
+  console.log(`  time to first frame, warm edge : ${fmt(cascade.timeToFirstFrame.warmEdge)}`);
+  for (const step of cascade.originEgressAsEdgesJoin) {
+    console.log(
+      `  ${step.edges} edge(s) watching: origin relays ${step.originRelays}, relay egress ${step.originRelayEgressKbps} kbit/s`,
+    );
+  }
+  write('cascade', cascade);
+}
 process.exit(0);

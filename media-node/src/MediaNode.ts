@@ -1,6 +1,8 @@
+import { ClusterMember } from './ClusterMember.js';
 import type { MediaNodeConfig } from './config.js';
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
+import type { WorkerDump } from './media/MediaWorker.js';
 import { PublisherSession } from './media/PublisherSession.js';
 import type { Session, SessionProtocol } from './media/Session.js';
 import type { Stream } from './media/Stream.js';
@@ -11,9 +13,27 @@ import { parseOffer } from './sdp/offer.js';
 
 const BITRATE_SAMPLE_MS = 5000;
 
+export interface NodeDump {
+  role: string;
+  streams: string[];
+  relayedStreams: {
+    name: string;
+    upstream: string | undefined;
+    references: number;
+    packets: Record<string, { forwarded: number; dropped: number }>;
+  }[];
+  relaysOut: number;
+  /** Bit/s sent to downstream nodes over relay pipes (mediasoup's estimate). */
+  relayEgressBps: number;
+  sessions: number;
+  workers: WorkerDump[];
+}
+
 /**
  * The media plane of one node: a pool of mediasoup workers, the live streams and the WHIP/WHEP
  * sessions on them. HTTP lives elsewhere (http/); this class speaks in streams and sessions.
+ * In a multi-node CDN (REDIS_URL set) it is also a ClusterMember: publishes are claimed
+ * CDN-wide, and edges play streams published on other nodes through relays.
  */
 export class MediaNode {
   readonly config: MediaNodeConfig;
@@ -25,7 +45,9 @@ export class MediaNode {
   readonly #publishing = new Set<string>();
   readonly #sessions = new Map<string, Session>();
   readonly #bitrateTimer: NodeJS.Timeout;
+  readonly cluster: ClusterMember | undefined;
   #closing = false;
+  #cpuSample: { atMs: number; cpuMs: number } | undefined;
 
   private constructor(config: MediaNodeConfig, logger: Logger, metrics: MediaNodeMetrics, pool: WorkerPool) {
     this.config = config;
@@ -34,6 +56,19 @@ export class MediaNode {
     this.pool = pool;
     this.#bitrateTimer = setInterval(() => void this.#sampleBitrates(), BITRATE_SAMPLE_MS);
     this.#bitrateTimer.unref();
+    if (config.cluster) {
+      this.cluster = new ClusterMember({
+        config: config.cluster,
+        role: config.role,
+        rtcListenIp: config.rtcListenIp,
+        fanoutLingerMs: config.fanoutLingerMs,
+        pool,
+        publishedStream: (name) => this.#streams.get(name),
+        onPublishLost: (name, reason) => this.#streams.get(name)?.close(reason),
+        metrics,
+        logger,
+      });
+    }
   }
 
   static async create(config: MediaNodeConfig, logger: Logger): Promise<MediaNode> {
@@ -49,8 +84,21 @@ export class MediaNode {
     return new MediaNode(config, logger, metrics, pool);
   }
 
+  /** Serving: workers up, not shutting down and, in a CDN, registered in Redis. */
   get ready(): boolean {
-    return !this.#closing && this.pool.workers.length > 0;
+    return !this.#closing && this.pool.workers.length > 0 && (this.cluster?.ready ?? true);
+  }
+
+  get relayServer() {
+    return this.cluster?.relayServer;
+  }
+
+  get acceptsPublish(): boolean {
+    return this.config.role === 'origin' || this.config.role === 'all';
+  }
+
+  get acceptsPlay(): boolean {
+    return this.config.role === 'edge' || this.config.role === 'all';
   }
 
   get streams(): ReadonlyMap<string, Stream> {
@@ -64,6 +112,12 @@ export class MediaNode {
   /** WHIP: negotiates a publisher for `streamName`. Throws HttpError/SdpError on refusal. */
   async publish(streamName: string, sdp: string): Promise<PublisherSession> {
     this.#assertAccepting();
+    if (!this.acceptsPublish) {
+      throw new HttpError(
+        421,
+        `this node is an ${this.config.role} (WHEP playback only); publish to an origin`,
+      );
+    }
     const offer = parseOffer(sdp);
     if (this.#streams.has(streamName) || this.#publishing.has(streamName)) {
       throw new HttpError(409, `stream "${streamName}" is already being published`);
@@ -79,9 +133,21 @@ export class MediaNode {
         fanoutLingerMs: this.config.fanoutLingerMs,
       });
       const { stream } = session;
+      if (this.cluster) {
+        try {
+          await this.cluster.claimStream(
+            streamName,
+            stream.producers.map((producer) => producer.kind),
+          );
+        } catch (error) {
+          session.close('claim-refused');
+          throw error;
+        }
+      }
       this.#streams.set(streamName, stream);
-      stream.once('close', () => {
+      stream.once('close', (reason) => {
         if (this.#streams.get(streamName) === stream) this.#streams.delete(streamName);
+        this.cluster?.releaseStream(streamName, reason);
       });
       this.#track(session);
       this.metrics.publishers.inc();
@@ -104,8 +170,12 @@ export class MediaNode {
   /** WHEP: attaches a viewer to a live stream, on the least loaded worker. */
   async play(streamName: string, sdp: string): Promise<ViewerSession> {
     this.#assertAccepting();
+    if (!this.acceptsPlay) {
+      throw new HttpError(421, `this node is an ${this.config.role} (WHIP ingest only); play from an edge`);
+    }
     const offer = parseOffer(sdp);
-    const stream = this.#streams.get(streamName);
+    let stream = this.#streams.get(streamName);
+    if (!stream || stream.closed) stream = await this.cluster?.resolve(streamName);
     if (!stream || stream.closed) throw new HttpError(404, `stream "${streamName}" is not live`);
     const session = await ViewerSession.create({
       stream,
@@ -161,10 +231,58 @@ export class MediaNode {
       }
     });
     await Promise.all(samples);
+    this.cluster?.setLoad({
+      viewers: [...this.#sessions.values()].filter((session) => session.protocol === 'whep').length,
+      streams: this.#streams.size + (this.cluster.relayedStreams?.streams.length ?? 0),
+      egressBps: [...egress.values()].reduce((sum, bitrate) => sum + bitrate, 0),
+      cpu: await this.#workerCpu(),
+    });
     this.metrics.bitrateIn.reset();
     this.metrics.bitrateOut.reset();
     for (const [stream, bitrate] of ingress) this.metrics.bitrateIn.set({ stream }, bitrate);
     for (const [stream, bitrate] of egress) this.metrics.bitrateOut.set({ stream }, bitrate);
+  }
+
+  /** Share of the workers' cores used since the last sample (0..1). */
+  async #workerCpu(): Promise<number> {
+    let cpuMs = 0;
+    for (const worker of this.pool.workers) {
+      const usage = await worker.worker.getResourceUsage().catch(() => undefined);
+      if (usage) cpuMs += usage.ru_utime + usage.ru_stime;
+    }
+    const now = Date.now();
+    const previous = this.#cpuSample;
+    this.#cpuSample = { atMs: now, cpuMs };
+    if (!previous || now <= previous.atMs) return 0;
+    const share = (cpuMs - previous.cpuMs) / ((now - previous.atMs) * Math.max(1, this.pool.workers.length));
+    return Math.min(1, Math.max(0, share));
+  }
+
+  async #relayEgressBps(): Promise<number> {
+    const relays = [...(this.cluster?.relayServer.relays.values() ?? [])];
+    const rates = await Promise.all(
+      relays.map(async (relay) => (await relay.transport.getStats().catch(() => []))[0]?.sendBitrate ?? 0),
+    );
+    return rates.reduce((sum, rate) => sum + rate, 0);
+  }
+
+  /** Counts of everything in the media workers and relays: what operators and leak tests read. */
+  async dump(): Promise<NodeDump> {
+    return {
+      role: this.config.role,
+      streams: [...this.#streams.keys()],
+      relayedStreams:
+        this.cluster?.relayedStreams?.streams.map((relayed) => ({
+          name: relayed.name,
+          upstream: relayed.link?.source.nodeId,
+          references: relayed.stream.references,
+          packets: relayed.counters,
+        })) ?? [],
+      relaysOut: this.cluster?.relayServer.relays.size ?? 0,
+      relayEgressBps: await this.#relayEgressBps(),
+      sessions: this.#sessions.size,
+      workers: await Promise.all(this.pool.workers.map((worker) => worker.dump())),
+    };
   }
 
   /** Stops accepting, closes every session (viewers see DTLS close), stops the workers. */
@@ -172,6 +290,7 @@ export class MediaNode {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#bitrateTimer);
+    await this.cluster?.close();
     for (const session of [...this.#sessions.values()]) session.close('node-shutdown');
     for (const stream of [...this.#streams.values()]) stream.close('node-shutdown');
     // Let the workers flush DTLS close_notify to peers before they exit.

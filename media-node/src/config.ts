@@ -19,11 +19,72 @@ const optionalNonEmpty = z
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** origin: WHIP ingest; edge: WHEP playback; transcoder: renditions; all: standalone (both). */
+export const ROLES = ['origin', 'edge', 'transcoder', 'all'] as const;
+export type Role = (typeof ROLES)[number];
+
+const booleanFlag = (fallback: 'true' | 'false') =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default(fallback)
+    .transform((value) => value === 'true' || value === '1');
+
+const milliseconds = (fallback: number, min = 0) =>
+  z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be an integer')
+    .min(min, `must be at least ${min}`)
+    .max(3_600_000, 'must be at most 3600000')
+    .default(fallback);
+
+/** "min-max" UDP port range. */
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'must look like 41000-41999')
+  .transform((value) => value.split('-').map(Number) as [number, number])
+  .refine(
+    ([min, max]) => min >= 1 && max <= 65535 && min <= max,
+    'must be min-max within 1-65535, min <= max',
+  );
+
 export const EnvSchema = z
   .object({
-    ROLE: z
-      .enum(['all'], { error: 'must be "all" (origin/edge/transcoder roles arrive with the multi-node CDN)' })
-      .default('all'),
+    ROLE: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }).default('all'),
+    /** Region this node serves; edges prefer relays and transcoders of their own region. */
+    REGION: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lowercase letters, digits, -)')
+      .default('default'),
+    NODE_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of [A-Za-z0-9._-]')
+      .optional(),
+    REDIS_URL: optionalNonEmpty.pipe(
+      z
+        .string()
+        .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+        .optional(),
+    ),
+    REDIS_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'must be up to 64 of [A-Za-z0-9:._-]')
+      .default('rtccdn:'),
+    /** Node-to-node API (relays); authenticated with CLUSTER_SECRET. */
+    INTERNAL_PORT: port.default(8081),
+    /** Address other nodes use to reach this one (internal API and media pipes). */
+    INTERNAL_ADDRESS: optionalNonEmpty,
+    CLUSTER_SECRET: optionalNonEmpty.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+    /** UDP ports for PipeTransports between nodes (one port per relay). */
+    PIPE_PORT_RANGE: portRange.default([41000, 41999]),
+    /** How long an edge keeps an idle relay (no viewers) before tearing it down on both sides. */
+    RELAY_LINGER_MS: milliseconds(10_000),
+    /** Edges pull a stream from an edge of their region that already has it, not the origin. */
+    REGIONAL_RELAY: booleanFlag('true'),
+    /**
+     * How long an edge keeps viewers of a stream whose origin vanished, waiting for the
+     * publisher to come back (anywhere) so they resume without renegotiation. 0 closes at once.
+     */
+    SOURCE_LOSS_GRACE_MS: milliseconds(0),
     HOST: z.string().min(1).default('0.0.0.0'),
     PORT: port.default(8080),
     RTC_PORT: port.default(40000),
@@ -44,18 +105,43 @@ export const EnvSchema = z
     /** How long SIGTERM waits for sessions to close before exiting anyway. */
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** Serve the demo page at `/`. */
-    DEMO_PAGE: z
-      .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
-      .default('true')
-      .transform((value) => value === 'true' || value === '1'),
+    DEMO_PAGE: booleanFlag('true'),
   })
   .refine((env) => env.RTC_PORT + (env.WORKERS ?? 1) - 1 <= 65535, {
     message: 'RTC_PORT + WORKERS - 1 must not exceed 65535',
     path: ['RTC_PORT'],
+  })
+  .refine((env) => env.ROLE !== 'transcoder', {
+    message: 'transcoder is not available yet (renditions are being built); use origin, edge or all',
+    path: ['ROLE'],
+  })
+  .refine((env) => env.ROLE === 'all' || env.REDIS_URL !== undefined, {
+    message: 'is required for ROLE origin, edge and transcoder (nodes find each other through Redis)',
+    path: ['REDIS_URL'],
+  })
+  .refine((env) => env.REDIS_URL === undefined || env.CLUSTER_SECRET !== undefined, {
+    message: 'is required with REDIS_URL (it authenticates the node-to-node API)',
+    path: ['CLUSTER_SECRET'],
   });
 
+export interface ClusterConfig {
+  redisUrl: string;
+  redisPrefix: string;
+  nodeId: string;
+  region: string;
+  internalPort: number;
+  internalAddress: string;
+  clusterSecret: string;
+  pipePortRange: [number, number];
+  relayLingerMs: number;
+  regionalRelay: boolean;
+  sourceLossGraceMs: number;
+}
+
 export interface MediaNodeConfig {
-  role: 'all';
+  role: Role;
+  /** Present when the node is part of a multi-node CDN (REDIS_URL set); absent standalone. */
+  cluster: ClusterConfig | undefined;
   host: string;
   httpPort: number;
   rtcPort: number;
@@ -85,13 +171,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
     throw new ConfigError(`invalid configuration: ${variable} ${issue.message}${shown}`);
   }
   const parsed = result.data;
+  const announcedAddress = parsed.ANNOUNCED_IP ?? defaultAnnouncedAddress(parsed.RTC_LISTEN_IP);
   return {
     role: parsed.ROLE,
+    cluster:
+      parsed.REDIS_URL === undefined
+        ? undefined
+        : {
+            redisUrl: parsed.REDIS_URL,
+            redisPrefix: parsed.REDIS_PREFIX,
+            nodeId: parsed.NODE_ID ?? os.hostname(),
+            region: parsed.REGION,
+            internalPort: parsed.INTERNAL_PORT,
+            internalAddress: parsed.INTERNAL_ADDRESS ?? announcedAddress,
+            // Checked by the schema: REDIS_URL requires CLUSTER_SECRET.
+            clusterSecret: parsed.CLUSTER_SECRET!,
+            pipePortRange: parsed.PIPE_PORT_RANGE,
+            relayLingerMs: parsed.RELAY_LINGER_MS,
+            regionalRelay: parsed.REGIONAL_RELAY,
+            sourceLossGraceMs: parsed.SOURCE_LOSS_GRACE_MS,
+          },
     host: parsed.HOST,
     httpPort: parsed.PORT,
     rtcPort: parsed.RTC_PORT,
     rtcListenIp: parsed.RTC_LISTEN_IP,
-    announcedAddress: parsed.ANNOUNCED_IP ?? defaultAnnouncedAddress(parsed.RTC_LISTEN_IP),
+    announcedAddress,
     workers: parsed.WORKERS ?? Math.max(1, os.availableParallelism()),
     publishToken: parsed.PUBLISH_TOKEN,
     logLevel: parsed.LOG_LEVEL,

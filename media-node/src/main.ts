@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config.js';
+import { createInternalServer } from './http/internal.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { MediaNode } from './MediaNode.js';
@@ -19,7 +20,10 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const logger = createLogger(config.logLevel, { role: config.role });
+  const logger = createLogger(config.logLevel, {
+    role: config.role,
+    ...(config.cluster ? { node: config.cluster.nodeId, region: config.cluster.region } : {}),
+  });
   let node: MediaNode;
   try {
     node = await MediaNode.create(config, logger);
@@ -29,18 +33,34 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const app = await createHttpServer(node);
-  try {
-    await app.listen({ host: config.host, port: config.httpPort });
-  } catch (error) {
-    process.stderr.write(
-      `rtccdn media-node: cannot listen on ${config.host}:${config.httpPort}: ${(error as Error).message}\n`,
-    );
-    await node.close();
-    process.exit(1);
+  const internal = config.cluster
+    ? await createInternalServer(node, config.cluster.clusterSecret)
+    : undefined;
+  const listeners: [typeof app, number][] = [[app, config.httpPort]];
+  if (internal && config.cluster) listeners.push([internal, config.cluster.internalPort]);
+  for (const [server, port] of listeners) {
+    try {
+      await server.listen({ host: config.host, port });
+    } catch (error) {
+      process.stderr.write(
+        `rtccdn media-node: cannot listen on ${config.host}:${port}: ${(error as Error).message}\n`,
+      );
+      await node.close();
+      process.exit(1);
+    }
   }
   logger.info(
     {
+      role: config.role,
       http: `http://${config.host}:${config.httpPort}`,
+      ...(config.cluster
+        ? {
+            nodeId: config.cluster.nodeId,
+            region: config.cluster.region,
+            internal: `http://${config.cluster.internalAddress}:${config.cluster.internalPort}`,
+            pipePorts: config.cluster.pipePortRange.join('-'),
+          }
+        : { cluster: 'standalone (no REDIS_URL)' }),
       rtcPorts: `${config.rtcPort}-${config.rtcPort + config.workers - 1}`,
       announcedAddress: config.announcedAddress,
       workers: config.workers,
@@ -66,6 +86,7 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     deadline.unref();
     await app.close();
+    await internal?.close();
     await node.close();
     logger.info('stopped');
     process.exit(0);

@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * All Prometheus metrics of one media node, on a registry of its own (several nodes can live
@@ -57,6 +57,46 @@ export class MediaNodeMetrics {
     name: 'rtccdn_sessions_closed_total',
     help: 'Closed WHIP/WHEP sessions by protocol and reason',
     labelNames: ['protocol', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly relaysOut = new Gauge({
+    name: 'rtccdn_relays_out',
+    help: 'Relays this node sends to other nodes (one per downstream node and stream)',
+    registers: [this.registry],
+  });
+
+  readonly relaysIn = new Gauge({
+    name: 'rtccdn_relays_in',
+    help: 'Streams this node relays from another node',
+    registers: [this.registry],
+  });
+
+  readonly relaySetupSeconds = new Histogram({
+    name: 'rtccdn_relay_setup_seconds',
+    help: 'Time to pull a stream from another node (lookup, pipe, producers), by source kind',
+    labelNames: ['source', 'result'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly upstreamSwitches = new Counter({
+    name: 'rtccdn_upstream_switches_total',
+    help: 'Relayed streams moved to a new upstream without closing their viewers, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly relayedStreamsClosed = new Counter({
+    name: 'rtccdn_relayed_streams_closed_total',
+    help: 'Relayed streams closed on this node, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly registryUp = new Gauge({
+    name: 'rtccdn_registry_up',
+    help: '1 while the node is registered in Redis and heartbeating, else 0',
     registers: [this.registry],
   });
 

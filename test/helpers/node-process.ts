@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.url));
@@ -10,13 +11,25 @@ export interface NodeProcess {
   stop(): Promise<number | null>;
 }
 
-/** Runs a media node as its own OS process (as in production) and waits until it is ready. */
-export async function spawnNode(env: Record<string, string>): Promise<NodeProcess> {
+/**
+ * Runs a media node as its own OS process (as in production) and waits until it is ready.
+ * With RTCCDN_TEST_LOG_DIR set, each node's JSON log goes to <dir>/<logName>.log.
+ */
+export async function spawnNode(env: Record<string, string>, logName?: string): Promise<NodeProcess> {
   const port = env.PORT ?? '18080';
+  const logDir = process.env.RTCCDN_TEST_LOG_DIR;
+  const logFile = logDir ? openSync(`${logDir}/${logName ?? `node-${port}`}.log`, 'a') : 'ignore';
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { ...process.env, LOG_LEVEL: 'warn', DEMO_PAGE: 'false', ...env, PORT: port },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      LOG_LEVEL: logDir ? 'debug' : 'warn',
+      DEMO_PAGE: 'false',
+      ...env,
+      PORT: port,
+    },
+    stdio: ['ignore', logFile, 'inherit'],
   });
+  if (typeof logFile === 'number') closeSync(logFile);
   const baseUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {

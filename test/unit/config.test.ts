@@ -19,6 +19,30 @@ describe('loadConfig', () => {
     expect(loadConfig({ RTC_LISTEN_IP: '127.0.0.1' }).announcedAddress).toBe('127.0.0.1');
   });
 
+  it('is standalone without REDIS_URL, and a cluster member with it', () => {
+    expect(loadConfig({}).cluster).toBeUndefined();
+    const config = loadConfig({
+      ROLE: 'edge',
+      REGION: 'eu-west',
+      NODE_ID: 'edge-1',
+      REDIS_URL: 'redis://redis:6379',
+      CLUSTER_SECRET: '0123456789abcdef',
+      INTERNAL_ADDRESS: '10.0.0.7',
+      PIPE_PORT_RANGE: '42000-42099',
+    });
+    expect(config.role).toBe('edge');
+    expect(config.cluster).toMatchObject({
+      nodeId: 'edge-1',
+      region: 'eu-west',
+      internalAddress: '10.0.0.7',
+      internalPort: 8081,
+      pipePortRange: [42000, 42099],
+      relayLingerMs: 10_000,
+      regionalRelay: true,
+      redisPrefix: 'rtccdn:',
+    });
+  });
+
   it('treats an empty PUBLISH_TOKEN as unset', () => {
     expect(loadConfig({ PUBLISH_TOKEN: '' }).publishToken).toBeUndefined();
     expect(loadConfig({ PUBLISH_TOKEN: 's3cret' }).publishToken).toBe('s3cret');
@@ -30,7 +54,16 @@ describe('loadConfig', () => {
     [{ WORKERS: '0' }, /^invalid configuration: WORKERS must be at least 1/],
     [{ WORKERS: '1.5' }, /^invalid configuration: WORKERS must be an integer/],
     [{ LOG_LEVEL: 'loud' }, /^invalid configuration: LOG_LEVEL must be one of/],
-    [{ ROLE: 'edge' }, /^invalid configuration: ROLE must be "all"/],
+    [{ ROLE: 'relay' }, /^invalid configuration: ROLE must be one of origin, edge, transcoder, all/],
+    [{ ROLE: 'edge' }, /^invalid configuration: REDIS_URL is required for ROLE origin, edge and transcoder/],
+    [{ ROLE: 'origin', REDIS_URL: 'redis://r:6379' }, /^invalid configuration: CLUSTER_SECRET is required/],
+    [
+      { ROLE: 'edge', REDIS_URL: 'redis://r:6379', CLUSTER_SECRET: 'short' },
+      /^invalid configuration: CLUSTER_SECRET must be at least 16 characters/,
+    ],
+    [{ REDIS_URL: 'http://r:6379' }, /^invalid configuration: REDIS_URL must be a redis:\/\//],
+    [{ PIPE_PORT_RANGE: '42000-41000' }, /^invalid configuration: PIPE_PORT_RANGE must be min-max/],
+    [{ REGION: 'EU West' }, /^invalid configuration: REGION must be a DNS label/],
     [{ RTC_LISTEN_IP: 'not-an-ip' }, /^invalid configuration: RTC_LISTEN_IP/],
     [{ RTC_PORT: '65535', WORKERS: '2' }, /^invalid configuration: RTC_PORT RTC_PORT \+ WORKERS - 1/],
   ])('rejects %j with a one-line message naming the variable', (env, message) => {

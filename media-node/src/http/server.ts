@@ -110,7 +110,9 @@ function httpReason(status: number): string {
     409: 'Conflict',
     413: 'Payload Too Large',
     415: 'Unsupported Media Type',
+    421: 'Misdirected Request',
     422: 'Unprocessable Content',
+    502: 'Bad Gateway',
     503: 'Service Unavailable',
   };
   return reasons[status] ?? (status >= 500 ? 'Internal Server Error' : 'Error');

@@ -11,6 +11,16 @@ export interface MediaWorkerOptions {
   logger: Logger;
 }
 
+export interface WorkerDump {
+  index: number;
+  pid: number;
+  routers: number;
+  transports: number;
+  producers: number;
+  consumers: number;
+  webRtcTransports: number;
+}
+
 export type MediaWorkerEvents = {
   /** The worker process died unexpectedly; everything on it is gone. */
   died: [error: Error];
@@ -29,6 +39,8 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
   readonly webRtcServer: types.WebRtcServer;
   /** Sessions (publishers + viewers) placed on this worker; the pool balances on it. */
   sessionCount = 0;
+  /** Open routers on this worker (for dumps: the worker's own dump only lists their ids). */
+  readonly routers = new Set<types.Router>();
   #closed = false;
 
   private constructor(
@@ -42,6 +54,32 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
     this.rtcPort = rtcPort;
     this.worker = worker;
     this.webRtcServer = webRtcServer;
+    worker.observer.on('newrouter', (router) => {
+      this.routers.add(router);
+      router.observer.once('close', () => this.routers.delete(router));
+    });
+  }
+
+  /** What lives in the worker process, counted by the worker itself. */
+  async dump(): Promise<WorkerDump> {
+    const { routerIds } = await this.worker.dump();
+    const counts = { transports: 0, producers: 0, consumers: 0 };
+    await Promise.all(
+      [...this.routers].map(async (router) => {
+        const dump = await router.dump().catch(() => undefined);
+        if (!dump) return; // closed meanwhile
+        counts.transports += dump.transportIds.length;
+        counts.producers += dump.mapProducerIdConsumerIds.length;
+        counts.consumers += dump.mapConsumerIdProducerId.length;
+      }),
+    );
+    return {
+      index: this.index,
+      pid: this.pid,
+      routers: routerIds.length,
+      ...counts,
+      webRtcTransports: (await this.webRtcServer.dump()).webRtcTransportIds.length,
+    };
   }
 
   static async create(options: MediaWorkerOptions): Promise<MediaWorker> {

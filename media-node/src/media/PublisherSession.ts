@@ -9,6 +9,14 @@ import type { MediaWorker } from './MediaWorker.js';
 import { Session } from './Session.js';
 import { Stream } from './Stream.js';
 
+/**
+ * libwebrtc publishers ignore a key frame request that comes within 300 ms of the previous one
+ * (EncoderRtcpFeedback's min_keyframe_send_interval), and mediasoup only re-asks after 1 s. A
+ * viewer joining right after another would wait that second. Coalescing requests per 350 ms
+ * makes mediasoup ask again as soon as the publisher will listen.
+ */
+const KEY_FRAME_REQUEST_DELAY_MS = 350;
+
 export interface PublishOptions {
   streamName: string;
   offer: ParsedOffer;
@@ -76,7 +84,12 @@ export class PublisherSession extends Session {
       const { localSetup, remoteRole } = negotiateDtlsRole(offer.setup);
       await transport.connect({ dtlsParameters: { role: remoteRole, fingerprints: [offer.fingerprint] } });
       for (const { kind, rtpParameters } of accepted) {
-        const producer = await transport.produce({ kind, rtpParameters, appData: { stream: streamName } });
+        const producer = await transport.produce({
+          kind,
+          rtpParameters,
+          keyFrameRequestDelay: KEY_FRAME_REQUEST_DELAY_MS,
+          appData: { stream: streamName },
+        });
         stream.addProducer(producer);
       }
       const answer = buildAnswer({

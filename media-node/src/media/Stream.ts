@@ -15,6 +15,10 @@ export interface StreamRouter {
 
 export type StreamEvents = {
   close: [reason: string];
+  /** Nothing (viewer, relay) holds the stream any more. */
+  idle: [];
+  /** Something holds the stream again after it was idle. */
+  inuse: [];
 };
 
 interface FanoutEntry {
@@ -39,6 +43,8 @@ export class Stream extends TypedEmitter<StreamEvents> {
   readonly #fanoutLingerMs: number;
   readonly #logger: Logger;
   #originViewers = 0;
+  /** Every acquire() not yet released, on any router. */
+  #references = 0;
   #closed = false;
 
   private constructor(
@@ -100,6 +106,7 @@ export class Stream extends TypedEmitter<StreamEvents> {
    */
   acquire(worker: MediaWorker, plan: Pick<ViewerPlan, 'key' | 'planned'>): Promise<StreamRouter> {
     if (this.#closed) return Promise.reject(new Error(`stream ${this.name} is closed`));
+    this.#reference();
     if (plan.key === DEFAULT_PLAN_KEY && worker === this.origin.worker) {
       this.#originViewers++;
       return Promise.resolve(this.origin);
@@ -122,15 +129,34 @@ export class Stream extends TypedEmitter<StreamEvents> {
     const held = entry;
     return entry.pending.catch((error: Error) => {
       held.viewers--;
+      this.#dereference();
       throw error;
     });
+  }
+
+  /** Viewers and relays holding the stream. */
+  get references(): number {
+    return this.#references;
+  }
+
+  #reference(): void {
+    this.#references++;
+    if (this.#references === 1) this.emit('inuse');
+  }
+
+  #dereference(): void {
+    this.#references = Math.max(0, this.#references - 1);
+    if (this.#references === 0 && !this.#closed) this.emit('idle');
   }
 
   release(key: string): void {
     if (key === this.origin.key) {
       this.#originViewers = Math.max(0, this.#originViewers - 1);
+      this.#dereference();
       return;
     }
+    // Every successful acquire() is released exactly once, even if its router died meanwhile.
+    this.#dereference();
     const entry = this.#fanout.get(key);
     if (!entry) return;
     entry.viewers = Math.max(0, entry.viewers - 1);

@@ -1,0 +1,246 @@
+import { randomInt } from 'node:crypto';
+import type { types } from 'mediasoup';
+import type { Logger } from '../logger.js';
+import type { MediaWorker } from '../media/MediaWorker.js';
+import type { PlannedCodec } from '../media/payloadTypes.js';
+import { Stream } from '../media/Stream.js';
+import { codecMatches, isRtx } from '../sdp/translate.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+import { RtpRewriter } from './RtpRewriter.js';
+import type { UpstreamLink } from './UpstreamLink.js';
+
+export type RelayedStreamEvents = {
+  close: [reason: string];
+};
+
+/** One of the stream's tracks: the stable producer viewers consume, fed from whatever upstream. */
+interface StableTrack {
+  kind: types.MediaKind;
+  codec: types.RtpCodecParameters;
+  producer: types.Producer;
+  rewriter: RtpRewriter;
+  /** The current upstream's consumer feeding this track. */
+  feed?: types.Consumer;
+}
+
+/** The source's codecs cannot feed the stable producers (e.g. republished as H.264 instead of VP8). */
+export class IncompatibleSourceError extends Error {
+  override name = 'IncompatibleSourceError';
+}
+
+/**
+ * A stream this node relays from another node. Viewers (and downstream relays) consume
+ * "stable" producers on the stream's router; those are fed, packet by packet through a
+ * DirectTransport, from the current UpstreamLink. Switching upstream (the regional relay
+ * edge died, or the publisher came back on another origin) replaces the link and keeps the
+ * stable producers, so viewers continue without renegotiation: RtpRewriter makes the new
+ * input continue the old SSRC/sequence/timestamp line and holds video until a key frame.
+ */
+export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
+  readonly stream: Stream;
+  readonly #tracks: StableTrack[];
+  readonly #logger: Logger;
+  #link: UpstreamLink | undefined;
+  /** Claim of the publish currently feeding the stream (changes on republish). */
+  #claimId: string | undefined;
+  #closed = false;
+
+  private constructor(
+    stream: Stream,
+    directTransport: types.DirectTransport,
+    tracks: StableTrack[],
+    logger: Logger,
+  ) {
+    super();
+    this.stream = stream;
+    this.#tracks = tracks;
+    this.#logger = logger;
+    stream.once('close', (reason) => this.close(reason));
+    // Viewers' key frame requests reach the stable producers' transport as RTCP: pass them up.
+    directTransport.on('rtcp', (packet) => {
+      if (containsKeyFrameRequest(packet)) this.requestKeyFrame();
+    });
+  }
+
+  /** Creates the stream on `worker`, numbered like the source, fed by `link`. */
+  static async create(options: {
+    name: string;
+    worker: MediaWorker;
+    link: UpstreamLink;
+    claimId: string | undefined;
+    fanoutLingerMs: number;
+    logger: Logger;
+  }): Promise<RelayedStream> {
+    const { name, worker, link, logger } = options;
+    const numbering = link.producers.map((producer) => numberingOf(producer.rtpParameters));
+    const stream = await Stream.create(name, worker, numbering, logger, options.fanoutLingerMs);
+    try {
+      const directTransport = await stream.origin.router.createDirectTransport();
+      const tracks: StableTrack[] = [];
+      for (const upstream of link.producers) {
+        const codec = mediaCodecOf(upstream.rtpParameters);
+        const ssrc = randomInt(1, 0xffffffff);
+        const producer = await directTransport.produce({
+          kind: upstream.kind,
+          rtpParameters: {
+            codecs: [codec],
+            headerExtensions: upstream.rtpParameters.headerExtensions ?? [],
+            encodings: [{ ssrc }],
+            rtcp: { cname: upstream.rtpParameters.rtcp?.cname ?? `relay-${name}`, reducedSize: true },
+          },
+          appData: { stream: name, stable: true },
+        });
+        stream.addProducer(producer);
+        tracks.push({
+          kind: upstream.kind,
+          codec,
+          producer,
+          rewriter: new RtpRewriter({
+            outSsrc: ssrc,
+            outPayloadType: codec.payloadType,
+            clockRate: codec.clockRate,
+            mimeType: codec.mimeType,
+          }),
+        });
+      }
+      const relayed = new RelayedStream(stream, directTransport, tracks, logger.child({ stream: name }));
+      await relayed.attach(link, options.claimId);
+      return relayed;
+    } catch (error) {
+      stream.close('relay setup failed');
+      throw error;
+    }
+  }
+
+  get name(): string {
+    return this.stream.name;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get link(): UpstreamLink | undefined {
+    return this.#link;
+  }
+
+  get claimId(): string | undefined {
+    return this.#claimId;
+  }
+
+  /** Packets forwarded / held back per kind (introspection, tests). */
+  get counters(): Record<string, { forwarded: number; dropped: number }> {
+    return Object.fromEntries(
+      this.#tracks.map((track) => [
+        track.kind,
+        { forwarded: track.rewriter.forwarded, dropped: track.rewriter.dropped },
+      ]),
+    );
+  }
+
+  /**
+   * Feeds the stable producers from `link` (replacing the current one, which is closed).
+   * Throws IncompatibleSourceError when the link's codecs differ from the stream's.
+   */
+  async attach(link: UpstreamLink, claimId: string | undefined): Promise<void> {
+    if (this.#closed) throw new Error(`relayed stream ${this.name} is closed`);
+    const pairs = this.#tracks.map((track) => {
+      const upstream = link.producers.find(
+        (producer) =>
+          producer.kind === track.kind && codecMatches(mediaCodecOf(producer.rtpParameters), track.codec),
+      );
+      if (!upstream) {
+        throw new IncompatibleSourceError(
+          `upstream ${link.source.nodeId} has no ${track.codec.mimeType} ${track.kind} track for ${this.name}`,
+        );
+      }
+      return { track, upstream };
+    });
+    const previous = this.#link;
+    const feeds = await Promise.all(pairs.map(({ upstream }) => link.consumeDirect(upstream)));
+    if (this.#closed) {
+      link.close('relayed stream closed while attaching');
+      return;
+    }
+    pairs.forEach(({ track }, index) => {
+      const feed = feeds[index]!;
+      track.feed?.close();
+      track.feed = feed;
+      track.rewriter.switchInput();
+      feed.on('rtp', (packet) => {
+        if (track.feed !== feed) return;
+        const rewritten = track.rewriter.rewrite(packet, Date.now());
+        if (rewritten) track.producer.send(rewritten);
+      });
+    });
+    this.#link = link;
+    this.#claimId = claimId;
+    link.once('close', (reason) => {
+      if (this.#link === link && !this.#closed) {
+        this.#logger.warn({ reason, upstream: link.source.nodeId }, 'upstream link lost');
+      }
+    });
+    previous?.close('replaced by a new upstream');
+    // New feeds ask for a key frame themselves; after a switch, viewers need one at once too.
+    if (previous) this.requestKeyFrame();
+    this.#logger.info(
+      { upstream: link.source.nodeId, switched: previous !== undefined },
+      previous ? 'switched upstream' : 'relaying from upstream',
+    );
+  }
+
+  requestKeyFrame(): void {
+    for (const track of this.#tracks) {
+      if (track.kind === 'video' && track.feed && !track.feed.closed) {
+        track.feed.requestKeyFrame().catch(() => undefined);
+      }
+    }
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#link?.close(`relayed stream closed: ${reason}`);
+    this.stream.close(reason);
+    this.emit('close', reason);
+  }
+}
+
+function mediaCodecOf(rtpParameters: types.RtpParameters): types.RtpCodecParameters {
+  const codec = rtpParameters.codecs.find((candidate) => !isRtx(candidate));
+  if (!codec) throw new IncompatibleSourceError('upstream track has no media codec');
+  return codec;
+}
+
+/** The stream router numbers codecs as the source does (the origin's default numbering). */
+function numberingOf(rtpParameters: types.RtpParameters): PlannedCodec {
+  const codec = mediaCodecOf(rtpParameters);
+  const rtx = rtpParameters.codecs.find(
+    (candidate) => isRtx(candidate) && candidate.parameters?.['apt'] === codec.payloadType,
+  );
+  return {
+    codec: {
+      kind: codec.mimeType.toLowerCase().startsWith('audio/') ? 'audio' : 'video',
+      mimeType: codec.mimeType,
+      clockRate: codec.clockRate,
+      ...(codec.channels !== undefined ? { channels: codec.channels } : {}),
+      parameters: codec.parameters ?? {},
+    },
+    payloadType: codec.payloadType,
+    ...(rtx ? { rtxPayloadType: rtx.payloadType } : {}),
+  };
+}
+
+/** PLI (PSFB FMT 1) or FIR (PSFB FMT 4) anywhere in a compound RTCP packet. */
+export function containsKeyFrameRequest(packet: Buffer): boolean {
+  let offset = 0;
+  while (offset + 4 <= packet.length) {
+    const first = packet[offset]!;
+    if (first >> 6 !== 2) return false;
+    const type = packet[offset + 1]!;
+    const format = first & 0x1f;
+    if (type === 206 && (format === 1 || format === 4)) return true;
+    offset += 4 * (packet.readUInt16BE(offset + 2) + 1);
+  }
+  return false;
+}

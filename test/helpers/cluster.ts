@@ -1,0 +1,115 @@
+import { InternalClient } from '../../media-node/src/internal/InternalClient.js';
+import type { NodeDump } from '../../media-node/src/MediaNode.js';
+import { type NodeProcess, spawnNode } from './node-process.js';
+import { freeTcpPort, portBlock } from './ports.js';
+
+export const TEST_CLUSTER_SECRET = 'test-cluster-secret-0123456789';
+
+export interface ClusterNodeSpec {
+  id: string;
+  role: 'origin' | 'edge' | 'all';
+  region: string;
+  env?: Record<string, string>;
+}
+
+export interface ClusterNode {
+  spec: ClusterNodeSpec;
+  process: NodeProcess;
+  baseUrl: string;
+  internalUrl: string;
+}
+
+/**
+ * Media nodes as separate OS processes (one mediasoup worker each), sharing one Redis — a
+ * small CDN on loopback. Node ids are the handles tests use.
+ */
+export class TestCluster {
+  readonly redisUrl: string;
+  readonly nodes = new Map<string, ClusterNode>();
+  readonly client = new InternalClient(TEST_CLUSTER_SECRET);
+  readonly #env: Record<string, string>;
+
+  constructor(redisUrl: string, env: Record<string, string> = {}) {
+    this.redisUrl = redisUrl;
+    this.#env = env;
+  }
+
+  /** Starts nodes in parallel and waits until each is ready (registered in Redis). */
+  async add(...specs: ClusterNodeSpec[]): Promise<ClusterNode[]> {
+    return Promise.all(specs.map((spec) => this.#start(spec)));
+  }
+
+  async #start(spec: ClusterNodeSpec): Promise<ClusterNode> {
+    const [port, internalPort] = [await freeTcpPort(), await freeTcpPort()];
+    const rtcPort = portBlock(1);
+    const pipeStart = portBlock(40);
+    const process = await spawnNode(
+      {
+        ROLE: spec.role,
+        REGION: spec.region,
+        NODE_ID: spec.id,
+        REDIS_URL: this.redisUrl,
+        CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+        PORT: String(port),
+        INTERNAL_PORT: String(internalPort),
+        HOST: '127.0.0.1',
+        RTC_LISTEN_IP: '127.0.0.1',
+        INTERNAL_ADDRESS: '127.0.0.1',
+        RTC_PORT: String(rtcPort),
+        PIPE_PORT_RANGE: `${pipeStart}-${pipeStart + 39}`,
+        WORKERS: '1',
+        ...this.#env,
+        ...spec.env,
+      },
+      spec.id,
+    );
+    const node: ClusterNode = {
+      spec,
+      process,
+      baseUrl: process.baseUrl,
+      internalUrl: `http://127.0.0.1:${internalPort}`,
+    };
+    this.nodes.set(spec.id, node);
+    return node;
+  }
+
+  node(id: string): ClusterNode {
+    const node = this.nodes.get(id);
+    if (!node) throw new Error(`no test node ${id}`);
+    return node;
+  }
+
+  /** The node's own count of streams, relays and mediasoup objects (signed internal call). */
+  dump(id: string): Promise<NodeDump> {
+    return this.client.request<NodeDump>('GET', this.node(id).internalUrl, '/internal/v1/dump');
+  }
+
+  /** SIGKILL: the node vanishes without any cleanup, as in a crash. */
+  kill(id: string): void {
+    this.node(id).process.child.kill('SIGKILL');
+    this.nodes.delete(id);
+  }
+
+  async stop(id: string): Promise<number | null> {
+    const node = this.node(id);
+    this.nodes.delete(id);
+    return node.process.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(
+      [...this.nodes.values()].map(async (node) => {
+        await node.process.stop().catch(() => node.process.child.kill('SIGKILL'));
+      }),
+    );
+    this.nodes.clear();
+  }
+}
+
+/** Sum of a counter over a dump's workers. */
+export function workerTotal(
+  dump: NodeDump,
+  field: 'routers' | 'transports' | 'producers' | 'consumers',
+): number {
+  return dump.workers.reduce((sum, worker) => sum + worker[field], 0);
+}

@@ -1,0 +1,191 @@
+/**
+ * A real, throwaway redis-server for tests: Debian's binary on a free loopback port, no
+ * persistence, in a temp dir; killed with the test process (setpriv --pdeathsig) if stop() is
+ * never reached. kill() and restart() simulate a crash and a recovery (same port, empty data, as
+ * a Redis without persistence comes back).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const REDIS_SERVER = process.env.RTCCDN_REDIS_SERVER ?? '/usr/bin/redis-server';
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
+const START_TIMEOUT_MS = 10_000;
+
+export interface RedisServer {
+  /** redis://127.0.0.1:<port> */
+  readonly url: string;
+  readonly port: number;
+  /** Temp dir holding the server's log (removed by stop()). */
+  readonly dir: string;
+  /** Process id of the running server; undefined while it is down. */
+  readonly pid: number | undefined;
+  /** SIGTERM (SIGKILL after 5 s), then removes `dir`. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL: the server vanishes without closing connections gracefully (a crash). */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port (after kill(); kills it first if it is running). */
+  restart(): Promise<void>;
+}
+
+/** Starts redis-server on a free 127.0.0.1 port and waits until it answers PING. */
+export async function startRedisServer(): Promise<RedisServer> {
+  if (!existsSync(REDIS_SERVER)) {
+    throw new Error(
+      `${REDIS_SERVER} not found: run scripts/setup.sh --test (installs Debian's redis-server)`,
+    );
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'rtccdn-redis-'));
+  let running: RunningServer | undefined;
+  let port = 0;
+  try {
+    // A port found free can be taken before redis binds it: try again with another, a few times.
+    for (let attempt = 1; !running; attempt++) {
+      port = await freePort();
+      try {
+        running = await launch(dir, port);
+      } catch (error) {
+        if (!(error instanceof PortInUseError) || attempt >= 5) throw error;
+      }
+    }
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  let current: RunningServer | undefined = running;
+  const killOnExit = (): void => {
+    current?.child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    get pid() {
+      return current?.child.pid;
+    },
+    stop() {
+      stopping ??= (async () => {
+        await current?.terminate('SIGTERM');
+        current = undefined;
+        process.removeListener('exit', killOnExit);
+        await rm(dir, { recursive: true, force: true });
+      })();
+      return stopping;
+    },
+    async kill() {
+      await current?.terminate('SIGKILL');
+      current = undefined;
+    },
+    async restart() {
+      if (stopping) throw new Error('redis-server was stopped; start a new one');
+      await current?.terminate('SIGKILL');
+      current = undefined;
+      // The port is ours again at once (no TIME_WAIT on a listening socket), unless someone took it.
+      current = await launch(dir, port);
+    },
+  };
+}
+
+class PortInUseError extends Error {}
+
+interface RunningServer {
+  child: ChildProcess;
+  terminate(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+}
+
+async function launch(dir: string, port: number): Promise<RunningServer> {
+  const logPath = join(dir, `redis-${port}.log`);
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--logfile',
+    logPath,
+    '--daemonize',
+    'no',
+  ];
+  const [file, argv] = SETPRIV
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', REDIS_SERVER, ...args]]
+    : [REDIS_SERVER, args];
+  const child = spawn(file, argv, { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  const server: RunningServer = {
+    child,
+    async terminate(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const forceKill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(forceKill);
+    },
+  };
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const log = await readFile(logPath, 'utf8').catch(() => '');
+      if (/address already in use/i.test(log)) throw new PortInUseError(`port ${port} is in use`);
+      throw new Error(
+        `redis-server exited during start (${child.exitCode ?? child.signalCode}):\n${tail(log)}`,
+      );
+    }
+    if (await ping(port)) return server;
+    if (Date.now() > deadline) {
+      await server.terminate('SIGKILL');
+      const log = await readFile(logPath, 'utf8').catch(() => '');
+      throw new Error(
+        `redis-server not answering on port ${port} after ${START_TIMEOUT_MS} ms:\n${tail(log)}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** True when a server on the port answers PING with PONG (RESP, no client library). */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1_000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('utf8');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address === 'string') throw new Error('no port assigned');
+  return address.port;
+}
+
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
