@@ -47,6 +47,8 @@ export class MediaNode {
   readonly #bitrateTimer: NodeJS.Timeout;
   readonly cluster: ClusterMember | undefined;
   #closing = false;
+  /** Draining (operator scale-down): no new viewers, not ready; current viewers keep playing. */
+  #draining = false;
   #cpuSample: { atMs: number; cpuMs: number } | undefined;
 
   private constructor(config: MediaNodeConfig, logger: Logger, metrics: MediaNodeMetrics, pool: WorkerPool) {
@@ -86,7 +88,28 @@ export class MediaNode {
 
   /** Serving: workers up, not shutting down and, in a CDN, registered in Redis. */
   get ready(): boolean {
-    return !this.#closing && this.pool.workers.length > 0 && (this.cluster?.ready ?? true);
+    return !this.#closing && !this.#draining && this.pool.workers.length > 0 && (this.cluster?.ready ?? true);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Viewer (WHEP) sessions on this node. */
+  get viewerCount(): number {
+    return [...this.#sessions.values()].filter((session) => session.protocol === 'whep').length;
+  }
+
+  /**
+   * Marks the node draining (or not): new viewers are refused with 503 so clients go to
+   * another edge, readiness turns false so Kubernetes stops routing here, and the registry
+   * tells the operator, which removes the pod once its viewers are gone.
+   */
+  setDraining(draining: boolean): void {
+    if (this.#draining === draining) return;
+    this.#draining = draining;
+    this.cluster?.registry.setDraining(draining);
+    this.logger.info({ draining, viewers: this.viewerCount }, draining ? 'draining' : 'no longer draining');
   }
 
   get relayServer() {
@@ -173,6 +196,9 @@ export class MediaNode {
     if (!this.acceptsPlay) {
       throw new HttpError(421, `this node is an ${this.config.role} (WHIP ingest only); play from an edge`);
     }
+    if (this.#draining) {
+      throw new HttpError(503, 'this edge is draining; play from another edge', { 'Retry-After': '1' });
+    }
     const offer = parseOffer(sdp);
     let stream = this.#streams.get(streamName);
     if (!stream || stream.closed) stream = await this.cluster?.resolve(streamName);
@@ -232,7 +258,7 @@ export class MediaNode {
     });
     await Promise.all(samples);
     this.cluster?.setLoad({
-      viewers: [...this.#sessions.values()].filter((session) => session.protocol === 'whep').length,
+      viewers: this.viewerCount,
       streams: this.#streams.size + (this.cluster.relayedStreams?.streams.length ?? 0),
       egressBps: [...egress.values()].reduce((sum, bitrate) => sum + bitrate, 0),
       cpu: await this.#workerCpu(),

@@ -166,6 +166,30 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     expect(await viewers[0]!.stop(url('edge-a1'))).toBe(404);
   }, 30_000);
 
+  it('drains an edge on request: existing viewers keep playing, new ones get 503, readiness turns false', async () => {
+    const pub = publisher();
+    expect((await pub.publish(url('origin-2'), 'draining')).status).toBe(201);
+    const v = viewer();
+    await v.play(url('edge-b1'), 'draining');
+    await v.waitForFrames(5);
+    const drain = (draining: boolean) =>
+      cluster.client.request<{ draining: boolean; viewers: number }>(
+        'POST',
+        cluster.node('edge-b1').internalUrl,
+        '/internal/v1/drain',
+        { draining },
+      );
+    expect(await drain(true)).toEqual({ draining: true, viewers: 1 });
+    expect((await fetch(`${url('edge-b1')}/readyz`)).status).toBe(503);
+    const refused = await postSdp(`${url('edge-b1')}/whep/draining`, whepOffer);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    await v.waitForFrames(v.framesWithCode + 10);
+    expect(await drain(false)).toEqual({ draining: false, viewers: 1 });
+    expect((await fetch(`${url('edge-b1')}/readyz`)).status).toBe(200);
+    expect(await pub.unpublish(url('origin-2'))).toBe(200);
+  }, 30_000);
+
   it('leaves no transport, router or relay behind after 200 viewer join/leave cycles', async () => {
     const pub = publisher();
     expect((await pub.publish(url('origin-2'), 'churn')).status).toBe(201);

@@ -1,8 +1,12 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { z } from 'zod';
 import { HttpError } from '../errors.js';
 import { RequestVerifier } from '../internal/hmac.js';
 import type { MediaNode } from '../MediaNode.js';
 import { RELAYS_PATH, RelayRequestSchema } from '../relay/protocol.js';
+
+/** POST /internal/v1/drain (the operator scaling edges down). */
+const DrainRequestSchema = z.object({ draining: z.boolean() });
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -80,6 +84,13 @@ export async function createInternalServer(node: MediaNode, clusterSecret: strin
   });
 
   app.get('/internal/v1/dump', async () => node.dump());
+
+  app.post('/internal/v1/drain', async (request) => {
+    const parsed = DrainRequestSchema.safeParse(request.body);
+    if (!parsed.success) throw new HttpError(400, 'body must be {"draining": true|false}');
+    node.setDraining(parsed.data.draining);
+    return { draining: node.draining, viewers: node.viewerCount };
+  });
 
   return app;
 }

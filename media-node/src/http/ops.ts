@@ -7,7 +7,9 @@ export function registerOpsRoutes(app: FastifyInstance, node: MediaNode): void {
 
   app.get('/readyz', async (_request, reply) => {
     const ready = node.ready;
-    return reply.code(ready ? 200 : 503).send({ ready, workers: node.pool.workers.length });
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ ready, workers: node.pool.workers.length, ...(node.draining ? { draining: true } : {}) });
   });
 
   app.get('/metrics', async (_request, reply) => {
