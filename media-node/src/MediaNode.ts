@@ -1,3 +1,4 @@
+import { StreamAccess } from './acl/StreamAccess.js';
 import { ClusterMember } from './ClusterMember.js';
 import type { MediaNodeConfig } from './config.js';
 import { HttpError } from './errors.js';
@@ -46,6 +47,8 @@ export class MediaNode {
   readonly #sessions = new Map<string, Session>();
   readonly #bitrateTimer: NodeJS.Timeout;
   readonly cluster: ClusterMember | undefined;
+  /** Who may watch what: ACLs, admission, revocation (edges and standalone; origins for the API). */
+  readonly access: StreamAccess;
   #closing = false;
   /** Draining (operator scale-down): no new viewers, not ready; current viewers keep playing. */
   #draining = false;
@@ -58,6 +61,16 @@ export class MediaNode {
     this.pool = pool;
     this.#bitrateTimer = setInterval(() => void this.#sampleBitrates(), BITRATE_SAMPLE_MS);
     this.#bitrateTimer.unref();
+    this.access = new StreamAccess({
+      config: config.access,
+      redis: config.cluster && {
+        url: config.cluster.redisUrl,
+        prefix: config.cluster.redisPrefix,
+        clusterSecret: config.cluster.clusterSecret,
+      },
+      metrics,
+      logger,
+    });
     if (config.cluster) {
       this.cluster = new ClusterMember({
         config: config.cluster,
@@ -83,12 +96,21 @@ export class MediaNode {
       logger,
       metrics,
     });
-    return new MediaNode(config, logger, metrics, pool);
+    const node = new MediaNode(config, logger, metrics, pool);
+    await node.access.start();
+    return node;
   }
 
   /** Serving: workers up, not shutting down and, in a CDN, registered in Redis. */
   get ready(): boolean {
-    return !this.#closing && !this.#draining && this.pool.workers.length > 0 && (this.cluster?.ready ?? true);
+    return (
+      !this.#closing &&
+      !this.#draining &&
+      this.pool.workers.length > 0 &&
+      (this.cluster?.ready ?? true) &&
+      // A viewer node that cannot tell public from protected streams yet admits nobody.
+      (!this.acceptsPlay || this.access.cache.confirmedAt !== undefined)
+    );
   }
 
   get draining(): boolean {
@@ -190,8 +212,15 @@ export class MediaNode {
     }
   }
 
-  /** WHEP: attaches a viewer to a live stream, on the least loaded worker. */
-  async play(streamName: string, sdp: string): Promise<ViewerSession> {
+  /**
+   * WHEP: admits the viewer (access key, if the stream is protected) and attaches it to the
+   * live stream, on the least loaded worker. The session stays under access control's watch.
+   */
+  async play(
+    streamName: string,
+    sdp: string,
+    viewer: { key: string | undefined; clientIp: string },
+  ): Promise<ViewerSession> {
     this.#assertAccepting();
     if (!this.acceptsPlay) {
       throw new HttpError(421, `this node is an ${this.config.role} (WHIP ingest only); play from an edge`);
@@ -199,6 +228,7 @@ export class MediaNode {
     if (this.#draining) {
       throw new HttpError(503, 'this edge is draining; play from another edge', { 'Retry-After': '1' });
     }
+    const grant = this.access.admit(streamName, viewer.key, viewer.clientIp);
     const offer = parseOffer(sdp);
     let stream = this.#streams.get(streamName);
     if (!stream || stream.closed) stream = await this.cluster?.resolve(streamName);
@@ -211,6 +241,7 @@ export class MediaNode {
       connectTimeoutMs: this.config.connectTimeoutMs,
     });
     this.#track(session);
+    this.access.watch(session, grant);
     const viewers = this.metrics.viewers.labels({ stream: streamName });
     viewers.inc();
     session.once('close', () => viewers.dec());
@@ -317,6 +348,7 @@ export class MediaNode {
     this.#closing = true;
     clearInterval(this.#bitrateTimer);
     await this.cluster?.close();
+    await this.access.close();
     for (const session of [...this.#sessions.values()]) session.close('node-shutdown');
     for (const stream of [...this.#streams.values()]) stream.close('node-shutdown');
     // Let the workers flush DTLS close_notify to peers before they exit.

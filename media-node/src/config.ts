@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
+import type { AccessConfig } from './acl/StreamAccess.js';
 
 /**
  * The media node's container contract: every setting comes from the environment and is
@@ -106,6 +107,17 @@ export const EnvSchema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** Serve the demo page at `/`. */
     DEMO_PAGE: booleanFlag('true'),
+    /** Bearer token of the ACL REST API (origins, standalone). */
+    ADMIN_TOKEN: optionalNonEmpty.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+    /** Streams without an ACL: allow (public, freemium) or deny (private). */
+    ACL_DEFAULT_POLICY: z.enum(['allow', 'deny'], { error: 'must be allow or deny' }).default('allow'),
+    /** Protected streams admit new viewers only from an ACL cache confirmed this recently. */
+    ACL_MAX_STALENESS_MS: milliseconds(30_000, 1000),
+    ACL_FAILURES_PER_CLIENT: z.coerce.number().int().min(1).max(1_000_000).default(10),
+    ACL_FAILURES_PER_STREAM: z.coerce.number().int().min(1).max(1_000_000).default(100),
+    ACL_FAILURE_WINDOW_MS: milliseconds(60_000, 1000),
+    /** Accept `?key=` on WHEP for players that cannot set headers (keys end up in access logs). */
+    ACL_QUERY_KEY: booleanFlag('true'),
   })
   .refine((env) => env.RTC_PORT + (env.WORKERS ?? 1) - 1 <= 65535, {
     message: 'RTC_PORT + WORKERS - 1 must not exceed 65535',
@@ -140,6 +152,8 @@ export interface ClusterConfig {
 
 export interface MediaNodeConfig {
   role: Role;
+  adminToken: string | undefined;
+  access: AccessConfig & { allowQueryKey: boolean };
   /** Present when the node is part of a multi-node CDN (REDIS_URL set); absent standalone. */
   cluster: ClusterConfig | undefined;
   host: string;
@@ -174,6 +188,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
   const announcedAddress = parsed.ANNOUNCED_IP ?? defaultAnnouncedAddress(parsed.RTC_LISTEN_IP);
   return {
     role: parsed.ROLE,
+    adminToken: parsed.ADMIN_TOKEN,
+    access: {
+      defaultPolicy: parsed.ACL_DEFAULT_POLICY,
+      maxStalenessMs: parsed.ACL_MAX_STALENESS_MS,
+      failuresPerClientIp: parsed.ACL_FAILURES_PER_CLIENT,
+      failuresPerStream: parsed.ACL_FAILURES_PER_STREAM,
+      failureWindowMs: parsed.ACL_FAILURE_WINDOW_MS,
+      allowQueryKey: parsed.ACL_QUERY_KEY,
+    },
     cluster:
       parsed.REDIS_URL === undefined
         ? undefined

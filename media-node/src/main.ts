@@ -49,9 +49,15 @@ async function main(): Promise<void> {
       process.exit(1);
     }
   }
+  if (config.role === 'all' && config.adminToken === undefined) {
+    logger.warn(
+      'ADMIN_TOKEN is not set: the ACL API (/api/v1/streams/{stream}/acl) accepts changes from anyone who can reach this port',
+    );
+  }
   logger.info(
     {
       role: config.role,
+      aclDefaultPolicy: config.access.defaultPolicy,
       http: `http://${config.host}:${config.httpPort}`,
       ...(config.cluster
         ? {

@@ -94,6 +94,37 @@ export class MediaNodeMetrics {
     registers: [this.registry],
   });
 
+  readonly admissions = new Counter({
+    name: 'rtccdn_admissions_total',
+    help: 'Viewer admission decisions by result (ok, 401, 403, 429, 503)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly revocations = new Counter({
+    name: 'rtccdn_revocations_total',
+    help: 'Viewer sessions closed by access control, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly revocationSeconds = new Histogram({
+    name: 'rtccdn_revocation_cutoff_seconds',
+    help: 'From an ACL change (or key expiry) to the viewer session being closed on this node',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  /** Seconds since the ACL cache was confirmed current, -1 before the first load (set by StreamAccess). */
+  aclCacheAge: () => number = () => -1;
+
+  readonly aclCacheAgeSeconds: Gauge = new Gauge({
+    name: 'rtccdn_acl_cache_age_seconds',
+    help: 'Time since the ACL cache was last known to match the store (grows while Redis is down); -1 before the first load',
+    registers: [this.registry],
+    collect: (): void => this.aclCacheAgeSeconds.set(this.aclCacheAge()),
+  });
+
   readonly registryUp = new Gauge({
     name: 'rtccdn_registry_up',
     help: '1 while the node is registered in Redis and heartbeating, else 0',

@@ -208,13 +208,17 @@ export class TestViewer {
   async play(
     baseUrl: string,
     stream: string,
-    options: { audio?: boolean; query?: string; renumber?: Record<number, number> } = {},
+    options: { audio?: boolean; query?: string; renumber?: Record<number, number>; key?: string } = {},
   ): Promise<HttpResult> {
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     if (options.audio !== false) this.pc.addTransceiver('audio', { direction: 'recvonly' });
     this.#attachSink();
     const sdp = await gatheredOffer(this.pc, options.renumber);
-    const result = await postSdp(`${baseUrl}/whep/${stream}${options.query ?? ''}`, sdp);
+    const result = await postSdp(
+      `${baseUrl}/whep/${stream}${options.query ?? ''}`,
+      sdp,
+      options.key ? { Authorization: `Bearer ${options.key}` } : {},
+    );
     if (result.status === 201) {
       this.location = result.headers.get('location') ?? undefined;
       await this.pc.setRemoteDescription({ type: 'answer', sdp: result.body });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AclPatternSchema } from '../acl/model.js';
 import { StreamNameSchema } from '../http/names.js';
 
 /**
@@ -20,7 +21,16 @@ import { StreamNameSchema } from '../http/names.js';
  *   {prefix}streams               ZSET     none       member stream name, score = expiry      its origin, with the claim
  *   {prefix}relay:{region}:{name} string   ttl (PX)   JSON RelayRecord: which edge of         that edge (SET NX PX;
  *                                                     {region} pulls {name} from the origin   refresh/release by holder)
- *   {prefix}acl:…                 —        —          reserved for stream access control      the operator (future)
+ *   {prefix}acl:stream:{pattern}  string   none       JSON AclRecord (acl/model.ts): one       the ACL REST API (origins,
+ *                                                     stream's or prefix's keys, as keyed      standalone) or the operator
+ *                                                     hashes — never the keys               (StreamACL), via AclStore
+ *   {prefix}acl:patterns          SET      none       every pattern that has an AclRecord     with the record (one script)
+ *   {prefix}acl:version           string   none       integer, +1 on every ACL change         with the record (one script)
+ *   {prefix}acl:epoch             string   none       random id, set with the first ACL       with the record (one script);
+ *                                                     write: a new epoch = the store was      edges lock ACLs they knew
+ *                                                     reset (Redis lost its data)             until they are rewritten
+ *   {prefix}acl:events            pub/sub  —          JSON AclChangeMessage {version,         with the record (one script);
+ *                                                     pattern, op}                            edges resync on a gap
  *   {prefix}events                pub/sub  —          JSON ClusterEvent (stream-up/-down)     origins, atomically with
  *                                                                                             their claim changes
  *
@@ -38,7 +48,7 @@ import { StreamNameSchema } from '../http/names.js';
 export const LAYOUT_VERSION = 1;
 export const DEFAULT_PREFIX = 'rtccdn:';
 
-/** The part of the key space the operator owns; media nodes never write under it. */
+/** The part of the key space for stream access control (AclStore writes it, edges read it). */
 export const ACL_NAMESPACE = 'acl:';
 
 // --- key components -------------------------------------------------------------------------------
@@ -161,6 +171,20 @@ export const ClusterEventSchema = z.discriminatedUnion('type', [
 ]);
 export type ClusterEvent = z.infer<typeof ClusterEventSchema>;
 
+/**
+ * Published with every ACL change. `version` is {prefix}acl:version after the change: a reader
+ * that sees a version other than its last + 1 has missed a message and re-reads everything.
+ */
+export const AclChangeMessageSchema = z.object({
+  v: z.literal(LAYOUT_VERSION),
+  version: z.number().int().positive(),
+  pattern: AclPatternSchema,
+  op: z.enum(['put', 'delete']),
+  /** Writer's clock (ms) at the change: edges measure the revocation cut-off latency from it. */
+  at: epochMs,
+});
+export type AclChangeMessage = z.infer<typeof AclChangeMessageSchema>;
+
 // --- key names ------------------------------------------------------------------------------------
 
 export type ParsedKey =
@@ -180,8 +204,16 @@ export class ClusterKeys {
   readonly streams: string;
   /** Pub/sub channel of ClusterEvent messages. */
   readonly events: string;
-  /** Everything starting with this belongs to the operator (stream access control). */
+  /** Everything starting with this is stream access control. */
   readonly aclNamespace: string;
+  /** SET of the patterns that have an ACL record. */
+  readonly aclPatterns: string;
+  /** Counter of ACL changes. */
+  readonly aclVersion: string;
+  /** Random id of this ACL store's lifetime (changes when Redis lost its data). */
+  readonly aclEpoch: string;
+  /** Pub/sub channel of AclChangeMessage. */
+  readonly aclEvents: string;
 
   constructor(prefix: string = DEFAULT_PREFIX) {
     this.prefix = checked(KeyPrefixSchema, prefix, 'key prefix');
@@ -189,6 +221,15 @@ export class ClusterKeys {
     this.streams = `${prefix}streams`;
     this.events = `${prefix}events`;
     this.aclNamespace = `${prefix}${ACL_NAMESPACE}`;
+    this.aclPatterns = `${this.aclNamespace}patterns`;
+    this.aclVersion = `${this.aclNamespace}version`;
+    this.aclEpoch = `${this.aclNamespace}epoch`;
+    this.aclEvents = `${this.aclNamespace}events`;
+  }
+
+  /** The ACL record of an exact stream name or a prefix pattern ("sales-*"). */
+  aclRecord(pattern: string): string {
+    return `${this.aclNamespace}stream:${checked(AclPatternSchema, pattern, 'ACL pattern')}`;
   }
 
   node(nodeId: string): string {

@@ -8,6 +8,7 @@ import Fastify, {
 import { HttpError } from '../errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import { SdpError } from '../sdp/SdpError.js';
+import { registerAclRoutes } from './acl.js';
 import { registerDemoRoutes } from './demo.js';
 import { registerOpsRoutes } from './ops.js';
 import { registerSessionRoutes } from './sessions.js';
@@ -32,7 +33,7 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
   // Browser players and publishers on other origins: WHIP/WHEP responses must expose Location etc.
   await app.register(cors, {
     origin: '*',
-    methods: ['GET', 'POST', 'DELETE', 'PATCH', 'OPTIONS'],
+    methods: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'If-Match'],
     exposedHeaders: [
       'Location',
@@ -60,14 +61,16 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     if (!protocol) return;
     node.metrics.requests.inc({ protocol, method: request.method, status: String(reply.statusCode) });
     const level = reply.statusCode >= 500 ? 'error' : 'info';
+    // Never log query strings: `?key=` carries viewers' access keys.
+    const path = request.url.split('?')[0];
     request.log[level](
       {
         method: request.method,
-        url: request.url,
+        url: path,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
       },
-      `${request.method} ${request.url} ${reply.statusCode}`,
+      `${request.method} ${path} ${reply.statusCode}`,
     );
   });
 
@@ -90,12 +93,13 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
             ? `body exceeds ${MAX_SDP_BYTES} bytes`
             : error.message;
     } else {
-      request.log.error({ err: error, url: request.url }, 'request failed');
+      request.log.error({ err: error, url: request.url.split('?')[0] }, 'request failed');
     }
     reply.code(status).send({ statusCode: status, error: httpReason(status), message });
   });
 
   registerSessionRoutes(app, node);
+  if (node.acceptsPublish) registerAclRoutes(app, node);
   registerOpsRoutes(app, node);
   if (node.config.demoPage) registerDemoRoutes(app);
   return app;
@@ -108,6 +112,7 @@ function httpReason(status: number): string {
     404: 'Not Found',
     405: 'Method Not Allowed',
     409: 'Conflict',
+    429: 'Too Many Requests',
     413: 'Payload Too Large',
     415: 'Unsupported Media Type',
     421: 'Misdirected Request',

@@ -38,7 +38,10 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
       const session =
         protocol === 'whip'
           ? await node.publish(streamName, request.body)
-          : await node.play(streamName, request.body);
+          : await node.play(streamName, request.body, {
+              key: viewerKey(request, node.config.access.allowQueryKey),
+              clientIp: request.ip,
+            });
       return reply
         .code(201)
         .header('Content-Type', 'application/sdp')
@@ -73,6 +76,18 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
       });
     });
   }
+}
+
+/**
+ * The viewer's access key: `Authorization: Bearer <key>`, or `?key=` for players that cannot set
+ * headers (when allowed; such URLs end up in browser history and proxy logs).
+ */
+function viewerKey(request: FastifyRequest, allowQueryKey: boolean): string | undefined {
+  const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
+  if (bearer) return bearer;
+  if (!allowQueryKey) return undefined;
+  const query = request.query as Record<string, unknown> | undefined;
+  return typeof query?.['key'] === 'string' ? query['key'] : undefined;
 }
 
 function parseStreamName(raw: string): string {

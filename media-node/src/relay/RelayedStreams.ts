@@ -60,6 +60,8 @@ interface Tracked {
   sourceLostAt?: number;
   /** A relink in progress (one at a time per stream). */
   relinking?: Promise<void>;
+  /** Bytes the upstream link had received at the previous check: media still flowing? */
+  linkBytes?: number;
 }
 
 /**
@@ -249,7 +251,12 @@ export class RelayedStreams {
     const { directory, self, sourceLossGraceMs } = this.#options;
     if (tracked.relinking || tracked.relayed.closed) return;
     const { relayed } = tracked;
+    // Media still arriving means the source lives, whatever the registry says right now (Redis
+    // restarted empty and the origin has not re-registered yet, a lease between refreshes).
+    // Sampled before the lookup, so that checks failing while Redis is down keep the baseline.
+    const flowing = await this.#mediaFlowing(tracked);
     const record = await directory.lookupStream(name);
+    if (!record && flowing) return;
     if (!record) {
       if (tracked.sourceLostAt !== undefined && Date.now() - tracked.sourceLostAt >= sourceLossGraceMs) {
         relayed.close('source-lost: publish did not come back');
@@ -275,10 +282,19 @@ export class RelayedStreams {
     if (link.source.nodeId !== record.nodeId) {
       // We pull from the region's relay edge: follow it if it is gone or was replaced.
       const lease = await directory.lookupRelay(self.region, name);
-      if (!lease || lease.nodeId !== link.source.nodeId) {
+      if ((!lease && !flowing) || (lease && lease.nodeId !== link.source.nodeId)) {
         await this.#relink(name, tracked, record, 'regional relay edge gone');
       }
     }
+  }
+
+  async #mediaFlowing(tracked: Tracked): Promise<boolean> {
+    const link = tracked.relayed.link;
+    if (!link || link.closed) return false;
+    const bytes = await link.bytesReceived().catch(() => 0);
+    const flowing = tracked.linkBytes !== undefined && bytes > tracked.linkBytes;
+    tracked.linkBytes = bytes;
+    return flowing;
   }
 
   #relink(name: string, tracked: Tracked, record: LiveStreamRecord, reason: string): Promise<void> {
@@ -298,6 +314,7 @@ export class RelayedStreams {
         }
         tracked.holdsRegionalLease = holdsRegionalLease;
         tracked.sourceLostAt = undefined;
+        tracked.linkBytes = undefined;
         metrics.upstreamSwitches.inc({ reason });
         logger.info({ stream: name, upstream: link.source.nodeId, reason }, 'relay moved to a new upstream');
       } catch (error) {

@@ -1,0 +1,191 @@
+import type { Logger } from '../logger.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+import type { AclChange, AclStore } from './AclStore.js';
+import type { AclRecord } from './model.js';
+
+export type AclCacheEvents = {
+  /**
+   * ACLs changed: `patterns` were put or deleted (all of them after a resync). `at` is when the
+   * change was made (writer's clock), for the revocation latency metric; undefined on resync.
+   */
+  changed: [patterns: ReadonlySet<string>, at: number | undefined];
+  /** The store lost its data (new epoch): `locked` patterns refuse new viewers until rewritten. */
+  reset: [locked: ReadonlySet<string>];
+};
+
+export interface AclCacheOptions {
+  store: AclStore;
+  /** How often the store's version is compared with ours (catches lost messages). */
+  checkIntervalMs?: number;
+  logger: Logger;
+}
+
+/**
+ * Every ACL, in memory, kept current by the store's change messages: admission never waits on
+ * Redis. Messages carry the ACL version; one that is not our version + 1 means we missed
+ * something, and we re-read everything. A periodic version check catches a lost last message,
+ * and doubles as the freshness signal: `confirmedAt` is when we last knew we were current.
+ */
+export class AclCache extends TypedEmitter<AclCacheEvents> {
+  readonly #store: AclStore;
+  readonly #logger: Logger;
+  readonly #exact = new Map<string, AclRecord>();
+  /** Prefix patterns by their prefix ("sales-" for "sales-*"). */
+  readonly #prefixes = new Map<string, AclRecord>();
+  /**
+   * Patterns whose ACL vanished in a store reset. Nobody removed them on purpose, so opening
+   * their streams would be wrong; admission refuses new viewers of them (503) until the ACL is
+   * written again (the operator re-syncs StreamACLs; a backend re-PUTs) or explicitly deleted.
+   */
+  readonly #locked = new Set<string>();
+  readonly #checkTimer: NodeJS.Timeout;
+  #epoch: string | undefined;
+  #version = -1;
+  #confirmedAt: number | undefined;
+  #resyncing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: AclCacheOptions) {
+    super();
+    this.#store = options.store;
+    this.#logger = options.logger.child({ component: 'acl-cache' });
+    this.#store.on('change', (change) => void this.#onChange(change));
+    this.#checkTimer = setInterval(() => void this.#check(), options.checkIntervalMs ?? 2000);
+    this.#checkTimer.unref();
+  }
+
+  /** First full read; retried by the periodic check if the store is unreachable now. */
+  async start(): Promise<void> {
+    await this.#store.connected(5000);
+    await this.#resync().catch((error: Error) =>
+      this.#logger.warn({ err: error }, 'cannot load ACLs yet; retrying in the background'),
+    );
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  /** When the cache was last known to match the store (undefined: never loaded). */
+  get confirmedAt(): number | undefined {
+    return this.#confirmedAt;
+  }
+
+  get size(): number {
+    return this.#exact.size + this.#prefixes.size;
+  }
+
+  /** Is the most specific pattern covering `stream` one that was lost in a store reset? */
+  isLocked(stream: string): boolean {
+    if (this.#locked.size === 0 || this.#exact.has(stream)) return false;
+    if (this.#locked.has(stream)) return true;
+    for (let length = stream.length; length >= 0; length--) {
+      const prefix = stream.slice(0, length);
+      if (this.#prefixes.has(prefix)) return false;
+      if (this.#locked.has(`${prefix}*`)) return true;
+    }
+    return false;
+  }
+
+  get lockedPatterns(): ReadonlySet<string> {
+    return this.#locked;
+  }
+
+  /** The ACL that governs `stream`: exact name first, then the longest matching prefix. */
+  governing(stream: string): AclRecord | undefined {
+    const exact = this.#exact.get(stream);
+    if (exact) return exact;
+    for (let length = stream.length; length >= 0; length--) {
+      const record = this.#prefixes.get(stream.slice(0, length));
+      if (record) return record;
+    }
+    return undefined;
+  }
+
+  #put(record: AclRecord): void {
+    if (record.pattern.endsWith('*')) this.#prefixes.set(record.pattern.slice(0, -1), record);
+    else this.#exact.set(record.pattern, record);
+  }
+
+  #delete(pattern: string): void {
+    if (pattern.endsWith('*')) this.#prefixes.delete(pattern.slice(0, -1));
+    else this.#exact.delete(pattern);
+  }
+
+  async #onChange(change: AclChange): Promise<void> {
+    if (this.#closed || change.version <= this.#version) return;
+    if (this.#resyncing) {
+      // The snapshot in flight may predate this change: look again once it is in.
+      await this.#resyncing.catch(() => undefined);
+      if (change.version <= this.#version) return;
+    }
+    if (change.version !== this.#version + 1) {
+      // A gap: we missed messages. The snapshot is the truth.
+      await this.#resync().catch((error: Error) => this.#logger.warn({ err: error }, 'ACL resync failed'));
+      return;
+    }
+    try {
+      // Read the record itself: the message says what changed, the store says what it is now.
+      const record = await this.#store.get(change.pattern);
+      if (change.version !== this.#version + 1) return; // a resync overtook us
+      if (record) this.#put(record);
+      else this.#delete(change.pattern);
+      this.#locked.delete(change.pattern);
+      this.#version = change.version;
+      this.#confirmedAt = Date.now();
+      this.emit('changed', new Set([change.pattern]), change.at);
+    } catch (error) {
+      this.#logger.warn({ err: error, pattern: change.pattern }, 'cannot read changed ACL; resyncing');
+      await this.#resync().catch(() => undefined);
+    }
+  }
+
+  async #check(): Promise<void> {
+    if (this.#closed || this.#resyncing) return;
+    try {
+      const version = await this.#store.version();
+      if (version.version !== this.#version || version.epoch !== this.#epoch) await this.#resync();
+      else this.#confirmedAt = Date.now();
+    } catch (error) {
+      this.#logger.debug({ err: error }, 'ACL version check failed (store unreachable?)');
+    }
+  }
+
+  #resync(): Promise<void> {
+    this.#resyncing ??= (async () => {
+      try {
+        const snapshot = await this.#store.snapshot();
+        const known = [...this.#exact.values(), ...this.#prefixes.values()].map((record) => record.pattern);
+        const changed = new Set<string>([...known, ...snapshot.records.map((record) => record.pattern)]);
+        if (this.#epoch !== undefined && this.#epoch !== '' && snapshot.epoch !== this.#epoch) {
+          const present = new Set(snapshot.records.map((record) => record.pattern));
+          for (const pattern of [...known, ...this.#locked])
+            if (!present.has(pattern)) this.#locked.add(pattern);
+          this.#logger.error(
+            { locked: [...this.#locked], from: this.#epoch, to: snapshot.epoch || '(empty)' },
+            'the ACL store lost its data (Redis restarted without persistence?): streams it protected stay locked until their ACLs are written again',
+          );
+          this.emit('reset', this.#locked);
+        }
+        for (const pattern of snapshot.records.map((record) => record.pattern)) this.#locked.delete(pattern);
+        this.#epoch = snapshot.epoch;
+        this.#exact.clear();
+        this.#prefixes.clear();
+        for (const record of snapshot.records) this.#put(record);
+        const previous = this.#version;
+        this.#version = snapshot.version;
+        this.#confirmedAt = Date.now();
+        if (previous >= 0) this.#logger.info({ from: previous, to: snapshot.version }, 'ACLs resynchronised');
+        this.emit('changed', changed, undefined);
+      } finally {
+        this.#resyncing = undefined;
+      }
+    })();
+    return this.#resyncing;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#checkTimer);
+  }
+}

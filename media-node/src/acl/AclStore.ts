@@ -1,0 +1,313 @@
+import { randomUUID } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  type AclChangeMessage,
+  AclChangeMessageSchema,
+  ClusterKeys,
+  LAYOUT_VERSION,
+} from '../cluster/keys.js';
+import { RedisScript } from '../cluster/Lease.js';
+import type { Logger } from '../logger.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+import { ACL_RECORD_VERSION, type AclRecord, AclRecordSchema, type StoredKey } from './model.js';
+
+/** A change of one ACL, as every reader learns it. */
+export interface AclChange {
+  /** ACL version after the change (strictly increasing, no gaps in a healthy stream). */
+  version: number;
+  pattern: string;
+  op: 'put' | 'delete';
+  /** Writer's clock at the change (ms). */
+  at: number;
+}
+
+export interface AclSnapshot {
+  /** Lifetime of the store's data: a different epoch means the store was reset (data lost). */
+  epoch: string;
+  version: number;
+  records: AclRecord[];
+}
+
+export type AclStoreEvents = {
+  /** Another writer (or this one) changed an ACL. Pub/sub: may be lost; see AclCache. */
+  change: [change: AclChange];
+};
+
+/** Where ACLs live: Redis in a CDN (shared with the operator), memory on a standalone node. */
+export interface AclStore extends TypedEmitter<AclStoreEvents> {
+  /** Resolves once the store can answer (connected), or after `timeoutMs` regardless. */
+  connected(timeoutMs: number): Promise<void>;
+  get(pattern: string): Promise<AclRecord | undefined>;
+  snapshot(): Promise<AclSnapshot>;
+  /** Epoch and version, cheaply (the cache's periodic check). */
+  version(): Promise<{ epoch: string; version: number }>;
+  /**
+   * Atomically replaces the ACL of `pattern` with what `change` computes from the current
+   * one (undefined current = none). `change` returning undefined deletes it; returning the
+   * current keys unchanged is still a write. Retries when a concurrent writer got there first.
+   */
+  update(
+    pattern: string,
+    change: (current: AclRecord | undefined) => StoredKey[] | undefined,
+  ): Promise<AclRecord | undefined>;
+  close(): Promise<void>;
+}
+
+/** A failed ACL store operation, with what was attempted. */
+export class AclStoreError extends Error {
+  override name = 'AclStoreError';
+}
+
+function newRecord(pattern: string, keys: StoredKey[]): AclRecord {
+  return { v: ACL_RECORD_VERSION, pattern, keys, updatedAt: Date.now() };
+}
+
+// --- Redis ----------------------------------------------------------------------------------------
+
+/**
+ * Compare-and-set of one ACL record, its index entry, the version counter and the change
+ * message, atomically. ARGV[1] is the value the writer read ("" = none, so the record must not
+ * exist); ARGV[2] the new value ("" = delete); ARGV[7] an epoch id, set if none exists yet.
+ * Returns {1, version} or {0} on a conflict.
+ */
+const WRITE_ACL = new RedisScript(
+  'acl-write',
+  `
+local current = redis.call('GET', KEYS[1])
+if (current or '') ~= ARGV[1] then return {0} end
+redis.call('SET', KEYS[4], ARGV[7], 'NX')
+local op
+if ARGV[2] == '' then
+  -- Deleting an absent ACL still announces it: edges that locked the pattern after a store
+  -- reset (AclCache) unlock it on an explicit delete.
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[3])
+  op = 'delete'
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[3])
+  op = 'put'
+end
+local version = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[4], '{"v":' .. ARGV[6] .. ',"version":' .. version .. ',"pattern":"' .. ARGV[3] ..
+  '","op":"' .. op .. '","at":' .. ARGV[5] .. '}')
+return {1, version}
+`,
+);
+
+/** The version and every record, read in one atomic step (a consistent snapshot). */
+const SNAPSHOT_ACLS = new RedisScript(
+  'acl-snapshot',
+  `
+local out = {redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[2]) or '0'}
+for _, pattern in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  out[#out + 1] = redis.call('GET', ARGV[1] .. pattern) or ''
+end
+return out
+`,
+);
+
+export interface RedisAclStoreOptions {
+  redisUrl: string;
+  prefix?: string;
+  /** Subscribe to changes (edges); writers that only write (the operator) may skip it. */
+  subscribe: boolean;
+  commandTimeoutMs?: number;
+  logger: Logger;
+}
+
+/**
+ * ACLs in Redis under {prefix}acl: (layout in cluster/keys.ts). Commands fail fast while Redis
+ * is down (no offline queue): admission decides from its cache, the REST API answers 503.
+ */
+export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclStore {
+  readonly keys: ClusterKeys;
+  readonly #redis: Redis;
+  readonly #subscriber: Redis | undefined;
+  readonly #logger: Logger;
+  readonly #recordKeyPrefix: string;
+
+  constructor(options: RedisAclStoreOptions) {
+    super();
+    this.keys = new ClusterKeys(options.prefix);
+    this.#recordKeyPrefix = this.keys.aclRecord('x').slice(0, -1);
+    this.#logger = options.logger.child({ component: 'acl-store' });
+    const connection: RedisOptions = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: options.commandTimeoutMs ?? 1000,
+      retryStrategy: (attempt) => Math.min(2000, 100 * 2 ** Math.min(attempt, 5)) + Math.random() * 100,
+    };
+    this.#redis = new Redis(options.redisUrl, { ...connection, connectionName: 'rtccdn-acl' });
+    // Connection errors are reported by the callers' failures and by AclCache's staleness.
+    this.#redis.on('error', (error) => this.#logger.debug({ err: error }, 'acl store connection error'));
+    if (options.subscribe) {
+      const subscriber = new Redis(options.redisUrl, { ...connection, connectionName: 'rtccdn-acl-events' });
+      subscriber.on('error', (error) => this.#logger.debug({ err: error }, 'acl events connection error'));
+      subscriber.on('ready', () => {
+        subscriber.subscribe(this.keys.aclEvents).catch((error: Error) => {
+          this.#logger.warn({ err: error }, 'cannot subscribe to ACL changes');
+        });
+      });
+      subscriber.on('message', (_channel: string, text: string) => this.#onMessage(text));
+      this.#subscriber = subscriber;
+    }
+  }
+
+  async connected(timeoutMs: number): Promise<void> {
+    if (this.#redis.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async get(pattern: string): Promise<AclRecord | undefined> {
+    const value = await this.#command('get', pattern, () => this.#redis.get(this.keys.aclRecord(pattern)));
+    return value ? this.#parse(value, pattern) : undefined;
+  }
+
+  async version(): Promise<{ epoch: string; version: number }> {
+    const [epoch, version] = await this.#command('version', '', () =>
+      this.#redis.mget(this.keys.aclEpoch, this.keys.aclVersion),
+    );
+    return { epoch: epoch ?? '', version: Number(version ?? 0) };
+  }
+
+  async snapshot(): Promise<AclSnapshot> {
+    const reply = (await this.#command('snapshot', '', () =>
+      SNAPSHOT_ACLS.run(
+        this.#redis,
+        [this.keys.aclPatterns, this.keys.aclVersion, this.keys.aclEpoch],
+        [this.#recordKeyPrefix],
+      ),
+    )) as string[];
+    const [epoch, version, ...values] = reply;
+    const records = values.flatMap((value) => {
+      const record = value ? this.#parse(value, '(snapshot)') : undefined;
+      return record ? [record] : [];
+    });
+    return { epoch: epoch ?? '', version: Number(version ?? 0), records };
+  }
+
+  async update(
+    pattern: string,
+    change: (current: AclRecord | undefined) => StoredKey[] | undefined,
+  ): Promise<AclRecord | undefined> {
+    const key = this.keys.aclRecord(pattern);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const currentValue = (await this.#command('read', pattern, () => this.#redis.get(key))) ?? '';
+      const current = currentValue ? this.#parse(currentValue, pattern) : undefined;
+      const keys = change(current);
+      const next = keys === undefined ? undefined : newRecord(pattern, keys);
+      const reply = (await this.#command('write', pattern, () =>
+        WRITE_ACL.run(
+          this.#redis,
+          [key, this.keys.aclPatterns, this.keys.aclVersion, this.keys.aclEpoch],
+          [
+            currentValue,
+            next ? JSON.stringify(next) : '',
+            pattern,
+            this.keys.aclEvents,
+            Date.now(),
+            LAYOUT_VERSION,
+            randomUUID(),
+          ],
+        ),
+      )) as [number, number?];
+      if (reply[0] === 1) return next;
+    }
+    throw new AclStoreError(`ACL ${pattern}: too many concurrent writers, gave up after 20 attempts`);
+  }
+
+  #onMessage(text: string): void {
+    let message: AclChangeMessage;
+    try {
+      message = AclChangeMessageSchema.parse(JSON.parse(text));
+    } catch (error) {
+      this.#logger.warn({ err: error, message: text.slice(0, 200) }, 'ignoring invalid ACL change message');
+      return;
+    }
+    this.emit('change', {
+      version: message.version,
+      pattern: message.pattern,
+      op: message.op,
+      at: message.at,
+    });
+  }
+
+  #parse(value: string, pattern: string): AclRecord | undefined {
+    try {
+      return AclRecordSchema.parse(JSON.parse(value));
+    } catch (error) {
+      // A record we cannot read is not guessed at: it is skipped (and that ACL is absent here).
+      this.#logger.error({ err: error, pattern }, 'unreadable ACL record in Redis; ignoring it');
+      return undefined;
+    }
+  }
+
+  async #command<T>(operation: string, pattern: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      throw new AclStoreError(
+        `ACL store ${operation}${pattern ? ` ${pattern}` : ''} failed: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const connection of [this.#redis, this.#subscriber]) {
+      if (!connection) continue;
+      await Promise.race([
+        connection.quit().catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, 500)),
+      ]);
+      connection.disconnect();
+    }
+  }
+}
+
+// --- memory ---------------------------------------------------------------------------------------
+
+/** A standalone node's ACLs: in this process only (gone on restart — run Redis to keep them). */
+export class MemoryAclStore extends TypedEmitter<AclStoreEvents> implements AclStore {
+  readonly #records = new Map<string, AclRecord>();
+  readonly #epoch = randomUUID();
+  #version = 0;
+
+  async connected(): Promise<void> {}
+
+  async get(pattern: string): Promise<AclRecord | undefined> {
+    return this.#records.get(pattern);
+  }
+
+  async version(): Promise<{ epoch: string; version: number }> {
+    return { epoch: this.#epoch, version: this.#version };
+  }
+
+  async snapshot(): Promise<AclSnapshot> {
+    return { epoch: this.#epoch, version: this.#version, records: [...this.#records.values()] };
+  }
+
+  async update(
+    pattern: string,
+    change: (current: AclRecord | undefined) => StoredKey[] | undefined,
+  ): Promise<AclRecord | undefined> {
+    const current = this.#records.get(pattern);
+    const keys = change(current);
+    const next = keys === undefined ? undefined : newRecord(pattern, keys);
+    if (next) this.#records.set(pattern, next);
+    else this.#records.delete(pattern);
+    this.#version++;
+    this.emit('change', { version: this.#version, pattern, op: next ? 'put' : 'delete', at: Date.now() });
+    return next;
+  }
+
+  async close(): Promise<void> {}
+}

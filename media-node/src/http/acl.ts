@@ -1,0 +1,198 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AccessKeyInputSchema, AccessKeyListSchema, AclPatternSchema, KeyIdSchema } from '../acl/model.js';
+import { HttpError } from '../errors.js';
+import type { MediaNode } from '../MediaNode.js';
+import { requireBearer } from './auth.js';
+
+/**
+ * The ACL REST API (origins and standalone nodes), for a backend that says "stream X may be
+ * watched with keys K1, K2". Authenticated by ADMIN_TOKEN. Responses never contain key values.
+ *
+ *   PUT    /api/v1/streams/{stream}/acl            replace the keys   {keys: [{id, key, expiresAt?}]}
+ *   POST   /api/v1/streams/{stream}/acl/keys       add keys           {keys: [...]}
+ *   DELETE /api/v1/streams/{stream}/acl/keys/{id}  remove one key
+ *   GET    /api/v1/streams/{stream}/acl            ids and expiry
+ *   DELETE /api/v1/streams/{stream}/acl            drop the ACL (stream follows the default policy)
+ *
+ * {stream} is a stream name or a prefix pattern such as `sales-*` (URL-encoded `*` is fine).
+ */
+export const KeysBodySchema = z.object({ keys: AccessKeyListSchema }).strict();
+
+const BASE = '/api/v1/streams/:stream/acl';
+
+export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
+  const authorize = (request: FastifyRequest) => {
+    const token = node.config.adminToken;
+    if (token !== undefined) {
+      requireBearer(request.headers.authorization, token, 'rtccdn-admin');
+    } else if (node.config.role !== 'all') {
+      throw new HttpError(403, 'the ACL API is disabled on this node: set ADMIN_TOKEN');
+    }
+  };
+  const pattern = (request: FastifyRequest<{ Params: { stream: string } }>) => {
+    const parsed = AclPatternSchema.safeParse(request.params.stream);
+    if (!parsed.success) throw new HttpError(400, parsed.error.issues[0]!.message);
+    return parsed.data;
+  };
+  const keysBody = (request: FastifyRequest) => {
+    const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+    if (mediaType !== 'application/json') {
+      throw new HttpError(415, 'body must be JSON (Content-Type: application/json)');
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(typeof request.body === 'string' ? request.body : '');
+    } catch {
+      throw new HttpError(400, 'body is not valid JSON');
+    }
+    const parsed = KeysBodySchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new HttpError(400, `invalid body: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    }
+    return parsed.data.keys;
+  };
+  const access = node.access;
+
+  app.get<{ Params: { stream: string } }>(BASE, async (request) => {
+    authorize(request);
+    const acl = await access.get(pattern(request));
+    if (!acl) throw new HttpError(404, `no ACL for ${request.params.stream}`);
+    return acl;
+  });
+
+  app.put<{ Params: { stream: string } }>(BASE, async (request) => {
+    authorize(request);
+    const target = pattern(request);
+    const acl = await access.replaceKeys(target, keysBody(request));
+    request.log.info({ stream: target, keyIds: acl.keys.map((key) => key.id) }, 'ACL replaced');
+    return acl;
+  });
+
+  app.delete<{ Params: { stream: string } }>(BASE, async (request, reply: FastifyReply) => {
+    authorize(request);
+    const target = pattern(request);
+    if (!(await access.delete(target))) throw new HttpError(404, `no ACL for ${request.params.stream}`);
+    request.log.info({ stream: target }, 'ACL deleted');
+    return reply.code(204).send();
+  });
+
+  app.post<{ Params: { stream: string } }>(`${BASE}/keys`, async (request, reply: FastifyReply) => {
+    authorize(request);
+    const target = pattern(request);
+    const keys = keysBody(request);
+    const acl = await access.addKeys(target, keys);
+    request.log.info({ stream: target, keyIds: keys.map((key) => key.id) }, 'ACL keys added');
+    return reply.code(201).send(acl);
+  });
+
+  app.delete<{ Params: { stream: string; id: string } }>(`${BASE}/keys/:id`, async (request) => {
+    authorize(request);
+    const target = pattern(request);
+    const id = KeyIdSchema.safeParse(request.params.id);
+    if (!id.success) throw new HttpError(400, id.error.issues[0]!.message);
+    const acl = await access.removeKey(target, id.data);
+    request.log.info({ stream: target, keyId: id.data }, 'ACL key removed');
+    return acl;
+  });
+
+  app.get('/api/v1/openapi.json', async () => openApiDocument());
+}
+
+/** OpenAPI 3.1 description of the ACL API; bodies come from the same zod schemas that validate them. */
+export function openApiDocument(): Record<string, unknown> {
+  const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', target: 'openapi-3.0' });
+  const aclView = {
+    type: 'object',
+    required: ['stream', 'keys', 'updatedAt'],
+    properties: {
+      stream: { type: 'string' },
+      keys: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } },
+        },
+      },
+      updatedAt: { type: 'string', format: 'date-time' },
+    },
+  };
+  const error = {
+    type: 'object',
+    properties: { statusCode: { type: 'integer' }, error: { type: 'string' }, message: { type: 'string' } },
+  };
+  const responses = (ok: Record<string, unknown>) => ({
+    ...ok,
+    '400': {
+      description: 'Invalid stream pattern or body',
+      content: { 'application/json': { schema: error } },
+    },
+    '401': {
+      description: 'Missing or wrong ADMIN_TOKEN',
+      content: { 'application/json': { schema: error } },
+    },
+    '503': {
+      description: 'The ACL store (Redis) is unreachable',
+      content: { 'application/json': { schema: error } },
+    },
+  });
+  const streamParam = {
+    name: 'stream',
+    in: 'path',
+    required: true,
+    description: 'A stream name, or a prefix pattern ending in * (sales-*)',
+    schema: json(AclPatternSchema),
+  };
+  const keysBody = { required: true, content: { 'application/json': { schema: json(KeysBodySchema) } } };
+  const ok = (description: string) => ({ description, content: { 'application/json': { schema: aclView } } });
+  return {
+    openapi: '3.1.0',
+    info: { title: 'rtccdn stream access control', version: '1' },
+    components: {
+      securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } },
+      schemas: { AccessKey: json(AccessKeyInputSchema), Acl: aclView, Error: error },
+    },
+    security: [{ adminToken: [] }],
+    paths: {
+      '/api/v1/streams/{stream}/acl': {
+        parameters: [streamParam],
+        get: {
+          summary: 'Key ids and expiry of an ACL',
+          responses: responses({ '200': ok('The ACL'), '404': { description: 'No ACL' } }),
+        },
+        put: {
+          summary: 'Replace the keys',
+          requestBody: keysBody,
+          responses: responses({ '200': ok('The new ACL') }),
+        },
+        delete: {
+          summary: 'Drop the ACL: the stream follows the default policy',
+          responses: responses({ '204': { description: 'Deleted' }, '404': { description: 'No ACL' } }),
+        },
+      },
+      '/api/v1/streams/{stream}/acl/keys': {
+        parameters: [streamParam],
+        post: {
+          summary: 'Add keys (ids must be new)',
+          requestBody: keysBody,
+          responses: responses({
+            '201': ok('The ACL with the keys added'),
+            '409': { description: 'Key id exists' },
+          }),
+        },
+      },
+      '/api/v1/streams/{stream}/acl/keys/{id}': {
+        parameters: [streamParam, { name: 'id', in: 'path', required: true, schema: json(KeyIdSchema) }],
+        delete: {
+          summary: 'Remove one key: its viewers are cut off on every edge',
+          responses: responses({
+            '200': ok('The ACL without the key'),
+            '404': { description: 'No such key' },
+          }),
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,239 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { AccessController, type Guarded } from '../../media-node/src/acl/AccessController.js';
+import { AclCache } from '../../media-node/src/acl/AclCache.js';
+import { MemoryAclStore } from '../../media-node/src/acl/AclStore.js';
+import { FailureLimiter } from '../../media-node/src/acl/FailureLimiter.js';
+import { findKey, hashAccessKey, randomAclHashKey } from '../../media-node/src/acl/hashing.js';
+import { type DefaultPolicy, governingAcl, patternMatches } from '../../media-node/src/acl/model.js';
+import { HttpError } from '../../media-node/src/errors.js';
+import { createLogger } from '../../media-node/src/logger.js';
+import { MediaNodeMetrics } from '../../media-node/src/metrics.js';
+
+const logger = createLogger('silent');
+const streamName = fc.stringMatching(/^[A-Za-z0-9._~-]{1,20}$/);
+
+describe('ACL patterns', () => {
+  it('matches exact names and prefixes', () => {
+    expect(patternMatches('webinar', 'webinar')).toBe(true);
+    expect(patternMatches('webinar', 'webinar-2')).toBe(false);
+    expect(patternMatches('sales-*', 'sales-q3')).toBe(true);
+    expect(patternMatches('sales-*', 'sales-')).toBe(true);
+    expect(patternMatches('sales-*', 'presales-q3')).toBe(false);
+    expect(patternMatches('*', 'anything')).toBe(true);
+  });
+
+  it('lets the most specific ACL govern: exact beats prefix, longer prefix beats shorter', () => {
+    fc.assert(
+      fc.property(streamName, fc.integer({ min: 0, max: 20 }), fc.boolean(), (stream, cut, withExact) => {
+        const prefix = stream.slice(0, Math.min(cut, stream.length));
+        const records = [
+          { pattern: '*' },
+          { pattern: `${prefix}*` },
+          ...(withExact ? [{ pattern: stream }] : []),
+        ];
+        const governing = governingAcl(records, stream)!;
+        if (withExact) expect(governing.pattern).toBe(stream);
+        else expect(governing.pattern).toBe(`${prefix}*`);
+        // Order of the records never matters.
+        expect(governingAcl([...records].reverse(), stream)!.pattern).toBe(governing.pattern);
+      }),
+    );
+  });
+
+  it('never lets a pattern govern a stream it does not cover', () => {
+    fc.assert(
+      fc.property(streamName, streamName, (pattern, stream) => {
+        const governing = governingAcl([{ pattern: `${pattern}*` }, { pattern }], stream);
+        if (governing) expect(patternMatches(governing.pattern, stream)).toBe(true);
+        else expect(stream.startsWith(pattern)).toBe(false);
+      }),
+    );
+  });
+});
+
+describe('key hashing', () => {
+  it('finds a key by its keyed hash, and nothing for another key or another hash key', () => {
+    const hashKey = randomAclHashKey();
+    const keys = [
+      { id: 'a', hash: hashAccessKey(hashKey, 'key-a-0123456789') },
+      { id: 'b', hash: hashAccessKey(hashKey, 'key-b-0123456789') },
+    ];
+    expect(findKey(keys, hashAccessKey(hashKey, 'key-b-0123456789'))?.id).toBe('b');
+    expect(findKey(keys, hashAccessKey(hashKey, 'key-c-0123456789'))).toBeUndefined();
+    expect(findKey(keys, hashAccessKey(randomAclHashKey(), 'key-a-0123456789'))).toBeUndefined();
+    expect(keys[0]!.hash).not.toContain('key-a');
+  });
+});
+
+describe('FailureLimiter', () => {
+  it('blocks a key after `limit` failures within the window, until the oldest leaves it', () => {
+    const limiter = new FailureLimiter(3, 1000);
+    try {
+      limiter.recordFailure('1.2.3.4', 0);
+      limiter.recordFailure('1.2.3.4', 100);
+      expect(limiter.blockedFor('1.2.3.4', 200)).toBe(0);
+      limiter.recordFailure('1.2.3.4', 200);
+      expect(limiter.blockedFor('1.2.3.4', 300)).toBe(700);
+      expect(limiter.blockedFor('5.6.7.8', 300)).toBe(0);
+      expect(limiter.blockedFor('1.2.3.4', 1000)).toBe(0);
+      expect(limiter.size).toBe(1);
+    } finally {
+      limiter.close();
+    }
+  });
+});
+
+describe('AccessController (memory store)', () => {
+  const closers: (() => void)[] = [];
+  afterEach(() => {
+    for (const close of closers.splice(0)) close();
+  });
+
+  async function setup(defaultPolicy: DefaultPolicy = 'allow') {
+    const store = new MemoryAclStore();
+    const cache = new AclCache({ store, logger });
+    await cache.start();
+    const hashKey = randomAclHashKey();
+    const metrics = new MediaNodeMetrics();
+    const controller = new AccessController({
+      cache,
+      hashKey,
+      defaultPolicy,
+      maxStalenessMs: 60_000,
+      limits: { perClientIp: 3, perStream: 100, windowMs: 60_000 },
+      metrics,
+      logger,
+    });
+    closers.push(
+      () => controller.close(),
+      () => cache.close(),
+    );
+    const put = (pattern: string, keys: { id: string; key: string; expiresAt?: number }[]) =>
+      store.update(pattern, () =>
+        keys.map((key) => ({
+          id: key.id,
+          hash: hashAccessKey(hashKey, key.key),
+          ...(key.expiresAt ? { expiresAt: key.expiresAt } : {}),
+        })),
+      );
+    return { store, cache, controller, put, metrics };
+  }
+
+  const status = (run: () => unknown) => {
+    try {
+      run();
+      return 200;
+    } catch (error) {
+      if (error instanceof HttpError) return error.status;
+      throw error;
+    }
+  };
+
+  class FakeSession implements Guarded {
+    readonly id = Math.random().toString(36);
+    closedWith: string | undefined;
+    #listener: ((reason: string) => void) | undefined;
+    close(reason: string) {
+      if (this.closedWith) return;
+      this.closedWith = reason;
+      this.#listener?.(reason);
+    }
+    once(_event: 'close', listener: (reason: string) => void) {
+      this.#listener = listener;
+    }
+  }
+
+  it('admits public streams without a key and protected ones only with a valid key', async () => {
+    const { controller, put } = await setup();
+    await put('paid-*', [{ id: 'k1', key: 'secret-key-000001' }]);
+    expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(200);
+    expect(status(() => controller.admit('paid-1', undefined, '10.0.0.1'))).toBe(401);
+    expect(status(() => controller.admit('paid-1', 'wrong-key-00000001', '10.0.0.1'))).toBe(403);
+    expect(controller.admit('paid-1', 'secret-key-000001', '10.0.0.1').keyId).toBe('k1');
+  });
+
+  it('treats expired keys like wrong ones', async () => {
+    const { controller, put } = await setup();
+    await put('s', [{ id: 'old', key: 'secret-key-000001', expiresAt: Date.now() - 1 }]);
+    expect(status(() => controller.admit('s', 'secret-key-000001', '10.0.0.1'))).toBe(403);
+  });
+
+  it('makes every stream without an ACL private under the deny policy', async () => {
+    const { controller } = await setup('deny');
+    expect(status(() => controller.admit('anything', undefined, '10.0.0.1'))).toBe(401);
+    expect(status(() => controller.admit('anything', 'some-key-0000000001', '10.0.0.1'))).toBe(403);
+  });
+
+  it('answers 429 once a client has failed too often, whatever key it tries next', async () => {
+    const { controller, put } = await setup();
+    await put('s', [{ id: 'k', key: 'secret-key-000001' }]);
+    for (let i = 0; i < 3; i++)
+      expect(status(() => controller.admit('s', `guess-${i}-0000000000`, '10.0.0.9'))).toBe(403);
+    expect(status(() => controller.admit('s', 'secret-key-000001', '10.0.0.9'))).toBe(429);
+    expect(status(() => controller.admit('s', 'secret-key-000001', '10.0.0.10'))).toBe(200);
+  });
+
+  it('closes sessions whose key is removed, keeps the others, and closes on expiry by its own timer', async () => {
+    const { controller, put, metrics } = await setup();
+    const soon = Date.now() + 300;
+    await put('s', [
+      { id: 'a', key: 'secret-key-00000a' },
+      { id: 'b', key: 'secret-key-00000b' },
+      { id: 'c', key: 'secret-key-00000c', expiresAt: soon },
+    ]);
+    const sessions = ['a', 'b', 'c'].map((id) => {
+      const session = new FakeSession();
+      controller.watch(session, controller.admit('s', `secret-key-00000${id}`, '10.0.0.1'));
+      return session;
+    });
+    await put('s', [
+      { id: 'b', key: 'secret-key-00000b' },
+      { id: 'c', key: 'secret-key-00000c', expiresAt: soon },
+    ]);
+    expect(sessions.map((session) => session.closedWith)).toEqual([
+      'revoked: key-removed',
+      undefined,
+      undefined,
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(sessions.map((session) => session.closedWith)).toEqual([
+      'revoked: key-removed',
+      undefined,
+      'revoked: key-expired',
+    ]);
+    expect(controller.watchedCount).toBe(1);
+    expect(await metrics.registry.getSingleMetricAsString('rtccdn_revocations_total')).toMatch(
+      /reason="key-expired"\} 1/,
+    );
+  });
+
+  it('closes viewers admitted without a key when their stream becomes protected', async () => {
+    const { controller, put } = await setup();
+    const session = new FakeSession();
+    controller.watch(session, controller.admit('was-public', undefined, '10.0.0.1'));
+    await put('was-*', [{ id: 'k', key: 'secret-key-000001' }]);
+    expect(session.closedWith).toBe('revoked: stream-protected');
+  });
+
+  it('refuses everything (503) until the ACLs are loaded', async () => {
+    const store = new MemoryAclStore();
+    const cache = new AclCache({ store, logger });
+    const controller = new AccessController({
+      cache,
+      hashKey: randomAclHashKey(),
+      defaultPolicy: 'allow',
+      maxStalenessMs: 60_000,
+      limits: { perClientIp: 3, perStream: 100, windowMs: 60_000 },
+      metrics: new MediaNodeMetrics(),
+      logger,
+    });
+    closers.push(
+      () => controller.close(),
+      () => cache.close(),
+    );
+    expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(503);
+    await cache.start();
+    expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(200);
+  });
+});
