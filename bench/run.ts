@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import { runLatencyBench } from './latency.js';
 import type { Summary } from './stats.js';
@@ -7,11 +8,11 @@ import type { Summary } from './stats.js';
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade).
+ * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade,acl).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
-const only = new Set((process.env.BENCH_ONLY ?? 'latency,cascade').split(',').map((name) => name.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'latency,cascade,acl').split(',').map((name) => name.trim()));
 const resultsDir = new URL('./results/', import.meta.url);
 mkdirSync(resultsDir, { recursive: true });
 
@@ -64,5 +65,18 @@ if (only.has('cascade')) {
     );
   }
   write('cascade', cascade);
+}
+if (only.has('acl')) {
+  const acl = await runAclBench({ seconds, viewers: 40, trials: 20 });
+  console.log('\nAccess control (Redis, origin + 2 edges, one process each)');
+  console.log(`  admission (WHEP POST → 201), public    : ${fmt(acl.admission.public)}`);
+  console.log(`  admission (WHEP POST → 201), protected : ${fmt(acl.admission.protected)}`);
+  console.log(
+    `  protected / public: p50 ×${acl.admission.ratioP50}, p99 ×${acl.admission.ratioP99} (target ≤ 1.1×) at ${acl.admission.ratePerSecond} req/s`,
+  );
+  console.log(
+    `  revocation, last of ${acl.revocation.viewersPerTrial} sessions on ${acl.revocation.edges} edges cut: ${fmt(acl.revocation.lastViewerCutMs)} (target p99 ≤ 250 ms)`,
+  );
+  write('acl', acl);
 }
 process.exit(0);

@@ -43,6 +43,15 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     return { status: response.status, body: text ? JSON.parse(text) : undefined };
   }
 
+  /** ACL changes reach edges by pub/sub a few ms after the API answers: wait for enforcement. */
+  async function untilEnforced(edge: string, stream: string) {
+    const enforced = await eventually(
+      async () => (await postSdp(`${url(edge)}/whep/${stream}`, whepOffer)).status === 401,
+      3000,
+    );
+    expect(enforced).toBe(true);
+  }
+
   beforeAll(async () => {
     redis = await startRedisServer();
     cluster = new TestCluster(redis.url, {
@@ -141,6 +150,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     const paid = publisher();
     expect((await paid.publish(url('origin'), 'paid-show')).status).toBe(201);
 
+    await untilEnforced('edge-1', 'paid-show');
     const anonymous = await postSdp(`${url('edge-1')}/whep/paid-show`, whepOffer);
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer realm="rtccdn"/);
@@ -233,7 +243,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     expect(await first.unpublish(url('origin'))).toBe(200);
     const second = publisher();
     expect((await second.publish(url('origin'), 'kept')).status).toBe(201);
-    expect((await postSdp(`${url('edge-1')}/whep/kept`, whepOffer)).status).toBe(401);
+    await untilEnforced('edge-1', 'kept');
 
     await cluster.stop('edge-1');
     await cluster.add({ id: 'edge-1', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } });
@@ -246,6 +256,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
 
   it('rate-limits failed attempts per client with 429 and Retry-After', async () => {
     await api('PUT', '/api/v1/streams/guarded/acl', { keys: [{ id: 'k', key: 'guarded-key-0123456' }] });
+    await untilEnforced('edge-2', 'guarded');
     // Failures count per client IP over a minute (ACL_FAILURES_PER_CLIENT=5); earlier tests may
     // have spent some of them, so find where the limit bites rather than assume it.
     const statuses: number[] = [];

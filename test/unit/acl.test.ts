@@ -216,6 +216,17 @@ describe('AccessController (memory store)', () => {
     expect(session.closedWith).toBe('revoked: stream-protected');
   });
 
+  it('keeps a viewer that presented a key before the ACL with that key reached this edge', async () => {
+    const { controller, put } = await setup();
+    const early = new FakeSession();
+    const anonymous = new FakeSession();
+    controller.watch(early, controller.admit('launch', 'launch-key-00000001', '10.0.0.1'));
+    controller.watch(anonymous, controller.admit('launch', undefined, '10.0.0.2'));
+    await put('launch', [{ id: 'k', key: 'launch-key-00000001' }]);
+    expect(early.closedWith).toBeUndefined();
+    expect(anonymous.closedWith).toBe('revoked: stream-protected');
+  });
+
   it('refuses everything (503) until the ACLs are loaded', async () => {
     const store = new MemoryAclStore();
     const cache = new AclCache({ store, logger });

@@ -97,7 +97,10 @@ export class AccessController {
     }
     if (!acl && defaultPolicy === 'allow') {
       metrics.admissions.inc({ result: 'ok' });
-      return { stream, keyHash: undefined, keyId: undefined, clientIp };
+      // Keep what the viewer presented: if the stream turns protected with this key (an ACL
+      // written a moment ago that this edge has not seen yet), the viewer stays.
+      const keyHash = key ? hashAccessKey(this.#options.hashKey, key) : undefined;
+      return { stream, keyHash, keyId: undefined, clientIp };
     }
     const blockedMs = Math.max(this.#byClientIp.blockedFor(clientIp), this.#byStream.blockedFor(stream));
     if (blockedMs > 0) {

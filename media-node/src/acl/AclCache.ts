@@ -113,7 +113,16 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
   }
 
   async #onChange(change: AclChange): Promise<void> {
-    if (this.#closed || change.version <= this.#version) return;
+    if (this.#closed) return;
+    if (change.epoch !== this.#epoch) {
+      // First write to an empty store (adopt its epoch), or the store was reset: re-read.
+      if (!this.#epoch) this.#epoch = change.epoch;
+      else {
+        await this.#resync().catch((error: Error) => this.#logger.warn({ err: error }, 'ACL resync failed'));
+        return;
+      }
+    }
+    if (change.version <= this.#version) return;
     if (this.#resyncing) {
       // The snapshot in flight may predate this change: look again once it is in.
       await this.#resyncing.catch(() => undefined);

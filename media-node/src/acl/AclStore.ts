@@ -15,6 +15,8 @@ import { ACL_RECORD_VERSION, type AclRecord, AclRecordSchema, type StoredKey } f
 export interface AclChange {
   /** ACL version after the change (strictly increasing, no gaps in a healthy stream). */
   version: number;
+  /** The store's epoch (see AclSnapshot). */
+  epoch: string;
   pattern: string;
   op: 'put' | 'delete';
   /** Writer's clock at the change (ms). */
@@ -89,7 +91,8 @@ else
   op = 'put'
 end
 local version = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[4], '{"v":' .. ARGV[6] .. ',"version":' .. version .. ',"pattern":"' .. ARGV[3] ..
+local epoch = redis.call('GET', KEYS[4])
+redis.call('PUBLISH', ARGV[4], '{"v":' .. ARGV[6] .. ',"version":' .. version .. ',"epoch":"' .. epoch .. '","pattern":"' .. ARGV[3] ..
   '","op":"' .. op .. '","at":' .. ARGV[5] .. '}')
 return {1, version}
 `,
@@ -234,6 +237,7 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
     }
     this.emit('change', {
       version: message.version,
+      epoch: message.epoch,
       pattern: message.pattern,
       op: message.op,
       at: message.at,
@@ -305,7 +309,13 @@ export class MemoryAclStore extends TypedEmitter<AclStoreEvents> implements AclS
     if (next) this.#records.set(pattern, next);
     else this.#records.delete(pattern);
     this.#version++;
-    this.emit('change', { version: this.#version, pattern, op: next ? 'put' : 'delete', at: Date.now() });
+    this.emit('change', {
+      version: this.#version,
+      epoch: this.#epoch,
+      pattern,
+      op: next ? 'put' : 'delete',
+      at: Date.now(),
+    });
     return next;
   }
 

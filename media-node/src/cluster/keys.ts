@@ -178,6 +178,8 @@ export type ClusterEvent = z.infer<typeof ClusterEventSchema>;
 export const AclChangeMessageSchema = z.object({
   v: z.literal(LAYOUT_VERSION),
   version: z.number().int().positive(),
+  /** {prefix}acl:epoch: a reader holding another epoch knows the store was reset. */
+  epoch: z.string().min(1).max(64),
   pattern: AclPatternSchema,
   op: z.enum(['put', 'delete']),
   /** Writer's clock (ms) at the change: edges measure the revocation cut-off latency from it. */
