@@ -31,6 +31,8 @@ if [ "$MODE" != "--runtime" ]; then
   APT_PACKAGES+=(chromium fonts-dejavu-core)
   # The cluster registry tests start their own redis-server (temp dir, free loopback port).
   APT_PACKAGES+=(redis-server)
+  # Transcoder nodes spawn FFmpeg (renditions); their tests use the real one.
+  APT_PACKAGES+=(ffmpeg)
 fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

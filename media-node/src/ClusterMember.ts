@@ -2,14 +2,16 @@ import { ClusterRegistry } from './cluster/ClusterRegistry.js';
 import type { NodeLoad } from './cluster/keys.js';
 import type { ClusterConfig, Role } from './config.js';
 import { HttpError } from './errors.js';
-import { InternalClient } from './internal/InternalClient.js';
+import { InternalCallError, InternalClient } from './internal/InternalClient.js';
 import type { Logger } from './logger.js';
 import type { Stream } from './media/Stream.js';
 import type { WorkerPool } from './media/WorkerPool.js';
 import type { MediaNodeMetrics } from './metrics.js';
+import { RENDITIONS_PATH } from './relay/protocol.js';
 import { RelayedStreams } from './relay/RelayedStreams.js';
 import type { PipeListen } from './relay/RelayOut.js';
 import { RelayServer } from './relay/RelayServer.js';
+import { renditionName } from './transcode/profiles.js';
 
 export interface ClusterMemberOptions {
   config: ClusterConfig;
@@ -17,8 +19,10 @@ export interface ClusterMemberOptions {
   rtcListenIp: string;
   fanoutLingerMs: number;
   pool: WorkerPool;
-  /** Streams published on this node. */
-  publishedStream: (name: string) => Stream | undefined;
+  /** Streams that originate on this node: published here, or renditions made here. */
+  localStream: (name: string) => Stream | undefined;
+  /** Edges ask transcoders of other regions when none of theirs can take a rendition. */
+  transcodeOtherRegions: boolean;
   /** Ends a local publish whose name another origin now holds. */
   onPublishLost: (name: string, reason: string) => void;
   metrics: MediaNodeMetrics;
@@ -36,6 +40,9 @@ export class ClusterMember {
   readonly relayedStreams: RelayedStreams | undefined;
   readonly #options: ClusterMemberOptions;
   readonly #claims = new Map<string, string>();
+  readonly #client: InternalClient;
+  /** Rendition starts requested by this edge, by rendition name (one request at a time). */
+  readonly #startingRenditions = new Map<string, Promise<void>>();
 
   constructor(options: ClusterMemberOptions) {
     this.#options = options;
@@ -52,8 +59,10 @@ export class ClusterMember {
       self: { id: config.nodeId, role, region: config.region, internalUrl },
       logger,
     });
-    const client = new InternalClient(config.clusterSecret);
-    if (role === 'edge' || role === 'all') {
+    const client = new InternalClient(config.clusterSecret, 15_000);
+    this.#client = client;
+    // Edges relay streams to viewers; transcoders relay the sources of their renditions.
+    if (role === 'edge' || role === 'all' || role === 'transcoder') {
       this.relayedStreams = new RelayedStreams({
         directory: this.registry,
         pool,
@@ -72,7 +81,7 @@ export class ClusterMember {
       pool,
       liveNodeIds: async () => new Set((await this.registry.listNodes()).map((node) => node.id)),
       pipe,
-      findStream: (name) => options.publishedStream(name) ?? this.relayedStreams?.get(name)?.stream,
+      findStream: (name) => options.localStream(name) ?? this.relayedStreams?.get(name)?.stream,
       metrics,
       logger,
     });
@@ -129,6 +138,78 @@ export class ClusterMember {
         502,
         `stream "${name}" is live but cannot be relayed to this edge: ${error.message}`,
       );
+    });
+  }
+
+  /**
+   * The local copy of the rendition `{source}~{profile}`: relayed from the transcoder making it,
+   * after asking one of this region's transcoders (least loaded first) to start it if no node
+   * makes it yet. Several edges asking at once start one job: the transcoder claims the name.
+   */
+  async resolveRendition(source: string, profile: string): Promise<Stream | undefined> {
+    const name = renditionName(source, profile);
+    if (!(await this.#lookup(name))) {
+      let starting = this.#startingRenditions.get(name);
+      if (!starting) {
+        starting = this.#startRendition(source, profile, name).finally(() =>
+          this.#startingRenditions.delete(name),
+        );
+        this.#startingRenditions.set(name, starting);
+      }
+      await starting;
+    }
+    return this.resolve(name);
+  }
+
+  async #lookup(name: string) {
+    try {
+      return await this.registry.lookupStream(name);
+    } catch (error) {
+      throw new HttpError(503, `the CDN registry is unavailable: ${(error as Error).message}`, {
+        'Retry-After': '2',
+      });
+    }
+  }
+
+  async #startRendition(source: string, profile: string, name: string): Promise<void> {
+    const { config, logger } = this.#options;
+    const candidates = (await this.registry.listNodes({ role: 'transcoder' }).catch(() => []))
+      .filter(
+        (node) => !node.draining && (node.region === config.region || this.#options.transcodeOtherRegions),
+      )
+      // Own region first, then the least loaded.
+      .sort(
+        (a, b) =>
+          Number(b.region === config.region) - Number(a.region === config.region) ||
+          a.load.streams - b.load.streams,
+      );
+    if (candidates.length === 0) {
+      throw new HttpError(503, `no transcoder available for ${name} in region ${config.region}`, {
+        'Retry-After': '5',
+      });
+    }
+    const failures: string[] = [];
+    for (const transcoder of candidates) {
+      try {
+        await this.#client.request('POST', transcoder.internalUrl, RENDITIONS_PATH, {
+          stream: source,
+          profile,
+        });
+        return;
+      } catch (error) {
+        const status = error instanceof InternalCallError ? error.status : undefined;
+        if (status === 409) return; // another node makes it already
+        if (status === 404 || status === 400)
+          throw new HttpError(status, (error as Error).message.replace(/^.*?→ \d+: /, ''));
+        failures.push(`${transcoder.id}: ${(error as Error).message}`);
+        logger.warn(
+          { rendition: name, transcoder: transcoder.id, err: error },
+          'transcoder did not take the rendition',
+        );
+      }
+    }
+    throw new HttpError(503, `no transcoder could start ${name} (${failures.join('; ')})`, {
+      'Retry-After': '5',
     });
   }
 

@@ -2,6 +2,7 @@ import { StreamAccess } from './acl/StreamAccess.js';
 import { ClusterMember } from './ClusterMember.js';
 import type { MediaNodeConfig } from './config.js';
 import { HttpError } from './errors.js';
+import { StreamNameSchema } from './http/names.js';
 import type { Logger } from './logger.js';
 import type { WorkerDump } from './media/MediaWorker.js';
 import { PublisherSession } from './media/PublisherSession.js';
@@ -11,6 +12,8 @@ import { ViewerSession } from './media/ViewerSession.js';
 import { WorkerPool } from './media/WorkerPool.js';
 import { MediaNodeMetrics } from './metrics.js';
 import { parseOffer } from './sdp/offer.js';
+import { renditionName } from './transcode/profiles.js';
+import { Transcoder } from './transcode/Transcoder.js';
 
 const BITRATE_SAMPLE_MS = 5000;
 
@@ -24,6 +27,13 @@ export interface NodeDump {
     packets: Record<string, { forwarded: number; dropped: number }>;
   }[];
   relaysOut: number;
+  renditions: {
+    name: string;
+    profile: string;
+    ffmpegPid: number | undefined;
+    restarts: number;
+    references: number;
+  }[];
   /** Bit/s sent to downstream nodes over relay pipes (mediasoup's estimate). */
   relayEgressBps: number;
   sessions: number;
@@ -49,6 +59,8 @@ export class MediaNode {
   readonly cluster: ClusterMember | undefined;
   /** Who may watch what: ACLs, admission, revocation (edges and standalone; origins for the API). */
   readonly access: StreamAccess;
+  /** Renditions made on this node (transcoder and standalone roles). */
+  readonly transcoder: Transcoder | undefined;
   #closing = false;
   /** Draining (operator scale-down): no new viewers, not ready; current viewers keep playing. */
   #draining = false;
@@ -71,6 +83,21 @@ export class MediaNode {
       metrics,
       logger,
     });
+    if (config.role === 'transcoder' || config.role === 'all') {
+      this.transcoder = new Transcoder({
+        profiles: config.transcode.profiles,
+        pool,
+        ffmpegPath: config.transcode.ffmpegPath,
+        maxJobs: config.transcode.maxJobs,
+        lingerMs: config.transcode.lingerMs,
+        fanoutLingerMs: config.fanoutLingerMs,
+        resolveSource: async (name) => this.#streams.get(name) ?? (await this.cluster?.resolve(name)),
+        claim: async (name, kinds) => this.cluster?.claimStream(name, kinds),
+        release: (name, reason) => this.cluster?.releaseStream(name, reason),
+        metrics,
+        logger,
+      });
+    }
     if (config.cluster) {
       this.cluster = new ClusterMember({
         config: config.cluster,
@@ -78,7 +105,8 @@ export class MediaNode {
         rtcListenIp: config.rtcListenIp,
         fanoutLingerMs: config.fanoutLingerMs,
         pool,
-        publishedStream: (name) => this.#streams.get(name),
+        localStream: (name) => this.#streams.get(name) ?? this.transcoder?.find(name),
+        transcodeOtherRegions: config.transcode.otherRegions,
         onPublishLost: (name, reason) => this.#streams.get(name)?.close(reason),
         metrics,
         logger,
@@ -219,7 +247,7 @@ export class MediaNode {
   async play(
     streamName: string,
     sdp: string,
-    viewer: { key: string | undefined; clientIp: string },
+    viewer: { key: string | undefined; clientIp: string; profile?: string | undefined },
   ): Promise<ViewerSession> {
     this.#assertAccepting();
     if (!this.acceptsPlay) {
@@ -228,10 +256,12 @@ export class MediaNode {
     if (this.#draining) {
       throw new HttpError(503, 'this edge is draining; play from another edge', { 'Retry-After': '1' });
     }
+    // A rendition is watched under its source's ACL: the same key, the same revocation.
     const grant = this.access.admit(streamName, viewer.key, viewer.clientIp);
     const offer = parseOffer(sdp);
-    let stream = this.#streams.get(streamName);
-    if (!stream || stream.closed) stream = await this.cluster?.resolve(streamName);
+    const stream = viewer.profile
+      ? await this.#rendition(streamName, viewer.profile)
+      : await this.#liveStream(streamName);
     if (!stream || stream.closed) throw new HttpError(404, `stream "${streamName}" is not live`);
     const session = await ViewerSession.create({
       stream,
@@ -250,6 +280,29 @@ export class MediaNode {
       'play started',
     );
     return session;
+  }
+
+  async #liveStream(name: string): Promise<Stream | undefined> {
+    const local = this.#streams.get(name) ?? this.transcoder?.find(name);
+    if (local && !local.closed) return local;
+    return this.cluster?.resolve(name);
+  }
+
+  /** The rendition of `source` in `profileName`: made here (standalone) or by a transcoder. */
+  async #rendition(source: string, profileName: string): Promise<Stream | undefined> {
+    const { profiles } = this.config.transcode;
+    if (!profiles.some((profile) => profile.name === profileName)) {
+      const valid = profiles.map((profile) => profile.name).join(', ') || '(none configured: set PROFILES)';
+      throw new HttpError(400, `unknown profile "${profileName}"; valid profiles: ${valid}`);
+    }
+    const name = renditionName(source, profileName);
+    if (!StreamNameSchema.safeParse(name).success) {
+      throw new HttpError(400, `stream name too long for renditions: "${name}" exceeds 128 characters`);
+    }
+    const existing = this.transcoder?.find(name);
+    if (existing) return existing;
+    if (this.transcoder && !this.cluster) return (await this.transcoder.start(source, profileName)).stream;
+    return this.cluster?.resolveRendition(source, profileName);
   }
 
   /** Ends a session by its resource URL parts; false when there is no such session. */
@@ -290,7 +343,11 @@ export class MediaNode {
     await Promise.all(samples);
     this.cluster?.setLoad({
       viewers: this.viewerCount,
-      streams: this.#streams.size + (this.cluster.relayedStreams?.streams.length ?? 0),
+      // Transcoders are balanced on this: their renditions count as streams.
+      streams:
+        this.#streams.size +
+        (this.cluster.relayedStreams?.streams.length ?? 0) +
+        (this.transcoder?.jobs.size ?? 0),
       egressBps: [...egress.values()].reduce((sum, bitrate) => sum + bitrate, 0),
       cpu: await this.#workerCpu(),
     });
@@ -336,6 +393,13 @@ export class MediaNode {
           packets: relayed.counters,
         })) ?? [],
       relaysOut: this.cluster?.relayServer.relays.size ?? 0,
+      renditions: [...(this.transcoder?.jobs.values() ?? [])].map((job) => ({
+        name: job.name,
+        profile: job.profile.name,
+        ffmpegPid: job.ffmpegPid,
+        restarts: job.restarts,
+        references: job.stream.references,
+      })),
       relayEgressBps: await this.#relayEgressBps(),
       sessions: this.#sessions.size,
       workers: await Promise.all(this.pool.workers.map((worker) => worker.dump())),
@@ -347,6 +411,7 @@ export class MediaNode {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#bitrateTimer);
+    this.transcoder?.close('node-shutdown');
     await this.cluster?.close();
     await this.access.close();
     for (const session of [...this.#sessions.values()]) session.close('node-shutdown');

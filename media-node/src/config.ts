@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import type { AccessConfig } from './acl/StreamAccess.js';
+import { type Profile, parseProfiles } from './transcode/profiles.js';
 
 /**
  * The media node's container contract: every setting comes from the environment and is
@@ -118,14 +119,29 @@ export const EnvSchema = z
     ACL_FAILURE_WINDOW_MS: milliseconds(60_000, 1000),
     /** Accept `?key=` on WHEP for players that cannot set headers (keys end up in access logs). */
     ACL_QUERY_KEY: booleanFlag('true'),
+    /** Rendition ladder (JSON array of {name, width, height, fps, codec, bitrate}). */
+    PROFILES: z
+      .string()
+      .optional()
+      .transform((value, context) => {
+        try {
+          return parseProfiles(value);
+        } catch (error) {
+          context.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+    FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
+    /** Renditions one transcoder runs at most (FFmpeg is CPU-bound). */
+    TRANSCODER_MAX_JOBS: z.coerce.number().int().min(1).max(1000).default(4),
+    /** An unwatched rendition is stopped after this long. */
+    TRANSCODE_LINGER_MS: milliseconds(10_000),
+    /** Edges ask transcoders of other regions when none of theirs can take the job. */
+    TRANSCODE_OTHER_REGIONS: booleanFlag('false'),
   })
   .refine((env) => env.RTC_PORT + (env.WORKERS ?? 1) - 1 <= 65535, {
     message: 'RTC_PORT + WORKERS - 1 must not exceed 65535',
     path: ['RTC_PORT'],
-  })
-  .refine((env) => env.ROLE !== 'transcoder', {
-    message: 'transcoder is not available yet (renditions are being built); use origin, edge or all',
-    path: ['ROLE'],
   })
   .refine((env) => env.ROLE === 'all' || env.REDIS_URL !== undefined, {
     message: 'is required for ROLE origin, edge and transcoder (nodes find each other through Redis)',
@@ -150,8 +166,17 @@ export interface ClusterConfig {
   sourceLossGraceMs: number;
 }
 
+export interface TranscodeConfig {
+  profiles: Profile[];
+  ffmpegPath: string;
+  maxJobs: number;
+  lingerMs: number;
+  otherRegions: boolean;
+}
+
 export interface MediaNodeConfig {
   role: Role;
+  transcode: TranscodeConfig;
   adminToken: string | undefined;
   access: AccessConfig & { allowQueryKey: boolean };
   /** Present when the node is part of a multi-node CDN (REDIS_URL set); absent standalone. */
@@ -188,6 +213,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
   const announcedAddress = parsed.ANNOUNCED_IP ?? defaultAnnouncedAddress(parsed.RTC_LISTEN_IP);
   return {
     role: parsed.ROLE,
+    transcode: {
+      profiles: parsed.PROFILES,
+      ffmpegPath: parsed.FFMPEG_PATH,
+      maxJobs: parsed.TRANSCODER_MAX_JOBS,
+      lingerMs: parsed.TRANSCODE_LINGER_MS,
+      otherRegions: parsed.TRANSCODE_OTHER_REGIONS,
+    },
     adminToken: parsed.ADMIN_TOKEN,
     access: {
       defaultPolicy: parsed.ACL_DEFAULT_POLICY,

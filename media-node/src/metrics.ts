@@ -125,6 +125,44 @@ export class MediaNodeMetrics {
     collect: (): void => this.aclCacheAgeSeconds.set(this.aclCacheAge()),
   });
 
+  readonly transcodeJobs = new Gauge({
+    name: 'rtccdn_transcode_jobs',
+    help: 'Renditions being made on this node',
+    registers: [this.registry],
+  });
+
+  readonly transcodeJobStarts = new Counter({
+    name: 'rtccdn_transcode_job_starts_total',
+    help: 'Renditions started, by profile',
+    labelNames: ['profile'] as const,
+    registers: [this.registry],
+  });
+
+  readonly transcodeJobFailures = new Counter({
+    name: 'rtccdn_transcode_job_failures_total',
+    help: 'Renditions that failed to start or ended because FFmpeg kept failing, by profile',
+    labelNames: ['profile'] as const,
+    registers: [this.registry],
+  });
+
+  readonly transcodeFirstFrameSeconds = new Histogram({
+    name: 'rtccdn_transcode_first_frame_seconds',
+    help: 'From starting a rendition to its first transcoded frame, by profile',
+    labelNames: ['profile'] as const,
+    buckets: [0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
+    registers: [this.registry],
+  });
+
+  /** FFmpeg CPU in cores since the last scrape (set by the Transcoder). */
+  transcodeCpuSampler: () => number = () => 0;
+
+  readonly transcodeCpu: Gauge = new Gauge({
+    name: 'rtccdn_transcode_ffmpeg_cpu_cores',
+    help: 'CPU used by FFmpeg processes since the previous scrape, in cores',
+    registers: [this.registry],
+    collect: (): void => this.transcodeCpu.set(this.transcodeCpuSampler()),
+  });
+
   readonly registryUp = new Gauge({
     name: 'rtccdn_registry_up',
     help: '1 while the node is registered in Redis and heartbeating, else 0',

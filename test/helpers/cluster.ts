@@ -7,7 +7,7 @@ export const TEST_CLUSTER_SECRET = 'test-cluster-secret-0123456789';
 
 export interface ClusterNodeSpec {
   id: string;
-  role: 'origin' | 'edge' | 'all';
+  role: 'origin' | 'edge' | 'transcoder' | 'all';
   region: string;
   env?: Record<string, string>;
 }

@@ -91,3 +91,26 @@ describe('WHIP publish → WHEP playback (real mediasoup, real libwebrtc peers)'
     expect((await late.play(running.baseUrl, 'live-2')).status).toBe(404);
   });
 });
+
+describe('payload-type numbering on a single worker', () => {
+  it('serves a differently numbered viewer from a router on the publisher’s own worker', async () => {
+    const running = await startNode({ WORKERS: '1' });
+    const pub = new TestPublisher();
+    const v = new TestViewer();
+    try {
+      expect((await pub.publish(running.baseUrl, 'one-worker')).status).toBe(201);
+      const played = await v.play(running.baseUrl, 'one-worker', {
+        renumber: { 96: 120, 120: 96, 97: 124, 124: 97 },
+      });
+      expect(played.status).toBe(201);
+      await v.waitForFrames(5);
+      expect(running.node.streams.get('one-worker')!.fanoutRouters).toEqual([
+        expect.stringMatching(/^0\/video/),
+      ]);
+    } finally {
+      v.close();
+      pub.close();
+      await running.close();
+    }
+  });
+});

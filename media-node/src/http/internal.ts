@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { HttpError } from '../errors.js';
 import { RequestVerifier } from '../internal/hmac.js';
 import type { MediaNode } from '../MediaNode.js';
-import { RELAYS_PATH, RelayRequestSchema } from '../relay/protocol.js';
+import {
+  RELAYS_PATH,
+  RENDITIONS_PATH,
+  RelayRequestSchema,
+  RenditionRequestSchema,
+} from '../relay/protocol.js';
 
 /** POST /internal/v1/drain (the operator scaling edges down). */
 const DrainRequestSchema = z.object({ draining: z.boolean() });
@@ -84,6 +89,14 @@ export async function createInternalServer(node: MediaNode, clusterSecret: strin
   });
 
   app.get('/internal/v1/dump', async () => node.dump());
+
+  app.post(RENDITIONS_PATH, async (request, reply) => {
+    const parsed = RenditionRequestSchema.safeParse(request.body);
+    if (!parsed.success) throw new HttpError(400, 'body must be {"stream": <name>, "profile": <profile>}');
+    if (!node.transcoder) throw new HttpError(404, 'this node does not transcode');
+    const job = await node.transcoder.start(parsed.data.stream, parsed.data.profile);
+    return reply.code(201).send({ rendition: job.name, profile: job.profile.name });
+  });
 
   app.post('/internal/v1/drain', async (request) => {
     const parsed = DrainRequestSchema.safeParse(request.body);

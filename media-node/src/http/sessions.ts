@@ -41,6 +41,7 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
           : await node.play(streamName, request.body, {
               key: viewerKey(request, node.config.access.allowQueryKey),
               clientIp: request.ip,
+              profile: queryString(request, 'profile'),
             });
       return reply
         .code(201)
@@ -88,6 +89,11 @@ function viewerKey(request: FastifyRequest, allowQueryKey: boolean): string | un
   if (!allowQueryKey) return undefined;
   const query = request.query as Record<string, unknown> | undefined;
   return typeof query?.['key'] === 'string' ? query['key'] : undefined;
+}
+
+function queryString(request: FastifyRequest, name: string): string | undefined {
+  const value = (request.query as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 function parseStreamName(raw: string): string {

@@ -191,7 +191,13 @@ export class Stream extends TypedEmitter<StreamEvents> {
     try {
       const producers: types.Producer[] = [];
       for (const producer of this.origin.producers) {
-        const { pipeProducer } = await this.origin.router.pipeToRouter({ producerId: producer.id, router });
+        // New ids: a fan-out router may live on the origin's own worker (another numbering),
+        // and producer ids are unique per worker.
+        const { pipeProducer } = await this.origin.router.pipeToRouter({
+          producerId: producer.id,
+          router,
+          keepId: false,
+        });
         if (!pipeProducer) throw new Error(`pipeToRouter returned no producer for ${producer.kind}`);
         producers.push(pipeProducer);
       }

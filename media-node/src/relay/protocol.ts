@@ -63,3 +63,11 @@ export const RelayResponseSchema = z.object({
 export type RelayResponse = z.infer<typeof RelayResponseSchema>;
 
 export const RELAYS_PATH = '/internal/v1/relays';
+
+/** POST {stream, profile} to a transcoder: start (or join) that rendition. */
+export const RENDITIONS_PATH = '/internal/v1/renditions';
+
+export const RenditionRequestSchema = z.object({
+  stream: StreamNameSchema,
+  profile: z.string().min(1).max(64),
+});

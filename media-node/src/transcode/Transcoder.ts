@@ -1,0 +1,154 @@
+import { HttpError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Stream } from '../media/Stream.js';
+import type { WorkerPool } from '../media/WorkerPool.js';
+import type { MediaNodeMetrics } from '../metrics.js';
+import { type Profile, renditionName } from './profiles.js';
+import { TranscodeJob } from './TranscodeJob.js';
+
+export interface TranscoderOptions {
+  profiles: readonly Profile[];
+  pool: WorkerPool;
+  ffmpegPath: string;
+  maxJobs: number;
+  /** An unwatched rendition is stopped after this long. */
+  lingerMs: number;
+  fanoutLingerMs: number;
+  /** The local copy of a live source stream (published here or relayed here). */
+  resolveSource: (name: string) => Promise<Stream | undefined>;
+  /** Claims the rendition name CDN-wide before starting (the job lock); throws 409 if held. */
+  claim: (name: string, kinds: ('audio' | 'video')[]) => Promise<void>;
+  release: (name: string, reason: string) => void;
+  metrics: MediaNodeMetrics;
+  logger: Logger;
+}
+
+/**
+ * The renditions this node makes: one TranscodeJob per `{stream}~{profile}`, started on demand
+ * (once, however many requests arrive together), stopped when nobody watches for `lingerMs`.
+ */
+export class Transcoder {
+  readonly #options: TranscoderOptions;
+  readonly #jobs = new Map<string, TranscodeJob>();
+  readonly #starting = new Map<string, Promise<TranscodeJob>>();
+  #cpuSample: { atMs: number; cpuSeconds: number } | undefined;
+  #closed = false;
+
+  constructor(options: TranscoderOptions) {
+    this.#options = options;
+    options.metrics.transcodeCpu.set(0);
+    options.metrics.transcodeCpuSampler = () => this.#cpuShare();
+  }
+
+  get profiles(): readonly Profile[] {
+    return this.#options.profiles;
+  }
+
+  get jobs(): ReadonlyMap<string, TranscodeJob> {
+    return this.#jobs;
+  }
+
+  profile(name: string): Profile | undefined {
+    return this.#options.profiles.find((profile) => profile.name === name);
+  }
+
+  /** The rendition stream if it runs here. */
+  find(name: string): Stream | undefined {
+    const job = this.#jobs.get(name);
+    return job && !job.closed ? job.stream : undefined;
+  }
+
+  /**
+   * Starts (or joins) the rendition of `source` in `profileName`. Throws 400 for an unknown
+   * profile, 404 when the source is not live, 409 when another node makes it already, 503 when
+   * this node is at its job limit.
+   */
+  start(source: string, profileName: string): Promise<TranscodeJob> {
+    const profile = this.profile(profileName);
+    if (!profile) {
+      const valid =
+        this.#options.profiles.map((candidate) => candidate.name).join(', ') || '(none configured)';
+      return Promise.reject(new HttpError(400, `unknown profile "${profileName}"; valid profiles: ${valid}`));
+    }
+    const name = renditionName(source, profile.name);
+    const running = this.#jobs.get(name);
+    if (running && !running.closed) return Promise.resolve(running);
+    let starting = this.#starting.get(name);
+    if (!starting) {
+      starting = this.#start(name, source, profile).finally(() => this.#starting.delete(name));
+      this.#starting.set(name, starting);
+    }
+    return starting;
+  }
+
+  async #start(name: string, sourceName: string, profile: Profile): Promise<TranscodeJob> {
+    const { pool, metrics, logger, maxJobs } = this.#options;
+    if (this.#closed) throw new HttpError(503, 'transcoder is shutting down');
+    if (this.#jobs.size >= maxJobs) {
+      throw new HttpError(503, `transcoder at its limit of ${maxJobs} renditions`, { 'Retry-After': '5' });
+    }
+    const source = await this.#options.resolveSource(sourceName);
+    if (!source || source.closed) throw new HttpError(404, `stream "${sourceName}" is not live`);
+    await this.#options.claim(
+      name,
+      source.producers.map((producer) => producer.kind),
+    );
+    let job: TranscodeJob;
+    try {
+      job = await TranscodeJob.create({
+        name,
+        source,
+        profile,
+        worker: pool.leastLoaded(),
+        ffmpegPath: this.#options.ffmpegPath,
+        maxRestarts: 3,
+        restartWindowMs: 60_000,
+        fanoutLingerMs: this.#options.fanoutLingerMs,
+        logger,
+      });
+    } catch (error) {
+      metrics.transcodeJobFailures.inc({ profile: profile.name });
+      this.#options.release(name, 'transcode setup failed');
+      throw error;
+    }
+    this.#jobs.set(name, job);
+    metrics.transcodeJobStarts.inc({ profile: profile.name });
+    metrics.transcodeJobs.inc();
+    job.once('firstframe', (afterMs) =>
+      metrics.transcodeFirstFrameSeconds.observe({ profile: profile.name }, afterMs / 1000),
+    );
+    let lingerTimer: NodeJS.Timeout | undefined;
+    const linger = () => {
+      clearTimeout(lingerTimer);
+      lingerTimer = setTimeout(() => job.close('idle'), this.#options.lingerMs);
+      lingerTimer.unref();
+    };
+    job.stream.on('idle', linger);
+    job.stream.on('inuse', () => clearTimeout(lingerTimer));
+    if (job.stream.references === 0) linger();
+    job.once('close', (reason) => {
+      clearTimeout(lingerTimer);
+      if (this.#jobs.get(name) === job) this.#jobs.delete(name);
+      metrics.transcodeJobs.dec();
+      if (/ffmpeg failed/.test(reason)) metrics.transcodeJobFailures.inc({ profile: profile.name });
+      this.#options.release(name, reason);
+    });
+    logger.info({ rendition: name, source: sourceName, profile }, 'rendition started');
+    return job;
+  }
+
+  /** FFmpeg CPU since the last sample, in cores (1 = one core busy). */
+  #cpuShare(): number {
+    const now = Date.now();
+    const cpuSeconds = [...this.#jobs.values()].reduce((sum, job) => sum + (job.ffmpegCpuSeconds() ?? 0), 0);
+    const previous = this.#cpuSample;
+    this.#cpuSample = { atMs: now, cpuSeconds };
+    if (!previous || now <= previous.atMs) return 0;
+    return Math.max(0, (cpuSeconds - previous.cpuSeconds) / ((now - previous.atMs) / 1000));
+  }
+
+  close(reason: string): void {
+    this.#closed = true;
+    for (const job of [...this.#jobs.values()]) job.close(reason);
+  }
+}

@@ -1,0 +1,194 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { TypedEmitter } from '../TypedEmitter.js';
+import type { Profile } from './profiles.js';
+
+/** The RTP video FFmpeg reads (from mediasoup) and what it must write back. */
+export interface FfmpegPlan {
+  input: {
+    /** Path of the SDP file describing the incoming RTP. */
+    sdpPath: string;
+  };
+  output: {
+    profile: Profile;
+    payloadType: number;
+    ssrc: number;
+    /** mediasoup PlainTransport (rtcp-mux, connected to `localPort`) to send to. */
+    port: number;
+    /** Fixed source port: a restarted FFmpeg sends from the same tuple the transport expects. */
+    localPort: number;
+  };
+}
+
+/** The SDP FFmpeg reads the source video with (mediasoup sends it RTP on `port`, RTCP on port+1). */
+export function inputSdp(options: {
+  port: number;
+  payloadType: number;
+  mimeType: string;
+  clockRate: number;
+  parameters: Record<string, unknown> | undefined;
+}): string {
+  const codec = options.mimeType.split('/')[1]!;
+  const fmtp = Object.entries(options.parameters ?? {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(';');
+  return [
+    'v=0',
+    'o=- 0 0 IN IP4 127.0.0.1',
+    's=rtccdn-transcode',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    `m=video ${options.port} RTP/AVP ${options.payloadType}`,
+    `a=rtpmap:${options.payloadType} ${codec}/${options.clockRate}`,
+    ...(fmtp ? [`a=fmtp:${options.payloadType} ${fmtp}`] : []),
+    'a=recvonly',
+    '',
+  ].join('\r\n');
+}
+
+/**
+ * FFmpeg arguments for one rendition: read RTP as fast as it comes (no probing delay beyond the
+ * first key frame, no reordering queue), scale, encode with a GOP of one second so new viewers
+ * start fast, and send RTP back with a fixed payload type, SSRC and source port.
+ */
+export function ffmpegArgs(plan: FfmpegPlan): string[] {
+  const { profile, payloadType, ssrc, port, localPort } = plan.output;
+  const gop = String(profile.fps);
+  const bitrate = String(profile.bitrate);
+  const encoder =
+    profile.codec === 'VP8'
+      ? [
+          '-c:v',
+          'libvpx',
+          '-deadline',
+          'realtime',
+          '-cpu-used',
+          '8',
+          '-lag-in-frames',
+          '0',
+          '-auto-alt-ref',
+          '0',
+          '-error-resilient',
+          '1',
+          '-b:v',
+          bitrate,
+          '-minrate',
+          bitrate,
+          '-maxrate',
+          bitrate,
+          '-bufsize',
+          String(Math.round(profile.bitrate / 2)),
+          '-g',
+          gop,
+          '-keyint_min',
+          gop,
+        ]
+      : [
+          '-c:v',
+          'libx264',
+          '-preset',
+          'ultrafast',
+          '-tune',
+          'zerolatency',
+          '-profile:v',
+          'baseline',
+          '-pix_fmt',
+          'yuv420p',
+          '-b:v',
+          bitrate,
+          '-maxrate',
+          bitrate,
+          '-bufsize',
+          String(Math.round(profile.bitrate / 2)),
+          '-bf',
+          '0',
+          '-x264-params',
+          `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1`,
+        ];
+  return [
+    '-hide_banner',
+    '-nostdin',
+    '-loglevel',
+    'warning',
+    '-protocol_whitelist',
+    'file,udp,rtp',
+    '-fflags',
+    'nobuffer',
+    '-flags',
+    'low_delay',
+    '-analyzeduration',
+    '0',
+    '-probesize',
+    '32768',
+    '-reorder_queue_size',
+    '0',
+    '-i',
+    plan.input.sdpPath,
+    '-map',
+    '0:v:0',
+    '-an',
+    '-vf',
+    `scale=${profile.width}:${profile.height},fps=${profile.fps}`,
+    ...encoder,
+    '-f',
+    'rtp',
+    '-payload_type',
+    String(payloadType),
+    '-ssrc',
+    String(ssrc),
+    `rtp://127.0.0.1:${port}?rtcpport=${port}&localrtpport=${localPort}&pkt_size=1200`,
+  ];
+}
+
+export type FfmpegProcessEvents = {
+  exit: [code: number | null, signal: string | null, stderrTail: string];
+};
+
+/** One FFmpeg child process; its stderr tail explains a crash. */
+export class FfmpegProcess extends TypedEmitter<FfmpegProcessEvents> {
+  readonly child: ChildProcess;
+  #stderr = '';
+  #exited = false;
+
+  constructor(binary: string, args: string[]) {
+    super();
+    this.child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr?.setEncoding('utf8');
+    this.child.stderr?.on('data', (chunk: string) => {
+      this.#stderr = (this.#stderr + chunk).slice(-4000);
+    });
+    this.child.once('error', (error) => {
+      this.#stderr += `\nspawn failed: ${error.message}`;
+    });
+    this.child.once('close', (code, signal) => {
+      this.#exited = true;
+      this.emit('exit', code, signal, this.#stderr.trim().split('\n').slice(-5).join(' | '));
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** CPU time (user + system) of the process so far, in seconds; undefined once it exited. */
+  cpuSeconds(): number | undefined {
+    if (this.#exited || this.child.pid === undefined) return undefined;
+    try {
+      const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the comm field).
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  stop(graceMs = 2000): void {
+    if (this.#exited) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!this.#exited) this.child.kill('SIGKILL');
+    }, graceMs);
+    timer.unref();
+  }
+}

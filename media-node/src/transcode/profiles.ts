@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+/**
+ * Renditions: lower-resolution copies of a stream made on demand by transcoder nodes. A
+ * rendition is just another live stream, named `{stream}~{profile}` (e.g. `match~360p`), that
+ * edges relay like any other.
+ */
+export const ProfileSchema = z.object({
+  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'profile name must be a short DNS label'),
+  width: z.number().int().min(16).max(7680).multipleOf(2, 'width must be even'),
+  height: z.number().int().min(16).max(4320).multipleOf(2, 'height must be even'),
+  fps: z.number().int().min(1).max(120).default(30),
+  codec: z.enum(['VP8', 'H264']).default('VP8'),
+  /** Video bitrate, bits per second. */
+  bitrate: z.number().int().min(50_000).max(100_000_000),
+});
+export type Profile = z.infer<typeof ProfileSchema>;
+
+export const ProfilesSchema = z
+  .array(ProfileSchema)
+  .max(16, 'at most 16 profiles')
+  .refine(
+    (profiles) => new Set(profiles.map((profile) => profile.name)).size === profiles.length,
+    'profile names must be unique',
+  );
+
+/** `PROFILES` (JSON) → profiles; throws with the first problem, path included. */
+export function parseProfiles(json: string | undefined): Profile[] {
+  if (json === undefined || json.trim() === '') return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new Error('must be a JSON array of {name, width, height, fps, codec, bitrate}');
+  }
+  const parsed = ProfilesSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${issue.path.length > 0 ? `[${issue.path.join('.')}] ` : ''}${issue.message}`);
+  }
+  return parsed.data;
+}
+
+const SEPARATOR = '~';
+
+export function renditionName(stream: string, profile: string): string {
+  return `${stream}${SEPARATOR}${profile}`;
+}
+
+/** The source stream and profile of a rendition name, when it is one of `profiles`. */
+export function parseRenditionName(
+  name: string,
+  profiles: readonly Profile[],
+): { source: string; profile: Profile } | undefined {
+  const at = name.lastIndexOf(SEPARATOR);
+  if (at <= 0) return undefined;
+  const profile = profiles.find((candidate) => candidate.name === name.slice(at + 1));
+  return profile ? { source: name.slice(0, at), profile } : undefined;
+}
