@@ -330,7 +330,15 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
         10_000,
       ),
     ).toBe(true);
-    expect(await eventually(async () => (await tryPaid()).status === 201, 5000)).toBe(true);
+    expect(
+      await eventually(async () => {
+        const attempt = await tryPaid();
+        if (attempt.status === 201) {
+          await fetch(`${url('edge-1')}${attempt.headers.get('location')}`, { method: 'DELETE' });
+        }
+        return attempt.status === 201;
+      }, 5000),
+    ).toBe(true);
     await admitted.waitForFrames(admitted.framesWithCode + 5);
   }, 60_000);
 });

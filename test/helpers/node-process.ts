@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
 const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.url));
 
 export interface NodeProcess {
@@ -19,7 +20,11 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
   const port = env.PORT ?? '18080';
   const logDir = process.env.RTCCDN_TEST_LOG_DIR;
   const logFile = logDir ? openSync(`${logDir}/${logName ?? `node-${port}`}.log`, 'a') : 'ignore';
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+  // With setpriv, the node dies with the test process even if the test never stops it.
+  const [file, args] = SETPRIV
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', process.execPath, '--import', 'tsx', MAIN]]
+    : [process.execPath, ['--import', 'tsx', MAIN]];
+  const child = spawn(file, args, {
     env: {
       ...process.env,
       LOG_LEVEL: logDir ? 'debug' : 'warn',

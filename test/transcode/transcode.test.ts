@@ -31,7 +31,8 @@ describe('transcoder nodes (real FFmpeg)', () => {
     peers.push(peer);
     return peer;
   };
-  const renditions = async () => (await cluster.dump('transcoder')).renditions;
+  const renditions = async () =>
+    cluster.nodes.has('transcoder') ? (await cluster.dump('transcoder')).renditions : [];
 
   beforeAll(async () => {
     redis = await startRedisServer();
@@ -174,4 +175,28 @@ describe('transcoder nodes (real FFmpeg)', () => {
       await eventually(async () => (await renditions()).every((job) => job.name !== 'finale~180p'), 5000),
     ).toBe(true);
   }, 40_000);
+
+  it('starts a rendition elsewhere when its transcoder dies', async () => {
+    await cluster.add({ id: 'transcoder-2', role: 'transcoder', region: 'a' });
+    const pub = publisher();
+    expect((await pub.publish(url('origin'), 'moving')).status).toBe(201);
+    const first = viewer();
+    expect((await first.play(url('edge-1'), 'moving', { query: '?profile=180p' })).status).toBe(201);
+    await first.waitForFrames(5, 20_000);
+    const holders = [];
+    for (const id of ['transcoder', 'transcoder-2']) {
+      if ((await cluster.dump(id)).renditions.some((job) => job.name === 'moving~180p')) holders.push(id);
+    }
+    expect(holders).toHaveLength(1);
+    const [dead] = holders as [string];
+    const survivor = dead === 'transcoder' ? 'transcoder-2' : 'transcoder';
+    cluster.kill(dead);
+    // The rendition's claim expires; the edge ends its viewers (source gone) within seconds.
+    expect(await eventually(async () => (await cluster.dump('edge-1')).sessions === 0, 10_000)).toBe(true);
+    const second = viewer();
+    expect((await second.play(url('edge-1'), 'moving', { query: '?profile=180p' })).status).toBe(201);
+    await second.waitForFrames(5, 20_000);
+    expect((await cluster.dump(survivor)).renditions.map((job) => job.name)).toContain('moving~180p');
+    await pub.unpublish(url('origin'));
+  }, 60_000);
 });

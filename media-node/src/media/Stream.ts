@@ -222,13 +222,14 @@ export class Stream extends TypedEmitter<StreamEvents> {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#logger.info({ reason }, 'stream closed');
+    // Listeners first: sessions end with the stream's reason before their routers go away.
+    this.emit('close', reason);
     for (const entry of this.#fanout.values()) {
       clearTimeout(entry.lingerTimer);
       entry.pending.then((fanout) => fanout.router.close()).catch(() => undefined);
     }
     this.#fanout.clear();
     this.origin.router.close();
-    this.#logger.info({ reason }, 'stream closed');
-    this.emit('close', reason);
   }
 }

@@ -48,7 +48,7 @@ export class ViewerSession extends Session {
     for (const consumer of consumers) {
       consumer.once('producerclose', () => this.close('stream-ended'));
     }
-    stream.once('close', () => this.close('stream-ended'));
+    stream.once('close', (reason) => this.close(`stream-ended: ${reason}`));
     this.once('connected', () => {
       for (const consumer of consumers) {
         consumer

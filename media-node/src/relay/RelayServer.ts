@@ -8,6 +8,8 @@ import { type PipeListen, RelayOut } from './RelayOut.js';
 
 /** Receiver reports come at least every 5 s (audio-only); a longer silence means no receiver. */
 const SILENT_DOWNSTREAM_MS = 15_000;
+/** A downstream node missing from the registry is gone once it has also been silent this long. */
+const SILENT_UNREGISTERED_MS = 2_500;
 
 export interface RelayServerOptions {
   pool: WorkerPool;
@@ -89,18 +91,20 @@ export class RelayServer {
     const live = await liveNodeIds().catch(() => undefined); // registry down: judge by RTCP only
     const now = Date.now();
     for (const relay of [...this.#relays.values()]) {
-      if (live && !live.has(relay.requester)) {
-        relay.close('downstream node gone');
-        continue;
-      }
       const [stats] = await relay.transport.getStats().catch(() => []);
       if (!stats) continue;
       const heard = this.#lastHeard.get(relay.id);
       if (!heard || stats.bytesReceived > heard.bytes) {
         this.#lastHeard.set(relay.id, { bytes: stats.bytesReceived, sinceMs: now });
-      } else if (now - heard.sinceMs > SILENT_DOWNSTREAM_MS) {
-        logger.warn({ relay: relay.id, to: relay.requester }, 'downstream sent no RTCP for too long');
-        relay.close('downstream silent');
+        continue;
+      }
+      const silentMs = now - heard.sinceMs;
+      // Unregistered alone proves nothing (Redis may have restarted empty a moment ago); with
+      // its receiver reports stopped too, the node is gone. Silence alone, long enough, as well.
+      const unregistered = live !== undefined && !live.has(relay.requester);
+      if ((unregistered && silentMs > SILENT_UNREGISTERED_MS) || silentMs > SILENT_DOWNSTREAM_MS) {
+        logger.warn({ relay: relay.id, to: relay.requester, silentMs, unregistered }, 'downstream node gone');
+        relay.close(unregistered ? 'downstream node gone' : 'downstream silent');
       }
     }
     for (const id of this.#lastHeard.keys()) if (!this.#relays.has(id)) this.#lastHeard.delete(id);

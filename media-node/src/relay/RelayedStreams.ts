@@ -7,6 +7,9 @@ import { IncompatibleSourceError, RelayedStream } from './RelayedStream.js';
 import type { PipeListen } from './RelayOut.js';
 import { type RelaySource, UpstreamLink } from './UpstreamLink.js';
 
+/** An upstream link that received nothing (RTP or RTCP) for this long is replaced. */
+const QUIET_UPSTREAM_MS = 3000;
+
 /** A live stream as the registry knows it: which origin holds it, under which claim. */
 export interface LiveStreamRecord {
   name: string;
@@ -62,6 +65,8 @@ interface Tracked {
   relinking?: Promise<void>;
   /** Bytes the upstream link had received at the previous check: media still flowing? */
   linkBytes?: number;
+  /** Since when the upstream link has received nothing (not even RTCP), if it has gone quiet. */
+  quietSince?: number;
 }
 
 /**
@@ -279,6 +284,13 @@ export class RelayedStreams {
       await this.#relink(name, tracked, record, 'upstream link lost');
       return;
     }
+    // The source stopped feeding us without a word (it reaped our relay, lost its copy...):
+    // nothing at all, not even its RTCP reports, for a few seconds.
+    tracked.quietSince = flowing ? undefined : (tracked.quietSince ?? Date.now());
+    if (tracked.quietSince !== undefined && Date.now() - tracked.quietSince > QUIET_UPSTREAM_MS) {
+      await this.#relink(name, tracked, record, 'upstream went quiet');
+      return;
+    }
     if (link.source.nodeId !== record.nodeId) {
       // We pull from the region's relay edge: follow it if it is gone or was replaced.
       const lease = await directory.lookupRelay(self.region, name);
@@ -315,6 +327,7 @@ export class RelayedStreams {
         tracked.holdsRegionalLease = holdsRegionalLease;
         tracked.sourceLostAt = undefined;
         tracked.linkBytes = undefined;
+        tracked.quietSince = undefined;
         metrics.upstreamSwitches.inc({ reason });
         logger.info({ stream: name, upstream: link.source.nodeId, reason }, 'relay moved to a new upstream');
       } catch (error) {

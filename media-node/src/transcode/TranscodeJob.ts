@@ -85,6 +85,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
   #ffmpeg: FfmpegProcess | undefined;
   #restarts: number[] = [];
   #keyFrameTimer: NodeJS.Timeout | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
   #firstFrame = false;
   #closed = false;
 
@@ -327,9 +328,13 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
         this.close(`ffmpeg failed ${this.#restarts.length} times: ${stderrTail || `exit ${code ?? signal}`}`);
         return;
       }
-      this.#logger.warn({ code, signal, stderr: stderrTail }, 'ffmpeg exited; restarting');
+      // Back off a little from one restart to the next: a crash loop must not spin.
+      const delayMs = Math.min(2000, 250 * 2 ** (this.#restarts.length - 1));
+      this.#logger.warn({ code, signal, stderr: stderrTail, delayMs }, 'ffmpeg exited; restarting');
       this.#rewriter.switchInput();
-      this.#startFfmpeg();
+      this.#restartTimer = setTimeout(() => {
+        if (!this.#closed) this.#startFfmpeg();
+      }, delayMs);
     });
   }
 
@@ -337,6 +342,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#keyFrameTimer);
+    clearTimeout(this.#restartTimer);
     this.#ffmpeg?.stop();
     this.#toFfmpeg.close();
     this.#fromFfmpeg.close();
