@@ -4,15 +4,18 @@ import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import { runLatencyBench } from './latency.js';
 import type { Summary } from './stats.js';
+import { runTranscodeBench } from './transcode.js';
 
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade,acl).
+ * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade,acl,transcode).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
-const only = new Set((process.env.BENCH_ONLY ?? 'latency,cascade,acl').split(',').map((name) => name.trim()));
+const only = new Set(
+  (process.env.BENCH_ONLY ?? 'latency,cascade,acl,transcode').split(',').map((name) => name.trim()),
+);
 const resultsDir = new URL('./results/', import.meta.url);
 mkdirSync(resultsDir, { recursive: true });
 
@@ -78,5 +81,19 @@ if (only.has('acl')) {
     `  revocation, last of ${acl.revocation.viewersPerTrial} sessions on ${acl.revocation.edges} edges cut: ${fmt(acl.revocation.lastViewerCutMs)} (target p99 ≤ 250 ms)`,
   );
   write('acl', acl);
+}
+if (only.has('transcode')) {
+  const transcode = await runTranscodeBench({ seconds, coldStarts: Math.min(joins, 8) });
+  console.log('\nRenditions (Redis, origin + edge + transcoder, real FFmpeg), source 640x480@30 VP8');
+  console.log(`  source on the edge        : ${fmt(transcode.latency.source)}`);
+  console.log(`  360p rendition on the edge: ${fmt(transcode.latency.rendition360p)}`);
+  console.log(
+    `  rendition adds p50 ${transcode.latency.addedP50Ms} ms (×${transcode.latency.ratioP50}; target ≤ 150 ms)`,
+  );
+  console.log(`  first frame of a cold rendition: ${fmt(transcode.coldFirstFrameMs)}`);
+  for (const [profile, cores] of Object.entries(transcode.ffmpegCpuCores)) {
+    console.log(`  FFmpeg CPU, ${profile}: ${cores} cores`);
+  }
+  write('transcode', transcode);
 }
 process.exit(0);
