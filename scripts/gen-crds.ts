@@ -1,16 +1,24 @@
 /**
- * Writes the CustomResourceDefinitions generated from operator/src/api/v1alpha1.ts to crds/.
+ * Writes the CustomResourceDefinitions generated from operator/src/api/v1alpha1.ts to crds/,
+ * and the same files to helm/rtccdn/files/crds/ (a chart can only read files inside itself;
+ * its templates/crds.yaml renders them with an enable flag and helm.sh/resource-policy: keep).
  *
- *   node --import tsx scripts/gen-crds.ts           # (re)generate crds/*.rtccdn.io.yaml
- *   node --import tsx scripts/gen-crds.ts --check   # exit 1 if the committed files are stale
+ *   node --import tsx scripts/gen-crds.ts           # (re)generate both
+ *   node --import tsx scripts/gen-crds.ts --check   # exit 1 if a committed file is stale
  */
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GENERATED_HEADER, renderCrdFiles } from '../operator/src/api/crdgen.js';
 
 const CRDS_DIR = fileURLToPath(new URL('../crds/', import.meta.url));
+const HELM_CRDS_DIR = fileURLToPath(new URL('../helm/rtccdn/files/crds/', import.meta.url));
+/** Where the generated files go, with the name shown in messages. */
+const OUTPUTS = [
+  { dir: CRDS_DIR, shown: 'crds/' },
+  { dir: HELM_CRDS_DIR, shown: 'helm/rtccdn/files/crds/' },
+];
 const GENERATED_SUFFIX = '.rtccdn.io.yaml';
 
 /** A short line diff: the changed block between the common prefix and suffix, with context. */
@@ -49,43 +57,48 @@ async function main(argv: string[]): Promise<number> {
   const files = renderCrdFiles();
 
   if (!check) {
-    for (const { file, content } of files) {
-      await writeFile(join(CRDS_DIR, file), content);
-      console.log(`wrote crds/${file}`);
+    for (const { dir, shown } of OUTPUTS) {
+      await mkdir(dir, { recursive: true });
+      for (const { file, content } of files) {
+        await writeFile(join(dir, file), content);
+        console.log(`wrote ${shown}${file}`);
+      }
     }
     return 0;
   }
 
   const problems: string[] = [];
-  for (const { file, content } of files) {
-    const path = join(CRDS_DIR, file);
-    if (!existsSync(path)) {
-      problems.push(`crds/${file} is missing`);
-      continue;
+  for (const { dir, shown } of OUTPUTS) {
+    for (const { file, content } of files) {
+      const path = join(dir, file);
+      if (!existsSync(path)) {
+        problems.push(`${shown}${file} is missing`);
+        continue;
+      }
+      const committed = await readFile(path, 'utf8');
+      if (committed !== content) {
+        problems.push(
+          `${shown}${file} differs from the generated CRD (- committed, + generated):\n${lineDiff(committed, content)}`,
+        );
+      }
     }
-    const committed = await readFile(path, 'utf8');
-    if (committed !== content) {
-      problems.push(
-        `crds/${file} differs from the generated CRD (- committed, + generated):\n${lineDiff(committed, content)}`,
-      );
+    // A generated file whose resource no longer exists would still be applied by `kubectl apply -f crds/`.
+    const expected = new Set(files.map(({ file }) => file));
+    for (const file of existsSync(dir) ? await readdir(dir) : []) {
+      if (!file.endsWith(GENERATED_SUFFIX) || expected.has(file)) continue;
+      const content = await readFile(join(dir, file), 'utf8');
+      if (content.startsWith(GENERATED_HEADER.split('\n')[0]!))
+        problems.push(`${shown}${file} is no longer generated: delete it`);
     }
-  }
-  // A generated file whose resource no longer exists would still be applied by `kubectl apply -f crds/`.
-  const expected = new Set(files.map(({ file }) => file));
-  for (const file of await readdir(CRDS_DIR)) {
-    if (!file.endsWith(GENERATED_SUFFIX) || expected.has(file)) continue;
-    const content = await readFile(join(CRDS_DIR, file), 'utf8');
-    if (content.startsWith(GENERATED_HEADER.split('\n')[0]!))
-      problems.push(`crds/${file} is no longer generated: delete it`);
   }
   if (problems.length > 0) {
     console.error(problems.join('\n\n'));
     console.error(
-      '\nThe CRDs are out of date: run `node --import tsx scripts/gen-crds.ts` and commit crds/.',
+      '\nThe CRDs are out of date: run `node --import tsx scripts/gen-crds.ts` and commit crds/ and helm/rtccdn/files/crds/.',
     );
     return 1;
   }
-  console.log(`crds/ is up to date (${files.length} CRDs)`);
+  console.log(`crds/ and helm/rtccdn/files/crds/ are up to date (${files.length} CRDs)`);
   return 0;
 }
 

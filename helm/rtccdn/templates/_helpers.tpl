@@ -1,0 +1,40 @@
+{{/* Chart name, truncated to fit label values. */}}
+{{- define "rtccdn.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-qualified name (the release name alone when it already contains the chart name). */}}
+{{- define "rtccdn.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 54 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 54 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the operator's Deployment, Service and (default) ServiceAccount. */}}
+{{- define "rtccdn.operatorName" -}}
+{{- printf "%s-operator" (include "rtccdn.fullname" .) -}}
+{{- end -}}
+
+{{- define "rtccdn.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "rtccdn.operatorName" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rtccdn.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: rtccdn
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector of the operator pods (immutable in a Deployment: keep it minimal). */}}
+{{- define "rtccdn.operatorSelector" -}}
+app.kubernetes.io/name: rtccdn-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}

@@ -1,0 +1,152 @@
+/**
+ * The operator's configuration: environment variables only, validated once at start. A bad
+ * value is reported in one line naming the variable (main exits with code 2).
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { LOG_LEVELS } from './logger.js';
+
+const booleanFlag = (fallback: 'true' | 'false') =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default(fallback)
+    .transform((value) => value === 'true' || value === '1');
+
+const milliseconds = (fallback: number, min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be an integer')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`)
+    .default(fallback);
+
+const optionalNonEmpty = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export const OperatorEnvSchema = z
+  .object({
+    /** kubeconfig file; in-cluster configuration (service account) when unset. */
+    KUBECONFIG: optionalNonEmpty,
+    /** One namespace to watch; every namespace when unset or empty. */
+    WATCH_NAMESPACE: optionalNonEmpty.pipe(
+      z.string().regex(DNS_LABEL, 'must be a namespace name (a DNS label)').optional(),
+    ),
+    LEADER_ELECTION: booleanFlag('true'),
+    /** Namespace of the operator (and of its leader Lease); from the downward API in a pod. */
+    OPERATOR_NAMESPACE: optionalNonEmpty.pipe(
+      z.string().regex(DNS_LABEL, 'must be a namespace name (a DNS label)').optional(),
+    ),
+    /** This instance's identity in the Lease; from the downward API in a pod. */
+    POD_NAME: optionalNonEmpty,
+    LEASE_NAME: z.string().regex(DNS_SUBDOMAIN, 'must be a DNS subdomain').default('rtccdn-operator'),
+    LEASE_DURATION_MS: milliseconds(15_000, 1_000, 300_000),
+    RENEW_DEADLINE_MS: milliseconds(10_000, 500, 300_000),
+    RETRY_PERIOD_MS: milliseconds(2_000, 100, 60_000),
+    /** /healthz, /readyz and /metrics; 0 picks a free port. */
+    HEALTH_PORT: z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(0, 'must be between 0 and 65535')
+      .max(65535, 'must be between 0 and 65535')
+      .default(8090),
+    HEALTH_HOST: z.string().min(1).default('0.0.0.0'),
+    LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    /** Concurrent reconciles per controller. */
+    WORKERS: z.coerce.number({ error: 'must be a number' }).int().min(1).max(32).default(2),
+    /** Every cached object is reconciled again this often. */
+    RESYNC_PERIOD_MS: milliseconds(10 * 60_000, 1_000, 24 * 3_600_000),
+    /** CDN and Node statuses (viewers, streams) are refreshed from Redis this often. */
+    STATUS_REFRESH_MS: milliseconds(30_000, 200, 3_600_000),
+    AUTOSCALER_INTERVAL_MS: milliseconds(15_000, 100, 3_600_000),
+    /** Edges are scaled down only once their count has not changed for this long. */
+    AUTOSCALER_STABILIZATION_MS: milliseconds(5 * 60_000, 0, 24 * 3_600_000),
+    /** A draining edge is removed after this long even with viewers left. */
+    AUTOSCALER_DRAIN_GRACE_MS: milliseconds(10 * 60_000, 0, 24 * 3_600_000),
+    /** Server-side timeout of each watch (seconds); randomised up to twice this. */
+    WATCH_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3_600).default(300),
+  })
+  .refine((env) => !env.LEADER_ELECTION || env.OPERATOR_NAMESPACE !== undefined, {
+    message: 'is required with LEADER_ELECTION=true (the namespace of the leader Lease)',
+    path: ['OPERATOR_NAMESPACE'],
+  })
+  .refine((env) => env.RENEW_DEADLINE_MS < env.LEASE_DURATION_MS, {
+    message: 'must be shorter than LEASE_DURATION_MS',
+    path: ['RENEW_DEADLINE_MS'],
+  })
+  .refine((env) => env.RETRY_PERIOD_MS < env.RENEW_DEADLINE_MS, {
+    message: 'must be shorter than RENEW_DEADLINE_MS',
+    path: ['RETRY_PERIOD_MS'],
+  });
+
+export type OperatorEnv = z.output<typeof OperatorEnvSchema>;
+
+export interface OperatorConfig {
+  kubeconfigPath: string | undefined;
+  watchNamespace: string | undefined;
+  leaderElection:
+    | {
+        namespace: string;
+        leaseName: string;
+        leaseDurationMs: number;
+        renewDeadlineMs: number;
+        retryPeriodMs: number;
+      }
+    | undefined;
+  identity: string;
+  health: { host: string; port: number };
+  logLevel: (typeof LOG_LEVELS)[number];
+  workers: number;
+  resyncMs: number;
+  statusRefreshMs: number;
+  autoscaler: { intervalMs: number; stabilizationMs: number; drainGraceMs: number };
+  watchTimeoutSeconds: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment; throws ConfigError with a one-line message naming the variable. */
+export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const result = OperatorEnvSchema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    const raw = env[variable];
+    const shown = raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
+    throw new ConfigError(`invalid configuration: ${variable} ${issue.message}${shown}`);
+  }
+  const parsed = result.data;
+  return {
+    kubeconfigPath: parsed.KUBECONFIG,
+    watchNamespace: parsed.WATCH_NAMESPACE,
+    leaderElection:
+      parsed.LEADER_ELECTION && parsed.OPERATOR_NAMESPACE
+        ? {
+            namespace: parsed.OPERATOR_NAMESPACE,
+            leaseName: parsed.LEASE_NAME,
+            leaseDurationMs: parsed.LEASE_DURATION_MS,
+            renewDeadlineMs: parsed.RENEW_DEADLINE_MS,
+            retryPeriodMs: parsed.RETRY_PERIOD_MS,
+          }
+        : undefined,
+    // Pod names are unique; outside a pod, the host name plus pid tells instances apart.
+    identity: parsed.POD_NAME ?? `${hostname()}-${process.pid}`,
+    health: { host: parsed.HEALTH_HOST, port: parsed.HEALTH_PORT },
+    logLevel: parsed.LOG_LEVEL,
+    workers: parsed.WORKERS,
+    resyncMs: parsed.RESYNC_PERIOD_MS,
+    statusRefreshMs: parsed.STATUS_REFRESH_MS,
+    autoscaler: {
+      intervalMs: parsed.AUTOSCALER_INTERVAL_MS,
+      stabilizationMs: parsed.AUTOSCALER_STABILIZATION_MS,
+      drainGraceMs: parsed.AUTOSCALER_DRAIN_GRACE_MS,
+    },
+    watchTimeoutSeconds: parsed.WATCH_TIMEOUT_SECONDS,
+  };
+}

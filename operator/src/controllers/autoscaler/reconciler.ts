@@ -1,0 +1,273 @@
+/**
+ * The built-in edge autoscaler: for each edge Node a CDN controls, reads the region's edge load
+ * from Redis, asks decideScale() what to do, tells edges to drain (or to stop draining) through
+ * their internal API, and writes spec.replicas and its state annotation on the Node with its
+ * own field manager. It is the only writer of edge replicas while the CDN leaves it enabled
+ * (annotation rtccdn.io/edge-autoscaler absent or `builtin`).
+ */
+
+import type { NodeRecord } from '../../../../media-node/src/cluster/keys.js';
+import { InternalClient } from '../../../../media-node/src/internal/InternalClient.js';
+import { API_VERSION, type CDN, type CDNNode, CDNNodeSchema, CDNSchema } from '../../api/v1alpha1.js';
+import type { KubeClient } from '../../kube/client.js';
+import type { EventSink } from '../../kube/events.js';
+import { controllerOf, secretValue } from '../../kube/objects.js';
+import { NODE_TYPE } from '../../kube/resources.js';
+import type { Logger } from '../../logger.js';
+import type { OperatorMetrics } from '../../metrics.js';
+import type { ClusterReaders, ClusterSnapshot } from '../../redis/ClusterReader.js';
+import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
+import type { ListWatch } from '../../runtime/ListWatch.js';
+import { readSecret, resolveRedis } from '../references.js';
+import {
+  ANNOTATIONS,
+  CLUSTER_SECRET_KEY,
+  clusterSecretName,
+  edgeAutoscalerMode,
+  podName,
+  podOrdinal,
+} from '../shared.js';
+import { decideScale, type ScaleDecision, type ScalePolicy } from './decide.js';
+import { autoscalerStateOf, encodeAutoscalerState, toScalerState } from './state.js';
+
+/** Field manager of spec.replicas and the state annotation of edge Nodes. */
+export const AUTOSCALER_FIELD_MANAGER = 'rtccdn-autoscaler';
+export const DRAIN_PATH = '/internal/v1/drain';
+
+export interface AutoscalerSettings {
+  /** How often each edge Node is evaluated. */
+  intervalMs: number;
+  stabilizationMs: number;
+  drainGraceMs: number;
+}
+
+export interface AutoscalerReconcilerOptions extends AutoscalerSettings {
+  client: KubeClient;
+  nodes: ListWatch;
+  cdns: ListWatch;
+  readers: ClusterReaders;
+  events: EventSink;
+  logger: Logger;
+  metrics?: OperatorMetrics | undefined;
+  now?: () => number;
+}
+
+/** The edge Nodes a CDN controls: what the autoscaler reconciles. */
+export function isAutoscaledEdge(object: {
+  spec?: unknown;
+  metadata: { ownerReferences?: unknown };
+}): boolean {
+  const role = (object.spec as { role?: unknown } | undefined)?.role;
+  const owner = controllerOf(object as Parameters<typeof controllerOf>[0]);
+  return role === 'edge' && owner?.kind === 'CDN' && owner.apiVersion === API_VERSION;
+}
+
+export class AutoscalerReconciler implements Reconciler {
+  readonly #options: AutoscalerReconcilerOptions;
+  readonly #now: () => number;
+  /** Metric labels exported per Node, so that they can be removed with it. */
+  readonly #exported = new Map<string, { namespace: string; cdn: string; region: string }>();
+
+  constructor(options: AutoscalerReconcilerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
+    const cached = this.#options.nodes.get(namespace, name);
+    if (!cached || cached.metadata.deletionTimestamp || !isAutoscaledEdge(cached)) {
+      this.#unexport(`${namespace}/${name}`);
+      return undefined;
+    }
+    const parsedNode = CDNNodeSchema.safeParse(cached);
+    if (!parsedNode.success) return undefined; // reported by the Node controller
+    const node = parsedNode.data;
+    const owner = controllerOf(cached);
+    const cachedCdn = owner ? this.#options.cdns.get(namespace, owner.name) : undefined;
+    const parsedCdn = cachedCdn ? CDNSchema.safeParse(cachedCdn) : undefined;
+    if (!parsedCdn?.success || parsedCdn.data.metadata.uid !== owner?.uid) return undefined;
+    const cdn = parsedCdn.data;
+    const region = cdn.spec.regions.find((candidate) => candidate.name === node.spec.region);
+    const labels = { namespace, cdn: cdn.metadata.name ?? '', region: node.spec.region };
+    if (!region || edgeAutoscalerMode(cdn) === 'external') {
+      this.#unexport(`${namespace}/${name}`);
+      return undefined;
+    }
+    this.#exported.set(`${namespace}/${name}`, labels);
+
+    const snapshot = await this.#observe(cdn);
+    const edges = snapshot?.nodes.filter(
+      (record) => record.role === 'edge' && record.region === node.spec.region,
+    );
+    const viewers = edges?.reduce((sum, record) => sum + record.load.viewers, 0);
+    const podViewers =
+      edges && new Map(this.#pods(node, edges).map(([ordinal, record]) => [ordinal, record.load.viewers]));
+    const policy: ScalePolicy = {
+      ...region.edges,
+      stabilizationMs: this.#options.stabilizationMs,
+      drainGraceMs: this.#options.drainGraceMs,
+    };
+    const now = this.#now();
+    const annotation = autoscalerStateOf(node);
+    const created = Date.parse(node.metadata.creationTimestamp ?? '');
+    const decision = decideScale({
+      policy,
+      replicas: node.spec.replicas,
+      viewers,
+      podViewers,
+      state: toScalerState(annotation, Number.isNaN(created) ? now : created),
+      now,
+    });
+
+    this.#options.metrics?.edgesDesired.set(labels, decision.desired);
+    if (viewers !== undefined) this.#options.metrics?.regionViewers.set(labels, viewers);
+    if (edges) await this.#syncDrains(cdn, node, decision, edges);
+
+    const encoded = encodeAutoscalerState(decision.state, decision.desired);
+    if (
+      decision.replicas !== node.spec.replicas ||
+      encoded !== node.metadata.annotations?.[ANNOTATIONS.autoscalerState]
+    ) {
+      await this.#options.client.apply(
+        NODE_TYPE,
+        {
+          metadata: { name, namespace, annotations: { [ANNOTATIONS.autoscalerState]: encoded } },
+          spec: { replicas: decision.replicas },
+        } as { metadata: { name: string; namespace: string } },
+        { fieldManager: AUTOSCALER_FIELD_MANAGER },
+      );
+    }
+    this.#report(node, decision, viewers, policy);
+    return { requeueAfterMs: this.#options.intervalMs };
+  }
+
+  #unexport(key: string): void {
+    const labels = this.#exported.get(key);
+    if (!labels) return;
+    this.#exported.delete(key);
+    this.#options.metrics?.edgesDesired.remove(labels);
+    this.#options.metrics?.regionViewers.remove(labels);
+  }
+
+  async #observe(cdn: CDN): Promise<ClusterSnapshot | undefined> {
+    const redis = await resolveRedis(this.#options.client, cdn);
+    if (!redis.ok) return undefined; // reported on the CDN
+    try {
+      return await this.#options.readers.get(redis.value.url, redis.value.prefix).snapshot();
+    } catch (error) {
+      // Reported on the CDN (Degraded: RedisUnreachable); without load only bounds are enforced.
+      this.#options.logger.debug({ err: error, cdn: cdn.metadata.name }, 'edge load unknown');
+      return undefined;
+    }
+  }
+
+  /** This Node's pods that have a live record, by ordinal. */
+  #pods(node: CDNNode, records: readonly NodeRecord[]): [number, NodeRecord][] {
+    const name = node.metadata.name ?? '';
+    return records.flatMap((record) => {
+      const ordinal = podOrdinal(name, record.id);
+      return ordinal === undefined ? [] : [[ordinal, record] as [number, NodeRecord]];
+    });
+  }
+
+  /**
+   * Tells each live pod that stays whether it must drain, when its record says otherwise.
+   * Failures are logged and retried at the next evaluation; a pod that never answers is
+   * removed anyway once the grace period is over.
+   */
+  async #syncDrains(
+    cdn: CDN,
+    node: CDNNode,
+    decision: ScaleDecision,
+    edges: readonly NodeRecord[],
+  ): Promise<void> {
+    const draining = new Set(decision.draining);
+    const calls = this.#pods(node, edges).filter(
+      ([ordinal, record]) => ordinal < decision.replicas && record.draining !== draining.has(ordinal),
+    );
+    if (calls.length === 0) return;
+    const namespace = cdn.metadata.namespace ?? 'default';
+    const secretName = clusterSecretName(cdn.metadata.name ?? '');
+    const secret = await readSecret(this.#options.client, namespace, secretName);
+    const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
+    if (!clusterSecret) {
+      this.#options.logger.warn(
+        { secret: `${namespace}/${secretName}` },
+        'cannot drain edges: no cluster secret',
+      );
+      return;
+    }
+    const internal = new InternalClient(clusterSecret, 3_000);
+    await Promise.all(
+      calls.map(async ([ordinal, record]) => {
+        const want = draining.has(ordinal);
+        const pod = podName(node.metadata.name ?? '', ordinal);
+        try {
+          const reply = await internal.request<{ draining?: boolean; viewers?: number }>(
+            'POST',
+            record.internalUrl,
+            DRAIN_PATH,
+            { draining: want },
+          );
+          this.#options.metrics?.drainRequests.inc({ result: 'ok' });
+          this.#options.logger.info(
+            { node: `${namespace}/${node.metadata.name}`, pod, draining: want, viewers: reply?.viewers },
+            want ? 'edge draining' : 'edge no longer draining',
+          );
+        } catch (error) {
+          this.#options.metrics?.drainRequests.inc({ result: 'error' });
+          this.#options.logger.warn(
+            { node: `${namespace}/${node.metadata.name}`, pod, err: error },
+            `could not ${want ? 'drain' : 'undrain'} ${pod}; retrying at the next evaluation`,
+          );
+        }
+      }),
+    );
+  }
+
+  #report(node: CDNNode, decision: ScaleDecision, viewers: number | undefined, policy: ScalePolicy): void {
+    const current = node.spec.replicas;
+    const load =
+      viewers === undefined
+        ? 'viewers unknown'
+        : `${viewers} viewers, ${policy.targetViewersPerEdge} per edge`;
+    const log = {
+      node: `${node.metadata.namespace}/${node.metadata.name}`,
+      from: current,
+      to: decision.replicas,
+      desired: decision.desired,
+      viewers,
+    };
+    const event = (reason: string, message: string): void => {
+      this.#options.logger.info(log, message);
+      this.#options.events.record(node, 'Normal', reason, message);
+    };
+    switch (decision.reason) {
+      case 'scale-up':
+        event('ScaledUp', `edges ${current} → ${decision.replicas} (${load})`);
+        break;
+      case 'bounds':
+        event(
+          'ScaledToBounds',
+          `edges ${current} → ${decision.replicas} (bounds ${policy.minReplicas}..${policy.maxReplicas})`,
+        );
+        break;
+      case 'drain-started': {
+        const pods = decision.draining.map((ordinal) => podName(node.metadata.name ?? '', ordinal));
+        event(
+          'DrainStarted',
+          `draining ${pods.join(', ')} to scale ${current} → ${decision.desired} (${load})`,
+        );
+        break;
+      }
+      case 'scale-down':
+        event('ScaledDown', `edges ${current} → ${decision.replicas} (drained)`);
+        break;
+      case 'drain-cancelled':
+        event('DrainCancelled', `viewers came back: edges stay at ${current} (${load})`);
+        break;
+      default:
+        break;
+    }
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The CDN reconciler: makes the objects of planCdn() exist (server-side apply: an unchanged
+ * object is not written), removes the ones of regions that are gone, creates the cluster
+ * Secret once, and reports the truth in the status: per-region readiness from the Nodes,
+ * liveStreams and viewers from Redis, conditions Ready and Degraded with reasons.
+ *
+ * Deleting a CDN needs no finalizer: everything created here carries an ownerReference to it
+ * (controller: true), and Kubernetes' garbage collector deletes it.
+ */
+import { API_VERSION, type CDN, CDNNodeSchema, CDNSchema, type Condition } from '../../api/v1alpha1.js';
+import type { KubeClient } from '../../kube/client.js';
+import { isAlreadyExists } from '../../kube/errors.js';
+import type { EventSink } from '../../kube/events.js';
+import { controllerOf, type KubeObject, secretValue } from '../../kube/objects.js';
+import {
+  CDN_TYPE,
+  CONFIG_MAP_TYPE,
+  NODE_TYPE,
+  type ResourceType,
+  SECRET_TYPE,
+  SERVICE_TYPE,
+} from '../../kube/resources.js';
+import type { Logger } from '../../logger.js';
+import type { ClusterReaders } from '../../redis/ClusterReader.js';
+import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
+import { mergeConditions } from '../../runtime/conditions.js';
+import type { ListWatch } from '../../runtime/ListWatch.js';
+import { checkPublishToken, readSecret, resolveRedis } from '../references.js';
+import { CLUSTER_SECRET_KEY, clusterSecretName, LABELS, type Problem } from '../shared.js';
+import { recordTransition, writeStatus } from '../status.js';
+import {
+  type CdnObservation,
+  cdnStatus,
+  desiredClusterSecret,
+  generateClusterSecret,
+  MIN_CLUSTER_SECRET_LENGTH,
+  planCdn,
+} from './desired.js';
+
+export interface CdnReconcilerOptions {
+  client: KubeClient;
+  cdns: ListWatch;
+  nodes: ListWatch;
+  services: ListWatch;
+  readers: ClusterReaders;
+  events: EventSink;
+  logger: Logger;
+  /** How often the status is refreshed (viewers and streams change without any event). */
+  statusRefreshMs: number;
+  now?: () => Date;
+}
+
+export class CdnReconciler implements Reconciler {
+  readonly #options: CdnReconcilerOptions;
+  readonly #now: () => Date;
+
+  constructor(options: CdnReconcilerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
+    const cached = this.#options.cdns.get(namespace, name);
+    // Gone, or going: the garbage collector removes what it owns.
+    if (!cached || cached.metadata.deletionTimestamp) return undefined;
+    const parsed = CDNSchema.safeParse(cached);
+    if (!parsed.success) {
+      await this.#reportInvalid(cached, parsed.error.issues[0]);
+      return undefined;
+    }
+    const cdn = parsed.data;
+    const { client } = this.#options;
+    const problems: Problem[] = [];
+
+    const secretProblem = await this.#ensureClusterSecret(cdn);
+    if (secretProblem) problems.push(secretProblem);
+
+    const plan = planCdn(cdn);
+    problems.push(...plan.problems);
+    await client.apply(CONFIG_MAP_TYPE, plan.configMap);
+    for (const node of plan.nodes) await client.apply(NODE_TYPE, node);
+    for (const service of plan.services) await client.apply(SERVICE_TYPE, service);
+    await this.#deleteStale(
+      cdn,
+      NODE_TYPE,
+      this.#options.nodes,
+      new Set(plan.nodes.map((n) => n.metadata.name)),
+    );
+    await this.#deleteStale(
+      cdn,
+      SERVICE_TYPE,
+      this.#options.services,
+      new Set(plan.services.map((s) => s.metadata.name)),
+    );
+
+    const redis = await resolveRedis(client, cdn);
+    if (!redis.ok) problems.push(redis.problem);
+    const tokenProblem = await checkPublishToken(client, cdn);
+    if (tokenProblem) problems.push(tokenProblem);
+
+    const observation: CdnObservation = { nodes: this.#ownedNodes(cdn), problems, load: undefined };
+    if (redis.ok) {
+      try {
+        const snapshot = await this.#options.readers.get(redis.value.url, redis.value.prefix).snapshot();
+        observation.load = {
+          liveStreams: snapshot.liveStreams,
+          viewers: snapshot.nodes
+            .filter((node) => node.role === 'edge' || node.role === 'all')
+            .reduce((sum, node) => sum + node.load.viewers, 0),
+        };
+      } catch (error) {
+        observation.loadProblem = { reason: 'RedisUnreachable', message: (error as Error).message };
+      }
+    }
+    const status = cdnStatus(cdn, observation, this.#now());
+    if (await writeStatus(client, CDN_TYPE, { metadata: { name, namespace }, status: cdn.status }, status)) {
+      const before = cdn.status?.conditions;
+      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], 'Degraded', 'True');
+      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], 'Ready');
+    }
+    return { requeueAfterMs: this.#options.statusRefreshMs };
+  }
+
+  /**
+   * Creates the cluster Secret with a fresh random value if it does not exist. An existing one
+   * is never rewritten (that would silently break every running node): a bad one is reported.
+   * A Secret the user created beforehand under that name is used as is.
+   */
+  async #ensureClusterSecret(cdn: CDN): Promise<Problem | undefined> {
+    const { client } = this.#options;
+    const namespace = cdn.metadata.namespace ?? 'default';
+    const secretName = clusterSecretName(cdn.metadata.name ?? '');
+    let secret = await readSecret(client, namespace, secretName);
+    if (!secret) {
+      try {
+        await client.create(SECRET_TYPE, desiredClusterSecret(cdn, generateClusterSecret()));
+        this.#options.logger.info(
+          { cdn: `${namespace}/${cdn.metadata.name}`, secret: secretName },
+          'cluster secret created',
+        );
+        this.#options.events.record(cdn, 'Normal', 'ClusterSecretCreated', `created Secret ${secretName}`);
+        return undefined;
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+        secret = await readSecret(client, namespace, secretName);
+      }
+    }
+    const value = secret && secretValue(secret, CLUSTER_SECRET_KEY);
+    if (!value || value.length < MIN_CLUSTER_SECRET_LENGTH) {
+      return {
+        reason: 'ClusterSecretInvalid',
+        message: `key ${CLUSTER_SECRET_KEY} of Secret ${secretName} is missing or shorter than ${MIN_CLUSTER_SECRET_LENGTH} characters; the operator never overwrites it: fix it, or delete the Secret to have a new one generated (media nodes pick it up as they restart)`,
+      };
+    }
+    return undefined;
+  }
+
+  /** Objects this CDN controls (by ownerReference uid) that the plan no longer has. */
+  async #deleteStale(cdn: CDN, type: ResourceType, cache: ListWatch, wanted: Set<string>): Promise<void> {
+    const namespace = cdn.metadata.namespace ?? 'default';
+    for (const object of cache.list(namespace)) {
+      if (wanted.has(object.metadata.name) || !this.#controlledBy(object, cdn)) continue;
+      const deleted = await this.#options.client.delete(type, namespace, object.metadata.name, {
+        preconditions: { uid: object.metadata.uid ?? '' },
+      });
+      if (deleted) {
+        this.#options.logger.info(
+          { cdn: `${namespace}/${cdn.metadata.name}`, [type.kind]: object.metadata.name },
+          'removed',
+        );
+        this.#options.events.record(cdn, 'Normal', 'Removed', `removed ${type.kind} ${object.metadata.name}`);
+      }
+    }
+  }
+
+  #controlledBy(object: KubeObject, cdn: CDN): boolean {
+    const owner = controllerOf(object);
+    return (
+      owner !== undefined &&
+      owner.kind === 'CDN' &&
+      owner.apiVersion === API_VERSION &&
+      owner.uid === cdn.metadata.uid &&
+      object.metadata.labels?.[LABELS.cdn] === cdn.metadata.name
+    );
+  }
+
+  #ownedNodes(cdn: CDN) {
+    return this.#options.nodes
+      .list(cdn.metadata.namespace ?? 'default')
+      .filter((object) => this.#controlledBy(object, cdn))
+      .flatMap((object) => {
+        const node = CDNNodeSchema.safeParse(object);
+        return node.success ? [node.data] : [];
+      });
+  }
+
+  /** An object the API server accepted but the operator's schema does not (versions apart). */
+  async #reportInvalid(
+    object: KubeObject,
+    issue: { path: PropertyKey[]; message: string } | undefined,
+  ): Promise<void> {
+    const where = issue ? `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}` : 'invalid';
+    const message = `the operator cannot read this CDN: ${where}`;
+    const existing = (object as { status?: { conditions?: Condition[] } }).status;
+    const generation = object.metadata.generation;
+    const conditions = mergeConditions(
+      existing?.conditions,
+      [
+        { type: 'Ready', status: 'False', reason: 'InvalidSpec', message },
+        { type: 'Degraded', status: 'True', reason: 'InvalidSpec', message },
+      ],
+      generation,
+      this.#now(),
+    );
+    await writeStatus(this.#options.client, CDN_TYPE, object, {
+      ...existing,
+      ...(generation === undefined ? {} : { observedGeneration: generation }),
+      conditions,
+    });
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * What a Node (a group of media nodes of one role in one region) should consist of, as pure
+ * functions: a StatefulSet whose pods run the media node with its container contract
+ * (media-node/src/config.ts) filled in from the Node and its CDN, a headless Service for stable
+ * pod DNS names, and the Node's status from what was observed.
+ */
+import type {
+  V1Container,
+  V1ContainerPort,
+  V1EnvVar,
+  V1Service,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import type { CDN, CDNNode, CDNNodeStatus, Condition, ResourceRequirements } from '../../api/v1alpha1.js';
+import { controllerReference, type StatefulSetObject } from '../../kube/objects.js';
+import { mergeConditions } from '../../runtime/conditions.js';
+import { cdnLabels, configMapData } from '../cdn/desired.js';
+import {
+  ANNOTATIONS,
+  CLUSTER_SECRET_KEY,
+  clusterSecretName,
+  configHash,
+  configMapName,
+  headlessServiceName,
+  LABELS,
+  MEDIA_NODE_APP,
+  MEDIA_NODE_PORTS,
+  MEDIA_NODE_SHUTDOWN_TIMEOUT_MS,
+  type Problem,
+  workloadNameProblem,
+} from '../shared.js';
+
+export const CONTAINER_NAME = 'media-node';
+/**
+ * preStop pause before SIGTERM: endpoints and load balancers stop sending new sessions to a
+ * terminating pod only after a propagation delay; meanwhile the node keeps serving.
+ */
+export const PRE_STOP_SECONDS = 5;
+
+/** The pods of a Node: the StatefulSet selector (immutable, so deliberately minimal). */
+export function podSelector(node: string): Record<string, string> {
+  return { [LABELS.name]: MEDIA_NODE_APP, [LABELS.node]: node };
+}
+
+/** The selector in string form, for status.selector (scale subresource, HPA). */
+export function selectorString(node: string): string {
+  return Object.entries(podSelector(node))
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+}
+
+export interface NodePlan {
+  /** Absent when a problem keeps the Node from being deployed. */
+  statefulSet?: V1StatefulSet & { metadata: { name: string; namespace: string } };
+  headlessService?: V1Service & { metadata: { name: string; namespace: string } };
+  problems: Problem[];
+}
+
+export interface NodeContext {
+  /** The CDN the Node belongs to (spec.cdnRef). */
+  cdn: CDN;
+  /** Hash of the cluster Secret's data: pods are rolled when it changes (env is read at start). */
+  clusterSecretHash?: string | undefined;
+}
+
+/** ANNOUNCED_IP: the address viewers and publishers send media to. */
+function announcedIp(cdn: CDN): V1EnvVar {
+  const { announcedAddress } = cdn.spec.network;
+  if (announcedAddress) return { name: 'ANNOUNCED_IP', value: announcedAddress };
+  // hostPort / hostNetwork: the media ports are the Kubernetes node's, so is the address.
+  return { name: 'ANNOUNCED_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } };
+}
+
+function redisUrl(cdn: CDN): V1EnvVar {
+  const { url, secretRef } = cdn.spec.redis;
+  if (secretRef)
+    return { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: secretRef.name, key: secretRef.key } } };
+  return { name: 'REDIS_URL', value: url ?? '' };
+}
+
+const fromConfigMap = (cdnName: string, key: string): V1EnvVar => ({
+  name: key,
+  valueFrom: { configMapKeyRef: { name: configMapName(cdnName), key } },
+});
+
+/** The media node's environment: its container contract, filled in. */
+export function mediaNodeEnv(node: CDNNode, cdn: CDN): V1EnvVar[] {
+  const cdnName = cdn.metadata.name ?? '';
+  const ports = effectivePorts(node, cdn);
+  const token = cdn.spec.publishTokenSecretRef;
+  return [
+    { name: 'ROLE', value: node.spec.role },
+    { name: 'REGION', value: node.spec.region },
+    // The pod name: stable per ordinal, and how the autoscaler finds a pod's record in Redis.
+    { name: 'NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'INTERNAL_ADDRESS', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    announcedIp(cdn),
+    { name: 'PORT', value: String(MEDIA_NODE_PORTS.http) },
+    { name: 'INTERNAL_PORT', value: String(MEDIA_NODE_PORTS.internal) },
+    { name: 'RTC_PORT', value: String(ports.rtcPortBase) },
+    { name: 'WORKERS', value: String(ports.workers) },
+    redisUrl(cdn),
+    fromConfigMap(cdnName, 'REDIS_PREFIX'),
+    {
+      name: 'CLUSTER_SECRET',
+      valueFrom: { secretKeyRef: { name: clusterSecretName(cdnName), key: CLUSTER_SECRET_KEY } },
+    },
+    // Only origins take publishers: the token goes nowhere else.
+    ...(token && node.spec.role === 'origin'
+      ? [{ name: 'PUBLISH_TOKEN', valueFrom: { secretKeyRef: { name: token.name, key: token.key } } }]
+      : []),
+    fromConfigMap(cdnName, 'ACL_DEFAULT_POLICY'),
+    fromConfigMap(cdnName, 'PROFILES'),
+    { name: 'LOG_LEVEL', value: 'info' },
+    { name: 'SHUTDOWN_TIMEOUT_MS', value: String(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS) },
+    { name: 'DEMO_PAGE', value: 'false' },
+  ];
+}
+
+export function effectivePorts(node: CDNNode, cdn: CDN): { rtcPortBase: number; workers: number } {
+  return (
+    node.spec.ports ?? { rtcPortBase: cdn.spec.network.rtcPortBase, workers: cdn.spec.network.workersPerNode }
+  );
+}
+
+function effectiveResources(node: CDNNode, cdn: CDN): ResourceRequirements | undefined {
+  return node.spec.resources ?? cdn.spec.resources?.[node.spec.role];
+}
+
+/** HTTP, internal API, and one UDP + one TCP WebRTC port per worker (on the host unless nodePort). */
+export function containerPorts(node: CDNNode, cdn: CDN): V1ContainerPort[] {
+  const { rtcPortBase, workers } = effectivePorts(node, cdn);
+  const onHost = cdn.spec.network.exposure !== 'nodePort';
+  const rtc: V1ContainerPort[] = [];
+  for (let worker = 0; worker < workers; worker++) {
+    const port = rtcPortBase + worker;
+    for (const protocol of ['UDP', 'TCP'] as const) {
+      rtc.push({
+        name: `rtc-${protocol.toLowerCase()}-${worker}`,
+        containerPort: port,
+        protocol,
+        ...(onHost ? { hostPort: port } : {}),
+      });
+    }
+  }
+  return [
+    { name: 'http', containerPort: MEDIA_NODE_PORTS.http, protocol: 'TCP' },
+    { name: 'internal', containerPort: MEDIA_NODE_PORTS.internal, protocol: 'TCP' },
+    ...rtc,
+  ];
+}
+
+/** Seconds Kubernetes waits after SIGTERM: the preStop pause, the node's own bound, a margin. */
+export const TERMINATION_GRACE_SECONDS =
+  PRE_STOP_SECONDS + Math.ceil(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS / 1000) + 5;
+
+export function planNode(node: CDNNode, context: NodeContext): NodePlan {
+  const { cdn } = context;
+  const name = node.metadata.name ?? '';
+  const namespace = node.metadata.namespace ?? 'default';
+  const cdnName = cdn.metadata.name ?? '';
+  const problems: Problem[] = [];
+  const nameProblem = workloadNameProblem(name);
+  if (nameProblem) problems.push({ reason: 'InvalidName', message: nameProblem });
+  const { exposure } = cdn.spec.network;
+  if (exposure === 'nodePort') {
+    problems.push({
+      reason: 'UnsupportedExposure',
+      message:
+        'network.exposure nodePort is not supported yet: every pod of a StatefulSet announces the same RTC_PORT, while a NodePort is unique in the cluster; use hostPort or hostNetwork',
+    });
+  }
+  if (problems.length > 0) return { problems };
+
+  const labels = {
+    [LABELS.name]: MEDIA_NODE_APP,
+    ...cdnLabels(cdnName, node.spec.region, node.spec.role),
+    [LABELS.node]: name,
+  };
+  const owner = [controllerReference(node)];
+  const resources = effectiveResources(node, cdn);
+  const container: V1Container = {
+    name: CONTAINER_NAME,
+    image: cdn.spec.image,
+    ...(cdn.spec.imagePullPolicy ? { imagePullPolicy: cdn.spec.imagePullPolicy } : {}),
+    env: mediaNodeEnv(node, cdn),
+    ports: containerPorts(node, cdn),
+    ...(resources ? { resources: resources as V1Container['resources'] } : {}),
+    // Draining edges and nodes that lost Redis answer 503: they leave the Services at once.
+    readinessProbe: {
+      httpGet: { path: '/readyz', port: 'http' },
+      periodSeconds: 2,
+      timeoutSeconds: 2,
+      failureThreshold: 1,
+      successThreshold: 1,
+    },
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: 'http' },
+      periodSeconds: 10,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    },
+    // mediasoup workers take a moment to start; liveness must not kill a node that is starting.
+    startupProbe: {
+      httpGet: { path: '/healthz', port: 'http' },
+      periodSeconds: 2,
+      failureThreshold: 30,
+    },
+    lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
+    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+  };
+  const onHost = exposure === 'hostPort' || exposure === 'hostNetwork';
+  const statefulSet: NodePlan['statefulSet'] = {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name, namespace, labels, ownerReferences: owner },
+    spec: {
+      serviceName: headlessServiceName(name),
+      replicas: node.spec.replicas,
+      // Media nodes need no ordered start; OrderedReady would also block a scale-up behind a
+      // draining (unready) pod.
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: podSelector(name) },
+      updateStrategy: { type: 'RollingUpdate' },
+      template: {
+        metadata: {
+          labels,
+          annotations: {
+            [ANNOTATIONS.configHash]: configHash({
+              config: configMapData(cdn),
+              clusterSecret: context.clusterSecretHash ?? '',
+            }),
+          },
+        },
+        spec: {
+          ...(exposure === 'hostNetwork' ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
+          // Service links would add variables such as <SVC>_PORT to a process configured by env.
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+          ...(onHost
+            ? {
+                // Host ports: two media nodes of one group can never share a Kubernetes node.
+                affinity: {
+                  podAntiAffinity: {
+                    requiredDuringSchedulingIgnoredDuringExecution: [
+                      {
+                        labelSelector: { matchLabels: podSelector(name) },
+                        topologyKey: 'kubernetes.io/hostname',
+                      },
+                    ],
+                  },
+                },
+              }
+            : {}),
+          containers: [container],
+        },
+      },
+    },
+  };
+  const headlessService: NodePlan['headlessService'] = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: headlessServiceName(name), namespace, labels, ownerReferences: owner },
+    spec: {
+      clusterIP: 'None',
+      // Peers resolve a pod before it is ready (relays, the operator's drain calls).
+      publishNotReadyAddresses: true,
+      selector: podSelector(name),
+      ports: [
+        { name: 'http', port: MEDIA_NODE_PORTS.http, targetPort: 'http', protocol: 'TCP' },
+        { name: 'internal', port: MEDIA_NODE_PORTS.internal, targetPort: 'internal', protocol: 'TCP' },
+      ],
+    },
+  };
+  return { statefulSet, headlessService, problems };
+}
+
+// --- status -----------------------------------------------------------------------------------
+
+export interface NodeObservation {
+  /** The StatefulSet as last written or read; undefined if it does not exist. */
+  statefulSet: StatefulSetObject | undefined;
+  /** Problems that keep the Node from being deployed (no CDN, bad name, …). */
+  problems: readonly Problem[];
+  /** Load of the Node's pods from Redis; undefined when unknown. */
+  load: { viewers: number; streams: number } | undefined;
+}
+
+export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Date): CDNNodeStatus {
+  const name = node.metadata.name ?? '';
+  const set = observation.statefulSet;
+  const replicas = set?.status?.replicas ?? 0;
+  const readyReplicas = set?.status?.readyReplicas ?? 0;
+  const wanted = node.spec.replicas;
+  const rolledOut =
+    set !== undefined &&
+    (set.status?.observedGeneration ?? 0) >= (set.metadata.generation ?? 0) &&
+    (set.status?.updatedReplicas ?? 0) >= wanted;
+  const problem = observation.problems[0];
+  const ready = problem
+    ? { type: 'Ready', status: 'False' as const, reason: problem.reason, message: problem.message }
+    : readyReplicas >= wanted && (rolledOut || wanted === 0)
+      ? {
+          type: 'Ready',
+          status: 'True' as const,
+          reason: 'PodsReady',
+          message: `${readyReplicas}/${wanted} media nodes ready`,
+        }
+      : {
+          type: 'Ready',
+          status: 'False' as const,
+          reason: 'PodsNotReady',
+          message: `${readyReplicas}/${wanted} media nodes ready${set && !rolledOut ? ' (rollout in progress)' : ''}`,
+        };
+  const generation = node.metadata.generation;
+  return {
+    replicas,
+    readyReplicas,
+    selector: selectorString(name),
+    ...(observation.load ? { viewers: observation.load.viewers, streams: observation.load.streams } : {}),
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+    conditions: mergeConditions(node.status?.conditions as Condition[] | undefined, [ready], generation, now),
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * The Node reconciler: makes the StatefulSet and headless Service of planNode() exist, and
+ * writes the Node's status (replicas and readiness from the StatefulSet, viewers and streams
+ * of its pods from Redis, the selector the scale subresource hands to autoscalers).
+ *
+ * spec.replicas is copied to the StatefulSet as it is: whoever owns it (the CDN controller for
+ * origins and transcoders, the autoscaler or an HPA for edges, `kubectl scale` for a Node
+ * without a CDN owner) writes it on the Node, never on the StatefulSet.
+ */
+import { type CDNNode, CDNNodeSchema, CDNSchema, type Condition } from '../../api/v1alpha1.js';
+import type { KubeClient } from '../../kube/client.js';
+import type { EventSink } from '../../kube/events.js';
+import { type KubeObject, type StatefulSetObject, StatefulSetSchema } from '../../kube/objects.js';
+import { NODE_TYPE, SERVICE_TYPE, STATEFUL_SET_TYPE } from '../../kube/resources.js';
+import type { Logger } from '../../logger.js';
+import type { ClusterReaders } from '../../redis/ClusterReader.js';
+import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
+import { mergeConditions } from '../../runtime/conditions.js';
+import type { ListWatch } from '../../runtime/ListWatch.js';
+import { readSecret, resolveRedis } from '../references.js';
+import { clusterSecretName, configHash, type Problem, podOrdinal } from '../shared.js';
+import { recordTransition, writeStatus } from '../status.js';
+import { nodeStatus, planNode } from './desired.js';
+
+export interface NodeReconcilerOptions {
+  client: KubeClient;
+  nodes: ListWatch;
+  cdns: ListWatch;
+  statefulSets: ListWatch;
+  readers: ClusterReaders;
+  events: EventSink;
+  logger: Logger;
+  statusRefreshMs: number;
+  now?: () => Date;
+}
+
+export class NodeReconciler implements Reconciler {
+  readonly #options: NodeReconcilerOptions;
+  readonly #now: () => Date;
+
+  constructor(options: NodeReconcilerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
+    const cached = this.#options.nodes.get(namespace, name);
+    if (!cached || cached.metadata.deletionTimestamp) return undefined;
+    const parsed = CDNNodeSchema.safeParse(cached);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      await this.#reportProblem(cached, {
+        reason: 'InvalidSpec',
+        message: `the operator cannot read this Node: ${issue?.path.map(String).join('.') || '(root)'}: ${issue?.message}`,
+      });
+      return undefined;
+    }
+    const node = parsed.data;
+    const { client } = this.#options;
+    const cdnName = node.spec.cdnRef.name;
+    const cachedCdn = this.#options.cdns.get(namespace, cdnName);
+    const cdn = cachedCdn ? CDNSchema.safeParse(cachedCdn) : undefined;
+    if (!cdn?.success) {
+      // Nothing to run without the CDN (image, Redis, secrets); its creation enqueues this Node.
+      await this.#writeStatus(node, {
+        statefulSet: this.#cachedStatefulSet(namespace, name),
+        problems: [
+          cdn
+            ? { reason: 'CDNInvalid', message: `CDN ${cdnName} cannot be read by the operator` }
+            : { reason: 'CDNNotFound', message: `CDN ${cdnName} (spec.cdnRef) not found in ${namespace}` },
+        ],
+        load: undefined,
+      });
+      return undefined;
+    }
+
+    const problems: Problem[] = [];
+    const secretName = clusterSecretName(cdnName);
+    const secret = await readSecret(client, namespace, secretName);
+    if (!secret) {
+      // The CDN controller creates it (and its creation enqueues this Node): until then, do not
+      // start pods that would fail on a missing Secret, nor roll them once it appears.
+      problems.push({ reason: 'ClusterSecretMissing', message: `Secret ${secretName} not found yet` });
+    }
+    const plan = planNode(node, {
+      cdn: cdn.data,
+      clusterSecretHash: secret ? configHash(secret.data ?? {}) : undefined,
+    });
+    problems.push(...plan.problems);
+
+    let statefulSet: StatefulSetObject | undefined;
+    if (problems.length === 0 && plan.statefulSet && plan.headlessService) {
+      statefulSet = StatefulSetSchema.parse(await client.apply(STATEFUL_SET_TYPE, plan.statefulSet));
+      await client.apply(SERVICE_TYPE, plan.headlessService);
+    } else {
+      statefulSet = this.#cachedStatefulSet(namespace, name);
+    }
+
+    let load: { viewers: number; streams: number } | undefined;
+    const redis = await resolveRedis(client, cdn.data);
+    if (redis.ok) {
+      try {
+        const snapshot = await this.#options.readers.get(redis.value.url, redis.value.prefix).snapshot();
+        const ours = snapshot.nodes.filter((record) => podOrdinal(name, record.id) !== undefined);
+        load = {
+          viewers: ours.reduce((sum, record) => sum + record.load.viewers, 0),
+          streams: ours.reduce((sum, record) => sum + record.load.streams, 0),
+        };
+      } catch (error) {
+        // Reported on the CDN (Degraded: RedisUnreachable); here the load is just unknown.
+        this.#options.logger.debug({ err: error, node: `${namespace}/${name}` }, 'load unknown');
+      }
+    }
+    await this.#writeStatus(node, { statefulSet, problems, load });
+    return { requeueAfterMs: this.#options.statusRefreshMs };
+  }
+
+  #cachedStatefulSet(namespace: string, name: string): StatefulSetObject | undefined {
+    const cached = this.#options.statefulSets.get(namespace, name);
+    const parsed = cached ? StatefulSetSchema.safeParse(cached) : undefined;
+    return parsed?.success ? parsed.data : undefined;
+  }
+
+  async #writeStatus(node: CDNNode, observation: Parameters<typeof nodeStatus>[1]): Promise<void> {
+    const status = nodeStatus(node, observation, this.#now());
+    const metadata = { name: node.metadata.name ?? '', namespace: node.metadata.namespace };
+    if (!(await writeStatus(this.#options.client, NODE_TYPE, { metadata, status: node.status }, status)))
+      return;
+    const problem = observation.problems[0];
+    const before = node.status?.conditions?.find((condition) => condition.type === 'Ready');
+    // A problem (no CDN, bad name, …) is a Warning as soon as it appears; readiness changes are news.
+    if (problem && before?.reason !== problem.reason) {
+      this.#options.events.record(node, 'Warning', problem.reason, problem.message);
+    } else {
+      recordTransition(this.#options.events, node, node.status?.conditions, status.conditions ?? [], 'Ready');
+    }
+  }
+
+  /** Status of a Node the operator cannot even parse: only the condition and generation. */
+  async #reportProblem(object: KubeObject, problem: Problem): Promise<void> {
+    const existing = (object as { status?: { conditions?: Condition[] } }).status;
+    const generation = object.metadata.generation;
+    await writeStatus(this.#options.client, NODE_TYPE, object, {
+      ...existing,
+      ...(generation === undefined ? {} : { observedGeneration: generation }),
+      conditions: mergeConditions(
+        existing?.conditions,
+        [{ type: 'Ready', status: 'False', ...problem }],
+        generation,
+        this.#now(),
+      ),
+    });
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Shared pieces of the operator's tests against a real kube-apiserver (test/helpers/kube-testenv.ts)
+ * and a real redis-server: starting both with the CRDs installed, an operator Manager tuned for
+ * tests, synthetic media nodes that register in Redis through the media node's own
+ * ClusterRegistry (so the layout is the real one), and polling.
+ */
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { ClusterRegistry } from '../../media-node/src/cluster/ClusterRegistry.js';
+import { KubeClient } from '../../operator/src/kube/client.js';
+import { KubeConfigTransport } from '../../operator/src/kube/transport.js';
+import { createLogger, type LogLevel } from '../../operator/src/logger.js';
+import { Manager, type ManagerOptions } from '../../operator/src/manager.js';
+import { OperatorMetrics } from '../../operator/src/metrics.js';
+import {
+  type CommandResult,
+  ensureKubeTestEnvBinaries,
+  type KubeTestEnv,
+  startKubeTestEnv,
+} from '../helpers/kube-testenv.js';
+
+export const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
+export const REPO_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+/** RTCCDN_TEST_LOG_LEVEL=debug shows the operator's logs while a test runs. */
+export const LOG_LEVEL = (process.env.RTCCDN_TEST_LOG_LEVEL ?? 'silent') as LogLevel;
+export const testLogger = (bindings: Record<string, unknown> = {}) => createLogger(LOG_LEVEL, bindings);
+
+export function ok(result: CommandResult, what = 'command'): string {
+  if (result.code !== 0)
+    throw new Error(`${what} failed (exit ${result.code}): ${result.stderr || result.stdout}`);
+  return result.stdout;
+}
+
+/** A fresh API server with the rtccdn CRDs installed and Established. */
+export async function startApiServerWithCrds(apiServerArgs: string[] = []): Promise<KubeTestEnv> {
+  const binDir = await ensureKubeTestEnvBinaries();
+  const env = await startKubeTestEnv({ binDir, apiServerArgs });
+  try {
+    ok(await env.kubectl(['apply', '-f', CRDS_DIR]), 'kubectl apply crds');
+    ok(
+      await env.kubectl(
+        ['wait', '--for=condition=Established', '--timeout=60s'].concat([
+          'crd/cdns.rtccdn.io',
+          'crd/nodes.rtccdn.io',
+          'crd/streamacls.rtccdn.io',
+        ]),
+        { timeoutMs: 70_000 },
+      ),
+      'kubectl wait crds',
+    );
+  } catch (error) {
+    await env.stop();
+    throw error;
+  }
+  return env;
+}
+
+export function clientFor(env: KubeTestEnv): KubeClient {
+  return new KubeClient(KubeConfigTransport.fromSource({ kubeconfigPath: env.kubeconfigPath }));
+}
+
+export type TestManagerOptions = Partial<Omit<ManagerOptions, 'client' | 'logger' | 'metrics'>> & {
+  client: KubeClient;
+};
+
+/** A Manager with short periods (no leader election unless given). */
+export function testManager(options: TestManagerOptions): { manager: Manager; metrics: OperatorMetrics } {
+  const metrics = new OperatorMetrics({ collectDefaults: false });
+  const identity = options.identity ?? `test-${Math.random().toString(16).slice(2, 8)}`;
+  const manager = new Manager({
+    identity,
+    workers: 2,
+    resyncMs: 60_000,
+    statusRefreshMs: 500,
+    autoscaler: { intervalMs: 300, stabilizationMs: 60_000, drainGraceMs: 600_000 },
+    ...options,
+    logger: testLogger({ instance: identity }),
+    metrics,
+  });
+  return { manager, metrics };
+}
+
+/** Polls `probe` until it returns something other than undefined/false; fails with `what`. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The sum of a counter's values with these labels (prom-client). */
+export async function counterValue(
+  metrics: OperatorMetrics,
+  name: 'reconciles' | 'drainRequests',
+  labels: Record<string, string>,
+): Promise<number> {
+  const { values } = await metrics[name].get();
+  return values
+    .filter((value) =>
+      Object.entries(labels).every(
+        ([key, wanted]) => (value.labels as Record<string, unknown>)[key] === wanted,
+      ),
+    )
+    .reduce((sum, value) => sum + value.value, 0);
+}
+
+/**
+ * A synthetic media node: the real ClusterRegistry registering a node record (heartbeat 100 ms,
+ * TTL 1 s) whose load the test sets. It does not serve media.
+ */
+export interface FakeMediaNode {
+  readonly registry: ClusterRegistry;
+  setViewers(viewers: number): Promise<void>;
+  setDraining(draining: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function fakeMediaNode(options: {
+  redisUrl: string;
+  prefix: string;
+  id: string;
+  role: 'origin' | 'edge';
+  region: string;
+  internalUrl: string;
+  viewers?: number;
+}): Promise<FakeMediaNode> {
+  const registry = ClusterRegistry.create({
+    redisUrl: options.redisUrl,
+    prefix: options.prefix,
+    self: { id: options.id, role: options.role, region: options.region, internalUrl: options.internalUrl },
+    heartbeatMs: 100,
+    ttlMs: 1_000,
+    logger: pino({ level: 'silent' }),
+  });
+  let viewers = options.viewers ?? 0;
+  const publish = async (): Promise<void> => {
+    registry.setLoad({ viewers, streams: viewers > 0 ? 1 : 0, egressBps: viewers * 1_000_000, cpu: 0.1 });
+    await registry.heartbeatNow();
+  };
+  await waitFor(`${options.id} registered in Redis`, async () => {
+    await publish();
+    return registry.ready;
+  });
+  return {
+    registry,
+    async setViewers(count) {
+      viewers = count;
+      await publish();
+    },
+    async setDraining(draining) {
+      registry.setDraining(draining);
+      await publish();
+    },
+    close: () => registry.close(),
+  };
+}
