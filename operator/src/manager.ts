@@ -6,7 +6,7 @@
  * leader, torn down when it stops being one, so a new term never starts from stale state.
  * Without leader election there is one term, from start() to stop().
  *
- * The StreamACL controller is not registered here yet (see controllers/README.md).
+ * Controllers: cdn, node, autoscaler and streamacl (see controllers/README.md).
  */
 import { API_VERSION, CDN_NAMES, NODE_NAMES } from './api/v1alpha1.js';
 import {
@@ -17,6 +17,7 @@ import {
 import { CdnReconciler } from './controllers/cdn/reconciler.js';
 import { NodeReconciler } from './controllers/node/reconciler.js';
 import { LABELS, MANAGED_SELECTOR } from './controllers/shared.js';
+import { StreamAclReconciler } from './controllers/streamacl/reconciler.js';
 import type { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import {
@@ -28,9 +29,11 @@ import {
   SECRET_TYPE,
   SERVICE_TYPE,
   STATEFUL_SET_TYPE,
+  STREAM_ACL_TYPE,
 } from './kube/resources.js';
 import type { Logger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
+import { AclStores } from './redis/AclStores.js';
 import { ClusterReaders } from './redis/ClusterReader.js';
 import { Controller, type EventMapper, self, specChanged, toControllerOwner } from './runtime/Controller.js';
 import { LeaderElector } from './runtime/LeaderElector.js';
@@ -69,9 +72,13 @@ export interface ManagerOptions {
 
 /** The caches, controllers and Redis connections of one leadership term. */
 export interface Term {
-  caches: Record<'cdns' | 'nodes' | 'statefulSets' | 'services' | 'configMaps' | 'secrets', ListWatch>;
+  caches: Record<
+    'cdns' | 'nodes' | 'statefulSets' | 'services' | 'configMaps' | 'secrets' | 'streamAcls' | 'keySecrets',
+    ListWatch
+  >;
   controllers: Controller[];
   readers: ClusterReaders;
+  aclStores: AclStores;
 }
 
 export class Manager {
@@ -184,6 +191,7 @@ export class Manager {
       await Promise.all(term.controllers.map((controller) => controller.stop()));
       await Promise.all(caches.map((cache) => cache.stop()));
       term.readers.closeAll();
+      await term.aclStores.closeAll();
       this.#term = undefined;
       this.#leader = false;
       this.#options.metrics.leader.set(0);
@@ -218,6 +226,10 @@ export class Manager {
       services: cache(SERVICE_TYPE, MANAGED_SELECTOR),
       configMaps: cache(CONFIG_MAP_TYPE, MANAGED_SELECTOR),
       secrets: cache(SECRET_TYPE, MANAGED_SELECTOR),
+      streamAcls: cache(STREAM_ACL_TYPE),
+      // Access keys live in users' Secrets (any name): StreamACLs need them all, and their
+      // changes (a key rotated in its Secret re-syncs the ACLs that read it).
+      keySecrets: cache(SECRET_TYPE),
     };
     const readers = new ClusterReaders(logger);
     const events = new EventRecorder(client, logger, { instance: this.identity });
@@ -320,6 +332,72 @@ export class Manager {
       ),
     );
 
-    return { caches, controllers: [cdnController, nodeController, autoscalerController], readers };
+    const aclStores = new AclStores(logger.child({ component: 'acl-stores' }));
+    const streamAclController = new Controller({
+      name: 'streamacl',
+      logger,
+      metrics,
+      workers,
+      reconciler: new StreamAclReconciler({
+        client,
+        streamAcls: caches.streamAcls,
+        cdns: caches.cdns,
+        secrets: caches.keySecrets,
+        stores: aclStores,
+        events,
+        logger: logger.child({ controller: 'streamacl' }),
+      }),
+    });
+    type AclSpec = {
+      spec?: { cdnRef?: { name?: string }; stream?: string; keys?: { secretKeyRef?: { name?: string } }[] };
+    };
+    const aclsWhere = (namespace: string, test: (spec: NonNullable<AclSpec['spec']>) => boolean) =>
+      caches.streamAcls
+        .list(namespace)
+        .filter((acl) => test((acl as AclSpec).spec ?? {}))
+        .map((acl) => ({ namespace, name: acl.metadata.name }));
+    // A StreamACL, and every other one of its CDN guarding the same streams (one of them owns
+    // the pattern: when it goes or changes, another may take over).
+    streamAclController.watch(
+      caches.streamAcls,
+      specChanged((event) => {
+        const spec = (event.object as AclSpec).spec;
+        const namespace = event.object.metadata.namespace ?? '';
+        return [
+          ...self(event),
+          ...aclsWhere(
+            namespace,
+            (other) => other.cdnRef?.name === spec?.cdnRef?.name && other.stream === spec?.stream,
+          ),
+        ];
+      }),
+    );
+    streamAclController.watch(
+      caches.cdns,
+      specChanged((event) =>
+        aclsWhere(
+          event.object.metadata.namespace ?? '',
+          (spec) => spec.cdnRef?.name === event.object.metadata.name,
+        ),
+      ),
+    );
+    streamAclController.watch(caches.keySecrets, (event) => {
+      const namespace = event.object.metadata.namespace ?? '';
+      const secret = event.object.metadata.name;
+      const cdn = event.object.metadata.labels?.[LABELS.cdn];
+      return aclsWhere(
+        namespace,
+        (spec) =>
+          (spec.keys ?? []).some((key) => key.secretKeyRef?.name === secret) ||
+          (cdn !== undefined && spec.cdnRef?.name === cdn),
+      );
+    });
+
+    return {
+      caches,
+      controllers: [cdnController, nodeController, autoscalerController, streamAclController],
+      readers,
+      aclStores,
+    };
   }
 }

@@ -26,12 +26,15 @@ export interface ClusterNode {
 export class TestCluster {
   readonly redisUrl: string;
   readonly nodes = new Map<string, ClusterNode>();
-  readonly client = new InternalClient(TEST_CLUSTER_SECRET);
+  readonly client: InternalClient;
   readonly #env: Record<string, string>;
+  readonly #secret: string;
 
-  constructor(redisUrl: string, env: Record<string, string> = {}) {
+  constructor(redisUrl: string, env: Record<string, string> = {}, clusterSecret = TEST_CLUSTER_SECRET) {
     this.redisUrl = redisUrl;
     this.#env = env;
+    this.#secret = clusterSecret;
+    this.client = new InternalClient(clusterSecret);
   }
 
   /** Starts nodes in parallel and waits until each is ready (registered in Redis). */
@@ -49,7 +52,7 @@ export class TestCluster {
         REGION: spec.region,
         NODE_ID: spec.id,
         REDIS_URL: this.redisUrl,
-        CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+        CLUSTER_SECRET: this.#secret,
         PORT: String(port),
         INTERNAL_PORT: String(internalPort),
         HOST: '127.0.0.1',

@@ -184,7 +184,11 @@ describe('Helm chart helm/rtccdn', () => {
       ['patch', 'statefulsets.apps'],
       ['delete', 'services'],
       ['create', 'secrets'],
+      ['watch', 'secrets'],
       ['create', 'events'],
+      ['watch', 'streamacls.rtccdn.io'],
+      ['patch', 'streamacls.rtccdn.io'],
+      ['patch', 'streamacls.rtccdn.io/status'],
     ]) {
       expect(`${verb} ${resource}: ${await can(verb!, resource!)}`).toBe(`${verb} ${resource}: yes`);
     }
@@ -195,7 +199,8 @@ describe('Helm chart helm/rtccdn', () => {
       ['delete', 'statefulsets.apps'],
       ['get', 'pods'],
       ['create', 'deployments.apps'],
-      ['get', 'streamacls.rtccdn.io'],
+      ['delete', 'streamacls.rtccdn.io'],
+      ['create', 'streamacls.rtccdn.io'],
     ]) {
       expect(`${verb} ${resource}: ${await can(verb!, resource!)}`).toBe(`${verb} ${resource}: no`);
     }

@@ -1,0 +1,258 @@
+/**
+ * The StreamACL reconciler: writes a StreamACL's keys (values resolved from Secrets, hashed as
+ * the media nodes check them) into its CDN's Redis, in the layout edges read
+ * (media-node/src/acl/AclStore.ts), and reports the truth in the status (Synced, syncedKeys,
+ * lastSyncTime). Redis is only written when it does not already hold exactly these keys, so a
+ * resync is free and the edges see no change.
+ *
+ * Deleting a StreamACL removes its keys from Redis before the object goes (a finalizer):
+ * Kubernetes' garbage collector does not reach into Redis.
+ */
+import { deriveAclHashKey } from '../../../../media-node/src/acl/hashing.js';
+import { type CDN, CDNSchema, type StreamACL, StreamACLSchema } from '../../api/v1alpha1.js';
+import type { KubeClient } from '../../kube/client.js';
+import type { EventSink } from '../../kube/events.js';
+import { type KubeObject, SecretSchema, secretValue } from '../../kube/objects.js';
+import { STREAM_ACL_TYPE } from '../../kube/resources.js';
+import type { Logger } from '../../logger.js';
+import type { AclStores } from '../../redis/AclStores.js';
+import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
+import type { ListWatch } from '../../runtime/ListWatch.js';
+import { resolveRedis } from '../references.js';
+import { CLUSTER_SECRET_KEY, clusterSecretName, type Problem } from '../shared.js';
+import { recordTransition, writeStatus } from '../status.js';
+import {
+  patternOwner,
+  type ResolvedKey,
+  type SyncOutcome,
+  sameKeys,
+  storedKeys,
+  streamAclStatus,
+} from './desired.js';
+
+/** Removes the ACL from Redis before the StreamACL is deleted. */
+export const STREAM_ACL_FINALIZER = 'rtccdn.io/streamacl-cleanup';
+/** The field manager that owns only the finalizer (server-side apply merges finalizer lists). */
+const FINALIZER_MANAGER = 'rtccdn-operator-streamacl-finalizer';
+/** How soon a StreamACL that cannot be synced (Redis down, Secret missing) is tried again. */
+const RETRY_MS = 5000;
+
+export interface StreamAclReconcilerOptions {
+  client: KubeClient;
+  streamAcls: ListWatch;
+  cdns: ListWatch;
+  /** Every Secret of the watched namespaces (keys live in users' Secrets). */
+  secrets: ListWatch;
+  stores: AclStores;
+  events: EventSink;
+  logger: Logger;
+  now?: () => Date;
+}
+
+type Resolved<T> = { ok: true; value: T } | { ok: false; problem: Problem };
+
+export class StreamAclReconciler implements Reconciler {
+  readonly #options: StreamAclReconcilerOptions;
+  readonly #now: () => Date;
+
+  constructor(options: StreamAclReconcilerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
+    const cached = this.#options.streamAcls.get(namespace, name);
+    if (!cached) return undefined;
+    const parsed = StreamACLSchema.safeParse(cached);
+    if (!parsed.success) {
+      // The API server validates the same schema: this only happens with a newer CRD. Say so.
+      const issue = parsed.error.issues[0];
+      await this.#report(cached as unknown as StreamACL, {
+        synced: false,
+        problem: { reason: 'InvalidSpec', message: `${issue?.path.join('.')}: ${issue?.message}` },
+      });
+      return undefined;
+    }
+    const acl = parsed.data;
+    if (acl.metadata.deletionTimestamp) return this.#finalize(acl);
+    await this.#ensureFinalizer(acl);
+
+    const target = await this.#target(acl);
+    if (!target.ok) return this.#fail(acl, target.problem);
+    const owner = patternOwner(this.#claimants(acl));
+    if (owner && owner.metadata.name !== acl.metadata.name) {
+      return this.#fail(acl, {
+        reason: 'PatternConflict',
+        message: `StreamACL ${owner.metadata.name} already guards "${acl.spec.stream}" on CDN ${acl.spec.cdnRef.name}`,
+      });
+    }
+    const keys = this.#resolveKeys(acl);
+    if (!keys.ok) return this.#fail(acl, keys.problem);
+
+    const { store, hashKey } = target.value;
+    const desired = storedKeys(hashKey, keys.value);
+    let wroteAt: Date | undefined;
+    try {
+      const current = await store.get(acl.spec.stream);
+      if (!current || !sameKeys(current.keys, desired)) {
+        await store.update(acl.spec.stream, () => desired);
+        wroteAt = this.#now();
+        this.#options.logger.info(
+          {
+            streamAcl: `${namespace}/${name}`,
+            stream: acl.spec.stream,
+            keyIds: desired.map((key) => key.id),
+          },
+          'ACL written to Redis',
+        );
+      }
+    } catch (error) {
+      return this.#fail(acl, { reason: 'RedisUnavailable', message: (error as Error).message });
+    }
+    await this.#report(acl, { synced: true, keys: desired.length, wroteAt });
+    return undefined;
+  }
+
+  /** Where the keys go: the CDN's Redis (and prefix), hashed with its cluster secret. */
+  async #target(acl: StreamACL): Promise<Resolved<{ store: ReturnType<AclStores['get']>; hashKey: Buffer }>> {
+    const namespace = acl.metadata.namespace ?? 'default';
+    const cachedCdn = this.#options.cdns.get(namespace, acl.spec.cdnRef.name);
+    const cdn = cachedCdn && CDNSchema.safeParse(cachedCdn);
+    if (!cdn?.success) {
+      return {
+        ok: false,
+        problem: { reason: 'CdnNotFound', message: `CDN ${acl.spec.cdnRef.name} not found in ${namespace}` },
+      };
+    }
+    const redis = await resolveRedis(this.#options.client, cdn.data as CDN);
+    if (!redis.ok) return redis;
+    const secretName = clusterSecretName(acl.spec.cdnRef.name);
+    const secret = this.#secret(namespace, secretName);
+    const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
+    if (!clusterSecret) {
+      return {
+        ok: false,
+        problem: {
+          reason: 'ClusterSecretMissing',
+          message: `Secret ${secretName} (created by the CDN controller) has no ${CLUSTER_SECRET_KEY} yet`,
+        },
+      };
+    }
+    return {
+      ok: true,
+      value: {
+        store: this.#options.stores.get(redis.value.url, redis.value.prefix),
+        hashKey: deriveAclHashKey(clusterSecret),
+      },
+    };
+  }
+
+  #resolveKeys(acl: StreamACL): Resolved<ResolvedKey[]> {
+    const namespace = acl.metadata.namespace ?? 'default';
+    const keys: ResolvedKey[] = [];
+    for (const key of acl.spec.keys) {
+      let value = key.value;
+      if (key.secretKeyRef) {
+        const secret = this.#secret(namespace, key.secretKeyRef.name);
+        value = secret && secretValue(secret, key.secretKeyRef.key);
+        if (value === undefined) {
+          return {
+            ok: false,
+            problem: {
+              reason: 'KeySecretMissing',
+              message: secret
+                ? `key ${key.id}: Secret ${key.secretKeyRef.name} has no key ${key.secretKeyRef.key}`
+                : `key ${key.id}: Secret ${key.secretKeyRef.name} not found`,
+            },
+          };
+        }
+      }
+      if (value === undefined || value.length < 16) {
+        return {
+          ok: false,
+          problem: {
+            reason: 'KeyTooShort',
+            message: `key ${key.id}: the value must be at least 16 characters`,
+          },
+        };
+      }
+      keys.push({ id: key.id, value, ...(key.expiresAt ? { expiresAt: Date.parse(key.expiresAt) } : {}) });
+    }
+    return { ok: true, value: keys };
+  }
+
+  #secret(namespace: string, name: string) {
+    const cached = this.#options.secrets.get(namespace, name);
+    const parsed = cached && SecretSchema.safeParse(cached);
+    return parsed?.success ? parsed.data : undefined;
+  }
+
+  /** The StreamACLs of the same CDN selecting the same streams (this one included). */
+  #claimants(acl: StreamACL): KubeObject[] {
+    return this.#options.streamAcls.list(acl.metadata.namespace ?? 'default').filter((other) => {
+      const spec = (other as { spec?: { cdnRef?: { name?: string }; stream?: string } }).spec;
+      return spec?.cdnRef?.name === acl.spec.cdnRef.name && spec.stream === acl.spec.stream;
+    });
+  }
+
+  async #ensureFinalizer(acl: StreamACL): Promise<void> {
+    if (acl.metadata.finalizers?.includes(STREAM_ACL_FINALIZER)) return;
+    await this.#applyFinalizers(acl, [STREAM_ACL_FINALIZER]);
+  }
+
+  async #applyFinalizers(acl: StreamACL, finalizers: string[]): Promise<void> {
+    await this.#options.client.apply(
+      STREAM_ACL_TYPE,
+      { metadata: { name: acl.metadata.name ?? '', namespace: acl.metadata.namespace, finalizers } },
+      { fieldManager: FINALIZER_MANAGER },
+    );
+  }
+
+  /**
+   * Removes the keys from Redis (unless another StreamACL now guards the same streams: it takes
+   * over and writes its own keys), then lets the object go.
+   */
+  async #finalize(acl: StreamACL): Promise<ReconcileResult | undefined> {
+    if (!acl.metadata.finalizers?.includes(STREAM_ACL_FINALIZER)) return undefined;
+    const successor = patternOwner(
+      this.#claimants(acl).filter((other) => other.metadata.name !== acl.metadata.name),
+    );
+    if (!successor) {
+      const target = await this.#target(acl);
+      if (target.ok) {
+        try {
+          await target.value.store.update(acl.spec.stream, () => undefined);
+          this.#options.logger.info(
+            { streamAcl: `${acl.metadata.namespace}/${acl.metadata.name}`, stream: acl.spec.stream },
+            'ACL removed from Redis',
+          );
+        } catch (error) {
+          return this.#fail(acl, {
+            reason: 'RedisUnavailable',
+            message: `cannot remove the ACL: ${(error as Error).message}`,
+          });
+        }
+      } else if (target.problem.reason !== 'CdnNotFound') {
+        // Without the CDN there is no Redis to clean (it went with the CDN); anything else is retried.
+        return this.#fail(acl, target.problem);
+      }
+    }
+    await this.#applyFinalizers(acl, []);
+    return undefined;
+  }
+
+  async #fail(acl: StreamACL, problem: Problem): Promise<ReconcileResult> {
+    await this.#report(acl, { synced: false, problem });
+    return { requeueAfterMs: RETRY_MS };
+  }
+
+  async #report(acl: StreamACL, outcome: SyncOutcome): Promise<void> {
+    const { client, events } = this.#options;
+    const status = streamAclStatus(acl, outcome, this.#now());
+    const metadata = { name: acl.metadata.name ?? '', namespace: acl.metadata.namespace };
+    if (await writeStatus(client, STREAM_ACL_TYPE, { metadata, status: acl.status }, status)) {
+      // Losing sync is a Warning; getting it (back) a Normal event.
+      recordTransition(events, acl, acl.status?.conditions, status.conditions ?? [], 'Synced', 'False');
+    }
+  }
+}

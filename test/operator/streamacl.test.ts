@@ -1,0 +1,241 @@
+/**
+ * The StreamACL controller end to end: a real kube-apiserver, a real redis-server, the operator's
+ * manager, and real media nodes (an origin and an edge, as processes) configured from what the
+ * operator created (cluster Secret, ConfigMap). A StreamACL applied with kubectl is enforced by
+ * the edge; deleting it (kubectl delete) revokes its keys; a rotated Secret re-syncs; Redis down
+ * shows in the status; conflicting StreamACLs are reported.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { stringify } from 'yaml';
+import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
+import { redisPrefixFor } from '../../operator/src/controllers/shared.js';
+import type { Manager } from '../../operator/src/manager.js';
+import { TestCluster } from '../helpers/cluster.js';
+import type { KubeTestEnv } from '../helpers/kube-testenv.js';
+import { eventually } from '../helpers/node.js';
+import { postSdp, TestPublisher, TestViewer } from '../helpers/peers.js';
+import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { clientFor, ok, startApiServerWithCrds, testManager, waitFor } from './support.js';
+
+const NS = 'media';
+const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
+const ACME_KEY = 'acme-key-from-a-secret-01';
+const INLINE_KEY = 'inline-key-0123456789';
+
+interface Obj {
+  metadata: { name: string; finalizers?: string[]; generation?: number };
+  status?: {
+    syncedKeys?: number;
+    lastSyncTime?: string;
+    observedGeneration?: number;
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+  };
+  data?: Record<string, string>;
+}
+
+describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', () => {
+  let env: KubeTestEnv;
+  let redis: RedisServer;
+  let manager: Manager;
+  let cluster: TestCluster;
+  let direct: Redis;
+  const peers: { close(): void }[] = [];
+
+  const kubectl = (args: string[], input?: string) =>
+    env.kubectl(args, { ...(input === undefined ? {} : { input }), timeoutMs: 60_000 });
+  const apply = async (object: unknown) =>
+    ok(await kubectl(['apply', '-f', '-'], stringify(object)), 'kubectl apply');
+  const get = async (resource: string, name: string): Promise<Obj | undefined> => {
+    const result = await kubectl(['get', resource, name, '-n', NS, '-o', 'json']);
+    if (result.code !== 0) {
+      if (/NotFound/.test(result.stderr)) return undefined;
+      throw new Error(result.stderr);
+    }
+    return JSON.parse(result.stdout) as Obj;
+  };
+  const synced = (object: Obj | undefined) => object?.status?.conditions?.find((c) => c.type === 'Synced');
+  const streamAcl = (name: string, stream: string, keys: unknown[]) => ({
+    apiVersion: 'rtccdn.io/v1alpha1',
+    kind: 'StreamACL',
+    metadata: { name, namespace: NS },
+    spec: { cdnRef: { name: 'cdn' }, stream, keys },
+  });
+  const keySecret = (value: string) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'partner-keys', namespace: NS },
+    stringData: { acme: value },
+  });
+  const edge = () => cluster.node('edge').baseUrl;
+  const whep = (stream: string, key?: string) =>
+    postSdp(`${edge()}/whep/${stream}`, whepOffer, key ? { Authorization: `Bearer ${key}` } : {});
+  const aclVersion = async () =>
+    Number((await direct.get(new ClusterKeys(redisPrefixFor(NS, 'cdn')).aclVersion)) ?? 0);
+
+  beforeAll(async () => {
+    [env, redis] = await Promise.all([startApiServerWithCrds(), startRedisServer()]);
+    direct = new Redis(redis.url);
+    ok(await kubectl(['create', 'namespace', NS]), 'create namespace');
+    ({ manager } = testManager({ client: clientFor(env) }));
+    manager.start();
+    await apply({
+      apiVersion: 'rtccdn.io/v1alpha1',
+      kind: 'CDN',
+      metadata: { name: 'cdn', namespace: NS },
+      spec: {
+        image: 'rtccdn/media-node:test',
+        redis: { url: redis.url },
+        regions: [{ name: 'a' }],
+        // Streams without an ACL are private: deleting a StreamACL must shut its stream.
+        acl: { defaultPolicy: 'deny' },
+      },
+    });
+    // Media nodes configured exactly as the operator configures its pods.
+    const secret = await waitFor('the cluster Secret', () => get('secret', 'cdn-cluster'));
+    const config = await waitFor('the CDN ConfigMap', () => get('configmap', 'cdn-config'));
+    const clusterSecret = Buffer.from(secret.data!.clusterSecret!, 'base64').toString('utf8');
+    cluster = new TestCluster(
+      redis.url,
+      {
+        REDIS_PREFIX: config.data!.REDIS_PREFIX!,
+        ACL_DEFAULT_POLICY: config.data!.ACL_DEFAULT_POLICY!,
+        ACL_FAILURES_PER_CLIENT: '1000',
+      },
+      clusterSecret,
+    );
+    await cluster.add(
+      { id: 'origin', role: 'origin', region: 'a' },
+      { id: 'edge', role: 'edge', region: 'a' },
+    );
+    const publisher = new TestPublisher();
+    peers.push(publisher);
+    expect((await publisher.publish(cluster.node('origin').baseUrl, 'webinar')).status).toBe(201);
+  }, 120_000);
+
+  afterEach(() => {
+    for (const peer of peers.splice(1)) peer.close();
+  });
+
+  afterAll(async () => {
+    for (const peer of peers) peer.close();
+    await cluster?.stopAll();
+    await manager?.stop();
+    direct?.disconnect();
+    await Promise.all([env?.stop(), redis?.stop()]);
+  });
+
+  it('syncs a StreamACL (Secret-backed and inline keys) that the edge then enforces', async () => {
+    expect((await whep('webinar')).status).toBe(401); // deny by default, before any StreamACL
+    await apply(keySecret(ACME_KEY));
+    await apply(
+      streamAcl('webinar', 'webinar', [
+        { id: 'acme', secretKeyRef: { name: 'partner-keys', key: 'acme' } },
+        { id: 'inline', value: INLINE_KEY },
+      ]),
+    );
+    const acl = await waitFor('Synced=True', async () => {
+      const object = await get('streamacls.rtccdn.io', 'webinar');
+      return synced(object)?.status === 'True' ? object : undefined;
+    });
+    expect(acl.status).toMatchObject({ syncedKeys: 2, observedGeneration: acl.metadata.generation });
+    expect(acl.status?.lastSyncTime).toBeDefined();
+    expect(acl.metadata.finalizers).toContain('rtccdn.io/streamacl-cleanup');
+    expect(JSON.stringify(await direct.keys('*acl:stream:webinar'))).not.toBe('[]');
+
+    await waitFor(
+      'the edge to admit the Secret key',
+      async () => (await whep('webinar', ACME_KEY)).status === 201,
+    );
+    expect((await whep('webinar', INLINE_KEY)).status).toBe(201);
+    expect((await whep('webinar', 'wrong-key-0123456789')).status).toBe(403);
+    const printed = ok(await kubectl(['get', 'streamacls', '-n', NS]), 'kubectl get streamacls');
+    expect(printed).toMatch(/webinar\s+webinar\s+2\s+True/);
+  }, 60_000);
+
+  it('writes nothing when Redis already holds the keys (resync is free)', async () => {
+    const before = await aclVersion();
+    // An annotation change re-runs the reconcile without changing the keys.
+    ok(await kubectl(['annotate', 'streamacls.rtccdn.io', 'webinar', '-n', NS, 'touched=yes']), 'annotate');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await aclVersion()).toBe(before);
+  });
+
+  it('re-syncs when a key is rotated in its Secret', async () => {
+    const rotated = 'acme-key-rotated-000002';
+    await apply(keySecret(rotated));
+    expect(await eventually(async () => (await whep('webinar', ACME_KEY)).status === 403, 10_000)).toBe(true);
+    expect((await whep('webinar', rotated)).status).toBe(201);
+  }, 30_000);
+
+  it('reports a second StreamACL for the same streams as a conflict', async () => {
+    await apply(streamAcl('webinar-copy', 'webinar', [{ id: 'other', value: 'another-key-0123456789' }]));
+    const conflict = await waitFor('PatternConflict', async () => {
+      const condition = synced(await get('streamacls.rtccdn.io', 'webinar-copy'));
+      return condition?.reason === 'PatternConflict' ? condition : undefined;
+    });
+    expect(conflict).toMatchObject({
+      status: 'False',
+      message: expect.stringMatching(/StreamACL webinar already guards/),
+    });
+    expect((await whep('webinar', 'another-key-0123456789')).status).toBe(403);
+    ok(
+      await kubectl(['delete', 'streamacls.rtccdn.io', 'webinar-copy', '-n', NS, '--wait=true']),
+      'delete copy',
+    );
+  }, 40_000);
+
+  it('cuts viewers and refuses the keys once the StreamACL is deleted (finalizer cleans Redis)', async () => {
+    const viewer = new TestViewer();
+    peers.push(viewer);
+    expect((await viewer.play(edge(), 'webinar', { key: INLINE_KEY })).status).toBe(201);
+    await viewer.waitForFrames(5);
+    const deletedAt = Date.now();
+    ok(
+      await kubectl(['delete', 'streamacls.rtccdn.io', 'webinar', '-n', NS, '--wait=true']),
+      'kubectl delete',
+    );
+    expect(await eventually(async () => (await cluster.dump('edge')).sessions === 0, 5000)).toBe(true);
+    console.log(`kubectl delete streamacl → viewer cut after ${Date.now() - deletedAt} ms`);
+    expect((await whep('webinar', INLINE_KEY)).status).toBe(403);
+    expect(await direct.keys('*acl:stream:webinar')).toEqual([]);
+    expect(await get('streamacls.rtccdn.io', 'webinar')).toBeUndefined();
+  }, 40_000);
+
+  it('reports Redis being down in the status, and recovers', async () => {
+    await apply(streamAcl('outage', 'outage-*', [{ id: 'k', value: 'outage-key-0123456789' }]));
+    await waitFor(
+      'Synced=True',
+      async () => synced(await get('streamacls.rtccdn.io', 'outage'))?.status === 'True',
+    );
+    await redis.kill();
+    try {
+      ok(
+        await kubectl([
+          'patch',
+          'streamacls.rtccdn.io',
+          'outage',
+          '-n',
+          NS,
+          '--type=merge',
+          '-p',
+          '{"spec":{"keys":[{"id":"k2","value":"outage-key-9876543210"}]}}',
+        ]),
+        'patch',
+      );
+      const down = await waitFor('Synced=False', async () => {
+        const condition = synced(await get('streamacls.rtccdn.io', 'outage'));
+        return condition?.status === 'False' ? condition : undefined;
+      });
+      expect(down.reason).toBe('RedisUnavailable');
+    } finally {
+      await redis.restart();
+    }
+    await waitFor(
+      'Synced=True again',
+      async () => synced(await get('streamacls.rtccdn.io', 'outage'))?.status === 'True',
+      30_000,
+    );
+  }, 60_000);
+});
