@@ -108,6 +108,11 @@ export const EnvSchema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** Serve the demo page at `/`. */
     DEMO_PAGE: booleanFlag('true'),
+    /**
+     * Where ACLs are changed: `local` (this node's ACL REST API writes Redis) or `kubernetes`
+     * (StreamACL resources are the truth: the operator serves the ACL API; this node's answers 421).
+     */
+    ACL_API: z.enum(['local', 'kubernetes'], { error: 'must be local or kubernetes' }).default('local'),
     /** Bearer token of the ACL REST API (origins, standalone). */
     ADMIN_TOKEN: optionalNonEmpty.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
     /** Streams without an ACL: allow (public, freemium) or deny (private). */
@@ -178,6 +183,7 @@ export interface MediaNodeConfig {
   role: Role;
   transcode: TranscodeConfig;
   adminToken: string | undefined;
+  aclApi: 'local' | 'kubernetes';
   access: AccessConfig & { allowQueryKey: boolean };
   /** Present when the node is part of a multi-node CDN (REDIS_URL set); absent standalone. */
   cluster: ClusterConfig | undefined;
@@ -221,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
       otherRegions: parsed.TRANSCODE_OTHER_REGIONS,
     },
     adminToken: parsed.ADMIN_TOKEN,
+    aclApi: parsed.ACL_API,
     access: {
       defaultPolicy: parsed.ACL_DEFAULT_POLICY,
       maxStalenessMs: parsed.ACL_MAX_STALENESS_MS,

@@ -69,6 +69,23 @@ export const OperatorEnvSchema = z
     AUTOSCALER_DRAIN_GRACE_MS: milliseconds(10 * 60_000, 0, 24 * 3_600_000),
     /** Server-side timeout of each watch (seconds); randomised up to twice this. */
     WATCH_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3_600).default(300),
+    /** Bearer token of the ACL REST API (the media nodes' API, backed by StreamACLs); unset: off. */
+    ADMIN_TOKEN: z
+      .string()
+      .optional()
+      .transform((value) => (value?.trim() ? value.trim() : undefined))
+      .pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+    ACL_API_PORT: z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(1, 'must be between 1 and 65535')
+      .max(65535, 'must be between 1 and 65535')
+      .default(8091),
+    /** `namespace/name` of the CDN an ACL API call applies to when it names none. */
+    ACL_API_DEFAULT_CDN: z
+      .string()
+      .regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, 'must be namespace/name')
+      .optional(),
   })
   .refine((env) => !env.LEADER_ELECTION || env.OPERATOR_NAMESPACE !== undefined, {
     message: 'is required with LEADER_ELECTION=true (the namespace of the leader Lease)',
@@ -105,6 +122,8 @@ export interface OperatorConfig {
   statusRefreshMs: number;
   autoscaler: { intervalMs: number; stabilizationMs: number; drainGraceMs: number };
   watchTimeoutSeconds: number;
+  /** The ACL REST API; undefined when ADMIN_TOKEN is unset. */
+  aclApi: { port: number; adminToken: string; defaultCdn: string | undefined } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -148,5 +167,8 @@ export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): Operat
       drainGraceMs: parsed.AUTOSCALER_DRAIN_GRACE_MS,
     },
     watchTimeoutSeconds: parsed.WATCH_TIMEOUT_SECONDS,
+    aclApi: parsed.ADMIN_TOKEN
+      ? { port: parsed.ACL_API_PORT, adminToken: parsed.ADMIN_TOKEN, defaultCdn: parsed.ACL_API_DEFAULT_CDN }
+      : undefined,
   };
 }

@@ -5,6 +5,7 @@
  * invalid configuration (one line naming the variable), 1 when it cannot start (kubeconfig
  * unreadable, health port taken) or when its controllers fail (logged first).
  */
+import { createAclApiServer } from './aclapi/server.js';
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.js';
 import { startHealthServer } from './health.js';
 import { KubeClient } from './kube/client.js';
@@ -69,6 +70,28 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
+  // Served by every replica: it only writes Kubernetes objects, the leader syncs them.
+  let aclApi: Awaited<ReturnType<typeof createAclApiServer>> | undefined;
+  if (config.aclApi) {
+    aclApi = await createAclApiServer({
+      client: new KubeClient(transport),
+      adminToken: config.aclApi.adminToken,
+      defaultCdn: config.aclApi.defaultCdn,
+      namespace: config.watchNamespace,
+      logger,
+    });
+    try {
+      await aclApi.listen({ host: config.health.host, port: config.aclApi.port });
+    } catch (error) {
+      process.stderr.write(
+        `rtccdn operator: cannot listen on ${config.health.host}:${config.aclApi.port}: ${(error as Error).message}\n`,
+      );
+      process.exit(1);
+    }
+  } else {
+    logger.info('ADMIN_TOKEN is not set: the ACL REST API is off (StreamACLs via kubectl only)');
+  }
+
   manager.start();
   logger.info(
     {
@@ -78,6 +101,7 @@ async function main(): Promise<void> {
         ? `${config.leaderElection.namespace}/${config.leaderElection.leaseName}`
         : 'off',
       healthPort: health.port,
+      aclApiPort: config.aclApi?.port ?? 'off',
     },
     'operator started',
   );
@@ -92,6 +116,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, SHUTDOWN_TIMEOUT_MS);
     deadline.unref();
+    await aclApi?.close();
     await manager.stop();
     await health.close();
     transport.close();

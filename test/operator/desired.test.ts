@@ -206,6 +206,7 @@ describe('planNode', () => {
       'CLUSTER_SECRET',
       'PUBLISH_TOKEN',
       'ACL_DEFAULT_POLICY',
+      'ACL_API',
       'PROFILES',
       'LOG_LEVEL',
       'SHUTDOWN_TIMEOUT_MS',

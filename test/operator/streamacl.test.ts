@@ -10,6 +10,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
+import { createLogger } from '../../media-node/src/logger.js';
+import { streamAclName } from '../../operator/src/aclapi/objects.js';
+import { createAclApiServer } from '../../operator/src/aclapi/server.js';
 import { redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { Manager } from '../../operator/src/manager.js';
 import { TestCluster } from '../helpers/cluster.js';
@@ -23,6 +26,7 @@ const NS = 'media';
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 const ACME_KEY = 'acme-key-from-a-secret-01';
 const INLINE_KEY = 'inline-key-0123456789';
+const ADMIN_TOKEN = 'operator-admin-token-0123';
 
 interface Obj {
   metadata: { name: string; finalizers?: string[]; generation?: number };
@@ -102,6 +106,9 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
         REDIS_PREFIX: config.data!.REDIS_PREFIX!,
         ACL_DEFAULT_POLICY: config.data!.ACL_DEFAULT_POLICY!,
         ACL_FAILURES_PER_CLIENT: '1000',
+        // As the operator configures its pods: ACL changes go through Kubernetes.
+        ACL_API: 'kubernetes',
+        ADMIN_TOKEN: ADMIN_TOKEN,
       },
       clusterSecret,
     );
@@ -237,5 +244,76 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
       async () => synced(await get('streamacls.rtccdn.io', 'outage'))?.status === 'True',
       30_000,
     );
+  }, 60_000);
+
+  it('serves the media nodes’ ACL REST API from the operator, backed by StreamACLs and Secrets', async () => {
+    const api = await createAclApiServer({
+      client: clientFor(env),
+      adminToken: ADMIN_TOKEN,
+      logger: createLogger('silent'),
+    });
+    await api.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
+    const call = async (method: string, path: string, body?: unknown) => {
+      const response = await fetch(`${base}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : undefined };
+    };
+    try {
+      // The origin's own API refuses: StreamACLs are the truth in Kubernetes.
+      const local = await fetch(`${cluster.node('origin').baseUrl}/api/v1/streams/x/acl`, {
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(local.status).toBe(421);
+      expect((await fetch(`${base}/api/v1/streams/x/acl`)).status).toBe(401);
+
+      const put = await call('PUT', '/api/v1/streams/webinar/acl', {
+        keys: [{ id: 'alice', key: 'alice-key-0123456789' }],
+      });
+      expect(put).toMatchObject({ status: 200, body: { stream: 'webinar', keys: [{ id: 'alice' }] } });
+      // Synced when the call returns: the edge admits the key at once.
+      expect((await whep('webinar', 'alice-key-0123456789')).status).toBe(201);
+      const acl = JSON.stringify(await get('streamacls.rtccdn.io', streamAclName('webinar')));
+      expect(acl).toContain('secretKeyRef');
+      expect(acl).not.toContain('alice-key-0123456789');
+
+      expect(
+        (
+          await call('POST', '/api/v1/streams/webinar/acl/keys', {
+            keys: [{ id: 'bob', key: 'bob-key-0123456789' }],
+          })
+        ).status,
+      ).toBe(201);
+      expect((await whep('webinar', 'bob-key-0123456789')).status).toBe(201);
+      expect(
+        (await call('GET', '/api/v1/streams/webinar/acl')).body.keys.map((key: { id: string }) => key.id),
+      ).toEqual(['alice', 'bob']);
+      expect((await call('DELETE', '/api/v1/streams/webinar/acl/keys/alice')).status).toBe(200);
+      expect((await whep('webinar', 'alice-key-0123456789')).status).toBe(403);
+      expect(
+        (
+          await call('PUT', '/api/v1/streams/webinar/acl', {
+            keys: [{ id: 'Upper', key: 'x-key-0123456789ab' }],
+          })
+        ).status,
+      ).toBe(400);
+      expect(
+        (
+          await call('PUT', '/api/v1/streams/outage-*/acl', {
+            keys: [{ id: 'k', key: 'x-key-0123456789ab' }],
+          })
+        ).status,
+      ).toBe(409);
+      expect((await call('DELETE', '/api/v1/streams/webinar/acl')).status).toBe(204);
+      expect(
+        await eventually(async () => (await whep('webinar', 'bob-key-0123456789')).status === 403, 5000),
+      ).toBe(true);
+    } finally {
+      await api.close();
+    }
   }, 60_000);
 });

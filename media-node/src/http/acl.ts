@@ -23,6 +23,12 @@ const BASE = '/api/v1/streams/:stream/acl';
 
 export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
   const authorize = (request: FastifyRequest) => {
+    if (node.config.aclApi === 'kubernetes') {
+      throw new HttpError(
+        421,
+        "ACLs of this CDN are StreamACL resources: use the operator's ACL API (same routes) or kubectl",
+      );
+    }
     const token = node.config.adminToken;
     if (token !== undefined) {
       requireBearer(request.headers.authorization, token, 'rtccdn-admin');

@@ -110,6 +110,8 @@ export function mediaNodeEnv(node: CDNNode, cdn: CDN): V1EnvVar[] {
       ? [{ name: 'PUBLISH_TOKEN', valueFrom: { secretKeyRef: { name: token.name, key: token.key } } }]
       : []),
     fromConfigMap(cdnName, 'ACL_DEFAULT_POLICY'),
+    // StreamACLs are the truth: the media nodes' own ACL API refuses changes (421).
+    { name: 'ACL_API', value: 'kubernetes' },
     fromConfigMap(cdnName, 'PROFILES'),
     { name: 'LOG_LEVEL', value: 'info' },
     { name: 'SHUTDOWN_TIMEOUT_MS', value: String(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS) },

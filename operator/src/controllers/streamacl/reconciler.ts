@@ -13,7 +13,7 @@ import { type CDN, CDNSchema, type StreamACL, StreamACLSchema } from '../../api/
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
 import { type KubeObject, SecretSchema, secretValue } from '../../kube/objects.js';
-import { STREAM_ACL_TYPE } from '../../kube/resources.js';
+import { SECRET_TYPE, STREAM_ACL_TYPE } from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { AclStores } from '../../redis/AclStores.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
@@ -86,7 +86,7 @@ export class StreamAclReconciler implements Reconciler {
         message: `StreamACL ${owner.metadata.name} already guards "${acl.spec.stream}" on CDN ${acl.spec.cdnRef.name}`,
       });
     }
-    const keys = this.#resolveKeys(acl);
+    const keys = await this.#resolveKeys(acl);
     if (!keys.ok) return this.#fail(acl, keys.problem);
 
     const { store, hashKey } = target.value;
@@ -127,7 +127,7 @@ export class StreamAclReconciler implements Reconciler {
     const redis = await resolveRedis(this.#options.client, cdn.data as CDN);
     if (!redis.ok) return redis;
     const secretName = clusterSecretName(acl.spec.cdnRef.name);
-    const secret = this.#secret(namespace, secretName);
+    const secret = await this.#secret(namespace, secretName);
     const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
     if (!clusterSecret) {
       return {
@@ -147,13 +147,13 @@ export class StreamAclReconciler implements Reconciler {
     };
   }
 
-  #resolveKeys(acl: StreamACL): Resolved<ResolvedKey[]> {
+  async #resolveKeys(acl: StreamACL): Promise<Resolved<ResolvedKey[]>> {
     const namespace = acl.metadata.namespace ?? 'default';
     const keys: ResolvedKey[] = [];
     for (const key of acl.spec.keys) {
       let value = key.value;
       if (key.secretKeyRef) {
-        const secret = this.#secret(namespace, key.secretKeyRef.name);
+        const secret = await this.#secret(namespace, key.secretKeyRef.name);
         value = secret && secretValue(secret, key.secretKeyRef.key);
         if (value === undefined) {
           return {
@@ -181,9 +181,15 @@ export class StreamAclReconciler implements Reconciler {
     return { ok: true, value: keys };
   }
 
-  #secret(namespace: string, name: string) {
-    const cached = this.#options.secrets.get(namespace, name);
-    const parsed = cached && SecretSchema.safeParse(cached);
+  /**
+   * A Secret from the cache or, when the cache does not have it (yet: watches of different kinds
+   * are not ordered, a StreamACL can arrive before the Secret it names), from the API server.
+   */
+  async #secret(namespace: string, name: string) {
+    const found =
+      this.#options.secrets.get(namespace, name) ??
+      (await this.#options.client.get(SECRET_TYPE, namespace, name));
+    const parsed = found === undefined ? undefined : SecretSchema.safeParse(found);
     return parsed?.success ? parsed.data : undefined;
   }
 
