@@ -3,18 +3,20 @@ import os from 'node:os';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import { runLatencyBench } from './latency.js';
+import { runOperatorBench } from './operator.js';
 import type { Summary } from './stats.js';
 import { runTranscodeBench } from './transcode.js';
 
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade,acl,transcode).
+ * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade,acl,transcode,operator), BENCH_ACLS (StreamACLs
+ * for the operator's throughput run, default 1000).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'latency,cascade,acl,transcode').split(',').map((name) => name.trim()),
+  (process.env.BENCH_ONLY ?? 'latency,cascade,acl,transcode,operator').split(',').map((name) => name.trim()),
 );
 const resultsDir = new URL('./results/', import.meta.url);
 mkdirSync(resultsDir, { recursive: true });
@@ -95,5 +97,17 @@ if (only.has('transcode')) {
     console.log(`  FFmpeg CPU, ${profile}: ${cores} cores`);
   }
   write('transcode', transcode);
+}
+if (only.has('operator')) {
+  const operator = await runOperatorBench({
+    applies: Math.min(joins, 10),
+    objects: Number(process.env.BENCH_ACLS ?? 1000),
+  });
+  console.log('\nOperator (real kube-apiserver + etcd, Redis, origin + edge processes)');
+  console.log(`  kubectl apply StreamACL → edge admits the key: ${fmt(operator.applyToEnforcedMs)}`);
+  console.log(
+    `  ${operator.throughput.objects} StreamACLs → all Synced in ${operator.throughput.totalMs} ms (${operator.throughput.objectsPerSecond}/s); per object ${fmt(operator.throughput.perObjectMs)}`,
+  );
+  write('operator', operator);
 }
 process.exit(0);

@@ -1,0 +1,167 @@
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { STREAM_ACL_TYPE } from '../operator/src/kube/resources.js';
+import { TestCluster } from '../test/helpers/cluster.js';
+import { postSdp, TestPublisher } from '../test/helpers/peers.js';
+import { startRedisServer } from '../test/helpers/redis.js';
+import { clientFor, ok, startApiServerWithCrds, testManager } from '../test/operator/support.js';
+import { type Summary, summarize } from './stats.js';
+
+/**
+ * The operator on a real kube-apiserver + etcd and Redis, with real media nodes (origin, edge):
+ *
+ *  - `kubectl apply` of a StreamACL → the edge admits its key: time from the start of the
+ *    kubectl command to the first admission (the stream is private by default);
+ *  - reconcile throughput: N StreamACLs created through the API at once → all Synced: total
+ *    time, and per object from its creation to its Synced status being observed.
+ */
+
+const NS = 'bench';
+const whepOffer = readFileSync(new URL('../test/fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface OperatorBenchResult {
+  applyToEnforcedMs: Summary;
+  throughput: { objects: number; totalMs: number; perObjectMs: Summary; objectsPerSecond: number };
+}
+
+export async function runOperatorBench(options: {
+  applies: number;
+  objects: number;
+}): Promise<OperatorBenchResult> {
+  const [env, redis] = await Promise.all([startApiServerWithCrds(), startRedisServer()]);
+  const client = clientFor(env);
+  const { manager } = testManager({ client, workers: 4 });
+  let cluster: TestCluster | undefined;
+  const publisher = new TestPublisher({ width: 320, height: 240 });
+  const kubectl = (args: string[], input?: string) =>
+    env.kubectl(args, { ...(input === undefined ? {} : { input }), timeoutMs: 60_000 });
+  try {
+    ok(await kubectl(['create', 'namespace', NS]), 'create namespace');
+    manager.start();
+    ok(
+      await kubectl(
+        ['apply', '-f', '-'],
+        stringify({
+          apiVersion: 'rtccdn.io/v1alpha1',
+          kind: 'CDN',
+          metadata: { name: 'cdn', namespace: NS },
+          spec: {
+            image: 'rtccdn/media-node:bench',
+            redis: { url: redis.url },
+            regions: [{ name: 'a' }],
+            acl: { defaultPolicy: 'deny' },
+          },
+        }),
+      ),
+      'apply CDN',
+    );
+    const secretData = async (kind: string, name: string) => {
+      for (;;) {
+        const result = await kubectl(['get', kind, name, '-n', NS, '-o', 'json']);
+        if (result.code === 0) return (JSON.parse(result.stdout) as { data: Record<string, string> }).data;
+        await sleep(200);
+      }
+    };
+    const clusterSecret = Buffer.from(
+      (await secretData('secret', 'cdn-cluster')).clusterSecret!,
+      'base64',
+    ).toString();
+    const config = await secretData('configmap', 'cdn-config');
+    cluster = new TestCluster(
+      redis.url,
+      {
+        REDIS_PREFIX: config.REDIS_PREFIX!,
+        ACL_DEFAULT_POLICY: 'deny',
+        LOG_LEVEL: 'warn',
+        ACL_FAILURES_PER_CLIENT: '1000000',
+      },
+      clusterSecret,
+    );
+    await cluster.add(
+      { id: 'origin', role: 'origin', region: 'a' },
+      { id: 'edge', role: 'edge', region: 'a' },
+    );
+    if ((await publisher.publish(cluster.node('origin').baseUrl, 'show')).status !== 201)
+      throw new Error('WHIP failed');
+    const edge = cluster.node('edge').baseUrl;
+
+    // kubectl apply → enforced at the edge.
+    const applyToEnforced: number[] = [];
+    for (let i = 0; i < options.applies; i++) {
+      const key = `bench-key-${i}-0123456789`;
+      const manifest = stringify({
+        apiVersion: 'rtccdn.io/v1alpha1',
+        kind: 'StreamACL',
+        metadata: { name: `show-${i}`, namespace: NS },
+        spec: { cdnRef: { name: 'cdn' }, stream: 'show', keys: [{ id: 'k', value: key }] },
+      });
+      const started = performance.now();
+      const applying = kubectl(['apply', '-f', '-'], manifest);
+      for (;;) {
+        const played = await postSdp(`${edge}/whep/show`, whepOffer, { Authorization: `Bearer ${key}` });
+        if (played.status === 201) {
+          applyToEnforced.push(Math.round(performance.now() - started));
+          await fetch(`${edge}${played.headers.get('location')}`, { method: 'DELETE' });
+          break;
+        }
+        if (performance.now() - started > 30_000) throw new Error('StreamACL not enforced within 30 s');
+        await sleep(5);
+      }
+      ok(await applying, 'kubectl apply');
+      ok(await kubectl(['delete', 'streamacls.rtccdn.io', `show-${i}`, '-n', NS, '--wait=true']), 'delete');
+    }
+
+    // Throughput: N StreamACLs at once.
+    const createdAt = new Map<string, number>();
+    const syncedAt = new Map<string, number>();
+    const started = performance.now();
+    const names = Array.from({ length: options.objects }, (_, i) => `bulk-${i}`);
+    for (let batch = 0; batch < names.length; batch += 50) {
+      await Promise.all(
+        names.slice(batch, batch + 50).map(async (name) => {
+          await client.create(STREAM_ACL_TYPE, {
+            metadata: { name, namespace: NS },
+            spec: {
+              cdnRef: { name: 'cdn' },
+              stream: name,
+              keys: [{ id: 'k', value: `${name}-key-0123456789` }],
+            },
+          });
+          createdAt.set(name, performance.now());
+        }),
+      );
+    }
+    while (syncedAt.size < names.length) {
+      if (performance.now() - started > 600_000)
+        throw new Error(`only ${syncedAt.size}/${names.length} Synced in 10 min`);
+      const { items } = await client.list(STREAM_ACL_TYPE, NS);
+      const now = performance.now();
+      for (const item of items as {
+        metadata: { name: string };
+        status?: { conditions?: { type: string; status: string }[] };
+      }[]) {
+        const synced = item.status?.conditions?.some((c) => c.type === 'Synced' && c.status === 'True');
+        if (synced && createdAt.has(item.metadata.name) && !syncedAt.has(item.metadata.name)) {
+          syncedAt.set(item.metadata.name, now);
+        }
+      }
+      await sleep(100);
+    }
+    const totalMs = Math.round(performance.now() - started);
+    return {
+      applyToEnforcedMs: summarize(applyToEnforced),
+      throughput: {
+        objects: names.length,
+        totalMs,
+        perObjectMs: summarize(names.map((name) => Math.round(syncedAt.get(name)! - createdAt.get(name)!))),
+        objectsPerSecond: Math.round((names.length / totalMs) * 1000 * 10) / 10,
+      },
+    };
+  } finally {
+    publisher.close();
+    await cluster?.stopAll();
+    await manager.stop();
+    await Promise.all([env.stop(), redis.stop()]);
+  }
+}
