@@ -71,3 +71,9 @@ fi
 
 # --- mediasoup worker (built offline against Debian libraries, cached) -----------------------
 bash scripts/build-mediasoup-worker.sh
+
+# --- Kubernetes test environment (kube-apiserver + etcd built from Go modules, kubectl, helm) --
+# Built here, before the tests, so that no test's beforeAll has to wait minutes for it.
+if [ "$MODE" != "--runtime" ]; then
+  bash scripts/setup-kube-testenv.sh >/dev/null
+fi
