@@ -75,6 +75,7 @@ export async function runOperatorBench(options: {
         ACL_DEFAULT_POLICY: 'deny',
         LOG_LEVEL: 'warn',
         ACL_FAILURES_PER_CLIENT: '1000000',
+        ACL_FAILURES_PER_STREAM: '1000000',
       },
       clusterSecret,
     );
@@ -105,7 +106,20 @@ export async function runOperatorBench(options: {
           await fetch(`${edge}${played.headers.get('location')}`, { method: 'DELETE' });
           break;
         }
-        if (performance.now() - started > 30_000) throw new Error('StreamACL not enforced within 30 s');
+        if (performance.now() - started > 30_000) {
+          const status = await kubectl([
+            'get',
+            'streamacls.rtccdn.io',
+            `show-${i}`,
+            '-n',
+            NS,
+            '-o',
+            'jsonpath={.status}',
+          ]);
+          throw new Error(
+            `StreamACL not enforced within 30 s: edge answers ${played.status} ${played.body}; status ${status.stdout} ${status.stderr}`,
+          );
+        }
         await sleep(5);
       }
       ok(await applying, 'kubectl apply');
