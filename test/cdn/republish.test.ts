@@ -47,7 +47,10 @@ describe('viewers resume without renegotiation when the publisher comes back (gr
       await viewer.waitForFrames(framesWhileGone + 20, 15_000);
       expect(viewer.pc.connectionState).toBe('connected');
       expect(
-        await eventually(async () => (await cluster.dump('edge')).relayedStreams[0]?.upstream === 'origin-2', 5000),
+        await eventually(
+          async () => (await cluster.dump('edge')).relayedStreams[0]?.upstream === 'origin-2',
+          5000,
+        ),
       ).toBe(true);
       const metrics = await (await fetch(`${cluster.node('edge').baseUrl}/metrics`)).text();
       expect(metrics).toMatch(/^rtccdn_upstream_switches_total\{reason="republished"\} 1$/m);
