@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { createSocket } from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
@@ -12,7 +11,7 @@ import { Stream, type StreamRouter } from '../media/Stream.js';
 import { RtpRewriter } from '../relay/RtpRewriter.js';
 import { codecMatches, isRtx } from '../sdp/translate.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { FfmpegProcess, ffmpegArgs, inputSdp } from './ffmpeg.js';
+import { FfmpegLeg } from './FfmpegLeg.js';
 import type { Profile } from './profiles.js';
 
 export interface TranscodeJobOptions {
@@ -35,33 +34,12 @@ export type TranscodeJobEvents = {
   close: [reason: string];
 };
 
-/** A UDP port free right now on loopback (even, with the next one free too, for RTP + RTCP). */
-async function freeUdpPortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const socket = createSocket('udp4');
-    const port = await new Promise<number>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, '127.0.0.1', () => resolve(socket.address().port));
-    });
-    socket.close();
-    const even = port % 2 === 0 ? port : port - 1;
-    const probe = createSocket('udp4');
-    const free = await new Promise<boolean>((resolve) => {
-      probe.once('error', () => resolve(false));
-      probe.bind(even + 1, '127.0.0.1', () => resolve(true));
-    });
-    probe.close();
-    if (free) return even;
-  }
-  throw new Error('no free UDP port pair for FFmpeg');
-}
-
 /**
- * One rendition of one stream: the source's video goes to FFmpeg over a PlainTransport (RTP),
- * FFmpeg scales and re-encodes it, and its RTP comes back into a PlainTransport as the video
- * producer of the rendition stream; the source's audio is piped in unchanged. A crashed FFmpeg
- * is restarted (it sends from the same port with the same SSRC, so the producer and everything
- * downstream carry on); too many crashes end the job.
+ * One rendition of one stream: FFmpeg scales and re-encodes the source's video (an FfmpegLeg:
+ * RTP in and out through PlainTransports), and the rendition stream's video producer is a
+ * stable one fed packet by packet from the current leg through RtpRewriter — a restarted FFmpeg
+ * (a new leg) starts new sequence numbers and timestamps, which decoders would take for stale.
+ * The source's audio is piped in unchanged. Too many FFmpeg crashes end the job.
  */
 export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
   readonly name: string;
@@ -70,19 +48,16 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
   readonly startedAt = Date.now();
   readonly #options: TranscodeJobOptions;
   readonly #sourceRouter: StreamRouter;
-  readonly #toFfmpeg: types.PlainTransport;
-  readonly #videoConsumer: types.Consumer;
-  readonly #fromFfmpeg: types.PlainTransport;
-  /** FFmpeg's output as it comes (its SSRC is fixed; sequence and timestamps restart with it). */
-  readonly #ffmpegOutput: types.Consumer;
-  /** What viewers get: continuous across FFmpeg restarts (RtpRewriter). */
+  readonly #sourceVideo: types.Producer;
+  readonly #outputCodec: types.RtpCodecCapability;
+  readonly #direct: types.DirectTransport;
+  /** What viewers get: continuous across FFmpeg restarts. */
   readonly #videoProducer: types.Producer;
   readonly #rewriter: RtpRewriter;
   readonly #dir: string;
-  readonly #sdpPath: string;
-  readonly #output: { payloadType: number; ssrc: number; port: number; localPort: number };
   readonly #logger: Logger;
-  #ffmpeg: FfmpegProcess | undefined;
+  #leg: FfmpegLeg | undefined;
+  #attempt = 0;
   #restarts: number[] = [];
   #keyFrameTimer: NodeJS.Timeout | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
@@ -92,17 +67,14 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
   private constructor(
     options: TranscodeJobOptions,
     parts: {
+      stream: Stream;
       sourceRouter: StreamRouter;
-      toFfmpeg: types.PlainTransport;
-      videoConsumer: types.Consumer;
-      fromFfmpeg: types.PlainTransport;
-      ffmpegOutput: types.Consumer;
+      sourceVideo: types.Producer;
+      outputCodec: types.RtpCodecCapability;
+      direct: types.DirectTransport;
       videoProducer: types.Producer;
       rewriter: RtpRewriter;
-      stream: Stream;
       dir: string;
-      sdpPath: string;
-      output: { payloadType: number; ssrc: number; port: number; localPort: number };
     },
   ) {
     super();
@@ -111,46 +83,15 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
     this.profile = options.profile;
     this.stream = parts.stream;
     this.#sourceRouter = parts.sourceRouter;
-    this.#toFfmpeg = parts.toFfmpeg;
-    this.#videoConsumer = parts.videoConsumer;
-    this.#fromFfmpeg = parts.fromFfmpeg;
-    this.#ffmpegOutput = parts.ffmpegOutput;
+    this.#sourceVideo = parts.sourceVideo;
+    this.#outputCodec = parts.outputCodec;
+    this.#direct = parts.direct;
     this.#videoProducer = parts.videoProducer;
     this.#rewriter = parts.rewriter;
-    this.#ffmpegOutput.on('rtp', (packet) => {
-      const rewritten = this.#rewriter.rewrite(packet, Date.now());
-      if (!rewritten) return;
-      this.#videoProducer.send(rewritten);
-      if (this.#keyFrameTimer) this.#outputArrived();
-    });
     this.#dir = parts.dir;
-    this.#sdpPath = parts.sdpPath;
-    this.#output = parts.output;
     this.#logger = options.logger.child({ rendition: options.name });
     options.source.once('close', (reason) => this.close(`source ended: ${reason}`));
     this.stream.once('close', (reason) => this.close(reason));
-  }
-
-  /**
-   * FFmpeg cannot ask for key frames, and it only starts at one: ask the source every 500 ms
-   * until transcoded video comes out (after a start or a restart).
-   */
-  #awaitOutput(): void {
-    const requestKeyFrame = () => void this.#videoConsumer.requestKeyFrame().catch(() => undefined);
-    clearInterval(this.#keyFrameTimer);
-    requestKeyFrame();
-    this.#keyFrameTimer = setInterval(requestKeyFrame, 500);
-    this.#keyFrameTimer.unref();
-  }
-
-  #outputArrived(): void {
-    clearInterval(this.#keyFrameTimer);
-    this.#keyFrameTimer = undefined;
-    if (this.#firstFrame) return;
-    this.#firstFrame = true;
-    const afterMs = Date.now() - this.startedAt;
-    this.#logger.info({ afterMs }, 'first transcoded frame');
-    this.emit('firstframe', afterMs);
   }
 
   static async create(options: TranscodeJobOptions): Promise<TranscodeJob> {
@@ -174,92 +115,29 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
     const sourceRouter = await source.acquire(worker, { key: DEFAULT_PLAN_KEY, planned: [] });
     const dir = await mkdtemp(join(tmpdir(), 'rtccdn-transcode-'));
     try {
-      // Source video → FFmpeg.
-      const ffmpegInput = await freeUdpPortPair();
-      const toFfmpeg = await sourceRouter.router.createPlainTransport({
-        listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
-        rtcpMux: false,
-        comedia: false,
-      });
-      await toFfmpeg.connect({ ip: '127.0.0.1', port: ffmpegInput, rtcpPort: ffmpegInput + 1 });
-      const sourceVideoHere = sourceRouter.producers[source.producers.indexOf(sourceVideo)]!;
-      const videoConsumer = await toFfmpeg.consume({
-        producerId: sourceVideoHere.id,
-        rtpCapabilities: sourceRouter.router.rtpCapabilities,
-        enableRtx: false,
-      });
-      const inputCodec = videoConsumer.rtpParameters.codecs[0]!;
-      const sdpPath = join(dir, 'input.sdp');
-      await writeFile(
-        sdpPath,
-        inputSdp({
-          port: ffmpegInput,
-          payloadType: inputCodec.payloadType,
-          mimeType: inputCodec.mimeType,
-          clockRate: inputCodec.clockRate,
-          parameters: inputCodec.parameters,
-        }),
-      );
-
-      // FFmpeg → rendition video producer.
-      // Connected to FFmpeg's fixed source port (not comedia: FFmpeg's first datagram may be an
-      // RTCP report from its other socket, and comedia would lock onto that).
-      const fromFfmpeg = await stream.origin.router.createPlainTransport({
-        listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
-        rtcpMux: true,
-        comedia: false,
-      });
-      const routerCodec = stream.origin.router.rtpCapabilities.codecs!.find(
+      const outputCodec = stream.origin.router.rtpCapabilities.codecs!.find(
         (codec) => codec.kind === 'video' && !isRtx(codec) && codecMatches(codec, videoCodec),
       )!;
-      const output = {
-        payloadType: routerCodec.preferredPayloadType!,
-        ssrc: randomInt(1, 0x7fffffff),
-        port: fromFfmpeg.tuple.localPort,
-        localPort: await freeUdpPortPair(),
-      };
-      await fromFfmpeg.connect({ ip: '127.0.0.1', port: output.localPort });
-      const rawVideo = await fromFfmpeg.produce({
-        kind: 'video',
-        rtpParameters: {
-          codecs: [
-            {
-              mimeType: routerCodec.mimeType,
-              payloadType: output.payloadType,
-              clockRate: routerCodec.clockRate,
-              parameters: routerCodec.parameters ?? {},
-              rtcpFeedback: [],
-            },
-          ],
-          encodings: [{ ssrc: output.ssrc }],
-        },
-        appData: { rendition: name, raw: true },
-      });
-      // Viewers consume a stable producer fed packet by packet from FFmpeg's output: a restarted
-      // FFmpeg starts new sequence numbers and timestamps, which decoders would take for stale.
       const direct = await stream.origin.router.createDirectTransport();
-      const ffmpegOutput = await direct.consume({
-        producerId: rawVideo.id,
-        rtpCapabilities: stream.origin.router.rtpCapabilities,
-        enableRtx: false,
-      });
       const stableSsrc = randomInt(1, 0x7fffffff);
       const videoProducer = await direct.produce({
         kind: 'video',
         rtpParameters: {
-          codecs: [ffmpegOutput.rtpParameters.codecs[0]!],
+          codecs: [
+            {
+              mimeType: outputCodec.mimeType,
+              payloadType: outputCodec.preferredPayloadType!,
+              clockRate: outputCodec.clockRate,
+              parameters: outputCodec.parameters ?? {},
+              rtcpFeedback: [],
+            },
+          ],
           encodings: [{ ssrc: stableSsrc }],
           rtcp: { cname: `rendition-${name}`, reducedSize: true },
         },
         appData: { rendition: name },
       });
       stream.addProducer(videoProducer);
-      const rewriter = new RtpRewriter({
-        outSsrc: stableSsrc,
-        outPayloadType: ffmpegOutput.rtpParameters.codecs[0]!.payloadType,
-        clockRate: routerCodec.clockRate,
-        mimeType: routerCodec.mimeType,
-      });
       if (sourceAudio) {
         const { pipeProducer } = await source.origin.router.pipeToRouter({
           producerId: sourceAudio.id,
@@ -269,19 +147,21 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
         if (pipeProducer) stream.addProducer(pipeProducer);
       }
       const job = new TranscodeJob(options, {
-        sourceRouter,
-        toFfmpeg,
-        videoConsumer,
-        fromFfmpeg,
-        ffmpegOutput,
-        videoProducer,
-        rewriter,
         stream,
+        sourceRouter,
+        sourceVideo: sourceRouter.producers[source.producers.indexOf(sourceVideo)]!,
+        outputCodec,
+        direct,
+        videoProducer,
+        rewriter: new RtpRewriter({
+          outSsrc: stableSsrc,
+          outPayloadType: outputCodec.preferredPayloadType!,
+          clockRate: outputCodec.clockRate,
+          mimeType: outputCodec.mimeType,
+        }),
         dir,
-        sdpPath,
-        output,
       });
-      job.#startFfmpeg();
+      await job.#startLeg();
       return job;
     } catch (error) {
       stream.close('transcode setup failed');
@@ -296,7 +176,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
   }
 
   get ffmpegPid(): number | undefined {
-    return this.#ffmpeg?.pid;
+    return this.#leg?.pid;
   }
 
   get restarts(): number {
@@ -305,37 +185,75 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
 
   /** CPU seconds used by the current FFmpeg. */
   ffmpegCpuSeconds(): number | undefined {
-    return this.#ffmpeg?.cpuSeconds();
+    return this.#leg?.cpuSeconds();
   }
 
-  #startFfmpeg(): void {
-    const ffmpeg = new FfmpegProcess(
-      this.#options.ffmpegPath,
-      ffmpegArgs({ input: { sdpPath: this.#sdpPath }, output: { profile: this.profile, ...this.#output } }),
-    );
-    this.#ffmpeg = ffmpeg;
-    this.#logger.info({ pid: ffmpeg.pid, profile: this.profile }, 'ffmpeg started');
-    this.#awaitOutput();
-    ffmpeg.on('exit', (code, signal, stderrTail) => {
-      if (this.#closed || this.#ffmpeg !== ffmpeg) return;
-      const now = Date.now();
-      this.#restarts = [...this.#restarts.filter((at) => now - at < this.#options.restartWindowMs), now];
-      if (this.#restarts.length > this.#options.maxRestarts) {
-        this.#logger.error(
-          { code, signal, stderr: stderrTail },
-          'ffmpeg keeps failing; ending the rendition',
-        );
-        this.close(`ffmpeg failed ${this.#restarts.length} times: ${stderrTail || `exit ${code ?? signal}`}`);
-        return;
-      }
-      // Back off a little from one restart to the next: a crash loop must not spin.
-      const delayMs = Math.min(2000, 250 * 2 ** (this.#restarts.length - 1));
-      this.#logger.warn({ code, signal, stderr: stderrTail, delayMs }, 'ffmpeg exited; restarting');
-      this.#rewriter.switchInput();
-      this.#restartTimer = setTimeout(() => {
-        if (!this.#closed) this.#startFfmpeg();
-      }, delayMs);
+  async #startLeg(): Promise<void> {
+    const attempt = ++this.#attempt;
+    const leg = await FfmpegLeg.open({
+      sourceRouter: this.#sourceRouter.router,
+      sourceVideo: this.#sourceVideo,
+      renditionRouter: this.stream.origin.router,
+      outputCodec: this.#outputCodec,
+      direct: this.#direct,
+      profile: this.profile,
+      ffmpegPath: this.#options.ffmpegPath,
+      dir: this.#dir,
+      attempt,
+      onPacket: (packet) => {
+        if (this.#leg !== leg) return;
+        const rewritten = this.#rewriter.rewrite(packet, Date.now());
+        if (!rewritten) return;
+        this.#videoProducer.send(rewritten);
+        if (this.#keyFrameTimer) this.#outputArrived();
+      },
     });
+    if (this.#closed) {
+      leg.close();
+      return;
+    }
+    this.#leg = leg;
+    this.#logger.info({ pid: leg.pid, attempt, profile: this.profile }, 'ffmpeg started');
+    leg.on('exit', (code, signal, stderrTail) => this.#onExit(leg, code, signal, stderrTail));
+    this.#awaitOutput(leg);
+  }
+
+  #onExit(leg: FfmpegLeg, code: number | null, signal: string | null, stderrTail: string): void {
+    if (this.#closed || this.#leg !== leg) return;
+    leg.close();
+    const now = Date.now();
+    this.#restarts = [...this.#restarts.filter((at) => now - at < this.#options.restartWindowMs), now];
+    if (this.#restarts.length > this.#options.maxRestarts) {
+      this.#logger.error({ code, signal, stderr: stderrTail }, 'ffmpeg keeps failing; ending the rendition');
+      this.close(`ffmpeg failed ${this.#restarts.length} times: ${stderrTail || `exit ${code ?? signal}`}`);
+      return;
+    }
+    // Back off a little from one restart to the next: a crash loop must not spin.
+    const delayMs = Math.min(2000, 250 * 2 ** (this.#restarts.length - 1));
+    this.#logger.warn({ code, signal, stderr: stderrTail, delayMs }, 'ffmpeg exited; restarting');
+    this.#rewriter.switchInput();
+    this.#restartTimer = setTimeout(() => {
+      if (this.#closed) return;
+      this.#startLeg().catch((error: Error) => this.close(`cannot restart ffmpeg: ${error.message}`));
+    }, delayMs);
+  }
+
+  /** FFmpeg starts at a key frame: ask the source every 500 ms until transcoded video comes out. */
+  #awaitOutput(leg: FfmpegLeg): void {
+    clearInterval(this.#keyFrameTimer);
+    leg.requestKeyFrame();
+    this.#keyFrameTimer = setInterval(() => leg.requestKeyFrame(), 500);
+    this.#keyFrameTimer.unref();
+  }
+
+  #outputArrived(): void {
+    clearInterval(this.#keyFrameTimer);
+    this.#keyFrameTimer = undefined;
+    if (this.#firstFrame) return;
+    this.#firstFrame = true;
+    const afterMs = Date.now() - this.startedAt;
+    this.#logger.info({ afterMs }, 'first transcoded frame');
+    this.emit('firstframe', afterMs);
   }
 
   close(reason: string): void {
@@ -343,9 +261,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
     this.#closed = true;
     clearInterval(this.#keyFrameTimer);
     clearTimeout(this.#restartTimer);
-    this.#ffmpeg?.stop();
-    this.#toFfmpeg.close();
-    this.#fromFfmpeg.close();
+    this.#leg?.close();
     this.#options.source.release(this.#sourceRouter.key);
     this.stream.close(reason);
     void rm(this.#dir, { recursive: true, force: true });

@@ -15,7 +15,7 @@ export interface FfmpegPlan {
     ssrc: number;
     /** mediasoup PlainTransport (rtcp-mux, connected to `localPort`) to send to. */
     port: number;
-    /** Fixed source port: a restarted FFmpeg sends from the same tuple the transport expects. */
+    /** The source port FFmpeg sends from: the transport is connected to it. */
     localPort: number;
   };
 }

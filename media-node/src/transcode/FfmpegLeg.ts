@@ -1,0 +1,181 @@
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { types } from 'mediasoup';
+import { TypedEmitter } from '../TypedEmitter.js';
+import { FfmpegProcess, ffmpegArgs, inputSdp } from './ffmpeg.js';
+import type { Profile } from './profiles.js';
+
+export interface FfmpegLegOptions {
+  /** The source's video, on a router of the source stream. */
+  sourceRouter: types.Router;
+  sourceVideo: types.Producer;
+  /** The rendition's router, its codec for the transcoded video, and where packets go. */
+  renditionRouter: types.Router;
+  outputCodec: types.RtpCodecCapability;
+  direct: types.DirectTransport;
+  profile: Profile;
+  ffmpegPath: string;
+  /** Scratch directory for the SDP file; `attempt` keeps files of successive legs apart. */
+  dir: string;
+  attempt: number;
+  /** Each transcoded RTP packet, as FFmpeg sent it. */
+  onPacket: (packet: Buffer) => void;
+}
+
+export type FfmpegLegEvents = {
+  exit: [code: number | null, signal: string | null, stderrTail: string];
+};
+
+/** A UDP port free right now on loopback (even, with the next one free too, for RTP + RTCP). */
+export async function freeUdpPortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const socket = createSocket('udp4');
+    const port = await new Promise<number>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '127.0.0.1', () => resolve(socket.address().port));
+    });
+    socket.close();
+    const even = port % 2 === 0 ? port : port - 1;
+    const probe = createSocket('udp4');
+    const free = await new Promise<boolean>((resolve) => {
+      probe.once('error', () => resolve(false));
+      probe.bind(even + 1, '127.0.0.1', () => resolve(true));
+    });
+    probe.close();
+    if (free) return even;
+  }
+  throw new Error('no free UDP port pair for FFmpeg');
+}
+
+/**
+ * One FFmpeg run with everything it needs of its own: a PlainTransport sending it the source
+ * video, a PlainTransport connected to the port it sends from, a producer of what it sends and a
+ * DirectTransport consumer handing those packets over. A restart is a new leg (fresh ports: a
+ * port another process grabbed in the meantime cannot wedge a restart loop).
+ */
+export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
+  readonly #toFfmpeg: types.PlainTransport;
+  readonly #consumer: types.Consumer;
+  readonly #fromFfmpeg: types.PlainTransport;
+  readonly #ffmpeg: FfmpegProcess;
+  #closed = false;
+
+  private constructor(
+    toFfmpeg: types.PlainTransport,
+    consumer: types.Consumer,
+    fromFfmpeg: types.PlainTransport,
+    ffmpeg: FfmpegProcess,
+  ) {
+    super();
+    this.#toFfmpeg = toFfmpeg;
+    this.#consumer = consumer;
+    this.#fromFfmpeg = fromFfmpeg;
+    this.#ffmpeg = ffmpeg;
+    ffmpeg.on('exit', (code, signal, stderrTail) => {
+      if (!this.#closed) this.emit('exit', code, signal, stderrTail);
+    });
+  }
+
+  static async open(options: FfmpegLegOptions): Promise<FfmpegLeg> {
+    const { sourceRouter, renditionRouter, outputCodec, profile } = options;
+    const transports: types.Transport[] = [];
+    try {
+      // Source video → FFmpeg (RTP on the port of the SDP, RTCP on the next).
+      const inputPort = await freeUdpPortPair();
+      const toFfmpeg = await sourceRouter.createPlainTransport({
+        listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
+        rtcpMux: false,
+        comedia: false,
+      });
+      transports.push(toFfmpeg);
+      await toFfmpeg.connect({ ip: '127.0.0.1', port: inputPort, rtcpPort: inputPort + 1 });
+      const consumer = await toFfmpeg.consume({
+        producerId: options.sourceVideo.id,
+        rtpCapabilities: sourceRouter.rtpCapabilities,
+        enableRtx: false,
+      });
+      const inputCodec = consumer.rtpParameters.codecs[0]!;
+      const sdpPath = join(options.dir, `input-${options.attempt}.sdp`);
+      await writeFile(
+        sdpPath,
+        inputSdp({
+          port: inputPort,
+          payloadType: inputCodec.payloadType,
+          mimeType: inputCodec.mimeType,
+          clockRate: inputCodec.clockRate,
+          parameters: inputCodec.parameters,
+        }),
+      );
+
+      // FFmpeg → a transport connected to the port FFmpeg sends from (not comedia: FFmpeg's first
+      // datagram may be an RTCP report from its other socket, and comedia would lock onto that).
+      const localPort = await freeUdpPortPair();
+      const fromFfmpeg = await renditionRouter.createPlainTransport({
+        listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
+        rtcpMux: true,
+        comedia: false,
+      });
+      transports.push(fromFfmpeg);
+      await fromFfmpeg.connect({ ip: '127.0.0.1', port: localPort });
+      const payloadType = outputCodec.preferredPayloadType!;
+      const ssrc = randomInt(1, 0x7fffffff);
+      const raw = await fromFfmpeg.produce({
+        kind: 'video',
+        rtpParameters: {
+          codecs: [
+            {
+              mimeType: outputCodec.mimeType,
+              payloadType,
+              clockRate: outputCodec.clockRate,
+              parameters: outputCodec.parameters ?? {},
+              rtcpFeedback: [],
+            },
+          ],
+          encodings: [{ ssrc }],
+        },
+      });
+      const feed = await options.direct.consume({
+        producerId: raw.id,
+        rtpCapabilities: renditionRouter.rtpCapabilities,
+        enableRtx: false,
+      });
+      feed.on('rtp', options.onPacket);
+
+      const ffmpeg = new FfmpegProcess(
+        options.ffmpegPath,
+        ffmpegArgs({
+          input: { sdpPath },
+          output: { profile, payloadType, ssrc, port: fromFfmpeg.tuple.localPort, localPort },
+        }),
+      );
+      return new FfmpegLeg(toFfmpeg, consumer, fromFfmpeg, ffmpeg);
+    } catch (error) {
+      for (const transport of transports) transport.close();
+      throw error;
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.#ffmpeg.pid;
+  }
+
+  cpuSeconds(): number | undefined {
+    return this.#ffmpeg.cpuSeconds();
+  }
+
+  /** Asks the source for a key frame (FFmpeg cannot: it only starts at one). */
+  requestKeyFrame(): void {
+    this.#consumer.requestKeyFrame().catch(() => undefined);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ffmpeg.stop();
+    // Closing the transports closes the consumer, the raw producer and the feed consuming it.
+    this.#toFfmpeg.close();
+    this.#fromFfmpeg.close();
+  }
+}
