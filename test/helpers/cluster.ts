@@ -42,7 +42,18 @@ export class TestCluster {
     return Promise.all(specs.map((spec) => this.#start(spec)));
   }
 
+  /** A port picked free can be taken before the node binds it: try again with other ports. */
   async #start(spec: ClusterNodeSpec): Promise<ClusterNode> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#startOnce(spec);
+      } catch (error) {
+        if (attempt >= 3 || !/exited with 1 during start/.test((error as Error).message)) throw error;
+      }
+    }
+  }
+
+  async #startOnce(spec: ClusterNodeSpec): Promise<ClusterNode> {
     const [port, internalPort] = [await freeTcpPort(), await freeTcpPort()];
     const rtcPort = portBlock(1);
     const pipeStart = portBlock(40);

@@ -3,6 +3,7 @@ import { loadConfig } from '../../media-node/src/config.js';
 import { createHttpServer } from '../../media-node/src/http/server.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { MediaNode } from '../../media-node/src/MediaNode.js';
+import { portBlock } from './ports.js';
 
 export interface RunningNode {
   node: MediaNode;
@@ -11,16 +12,13 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-let nextRtcPort = 42000 + Math.floor(Math.random() * 400) * 20;
-
 /**
  * Starts a real media node (real mediasoup workers) in this process on loopback, HTTP on an
  * ephemeral port and RTC ports from a range no other test in this run uses.
  */
 export async function startNode(env: Record<string, string> = {}): Promise<RunningNode> {
   for (let attempt = 0; ; attempt++) {
-    const rtcPort = nextRtcPort;
-    nextRtcPort += 20;
+    const rtcPort = portBlock(2);
     const config = loadConfig({
       RTC_LISTEN_IP: '127.0.0.1',
       WORKERS: '2',

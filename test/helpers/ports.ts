@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (the kernel picks it). */
@@ -13,15 +14,29 @@ export async function freeTcpPort(): Promise<number> {
   return address.port;
 }
 
-let nextBlock = 30_000 + Math.floor(Math.random() * 300) * 50;
+/**
+ * Explicitly bound test ports (RTC, pipes) stay below the kernel's ephemeral range: a port the
+ * kernel handed to some outgoing connection a moment ago must not be the one a node binds.
+ */
+const [EPHEMERAL_LOW] = ((): [number] => {
+  try {
+    return [Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])];
+  } catch {
+    return [32768];
+  }
+})();
+const BLOCKS_FROM = 20_000;
+const BLOCKS_TO = Math.max(BLOCKS_FROM + 2_000, EPHEMERAL_LOW - 100);
+let nextBlock = BLOCKS_FROM + Math.floor(Math.random() * ((BLOCKS_TO - BLOCKS_FROM) / 50 - 40)) * 50;
 
 /**
  * A block of `size` consecutive ports for UDP+TCP media (RTC and pipe ports), distinct within
  * this test process; random start so parallel runs rarely collide.
  */
 export function portBlock(size: number): number {
+  const blocks = Math.ceil(size / 50) * 50;
+  if (nextBlock + blocks > BLOCKS_TO) nextBlock = BLOCKS_FROM;
   const start = nextBlock;
-  nextBlock += Math.ceil(size / 50) * 50;
-  if (nextBlock > 60_000) nextBlock = 30_000;
+  nextBlock += blocks;
   return start;
 }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { spawnNode } from '../helpers/node-process.js';
 import { TestPublisher, TestViewer } from '../helpers/peers.js';
+import { freeTcpPort, portBlock } from '../helpers/ports.js';
 
 const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.url));
 
@@ -26,9 +27,9 @@ describe('media node process', () => {
   it('on SIGTERM closes every session and exits 0', async () => {
     const node = await spawnNode({
       RTC_LISTEN_IP: '127.0.0.1',
-      RTC_PORT: '46100',
+      RTC_PORT: String(portBlock(1)),
       WORKERS: '1',
-      PORT: '18391',
+      PORT: String(await freeTcpPort()),
     });
     const publisher = new TestPublisher();
     const viewer = new TestViewer();

@@ -221,7 +221,11 @@ describe('leader election on a real API server', () => {
     const [leader, follower] = one.manager.leader ? [one, two] : [two, one];
     expect(follower.manager.leader).toBe(false);
     expect(follower.manager.ready).toBe(true); // a standby is ready
-    expect(await counterValue(leader.metrics, 'reconciles', {})).toBeGreaterThan(0);
+    // The StatefulSet appears during a reconcile; the counter ticks when it ends.
+    await waitFor(
+      'a reconcile counted',
+      async () => (await counterValue(leader.metrics, 'reconciles', {})) > 0,
+    );
     expect(await counterValue(follower.metrics, 'reconciles', {})).toBe(0);
     expect((await leader.metrics.leader.get()).values[0]?.value).toBe(1);
     expect((await follower.metrics.leader.get()).values[0]?.value).toBe(0);
