@@ -3,6 +3,7 @@ import { createInternalServer } from './http/internal.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { MediaNode } from './MediaNode.js';
+import { exitOnShutdownSignals } from './shutdown.js';
 
 /**
  * Entry point: one media node configured from the environment. Exit codes: 0 after a clean
@@ -81,24 +82,11 @@ async function main(): Promise<void> {
     );
   }
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const deadline = setTimeout(() => {
-      logger.error('shutdown timed out; exiting');
-      process.exit(1);
-    }, config.shutdownTimeoutMs);
-    deadline.unref();
+  exitOnShutdownSignals(logger, config.shutdownTimeoutMs, async () => {
     await app.close();
     await internal?.close();
     await node.close();
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  });
 }
 
 void main();

@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { ConfigError, parseEnvironment } from '../../media-node/src/config.js';
 import { LOG_LEVELS } from './logger.js';
 
 const booleanFlag = (fallback: 'true' | 'false') =>
@@ -126,21 +127,11 @@ export interface OperatorConfig {
   aclApi: { port: number; adminToken: string; defaultCdn: string | undefined } | undefined;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 /** Parses the environment; throws ConfigError with a one-line message naming the variable. */
 export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
-  const result = OperatorEnvSchema.safeParse(env);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const variable = String(issue.path[0] ?? 'environment');
-    const raw = env[variable];
-    const shown = raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
-    throw new ConfigError(`invalid configuration: ${variable} ${issue.message}${shown}`);
-  }
-  const parsed = result.data;
+  const parsed = parseEnvironment(OperatorEnvSchema, env);
   return {
     kubeconfigPath: parsed.KUBECONFIG,
     watchNamespace: parsed.WATCH_NAMESPACE,

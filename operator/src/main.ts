@@ -5,6 +5,7 @@
  * invalid configuration (one line naming the variable), 1 when it cannot start (kubeconfig
  * unreadable, health port taken) or when its controllers fail (logged first).
  */
+import { exitOnShutdownSignals } from '../../media-node/src/shutdown.js';
 import { createAclApiServer } from './aclapi/server.js';
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.js';
 import { startHealthServer } from './health.js';
@@ -106,25 +107,12 @@ async function main(): Promise<void> {
     'operator started',
   );
 
-  let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const deadline = setTimeout(() => {
-      logger.error('shutdown timed out; exiting');
-      process.exit(1);
-    }, SHUTDOWN_TIMEOUT_MS);
-    deadline.unref();
+  exitOnShutdownSignals(logger, SHUTDOWN_TIMEOUT_MS, async () => {
     await aclApi?.close();
     await manager.stop();
     await health.close();
     transport.close();
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  });
 }
 
 void main();

@@ -1,6 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AccessKeyInputSchema, AccessKeyListSchema, AclPatternSchema, KeyIdSchema } from '../acl/model.js';
+import {
+  type AccessKeyInput,
+  AccessKeyInputSchema,
+  AccessKeyListSchema,
+  AclPatternSchema,
+  KeyIdSchema,
+} from '../acl/model.js';
 import { HttpError } from '../errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import { requireBearer } from './auth.js';
@@ -21,6 +27,33 @@ export const KeysBodySchema = z.object({ keys: AccessKeyListSchema }).strict();
 
 const BASE = '/api/v1/streams/:stream/acl';
 
+/** The `{stream}` route parameter as an ACL pattern; 400 with the reason otherwise. */
+export function aclPatternParam(request: FastifyRequest<{ Params: { stream: string } }>): string {
+  const parsed = AclPatternSchema.safeParse(request.params.stream);
+  if (!parsed.success) throw new HttpError(400, parsed.error.issues[0]!.message);
+  return parsed.data;
+}
+
+/** The `{keys: [...]}` JSON body; 415 for another media type, 400 naming the bad field. */
+export function aclKeysBody(request: FastifyRequest): AccessKeyInput[] {
+  const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    throw new HttpError(415, 'body must be JSON (Content-Type: application/json)');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof request.body === 'string' ? request.body : '');
+  } catch {
+    throw new HttpError(400, 'body is not valid JSON');
+  }
+  const parsed = KeysBodySchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(400, `invalid body: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data.keys;
+}
+
 export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
   const authorize = (request: FastifyRequest) => {
     if (node.config.aclApi === 'kubernetes') {
@@ -36,49 +69,26 @@ export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
       throw new HttpError(403, 'the ACL API is disabled on this node: set ADMIN_TOKEN');
     }
   };
-  const pattern = (request: FastifyRequest<{ Params: { stream: string } }>) => {
-    const parsed = AclPatternSchema.safeParse(request.params.stream);
-    if (!parsed.success) throw new HttpError(400, parsed.error.issues[0]!.message);
-    return parsed.data;
-  };
-  const keysBody = (request: FastifyRequest) => {
-    const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-    if (mediaType !== 'application/json') {
-      throw new HttpError(415, 'body must be JSON (Content-Type: application/json)');
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(typeof request.body === 'string' ? request.body : '');
-    } catch {
-      throw new HttpError(400, 'body is not valid JSON');
-    }
-    const parsed = KeysBodySchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new HttpError(400, `invalid body: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    }
-    return parsed.data.keys;
-  };
   const access = node.access;
 
   app.get<{ Params: { stream: string } }>(BASE, async (request) => {
     authorize(request);
-    const acl = await access.get(pattern(request));
+    const acl = await access.get(aclPatternParam(request));
     if (!acl) throw new HttpError(404, `no ACL for ${request.params.stream}`);
     return acl;
   });
 
   app.put<{ Params: { stream: string } }>(BASE, async (request) => {
     authorize(request);
-    const target = pattern(request);
-    const acl = await access.replaceKeys(target, keysBody(request));
+    const target = aclPatternParam(request);
+    const acl = await access.replaceKeys(target, aclKeysBody(request));
     request.log.info({ stream: target, keyIds: acl.keys.map((key) => key.id) }, 'ACL replaced');
     return acl;
   });
 
   app.delete<{ Params: { stream: string } }>(BASE, async (request, reply: FastifyReply) => {
     authorize(request);
-    const target = pattern(request);
+    const target = aclPatternParam(request);
     if (!(await access.delete(target))) throw new HttpError(404, `no ACL for ${request.params.stream}`);
     request.log.info({ stream: target }, 'ACL deleted');
     return reply.code(204).send();
@@ -86,8 +96,8 @@ export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
 
   app.post<{ Params: { stream: string } }>(`${BASE}/keys`, async (request, reply: FastifyReply) => {
     authorize(request);
-    const target = pattern(request);
-    const keys = keysBody(request);
+    const target = aclPatternParam(request);
+    const keys = aclKeysBody(request);
     const acl = await access.addKeys(target, keys);
     request.log.info({ stream: target, keyIds: keys.map((key) => key.id) }, 'ACL keys added');
     return reply.code(201).send(acl);
@@ -95,7 +105,7 @@ export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
 
   app.delete<{ Params: { stream: string; id: string } }>(`${BASE}/keys/:id`, async (request) => {
     authorize(request);
-    const target = pattern(request);
+    const target = aclPatternParam(request);
     const id = KeyIdSchema.safeParse(request.params.id);
     if (!id.success) throw new HttpError(400, id.error.issues[0]!.message);
     const acl = await access.removeKey(target, id.data);

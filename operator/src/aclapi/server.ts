@@ -16,9 +16,9 @@
  * ADMIN_TOKEN. StreamACLs written with kubectl are shown but not changed through the API.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { type AccessKeyInput, AclPatternSchema } from '../../../media-node/src/acl/model.js';
+import type { AccessKeyInput } from '../../../media-node/src/acl/model.js';
 import { HttpError } from '../../../media-node/src/errors.js';
-import { KeysBodySchema, openApiDocument } from '../../../media-node/src/http/acl.js';
+import { aclKeysBody, aclPatternParam, openApiDocument } from '../../../media-node/src/http/acl.js';
 import { requireBearer } from '../../../media-node/src/http/auth.js';
 import { type StreamACL, StreamACLSchema } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
@@ -100,35 +100,16 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
     );
   };
 
-  const patternOf = (request: FastifyRequest<{ Params: { stream: string } }>) => {
-    const parsed = AclPatternSchema.safeParse(request.params.stream);
-    if (!parsed.success) throw new HttpError(400, parsed.error.issues[0]!.message);
-    return parsed.data;
-  };
-
   const keysOf = (request: FastifyRequest): AccessKeyInput[] => {
-    const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-    if (mediaType !== 'application/json')
-      throw new HttpError(415, 'body must be JSON (Content-Type: application/json)');
-    let json: unknown;
-    try {
-      json = JSON.parse(typeof request.body === 'string' ? request.body : '');
-    } catch {
-      throw new HttpError(400, 'body is not valid JSON');
-    }
-    const parsed = KeysBodySchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new HttpError(400, `invalid body: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    }
-    const bad = parsed.data.keys.find((key) => !KUBERNETES_KEY_ID.test(key.id));
+    const keys = aclKeysBody(request);
+    const bad = keys.find((key) => !KUBERNETES_KEY_ID.test(key.id));
     if (bad) {
       throw new HttpError(
         400,
         `key id "${bad.id}": in Kubernetes, key ids must be DNS labels (lower case, digits, -)`,
       );
     }
-    return parsed.data.keys;
+    return keys;
   };
 
   /** The StreamACL guarding `pattern` on the CDN, if any, and whether the API manages it. */
@@ -208,7 +189,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
   };
 
   app.get<{ Params: { stream: string } }>(BASE, async (request) => {
-    const pattern = patternOf(request);
+    const pattern = aclPatternParam(request);
     const { namespace, cdn } = await cdnOf(request);
     const { managed, other } = await find(namespace, cdn, pattern);
     const acl = managed ?? other;
@@ -224,7 +205,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
   });
 
   app.put<{ Params: { stream: string } }>(BASE, async (request, reply) => {
-    const pattern = patternOf(request);
+    const pattern = aclPatternParam(request);
     const keys = keysOf(request);
     const { namespace, cdn } = await cdnOf(request);
     const { managed, other } = await find(namespace, cdn, pattern);
@@ -234,7 +215,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
   });
 
   app.post<{ Params: { stream: string } }>(`${BASE}/keys`, async (request, reply) => {
-    const pattern = patternOf(request);
+    const pattern = aclPatternParam(request);
     const added = keysOf(request);
     const { namespace, cdn } = await cdnOf(request);
     const { managed, other } = await find(namespace, cdn, pattern);
@@ -250,7 +231,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
   });
 
   app.delete<{ Params: { stream: string; id: string } }>(`${BASE}/keys/:id`, async (request, reply) => {
-    const pattern = patternOf(request);
+    const pattern = aclPatternParam(request);
     const { namespace, cdn } = await cdnOf(request);
     const { managed, other } = await find(namespace, cdn, pattern);
     refuseForeign(other, pattern);
@@ -271,7 +252,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
   });
 
   app.delete<{ Params: { stream: string } }>(BASE, async (request, reply) => {
-    const pattern = patternOf(request);
+    const pattern = aclPatternParam(request);
     const { namespace, cdn } = await cdnOf(request);
     const { managed, other } = await find(namespace, cdn, pattern);
     refuseForeign(other, pattern);
