@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { postSdp, TestPublisher } from '../test/helpers/peers.js';
 import { startRedisServer } from '../test/helpers/redis.js';
@@ -16,7 +17,6 @@ import { type Summary, summarize } from './stats.js';
 
 const whepOffer = readFileSync(new URL('../test/fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface AclBenchResult {
   admission: {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { TestPublisher, TestViewer } from '../test/helpers/peers.js';
 import { startRedisServer } from '../test/helpers/redis.js';
@@ -17,7 +18,6 @@ import { type Summary, summarize } from './stats.js';
 const WIDTH = 640;
 const HEIGHT = 360;
 const FPS = 30;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface CascadeResult {
   baseline: Summary;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnNode } from '../test/helpers/node-process.js';
 import { TestPublisher, TestViewer } from '../test/helpers/peers.js';
 import { type Summary, summarize } from './stats.js';
@@ -23,8 +24,6 @@ export interface LatencyResult {
   timeToFirstFrame: Summary;
   settings: { width: number; height: number; fps: number; seconds: number; joins: number };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function measureDirect(seconds: number): Promise<number[]> {
   const publisher = new TestPublisher({ width: WIDTH, height: HEIGHT, fps: FPS });

@@ -1,10 +1,19 @@
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { STREAM_ACL_TYPE } from '../operator/src/kube/resources.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { postSdp, TestPublisher } from '../test/helpers/peers.js';
 import { startRedisServer } from '../test/helpers/redis.js';
-import { clientFor, ok, startApiServerWithCrds, testManager } from '../test/operator/support.js';
+import {
+  clientFor,
+  kubectlApply,
+  kubectlGet,
+  ok,
+  startApiServerWithCrds,
+  testManager,
+  waitFor,
+} from '../test/operator/support.js';
 import { type Summary, summarize } from './stats.js';
 
 /**
@@ -18,7 +27,6 @@ import { type Summary, summarize } from './stats.js';
 
 const NS = 'bench';
 const whepOffer = readFileSync(new URL('../test/fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface OperatorBenchResult {
   applyToEnforcedMs: Summary;
@@ -39,30 +47,23 @@ export async function runOperatorBench(options: {
   try {
     ok(await kubectl(['create', 'namespace', NS]), 'create namespace');
     manager.start();
-    ok(
-      await kubectl(
-        ['apply', '-f', '-'],
-        stringify({
-          apiVersion: 'rtccdn.io/v1alpha1',
-          kind: 'CDN',
-          metadata: { name: 'cdn', namespace: NS },
-          spec: {
-            image: 'rtccdn/media-node:bench',
-            redis: { url: redis.url },
-            regions: [{ name: 'a' }],
-            acl: { defaultPolicy: 'deny' },
-          },
-        }),
-      ),
-      'apply CDN',
-    );
-    const secretData = async (kind: string, name: string) => {
-      for (;;) {
-        const result = await kubectl(['get', kind, name, '-n', NS, '-o', 'json']);
-        if (result.code === 0) return (JSON.parse(result.stdout) as { data: Record<string, string> }).data;
-        await sleep(200);
-      }
-    };
+    await kubectlApply(env, {
+      apiVersion: 'rtccdn.io/v1alpha1',
+      kind: 'CDN',
+      metadata: { name: 'cdn', namespace: NS },
+      spec: {
+        image: 'rtccdn/media-node:bench',
+        redis: { url: redis.url },
+        regions: [{ name: 'a' }],
+        acl: { defaultPolicy: 'deny' },
+      },
+    });
+    const secretData = async (kind: string, name: string) =>
+      (
+        await waitFor(`${kind} ${name}`, () =>
+          kubectlGet<{ data: Record<string, string> }>(env, kind, name, NS),
+        )
+      ).data;
     const clusterSecret = Buffer.from(
       (await secretData('secret', 'cdn-cluster')).clusterSecret!,
       'base64',

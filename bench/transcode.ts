@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { TestPublisher, TestViewer } from '../test/helpers/peers.js';
 import { startRedisServer } from '../test/helpers/redis.js';
@@ -13,7 +14,6 @@ import { type Summary, summarize } from './stats.js';
  *    H.264 decoder, so an H.264 rendition cannot be held open by a real viewer in this bench).
  */
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const PROFILES = [
   { name: '360p', width: 640, height: 360, fps: 30, codec: 'VP8', bitrate: 600_000 },
   { name: '180p', width: 320, height: 180, fps: 15, codec: 'VP8', bitrate: 200_000 },

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { TestCluster } from '../helpers/cluster.js';
+import { useTestCluster } from '../helpers/cluster-fixture.js';
 import { eventually, sleep } from '../helpers/node.js';
-import { postSdp, TestPublisher, TestViewer } from '../helpers/peers.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { postSdp } from '../helpers/peers.js';
 
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
@@ -14,21 +13,18 @@ const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
  * separate processes, Redis, real libwebrtc viewers presenting keys.
  */
 describe('stream access control (origin + 2 edges, Redis, real viewers)', () => {
-  let redis: RedisServer;
-  let cluster: TestCluster;
-  const peers: { close(): void }[] = [];
-  const url = (id: string) => cluster.node(id).baseUrl;
-
-  const publisher = () => {
-    const peer = new TestPublisher();
-    peers.push(peer);
-    return peer;
-  };
-  const viewer = () => {
-    const peer = new TestViewer();
-    peers.push(peer);
-    return peer;
-  };
+  const fixture = useTestCluster(
+    {
+      ADMIN_TOKEN,
+      ACL_FAILURES_PER_CLIENT: '5',
+      ACL_MAX_STALENESS_MS: '3000',
+      RELAY_LINGER_MS: '1000',
+    },
+    { id: 'origin', role: 'origin', region: 'a' },
+    { id: 'edge-1', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } },
+    { id: 'edge-2', role: 'edge', region: 'b' },
+  );
+  const { url, publisher, viewer } = fixture;
 
   async function api(method: string, path: string, body?: unknown, token = ADMIN_TOKEN) {
     const response = await fetch(`${url('origin')}${path}`, {
@@ -51,30 +47,6 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     );
     expect(enforced).toBe(true);
   }
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    cluster = new TestCluster(redis.url, {
-      ADMIN_TOKEN,
-      ACL_FAILURES_PER_CLIENT: '5',
-      ACL_MAX_STALENESS_MS: '3000',
-      RELAY_LINGER_MS: '1000',
-    });
-    await cluster.add(
-      { id: 'origin', role: 'origin', region: 'a' },
-      { id: 'edge-1', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } },
-      { id: 'edge-2', role: 'edge', region: 'b' },
-    );
-  }, 60_000);
-
-  afterEach(() => {
-    for (const peer of peers.splice(0)) peer.close();
-  });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await redis?.stop();
-  });
 
   it('manages ACLs over REST: validated, authenticated, never showing key values', async () => {
     expect((await api('GET', '/api/v1/streams/rest/acl', undefined, '')).status).toBe(401);
@@ -126,7 +98,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
 
   it('stores only keyed hashes in Redis', async () => {
     await api('PUT', '/api/v1/streams/hashed/acl', { keys: [{ id: 'k', key: 'plain-text-secret-01' }] });
-    const client = new Redis(redis.url);
+    const client = new Redis(fixture.redis.url);
     const raw = await client.get('rtccdn:acl:stream:hashed');
     client.disconnect();
     expect(raw).toMatch(/"hash":"[0-9a-f]{64}"/);
@@ -193,7 +165,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     const removedAt = Date.now();
     expect((await api('DELETE', '/api/v1/streams/webinar/acl/keys/acme')).status).toBe(200);
     const cut = await eventually(async () => {
-      const [one, two] = await Promise.all([cluster.dump('edge-1'), cluster.dump('edge-2')]);
+      const [one, two] = await Promise.all([fixture.cluster.dump('edge-1'), fixture.cluster.dump('edge-2')]);
       return one.sessions === 0 && two.sessions === 1;
     }, 5000);
     const cutAfterMs = Date.now() - removedAt;
@@ -224,7 +196,9 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     const v = viewer();
     expect((await v.play(url('edge-1'), 'timed', { key: 'trial-key-0123456789' })).status).toBe(201);
     await v.waitForFrames(3);
-    expect(await eventually(async () => (await cluster.dump('edge-1')).sessions === 0, 8000)).toBe(true);
+    expect(await eventually(async () => (await fixture.cluster.dump('edge-1')).sessions === 0, 8000)).toBe(
+      true,
+    );
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(expiresAt));
     expect(
       (
@@ -245,8 +219,8 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     expect((await second.publish(url('origin'), 'kept')).status).toBe(201);
     await untilEnforced('edge-1', 'kept');
 
-    await cluster.stop('edge-1');
-    await cluster.add({ id: 'edge-1', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } });
+    await fixture.cluster.stop('edge-1');
+    await fixture.cluster.add({ id: 'edge-1', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } });
     expect((await postSdp(`${url('edge-1')}/whep/kept`, whepOffer)).status).toBe(401);
     const v = viewer();
     expect((await v.play(url('edge-1'), 'kept', { key: 'kept-key-0123456789' })).status).toBe(201);
@@ -293,7 +267,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     await firstFree.play(url('edge-1'), 'outage-free');
     await Promise.all([admitted.waitForFrames(3), firstFree.waitForFrames(3)]);
 
-    await redis.kill();
+    await fixture.redis.kill();
     try {
       await sleep(3500); // past ACL_MAX_STALENESS_MS
       const refused = await postSdp(`${url('edge-1')}/whep/outage-paid`, whepOffer, {
@@ -306,7 +280,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
       await lateFree.waitForFrames(3);
       await admitted.waitForFrames(admitted.framesWithCode + 10);
     } finally {
-      await redis.restart();
+      await fixture.redis.restart();
     }
     // Redis came back empty (no persistence): the edge does not open the stream it protected;
     // it stays locked (503) until its ACL is written again, then the key works.

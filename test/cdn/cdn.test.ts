@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { signRequest } from '../../media-node/src/internal/hmac.js';
-import { TEST_CLUSTER_SECRET, TestCluster, workerTotal } from '../helpers/cluster.js';
+import { TEST_CLUSTER_SECRET, workerTotal } from '../helpers/cluster.js';
+import { useTestCluster } from '../helpers/cluster-fixture.js';
 import { eventually, sleep } from '../helpers/node.js';
-import { postSdp, TestPublisher, TestViewer } from '../helpers/peers.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { postSdp, type TestViewer } from '../helpers/peers.js';
 
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 
@@ -13,42 +13,15 @@ const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', i
  * process with a real mediasoup worker; publishers and viewers are real libwebrtc peers.
  */
 describe('multi-node CDN (origins, edges, regions, Redis)', () => {
-  let redis: RedisServer;
-  let cluster: TestCluster;
-  const peers: { close(): void }[] = [];
-
-  const publisher = (options = {}) => {
-    const peer = new TestPublisher(options);
-    peers.push(peer);
-    return peer;
-  };
-  const viewer = () => {
-    const peer = new TestViewer();
-    peers.push(peer);
-    return peer;
-  };
-  const url = (id: string) => cluster.node(id).baseUrl;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    cluster = new TestCluster(redis.url, { RELAY_LINGER_MS: '1500', FANOUT_LINGER_MS: '500' });
-    await cluster.add(
-      { id: 'origin-1', role: 'origin', region: 'a' },
-      { id: 'origin-2', role: 'origin', region: 'b' },
-      { id: 'edge-a1', role: 'edge', region: 'a' },
-      { id: 'edge-a2', role: 'edge', region: 'a' },
-      { id: 'edge-b1', role: 'edge', region: 'b' },
-    );
-  }, 60_000);
-
-  afterEach(() => {
-    for (const peer of peers.splice(0)) peer.close();
-  });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await redis?.stop();
-  });
+  const fixture = useTestCluster(
+    { RELAY_LINGER_MS: '1500', FANOUT_LINGER_MS: '500' },
+    { id: 'origin-1', role: 'origin', region: 'a' },
+    { id: 'origin-2', role: 'origin', region: 'b' },
+    { id: 'edge-a1', role: 'edge', region: 'a' },
+    { id: 'edge-a2', role: 'edge', region: 'a' },
+    { id: 'edge-b1', role: 'edge', region: 'b' },
+  );
+  const { url, publisher, viewer } = fixture;
 
   it('plays a stream published on an origin from every edge; the origin sends one copy per region', async () => {
     const pub = publisher({ audio: true });
@@ -65,9 +38,11 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     }
     for (const v of viewers) expect(v.audioTracks).toBe(1);
 
-    const origin = await cluster.dump('origin-1');
+    const origin = await fixture.cluster.dump('origin-1');
     expect(origin.relaysOut).toBe(2); // edge-a1 (for region a) and edge-b1 (region b)
-    const [a1, a2, b1] = await Promise.all(['edge-a1', 'edge-a2', 'edge-b1'].map((id) => cluster.dump(id)));
+    const [a1, a2, b1] = await Promise.all(
+      ['edge-a1', 'edge-a2', 'edge-b1'].map((id) => fixture.cluster.dump(id)),
+    );
     expect(a1!.relayedStreams).toEqual([expect.objectContaining({ name: 'live', upstream: 'origin-1' })]);
     expect(a1!.relaysOut).toBe(1);
     expect(a2!.relayedStreams).toEqual([expect.objectContaining({ name: 'live', upstream: 'edge-a1' })]);
@@ -85,7 +60,7 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
   });
 
   it('refuses unauthenticated, wrongly signed and replayed internal API calls', async () => {
-    const internal = cluster.node('origin-1').internalUrl;
+    const internal = fixture.cluster.node('origin-1').internalUrl;
     const path = '/internal/v1/relays';
     const body = JSON.stringify({
       stream: 'live',
@@ -126,7 +101,7 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     const refused = await second.publish(url('origin-2'), 'unique');
     expect(refused.status).toBe(409);
     expect(JSON.parse(refused.body).message).toMatch(/already being published on origin-1/);
-    expect((await cluster.dump('origin-2')).streams).not.toContain('unique');
+    expect((await fixture.cluster.dump('origin-2')).streams).not.toContain('unique');
     expect(await first.unpublish(url('origin-1'))).toBe(200);
   });
 
@@ -137,9 +112,9 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
       Array.from({ length: 8 }, () => postSdp(`${url('edge-b1')}/whep/burst`, whepOffer)),
     );
     expect(results.map((result) => result.status)).toEqual(Array(8).fill(201));
-    expect((await cluster.dump('origin-2')).relaysOut).toBe(1);
+    expect((await fixture.cluster.dump('origin-2')).relaysOut).toBe(1);
     expect(
-      (await cluster.dump('edge-b1')).relayedStreams.filter((relayed) => relayed.name === 'burst'),
+      (await fixture.cluster.dump('edge-b1')).relayedStreams.filter((relayed) => relayed.name === 'burst'),
     ).toHaveLength(1);
     for (const result of results) {
       const response = await fetch(`${url('edge-b1')}${result.headers.get('location')}`, {
@@ -160,7 +135,9 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
 
     expect(await pub.unpublish(url('origin-1'))).toBe(200);
     for (const edge of ['edge-a1', 'edge-b1']) {
-      expect(await eventually(async () => (await cluster.dump(edge)).sessions === 0, 5000)).toBe(true);
+      expect(await eventually(async () => (await fixture.cluster.dump(edge)).sessions === 0, 5000)).toBe(
+        true,
+      );
     }
     expect((await postSdp(`${url('edge-a1')}/whep/ending`, whepOffer)).status).toBe(404);
     expect(await viewers[0]!.stop(url('edge-a1'))).toBe(404);
@@ -173,9 +150,9 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     await v.play(url('edge-b1'), 'draining');
     await v.waitForFrames(5);
     const drain = (draining: boolean) =>
-      cluster.client.request<{ draining: boolean; viewers: number }>(
+      fixture.cluster.client.request<{ draining: boolean; viewers: number }>(
         'POST',
-        cluster.node('edge-b1').internalUrl,
+        fixture.cluster.node('edge-b1').internalUrl,
         '/internal/v1/drain',
         { draining },
       );
@@ -193,7 +170,10 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
   it('leaves no transport, router or relay behind after 200 viewer join/leave cycles', async () => {
     const pub = publisher();
     expect((await pub.publish(url('origin-2'), 'churn')).status).toBe(201);
-    const before = { edge: await cluster.dump('edge-b1'), origin: await cluster.dump('origin-2') };
+    const before = {
+      edge: await fixture.cluster.dump('edge-b1'),
+      origin: await fixture.cluster.dump('origin-2'),
+    };
     for (let cycle = 0; cycle < 200; cycle++) {
       const played = await postSdp(`${url('edge-b1')}/whep/churn`, whepOffer);
       expect(played.status).toBe(201);
@@ -208,8 +188,8 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
 
     // After the relay linger, the edge is back where it started, and so is the origin.
     const settled = await eventually(async () => {
-      const edge = await cluster.dump('edge-b1');
-      const origin = await cluster.dump('origin-2');
+      const edge = await fixture.cluster.dump('edge-b1');
+      const origin = await fixture.cluster.dump('origin-2');
       return (
         edge.relayedStreams.length === 0 &&
         workerTotal(edge, 'routers') === workerTotal(before.edge, 'routers') &&
@@ -218,7 +198,7 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
         workerTotal(origin, 'transports') === workerTotal(before.origin, 'transports')
       );
     }, 10_000);
-    const edge = await cluster.dump('edge-b1');
+    const edge = await fixture.cluster.dump('edge-b1');
     expect({ settled, edge: edge.workers, relayed: edge.relayedStreams }).toEqual({
       settled: true,
       edge: before.edge.workers,
@@ -236,13 +216,13 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     const onA2 = viewer();
     await onA2.play(url('edge-a2'), 'failover');
     await onA2.waitForFrames(5);
-    expect((await cluster.dump('edge-a2')).relayedStreams[0]?.upstream).toBe('edge-a1');
+    expect((await fixture.cluster.dump('edge-a2')).relayedStreams[0]?.upstream).toBe('edge-a1');
 
-    cluster.kill('edge-a1');
+    fixture.cluster.kill('edge-a1');
     // edge-a2 moves to a new upstream (the origin, taking over the region's lease) ...
     expect(
       await eventually(
-        async () => (await cluster.dump('edge-a2')).relayedStreams[0]?.upstream === 'origin-1',
+        async () => (await fixture.cluster.dump('edge-a2')).relayedStreams[0]?.upstream === 'origin-1',
         10_000,
       ),
     ).toBe(true);
@@ -251,7 +231,9 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     await onA2.waitForFrames(framesAtSwitch + 30, 10_000);
     expect(onA2.pc.connectionState).toBe('connected');
     // The origin reaps its relay to the dead edge.
-    expect(await eventually(async () => (await cluster.dump('origin-1')).relaysOut === 1, 10_000)).toBe(true);
+    expect(
+      await eventually(async () => (await fixture.cluster.dump('origin-1')).relaysOut === 1, 10_000),
+    ).toBe(true);
     expect(await pub.unpublish(url('origin-1'))).toBe(200);
   }, 60_000);
 
@@ -263,9 +245,11 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     await v.waitForFrames(5);
 
     const killedAt = Date.now();
-    cluster.kill('origin-1');
+    fixture.cluster.kill('origin-1');
     pub.close();
-    expect(await eventually(async () => (await cluster.dump('edge-b1')).sessions === 0, 10_000)).toBe(true);
+    expect(await eventually(async () => (await fixture.cluster.dump('edge-b1')).sessions === 0, 10_000)).toBe(
+      true,
+    );
     const closedAfterMs = Date.now() - killedAt;
     console.log(`edge closed the viewers ${closedAfterMs} ms after the origin was killed`);
     expect(closedAfterMs).toBeLessThan(8000); // ≤ 5 s by design (TTL 4 s + 1 s watch); slack for CI load

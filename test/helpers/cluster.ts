@@ -1,7 +1,7 @@
 import { InternalClient } from '../../media-node/src/internal/InternalClient.js';
 import type { NodeDump } from '../../media-node/src/MediaNode.js';
 import { type NodeProcess, spawnNode } from './node-process.js';
-import { freeTcpPort, portBlock } from './ports.js';
+import { freeTcpPorts, portBlock } from './ports.js';
 
 export const TEST_CLUSTER_SECRET = 'test-cluster-secret-0123456789';
 
@@ -54,7 +54,7 @@ export class TestCluster {
   }
 
   async #startOnce(spec: ClusterNodeSpec): Promise<ClusterNode> {
-    const [port, internalPort] = [await freeTcpPort(), await freeTcpPort()];
+    const [port, internalPort] = (await freeTcpPorts(2)) as [number, number];
     const rtcPort = portBlock(1);
     const pipeStart = portBlock(40);
     const process = await spawnNode(

@@ -20,11 +20,11 @@ import { generateKeyPair, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer, type Server } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { freeTcpPorts } from './ports.js';
 
 const SETUP_SCRIPT = fileURLToPath(new URL('../../scripts/setup-kube-testenv.sh', import.meta.url));
 
@@ -176,7 +176,7 @@ export async function startKubeTestEnv(options: KubeTestEnvOptions = {}): Promis
     // A port found free can be taken by someone else before the server binds it: in that case
     // start over with new ports (a handful of times).
     for (let attempt = 1; !apiserver; attempt++) {
-      const [etcdClient, etcdPeer, apiPort] = await freePorts(3);
+      const [etcdClient, etcdPeer, apiPort] = await freeTcpPorts(3);
       ports = { etcdClient: etcdClient!, etcdPeer: etcdPeer!, apiserver: apiPort! };
       try {
         await rm(join(dir, 'etcd-data'), { recursive: true, force: true });
@@ -459,28 +459,6 @@ function httpsStatus(
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Distinct free loopback ports, all held open together while choosing. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((server) => {
-      const address = server.address();
-      if (!address || typeof address === 'string') throw new Error('no port assigned');
-      return address.port;
-    });
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
 }
 
 // --- PKI ----------------------------------------------------------------------------------------

@@ -1,17 +1,32 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
+
+/** Distinct TCP ports that were free a moment ago on 127.0.0.1, all held open together while choosing. */
+export async function freeTcpPorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve());
+      });
+    }
+    return servers.map((server) => {
+      const address = server.address();
+      if (!address || typeof address === 'string') throw new Error('no port assigned');
+      return address.port;
+    });
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (the kernel picks it). */
 export async function freeTcpPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== 'object' || !address) throw new Error('no port from the kernel');
-  return address.port;
+  const [port] = await freeTcpPorts(1);
+  return port!;
 }
 
 /**

@@ -7,9 +7,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeTcpPort } from './ports.js';
 
 const REDIS_SERVER = process.env.RTCCDN_REDIS_SERVER ?? '/usr/bin/redis-server';
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
@@ -44,7 +45,7 @@ export async function startRedisServer(): Promise<RedisServer> {
   try {
     // A port found free can be taken before redis binds it: try again with another, a few times.
     for (let attempt = 1; !running; attempt++) {
-      port = await freePort();
+      port = await freeTcpPort();
       try {
         running = await launch(dir, port);
       } catch (error) {
@@ -172,18 +173,6 @@ function ping(port: number): Promise<boolean> {
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
     });
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
 }
 
 function tail(text: string, lines = 20): string {

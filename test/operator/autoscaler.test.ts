@@ -10,7 +10,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { stringify } from 'yaml';
 import { RequestVerifier } from '../../media-node/src/internal/hmac.js';
 import { ANNOTATIONS, redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
@@ -22,6 +21,7 @@ import {
   clientFor,
   type FakeMediaNode,
   fakeMediaNode,
+  kubectlApply,
   ok,
   sleep,
   startApiServerWithCrds,
@@ -130,23 +130,16 @@ describe('edge autoscaler', () => {
       autoscaler: { intervalMs: 300, stabilizationMs: STABILIZATION_MS, drainGraceMs: 120_000 },
     }));
     manager.start();
-    ok(
-      await kubectl(
-        ['apply', '-f', '-'],
-        stringify({
-          apiVersion: 'rtccdn.io/v1alpha1',
-          kind: 'CDN',
-          metadata: { name: 'live', namespace: NS },
-          spec: {
-            image: 'ghcr.io/rtccdn/media-node:0.1.0',
-            redis: { url: redis.url },
-            regions: [
-              { name: 'eu-west', edges: { minReplicas: 1, maxReplicas: 6, targetViewersPerEdge: 10 } },
-            ],
-          },
-        }),
-      ),
-    );
+    await kubectlApply(env, {
+      apiVersion: 'rtccdn.io/v1alpha1',
+      kind: 'CDN',
+      metadata: { name: 'live', namespace: NS },
+      spec: {
+        image: 'ghcr.io/rtccdn/media-node:0.1.0',
+        redis: { url: redis.url },
+        regions: [{ name: 'eu-west', edges: { minReplicas: 1, maxReplicas: 6, targetViewersPerEdge: 10 } }],
+      },
+    });
     const secret = await waitFor('cluster secret', async () => {
       const result = await kubectl([
         'get',

@@ -7,7 +7,6 @@
  * ownerReferences it would follow are checked instead).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { stringify } from 'yaml';
 import { redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import type { Manager } from '../../operator/src/manager.js';
@@ -19,6 +18,8 @@ import {
   counterValue,
   type FakeMediaNode,
   fakeMediaNode,
+  kubectlApply,
+  kubectlGet,
   ok,
   sleep,
   startApiServerWithCrds,
@@ -65,16 +66,9 @@ describe('CDN and Node controllers on a real API server', () => {
 
   const kubectl = (args: string[], input?: string) =>
     env.kubectl(args, { ...(input === undefined ? {} : { input }), timeoutMs: 60_000 });
-  const apply = async (object: unknown) =>
-    ok(await kubectl(['apply', '-f', '-'], stringify(object)), 'kubectl apply');
-  const get = async (resource: string, name: string, namespace = NS): Promise<Obj | undefined> => {
-    const result = await kubectl(['get', resource, name, '-n', namespace, '-o', 'json']);
-    if (result.code !== 0) {
-      if (/NotFound/.test(result.stderr)) return undefined;
-      throw new Error(result.stderr);
-    }
-    return JSON.parse(result.stdout) as Obj;
-  };
+  const apply = (object: unknown) => kubectlApply(env, object);
+  const get = (resource: string, name: string, namespace = NS) =>
+    kubectlGet<Obj>(env, resource, name, namespace);
   const mustGet = async (resource: string, name: string) =>
     waitFor(`${resource} ${name}`, () => get(resource, name), 30_000, 200);
   const condition = (object: Obj | undefined, type: string) =>

@@ -8,7 +8,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { stringify } from 'yaml';
 import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { streamAclName } from '../../operator/src/aclapi/objects.js';
@@ -20,7 +19,15 @@ import type { KubeTestEnv } from '../helpers/kube-testenv.js';
 import { eventually } from '../helpers/node.js';
 import { postSdp, TestPublisher, TestViewer } from '../helpers/peers.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis.js';
-import { clientFor, ok, startApiServerWithCrds, testManager, waitFor } from './support.js';
+import {
+  clientFor,
+  kubectlApply,
+  kubectlGet,
+  ok,
+  startApiServerWithCrds,
+  testManager,
+  waitFor,
+} from './support.js';
 
 const NS = 'media';
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
@@ -49,16 +56,8 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
 
   const kubectl = (args: string[], input?: string) =>
     env.kubectl(args, { ...(input === undefined ? {} : { input }), timeoutMs: 60_000 });
-  const apply = async (object: unknown) =>
-    ok(await kubectl(['apply', '-f', '-'], stringify(object)), 'kubectl apply');
-  const get = async (resource: string, name: string): Promise<Obj | undefined> => {
-    const result = await kubectl(['get', resource, name, '-n', NS, '-o', 'json']);
-    if (result.code !== 0) {
-      if (/NotFound/.test(result.stderr)) return undefined;
-      throw new Error(result.stderr);
-    }
-    return JSON.parse(result.stdout) as Obj;
-  };
+  const apply = (object: unknown) => kubectlApply(env, object);
+  const get = (resource: string, name: string) => kubectlGet<Obj>(env, resource, name, NS);
   const synced = (object: Obj | undefined) => object?.status?.conditions?.find((c) => c.type === 'Synced');
   const streamAcl = (name: string, stream: string, keys: unknown[]) => ({
     apiVersion: 'rtccdn.io/v1alpha1',

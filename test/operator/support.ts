@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { stringify } from 'yaml';
 import { ClusterRegistry } from '../../media-node/src/cluster/ClusterRegistry.js';
 import { KubeClient } from '../../operator/src/kube/client.js';
 import { KubeConfigTransport } from '../../operator/src/kube/transport.js';
@@ -30,6 +31,26 @@ export function ok(result: CommandResult, what = 'command'): string {
   if (result.code !== 0)
     throw new Error(`${what} failed (exit ${result.code}): ${result.stderr || result.stdout}`);
   return result.stdout;
+}
+
+/** `kubectl apply` of one object; throws with kubectl's message when it is refused. */
+export async function kubectlApply(env: KubeTestEnv, object: unknown): Promise<string> {
+  return ok(await env.kubectl(['apply', '-f', '-'], { input: stringify(object) }), 'kubectl apply');
+}
+
+/** `kubectl get -o json` of one object; undefined when it does not exist. */
+export async function kubectlGet<T>(
+  env: KubeTestEnv,
+  resource: string,
+  name: string,
+  namespace: string,
+): Promise<T | undefined> {
+  const result = await env.kubectl(['get', resource, name, '-n', namespace, '-o', 'json']);
+  if (result.code !== 0) {
+    if (/NotFound/.test(result.stderr)) return undefined;
+    throw new Error(result.stderr);
+  }
+  return JSON.parse(result.stdout) as T;
 }
 
 /** A fresh API server with the rtccdn CRDs installed and Established. */
@@ -107,7 +128,7 @@ export async function waitFor<T>(
   }
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { setTimeout as sleep } from 'node:timers/promises';
 
 /** The sum of a counter's values with these labels (prom-client). */
 export async function counterValue(

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { TestCluster } from '../helpers/cluster.js';
+import { describe, expect, it } from '@jest/globals';
+import { useTestCluster } from '../helpers/cluster-fixture.js';
 import { eventually } from '../helpers/node.js';
-import { postSdp, TestPublisher, TestViewer } from '../helpers/peers.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { postSdp } from '../helpers/peers.js';
 
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
@@ -17,47 +16,17 @@ const PROFILES = JSON.stringify([
  * real libwebrtc peers.
  */
 describe('transcoder nodes (real FFmpeg)', () => {
-  let redis: RedisServer;
-  let cluster: TestCluster;
-  const peers: { close(): void }[] = [];
-  const url = (id: string) => cluster.node(id).baseUrl;
-  const publisher = () => {
-    const peer = new TestPublisher({ width: 640, height: 480, audio: true });
-    peers.push(peer);
-    return peer;
-  };
-  const viewer = () => {
-    const peer = new TestViewer();
-    peers.push(peer);
-    return peer;
-  };
+  const fixture = useTestCluster(
+    { PROFILES, ADMIN_TOKEN, RELAY_LINGER_MS: '500', TRANSCODE_LINGER_MS: '1000' },
+    { id: 'origin', role: 'origin', region: 'a' },
+    { id: 'edge-1', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } },
+    { id: 'edge-2', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } },
+    { id: 'transcoder', role: 'transcoder', region: 'a' },
+  );
+  const { url, viewer } = fixture;
+  const publisher = () => fixture.publisher({ width: 640, height: 480, audio: true });
   const renditions = async () =>
-    cluster.nodes.has('transcoder') ? (await cluster.dump('transcoder')).renditions : [];
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    cluster = new TestCluster(redis.url, {
-      PROFILES,
-      ADMIN_TOKEN,
-      RELAY_LINGER_MS: '500',
-      TRANSCODE_LINGER_MS: '1000',
-    });
-    await cluster.add(
-      { id: 'origin', role: 'origin', region: 'a' },
-      { id: 'edge-1', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } },
-      { id: 'edge-2', role: 'edge', region: 'a', env: { REGIONAL_RELAY: 'false' } },
-      { id: 'transcoder', role: 'transcoder', region: 'a' },
-    );
-  }, 60_000);
-
-  afterEach(() => {
-    for (const peer of peers.splice(0)) peer.close();
-  });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await redis?.stop();
-  });
+    fixture.cluster.nodes.has('transcoder') ? (await fixture.cluster.dump('transcoder')).renditions : [];
 
   it('plays ?profile=360p as decoded 640×360 frames, with the source audio', async () => {
     const pub = publisher();
@@ -136,7 +105,9 @@ describe('transcoder nodes (real FFmpeg)', () => {
     ).toBe(201);
     await v.waitForFrames(5, 20_000);
     expect((await api('DELETE', '/api/v1/streams/premium/acl/keys/k')).status).toBe(200);
-    expect(await eventually(async () => (await cluster.dump('edge-1')).sessions === 0, 2000)).toBe(true);
+    expect(await eventually(async () => (await fixture.cluster.dump('edge-1')).sessions === 0, 2000)).toBe(
+      true,
+    );
     await pub.unpublish(url('origin'));
   }, 60_000);
 
@@ -170,14 +141,16 @@ describe('transcoder nodes (real FFmpeg)', () => {
     expect((await v.play(url('edge-2'), 'finale', { query: '?profile=180p' })).status).toBe(201);
     await v.waitForFrames(5, 20_000);
     expect(await pub.unpublish(url('origin'))).toBe(200);
-    expect(await eventually(async () => (await cluster.dump('edge-2')).sessions === 0, 5000)).toBe(true);
+    expect(await eventually(async () => (await fixture.cluster.dump('edge-2')).sessions === 0, 5000)).toBe(
+      true,
+    );
     expect(
       await eventually(async () => (await renditions()).every((job) => job.name !== 'finale~180p'), 5000),
     ).toBe(true);
   }, 40_000);
 
   it('starts a rendition elsewhere when its transcoder dies', async () => {
-    await cluster.add({ id: 'transcoder-2', role: 'transcoder', region: 'a' });
+    await fixture.cluster.add({ id: 'transcoder-2', role: 'transcoder', region: 'a' });
     const pub = publisher();
     expect((await pub.publish(url('origin'), 'moving')).status).toBe(201);
     const first = viewer();
@@ -185,18 +158,21 @@ describe('transcoder nodes (real FFmpeg)', () => {
     await first.waitForFrames(5, 20_000);
     const holders = [];
     for (const id of ['transcoder', 'transcoder-2']) {
-      if ((await cluster.dump(id)).renditions.some((job) => job.name === 'moving~180p')) holders.push(id);
+      if ((await fixture.cluster.dump(id)).renditions.some((job) => job.name === 'moving~180p'))
+        holders.push(id);
     }
     expect(holders).toHaveLength(1);
     const [dead] = holders as [string];
     const survivor = dead === 'transcoder' ? 'transcoder-2' : 'transcoder';
-    cluster.kill(dead);
+    fixture.cluster.kill(dead);
     // The rendition's claim expires; the edge ends its viewers (source gone) within seconds.
-    expect(await eventually(async () => (await cluster.dump('edge-1')).sessions === 0, 10_000)).toBe(true);
+    expect(await eventually(async () => (await fixture.cluster.dump('edge-1')).sessions === 0, 10_000)).toBe(
+      true,
+    );
     const second = viewer();
     expect((await second.play(url('edge-1'), 'moving', { query: '?profile=180p' })).status).toBe(201);
     await second.waitForFrames(5, 20_000);
-    expect((await cluster.dump(survivor)).renditions.map((job) => job.name)).toContain('moving~180p');
+    expect((await fixture.cluster.dump(survivor)).renditions.map((job) => job.name)).toContain('moving~180p');
     await pub.unpublish(url('origin'));
   }, 60_000);
 });
