@@ -65,5 +65,19 @@ export function defaultNumbering(codec: types.RtpCodecParameters): PlannedCodec 
     : { codec: routerCodec, payloadType: codec.payloadType };
 }
 
+/**
+ * A router codec as the RTP parameters of media fed to the router from inside the node
+ * (FFmpeg's output, a stable producer): its preferred payload type, no RTCP feedback to negotiate.
+ */
+export function internalCodecParameters(capability: types.RtpCodecCapability): types.RtpCodecParameters {
+  return {
+    mimeType: capability.mimeType,
+    payloadType: capability.preferredPayloadType!,
+    clockRate: capability.clockRate,
+    parameters: capability.parameters ?? {},
+    rtcpFeedback: [],
+  };
+}
+
 /** Human-readable list for error messages ("no supported codec; supported: …"). */
 export const SUPPORTED_CODECS_TEXT = 'audio Opus; video VP8 or H.264 (packetization-mode=1)';

@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import type { types } from 'mediasoup';
 import type { Logger } from '../logger.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
@@ -6,7 +5,7 @@ import type { PlannedCodec } from '../media/payloadTypes.js';
 import { Stream } from '../media/Stream.js';
 import { codecMatches, isRtx } from '../sdp/translate.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { RtpRewriter } from './RtpRewriter.js';
+import { StableProducer } from './StableProducer.js';
 import type { UpstreamLink } from './UpstreamLink.js';
 
 export type RelayedStreamEvents = {
@@ -15,10 +14,7 @@ export type RelayedStreamEvents = {
 
 /** One of the stream's tracks: the stable producer viewers consume, fed from whatever upstream. */
 interface StableTrack {
-  kind: types.MediaKind;
-  codec: types.RtpCodecParameters;
-  producer: types.Producer;
-  rewriter: RtpRewriter;
+  stable: StableProducer;
   /** The current upstream's consumer feeding this track. */
   feed?: types.Consumer;
 }
@@ -78,30 +74,15 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
       const directTransport = await stream.origin.router.createDirectTransport();
       const tracks: StableTrack[] = [];
       for (const upstream of link.producers) {
-        const codec = mediaCodecOf(upstream.rtpParameters);
-        const ssrc = randomInt(1, 0xffffffff);
-        const producer = await directTransport.produce({
+        const stable = await StableProducer.create(directTransport, {
           kind: upstream.kind,
-          rtpParameters: {
-            codecs: [codec],
-            headerExtensions: upstream.rtpParameters.headerExtensions ?? [],
-            encodings: [{ ssrc }],
-            rtcp: { cname: upstream.rtpParameters.rtcp?.cname ?? `relay-${name}`, reducedSize: true },
-          },
+          codec: mediaCodecOf(upstream.rtpParameters),
+          headerExtensions: upstream.rtpParameters.headerExtensions ?? [],
+          cname: upstream.rtpParameters.rtcp?.cname ?? `relay-${name}`,
           appData: { stream: name, stable: true },
         });
-        stream.addProducer(producer);
-        tracks.push({
-          kind: upstream.kind,
-          codec,
-          producer,
-          rewriter: new RtpRewriter({
-            outSsrc: ssrc,
-            outPayloadType: codec.payloadType,
-            clockRate: codec.clockRate,
-            mimeType: codec.mimeType,
-          }),
-        });
+        stream.addProducer(stable.producer);
+        tracks.push({ stable });
       }
       const relayed = new RelayedStream(stream, directTransport, tracks, logger.child({ stream: name }));
       await relayed.attach(link, options.claimId);
@@ -130,12 +111,7 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
 
   /** Packets forwarded / held back per kind (introspection, tests). */
   get counters(): Record<string, { forwarded: number; dropped: number }> {
-    return Object.fromEntries(
-      this.#tracks.map((track) => [
-        track.kind,
-        { forwarded: track.rewriter.forwarded, dropped: track.rewriter.dropped },
-      ]),
-    );
+    return Object.fromEntries(this.#tracks.map((track) => [track.stable.kind, track.stable.counters]));
   }
 
   /**
@@ -147,11 +123,12 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
     const pairs = this.#tracks.map((track) => {
       const upstream = link.producers.find(
         (producer) =>
-          producer.kind === track.kind && codecMatches(mediaCodecOf(producer.rtpParameters), track.codec),
+          producer.kind === track.stable.kind &&
+          codecMatches(mediaCodecOf(producer.rtpParameters), track.stable.codec),
       );
       if (!upstream) {
         throw new IncompatibleSourceError(
-          `upstream ${link.source.nodeId} has no ${track.codec.mimeType} ${track.kind} track for ${this.name}`,
+          `upstream ${link.source.nodeId} has no ${track.stable.codec.mimeType} ${track.stable.kind} track for ${this.name}`,
         );
       }
       return { track, upstream };
@@ -166,11 +143,9 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
       const feed = feeds[index]!;
       track.feed?.close();
       track.feed = feed;
-      track.rewriter.switchInput();
+      track.stable.switchInput();
       feed.on('rtp', (packet) => {
-        if (track.feed !== feed) return;
-        const rewritten = track.rewriter.rewrite(packet, Date.now());
-        if (rewritten) track.producer.send(rewritten);
+        if (track.feed === feed) track.stable.send(packet);
       });
     });
     this.#link = link;
@@ -191,7 +166,7 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
 
   requestKeyFrame(): void {
     for (const track of this.#tracks) {
-      if (track.kind === 'video' && track.feed && !track.feed.closed) {
+      if (track.stable.kind === 'video' && track.feed && !track.feed.closed) {
         track.feed.requestKeyFrame().catch(() => undefined);
       }
     }

@@ -3,6 +3,7 @@ import { createSocket } from 'node:dgram';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
+import { internalCodecParameters } from '../media/codecs.js';
 import { TypedEmitter } from '../TypedEmitter.js';
 import { FfmpegProcess, ffmpegArgs, inputSdp } from './ffmpeg.js';
 import type { Profile } from './profiles.js';
@@ -119,22 +120,12 @@ export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
       });
       transports.push(fromFfmpeg);
       await fromFfmpeg.connect({ ip: '127.0.0.1', port: localPort });
-      const payloadType = outputCodec.preferredPayloadType!;
-      const ssrc = randomInt(1, 0x7fffffff);
+      const codec = internalCodecParameters(outputCodec);
+      const payloadType = codec.payloadType;
+      const ssrc = randomInt(1, 0x7fffffff); // FFmpeg takes a signed 32-bit -ssrc
       const raw = await fromFfmpeg.produce({
         kind: 'video',
-        rtpParameters: {
-          codecs: [
-            {
-              mimeType: outputCodec.mimeType,
-              payloadType,
-              clockRate: outputCodec.clockRate,
-              parameters: outputCodec.parameters ?? {},
-              rtcpFeedback: [],
-            },
-          ],
-          encodings: [{ ssrc }],
-        },
+        rtpParameters: { codecs: [codec], encodings: [{ ssrc }] },
       });
       const feed = await options.direct.consume({
         producerId: raw.id,

@@ -1,14 +1,13 @@
-import { randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
 import type { Logger } from '../logger.js';
-import { defaultNumbering, PUBLISHABLE_CODECS } from '../media/codecs.js';
+import { defaultNumbering, internalCodecParameters, PUBLISHABLE_CODECS } from '../media/codecs.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
 import { DEFAULT_PLAN_KEY, type PlannedCodec } from '../media/payloadTypes.js';
 import { Stream, type StreamRouter } from '../media/Stream.js';
-import { RtpRewriter } from '../relay/RtpRewriter.js';
+import { StableProducer } from '../relay/StableProducer.js';
 import { codecMatches, isRtx } from '../sdp/translate.js';
 import { TypedEmitter } from '../TypedEmitter.js';
 import { FfmpegLeg } from './FfmpegLeg.js';
@@ -52,8 +51,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
   readonly #outputCodec: types.RtpCodecCapability;
   readonly #direct: types.DirectTransport;
   /** What viewers get: continuous across FFmpeg restarts. */
-  readonly #videoProducer: types.Producer;
-  readonly #rewriter: RtpRewriter;
+  readonly #video: StableProducer;
   readonly #dir: string;
   readonly #logger: Logger;
   #leg: FfmpegLeg | undefined;
@@ -72,8 +70,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
       sourceVideo: types.Producer;
       outputCodec: types.RtpCodecCapability;
       direct: types.DirectTransport;
-      videoProducer: types.Producer;
-      rewriter: RtpRewriter;
+      video: StableProducer;
       dir: string;
     },
   ) {
@@ -86,8 +83,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
     this.#sourceVideo = parts.sourceVideo;
     this.#outputCodec = parts.outputCodec;
     this.#direct = parts.direct;
-    this.#videoProducer = parts.videoProducer;
-    this.#rewriter = parts.rewriter;
+    this.#video = parts.video;
     this.#dir = parts.dir;
     this.#logger = options.logger.child({ rendition: options.name });
     options.source.once('close', (reason) => this.close(`source ended: ${reason}`));
@@ -119,25 +115,13 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
         (codec) => codec.kind === 'video' && !isRtx(codec) && codecMatches(codec, videoCodec),
       )!;
       const direct = await stream.origin.router.createDirectTransport();
-      const stableSsrc = randomInt(1, 0x7fffffff);
-      const videoProducer = await direct.produce({
+      const video = await StableProducer.create(direct, {
         kind: 'video',
-        rtpParameters: {
-          codecs: [
-            {
-              mimeType: outputCodec.mimeType,
-              payloadType: outputCodec.preferredPayloadType!,
-              clockRate: outputCodec.clockRate,
-              parameters: outputCodec.parameters ?? {},
-              rtcpFeedback: [],
-            },
-          ],
-          encodings: [{ ssrc: stableSsrc }],
-          rtcp: { cname: `rendition-${name}`, reducedSize: true },
-        },
+        codec: internalCodecParameters(outputCodec),
+        cname: `rendition-${name}`,
         appData: { rendition: name },
       });
-      stream.addProducer(videoProducer);
+      stream.addProducer(video.producer);
       if (sourceAudio) {
         const { pipeProducer } = await source.origin.router.pipeToRouter({
           producerId: sourceAudio.id,
@@ -152,13 +136,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
         sourceVideo: sourceRouter.producers[source.producers.indexOf(sourceVideo)]!,
         outputCodec,
         direct,
-        videoProducer,
-        rewriter: new RtpRewriter({
-          outSsrc: stableSsrc,
-          outPayloadType: outputCodec.preferredPayloadType!,
-          clockRate: outputCodec.clockRate,
-          mimeType: outputCodec.mimeType,
-        }),
+        video,
         dir,
       });
       await job.#startLeg();
@@ -202,10 +180,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
       attempt,
       onPacket: (packet) => {
         if (this.#leg !== leg) return;
-        const rewritten = this.#rewriter.rewrite(packet, Date.now());
-        if (!rewritten) return;
-        this.#videoProducer.send(rewritten);
-        if (this.#keyFrameTimer) this.#outputArrived();
+        if (this.#video.send(packet) && this.#keyFrameTimer) this.#outputArrived();
       },
     });
     if (this.#closed) {
@@ -231,7 +206,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
     // Back off a little from one restart to the next: a crash loop must not spin.
     const delayMs = Math.min(2000, 250 * 2 ** (this.#restarts.length - 1));
     this.#logger.warn({ code, signal, stderr: stderrTail, delayMs }, 'ffmpeg exited; restarting');
-    this.#rewriter.switchInput();
+    this.#video.switchInput();
     this.#restartTimer = setTimeout(() => {
       if (this.#closed) return;
       this.#startLeg().catch((error: Error) => this.close(`cannot restart ffmpeg: ${error.message}`));
