@@ -101,14 +101,7 @@ export async function whipPublish(endpoint, stream, token) {
   for (const track of stream.getTracks()) {
     pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
   }
-  const session = new WhipWhepSession(endpoint, pc, token);
-  try {
-    await session.start();
-  } catch (error) {
-    pc.close();
-    throw error;
-  }
-  return session;
+  return startOrClose(new WhipWhepSession(endpoint, pc, token), pc);
 }
 
 /** Plays via WHEP; `onTrack(MediaStream)` receives the remote stream as tracks arrive. */
@@ -121,7 +114,11 @@ export async function whepPlay(endpoint, onTrack) {
     remote.addTrack(event.track);
     onTrack(remote);
   });
-  const session = new WhipWhepSession(endpoint, pc);
+  return startOrClose(new WhipWhepSession(endpoint, pc), pc);
+}
+
+/** Starts `session`; a session that cannot start leaves no peer connection behind. */
+async function startOrClose(session, pc) {
   try {
     await session.start();
   } catch (error) {

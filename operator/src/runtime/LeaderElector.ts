@@ -142,18 +142,13 @@ export class LeaderElector {
       );
       if (lease.spec?.holderIdentity !== this.identity) return;
       const now = this.#now();
-      await this.#client.replace(
-        LEASE_TYPE,
+      await this.#replaceLease(
+        lease,
         {
-          ...lease,
-          metadata: { ...lease.metadata, name: this.#name, namespace: this.#namespace },
-          spec: {
-            ...lease.spec,
-            holderIdentity: '',
-            leaseDurationSeconds: 1,
-            renewTime: microTime(now),
-            acquireTime: microTime(now),
-          },
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          renewTime: microTime(now),
+          acquireTime: microTime(now),
         },
         request,
       );
@@ -251,23 +246,16 @@ export class LeaderElector {
     }
     const ours = holder === this.identity;
     try {
-      const updated = LeaseSchema.parse(
-        await this.#client.replace(
-          LEASE_TYPE,
-          {
-            ...lease,
-            metadata: { ...lease.metadata, name: this.#name, namespace: this.#namespace },
-            spec: {
-              ...lease.spec,
-              holderIdentity: this.identity,
-              leaseDurationSeconds,
-              acquireTime: ours && lease.spec?.acquireTime ? lease.spec.acquireTime : microTime(now),
-              renewTime: microTime(now),
-              leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + (ours ? 0 : 1),
-            },
-          },
-          request,
-        ),
+      const updated = await this.#replaceLease(
+        lease,
+        {
+          holderIdentity: this.identity,
+          leaseDurationSeconds,
+          acquireTime: ours && lease.spec?.acquireTime ? lease.spec.acquireTime : microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + (ours ? 0 : 1),
+        },
+        request,
       );
       this.#observed = { lease: updated, at: now };
       return true;
@@ -277,6 +265,25 @@ export class LeaderElector {
         cause: error,
       });
     }
+  }
+
+  /** Writes `lease` back with `spec` changes; the resourceVersion makes a concurrent write a 409. */
+  async #replaceLease(
+    lease: LeaseObject,
+    spec: Partial<NonNullable<LeaseObject['spec']>>,
+    request: { signal: AbortSignal },
+  ): Promise<LeaseObject> {
+    return LeaseSchema.parse(
+      await this.#client.replace(
+        LEASE_TYPE,
+        {
+          ...lease,
+          metadata: { ...lease.metadata, name: this.#name, namespace: this.#namespace },
+          spec: { ...lease.spec, ...spec },
+        },
+        request,
+      ),
+    );
   }
 
   #reportHolder(callbacks: LeadershipCallbacks): void {
