@@ -48,7 +48,7 @@ export class TestCluster {
       try {
         return await this.#startOnce(spec);
       } catch (error) {
-        if (attempt >= 3 || !/exited with 1 during start/.test((error as Error).message)) throw error;
+        if (attempt >= 3 || !/during start: .*cannot listen/.test((error as Error).message)) throw error;
       }
     }
   }

@@ -32,15 +32,25 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
       ...env,
       PORT: port,
     },
-    stdio: ['ignore', logFile, 'inherit'],
+    stdio: ['ignore', logFile, 'pipe'],
+  });
+  // Passed through as before; the last lines also go into a start failure's error.
+  let stderrTail = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000);
   });
   if (typeof logFile === 'number') closeSync(logFile);
   const baseUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`media node exited with ${child.exitCode} during start`);
+    if (child.exitCode !== null) {
+      if (!child.stderr!.closed) await once(child.stderr!, 'close');
+      const said = stderrTail.trim().split('\n').at(-1);
+      throw new Error(`media node exited with ${child.exitCode} during start${said ? `: ${said}` : ''}`);
+    }
     try {
-      const response = await fetch(`${baseUrl}/readyz`);
+      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
       if (response.ok) break;
     } catch {
       // not listening yet

@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { spawnNode } from '../helpers/node-process.js';
 import { TestPublisher, TestViewer } from '../helpers/peers.js';
-import { freeTcpPort, portBlock } from '../helpers/ports.js';
+import { freeTcpPort, freeTcpPorts, portBlock } from '../helpers/ports.js';
 
 const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.url));
 
@@ -46,6 +47,31 @@ describe('media node process', () => {
       viewer.close();
       publisher.close();
       node.child.kill('SIGKILL');
+    }
+  });
+
+  it.each([
+    ['HTTP', 'PORT'],
+    ['WebRTC', 'RTC_PORT'],
+  ])('exits 1 with one line naming the address when its %s port is taken', async (_label, variable) => {
+    const [httpPort, takenPort] = (await freeTcpPorts(2)) as [number, number];
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(takenPort, '127.0.0.1', resolve));
+    try {
+      const env: Record<string, string> = {
+        RTC_LISTEN_IP: '127.0.0.1',
+        RTC_PORT: String(portBlock(1)),
+        WORKERS: '1',
+        PORT: String(httpPort),
+      };
+      env[variable] = String(takenPort);
+      await expect(spawnNode(env)).rejects.toThrow(
+        new RegExp(
+          `exited with 1 during start: rtccdn media-node: cannot listen (for WebRTC )?on [\\d.]+:${takenPort}\\b`,
+        ),
+      );
+    } finally {
+      squatter.close();
     }
   });
 });
