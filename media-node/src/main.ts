@@ -57,7 +57,6 @@ async function main(): Promise<void> {
   }
   logger.info(
     {
-      role: config.role,
       aclDefaultPolicy: config.access.defaultPolicy,
       http: `http://${config.host}:${config.httpPort}`,
       ...(config.cluster
