@@ -19,21 +19,11 @@ import {
   StreamACLSchema,
   StreamACLSpecSchema,
 } from '../../operator/src/api/v1alpha1.js';
-import {
-  type CommandResult,
-  ensureKubeTestEnvBinaries,
-  type KubeTestEnv,
-  startKubeTestEnv,
-} from '../helpers/kube-testenv.js';
+import { ensureKubeTestEnvBinaries, type KubeTestEnv, startKubeTestEnv } from '../helpers/kube-testenv.js';
+import { CRDS_DIR, ok, waitForCrdsEstablished } from './support.js';
 
-const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
 const EXAMPLES_DIR = fileURLToPath(new URL('../../crds/examples/', import.meta.url));
 const API_VERSION = 'rtccdn.io/v1alpha1';
-
-function ok(result: CommandResult): string {
-  if (result.code !== 0) throw new Error(`kubectl failed (exit ${result.code}): ${result.stderr}`);
-  return result.stdout;
-}
 
 function example(file: string): Record<string, unknown> & { spec: Record<string, unknown> } {
   return parse(readFileSync(`${EXAMPLES_DIR}${file}`, 'utf8'));
@@ -99,16 +89,7 @@ describe('CRDs on a real kube-apiserver', () => {
     expect(applied).toContain('customresourcedefinition.apiextensions.k8s.io/cdns.rtccdn.io created');
     expect(applied).toContain('customresourcedefinition.apiextensions.k8s.io/nodes.rtccdn.io created');
     expect(applied).toContain('customresourcedefinition.apiextensions.k8s.io/streamacls.rtccdn.io created');
-    ok(
-      await env.kubectl(
-        ['wait', '--for=condition=Established', '--timeout=60s'].concat([
-          'crd/cdns.rtccdn.io',
-          'crd/nodes.rtccdn.io',
-          'crd/streamacls.rtccdn.io',
-        ]),
-        { timeoutMs: 70_000 },
-      ),
-    );
+    await waitForCrdsEstablished(env);
     for (const generated of customResourceDefinitions()) {
       const crd = await getJson('crd', generated.metadata.name);
       const conditions = crd.status.conditions as { type: string; status: string; message: string }[];

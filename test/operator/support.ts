@@ -53,23 +53,28 @@ export async function kubectlGet<T>(
   return JSON.parse(result.stdout) as T;
 }
 
+/** Waits until the API server serves every rtccdn CRD (condition Established). */
+export async function waitForCrdsEstablished(env: KubeTestEnv): Promise<void> {
+  ok(
+    await env.kubectl(
+      ['wait', '--for=condition=Established', '--timeout=60s'].concat([
+        'crd/cdns.rtccdn.io',
+        'crd/nodes.rtccdn.io',
+        'crd/streamacls.rtccdn.io',
+      ]),
+      { timeoutMs: 70_000 },
+    ),
+    'kubectl wait crds',
+  );
+}
+
 /** A fresh API server with the rtccdn CRDs installed and Established. */
 export async function startApiServerWithCrds(apiServerArgs: string[] = []): Promise<KubeTestEnv> {
   const binDir = await ensureKubeTestEnvBinaries();
   const env = await startKubeTestEnv({ binDir, apiServerArgs });
   try {
     ok(await env.kubectl(['apply', '-f', CRDS_DIR]), 'kubectl apply crds');
-    ok(
-      await env.kubectl(
-        ['wait', '--for=condition=Established', '--timeout=60s'].concat([
-          'crd/cdns.rtccdn.io',
-          'crd/nodes.rtccdn.io',
-          'crd/streamacls.rtccdn.io',
-        ]),
-        { timeoutMs: 70_000 },
-      ),
-      'kubectl wait crds',
-    );
+    await waitForCrdsEstablished(env);
   } catch (error) {
     await env.stop();
     throw error;
