@@ -6,28 +6,37 @@
 import { RedisAclStore } from '../../../media-node/src/acl/AclStore.js';
 import type { Logger } from '../logger.js';
 
+/**
+ * How long a new connection may take to come up before its first command is tried anyway (and,
+ * with Redis really down, fails as RedisUnavailable). The store does not queue commands while it
+ * connects, so without this wait the first ACL after a start would fail and wait for a retry.
+ */
+const FIRST_CONNECT_WAIT_MS = 5000;
+
 export class AclStores {
-  readonly #stores = new Map<string, RedisAclStore>();
+  readonly #stores = new Map<string, { store: RedisAclStore; firstConnect: Promise<void> }>();
   readonly #logger: Logger;
 
   constructor(logger: Logger) {
     this.#logger = logger;
   }
 
-  get(url: string, prefix: string): RedisAclStore {
+  async get(url: string, prefix: string): Promise<RedisAclStore> {
     const key = `${prefix}\n${url}`;
-    let store = this.#stores.get(key);
-    if (!store) {
+    let entry = this.#stores.get(key);
+    if (!entry) {
       // The operator only writes: no subscription to change messages.
-      store = new RedisAclStore({ redisUrl: url, prefix, subscribe: false, logger: this.#logger });
-      this.#stores.set(key, store);
+      const store = new RedisAclStore({ redisUrl: url, prefix, subscribe: false, logger: this.#logger });
+      entry = { store, firstConnect: store.connected(FIRST_CONNECT_WAIT_MS) };
+      this.#stores.set(key, entry);
     }
-    return store;
+    await entry.firstConnect;
+    return entry.store;
   }
 
   async closeAll(): Promise<void> {
-    const stores = [...this.#stores.values()];
+    const entries = [...this.#stores.values()];
     this.#stores.clear();
-    await Promise.all(stores.map((store) => store.close()));
+    await Promise.all(entries.map((entry) => entry.store.close()));
   }
 }

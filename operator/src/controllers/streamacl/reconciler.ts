@@ -8,6 +8,8 @@
  * Deleting a StreamACL removes its keys from Redis before the object goes (a finalizer):
  * Kubernetes' garbage collector does not reach into Redis.
  */
+
+import type { RedisAclStore } from '../../../../media-node/src/acl/AclStore.js';
 import { deriveAclHashKey } from '../../../../media-node/src/acl/hashing.js';
 import { type CDN, CDNSchema, type StreamACL, StreamACLSchema } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
@@ -114,7 +116,7 @@ export class StreamAclReconciler implements Reconciler {
   }
 
   /** Where the keys go: the CDN's Redis (and prefix), hashed with its cluster secret. */
-  async #target(acl: StreamACL): Promise<Resolved<{ store: ReturnType<AclStores['get']>; hashKey: Buffer }>> {
+  async #target(acl: StreamACL): Promise<Resolved<{ store: RedisAclStore; hashKey: Buffer }>> {
     const namespace = acl.metadata.namespace ?? 'default';
     const cachedCdn = this.#options.cdns.get(namespace, acl.spec.cdnRef.name);
     const cdn = cachedCdn && CDNSchema.safeParse(cachedCdn);
@@ -141,7 +143,7 @@ export class StreamAclReconciler implements Reconciler {
     return {
       ok: true,
       value: {
-        store: this.#options.stores.get(redis.value.url, redis.value.prefix),
+        store: await this.#options.stores.get(redis.value.url, redis.value.prefix),
         hashKey: deriveAclHashKey(clusterSecret),
       },
     };
@@ -220,6 +222,20 @@ export class StreamAclReconciler implements Reconciler {
    */
   async #finalize(acl: StreamACL): Promise<ReconcileResult | undefined> {
     if (!acl.metadata.finalizers?.includes(STREAM_ACL_FINALIZER)) return undefined;
+    // The cache can still hold the object after an earlier pass let it go. Acting on that copy
+    // would remove keys a successor has written since, and an apply to remove the finalizer
+    // from an object that no longer exists would create it again. Act only on the live object.
+    const live = (await this.#options.client.get(
+      STREAM_ACL_TYPE,
+      acl.metadata.namespace,
+      acl.metadata.name ?? '',
+    )) as StreamACL | undefined;
+    if (
+      live?.metadata.uid !== acl.metadata.uid ||
+      !live?.metadata.finalizers?.includes(STREAM_ACL_FINALIZER)
+    ) {
+      return undefined;
+    }
     const successor = patternOwner(
       this.#claimants(acl).filter((other) => other.metadata.name !== acl.metadata.name),
     );

@@ -1,0 +1,83 @@
+import { describe, expect, it } from '@jest/globals';
+import { pino } from 'pino';
+import {
+  STREAM_ACL_FINALIZER,
+  StreamAclReconciler,
+} from '../../operator/src/controllers/streamacl/reconciler.js';
+import type { KubeClient } from '../../operator/src/kube/client.js';
+import type { EventSink } from '../../operator/src/kube/events.js';
+import type { AclStores } from '../../operator/src/redis/AclStores.js';
+import type { ListWatch } from '../../operator/src/runtime/ListWatch.js';
+
+/**
+ * Finalizing acts on the live object, not on the cache: the cache can still show a StreamACL
+ * whose finalizer an earlier pass removed. (The API server and Redis are faked here: the test
+ * is about which copy the reconciler trusts; streamacl.test.ts runs the real ones.)
+ */
+describe('StreamACL finalizer and a stale cache', () => {
+  const deleting = {
+    apiVersion: 'rtccdn.io/v1alpha1',
+    kind: 'StreamACL',
+    metadata: {
+      name: 'old',
+      namespace: 'media',
+      uid: 'uid-old',
+      resourceVersion: '10',
+      deletionTimestamp: '2026-11-25T00:00:00Z',
+      finalizers: [STREAM_ACL_FINALIZER],
+    },
+    spec: {
+      cdnRef: { name: 'cdn' },
+      stream: 'show',
+      keys: [{ id: 'k', value: 'a-key-of-16-chars-or-more' }],
+    },
+  };
+
+  function reconcilerWith(live: unknown) {
+    const applied: unknown[] = [];
+    const client = {
+      get: async () => live,
+      apply: async (_type: unknown, object: unknown) => {
+        applied.push(object);
+        return object;
+      },
+    } as unknown as KubeClient;
+    const cache = (objects: unknown[]) =>
+      ({
+        get: (_namespace: string, name: string) =>
+          objects.find((object) => (object as typeof deleting).metadata.name === name),
+        list: () => objects,
+      }) as unknown as ListWatch;
+    const reconciler = new StreamAclReconciler({
+      client,
+      streamAcls: cache([deleting]),
+      cdns: cache([]), // no CDN: nothing to clean in Redis, only the finalizer to remove
+      secrets: cache([]),
+      stores: {} as AclStores,
+      events: {} as EventSink,
+      logger: pino({ level: 'silent' }),
+    });
+    return { reconciler, applied };
+  }
+
+  it('does nothing when the object is already gone from the API server', async () => {
+    const { reconciler, applied } = reconcilerWith(undefined);
+    expect(await reconciler.reconcile({ namespace: 'media', name: 'old' })).toBeUndefined();
+    expect(applied).toEqual([]); // an apply here would create the deleted object again
+  });
+
+  it('does nothing when the name now belongs to another object', async () => {
+    const { reconciler, applied } = reconcilerWith({
+      ...deleting,
+      metadata: { ...deleting.metadata, uid: 'uid-new', deletionTimestamp: undefined },
+    });
+    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    expect(applied).toEqual([]);
+  });
+
+  it('removes its finalizer when the live object still carries it', async () => {
+    const { reconciler, applied } = reconcilerWith(deleting);
+    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    expect(applied).toEqual([{ metadata: { name: 'old', namespace: 'media', finalizers: [] } }]);
+  });
+});
