@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
-import { RedisAclStore } from '../../media-node/src/acl/AclStore.js';
+import { RedisAclStore, UNCHANGED } from '../../media-node/src/acl/AclStore.js';
 import type { StoredKey } from '../../media-node/src/acl/model.js';
 import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
 import { createLogger } from '../../media-node/src/logger.js';
@@ -52,6 +52,24 @@ describe('ACL store and cache (real redis-server)', () => {
       Array.from({ length: 10 }, (_, index) => `k${index}`).sort(),
     );
     expect((await a.version()).version).toBe(10);
+  });
+
+  it('stamps the writer as owner, and leaves a record alone when the change says UNCHANGED', async () => {
+    const a = await store('owner:');
+    const written = await a.update('show', () => [key('k1')], { owner: 'uid-new' });
+    expect(written?.owner).toBe('uid-new');
+    expect((await a.get('show'))?.owner).toBe('uid-new');
+    const before = await a.version();
+
+    // A removal on behalf of another owner (a deleted StreamACL) must not take it.
+    const kept = await a.update('show', (current) => (current?.owner === 'uid-old' ? undefined : UNCHANGED));
+    expect(kept?.keys).toEqual([key('k1')]);
+    expect(await a.version()).toEqual(before); // no write, no change message
+    await a.update('show', (current) => (current?.owner === 'uid-new' ? undefined : UNCHANGED));
+    expect(await a.get('show')).toBeUndefined();
+
+    const unowned = await a.update('other', () => [key('k2')]);
+    expect(unowned).not.toHaveProperty('owner');
   });
 
   it('keeps an edge cache current through change messages, most specific pattern first', async () => {

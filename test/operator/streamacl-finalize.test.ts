@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
+import { MemoryAclStore } from '../../media-node/src/acl/AclStore.js';
 import {
   STREAM_ACL_FINALIZER,
   StreamAclReconciler,
@@ -33,7 +34,24 @@ describe('StreamACL finalizer and a stale cache', () => {
     },
   };
 
-  function reconcilerWith(live: unknown) {
+  const cdn = {
+    apiVersion: 'rtccdn.io/v1alpha1',
+    kind: 'CDN',
+    metadata: { name: 'cdn', namespace: 'media', uid: 'uid-cdn' },
+    spec: {
+      image: 'rtccdn/media-node:test',
+      redis: { url: 'redis://127.0.0.1:6379' },
+      regions: [{ name: 'a' }],
+    },
+  };
+  const clusterSecret = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'cdn-cluster', namespace: 'media' },
+    data: { clusterSecret: Buffer.from('a-cluster-secret-of-some-length').toString('base64') },
+  };
+
+  function reconcilerWith(live: unknown, withCdn?: { store: MemoryAclStore }) {
     const applied: unknown[] = [];
     const client = {
       get: async () => live,
@@ -51,9 +69,10 @@ describe('StreamACL finalizer and a stale cache', () => {
     const reconciler = new StreamAclReconciler({
       client,
       streamAcls: cache([deleting]),
-      cdns: cache([]), // no CDN: nothing to clean in Redis, only the finalizer to remove
-      secrets: cache([]),
-      stores: {} as AclStores,
+      // Without a CDN there is nothing to clean in Redis, only the finalizer to remove.
+      cdns: cache(withCdn ? [cdn] : []),
+      secrets: cache(withCdn ? [clusterSecret] : []),
+      stores: { get: async () => withCdn?.store } as unknown as AclStores,
       events: {} as EventSink,
       logger: pino({ level: 'silent' }),
     });
@@ -79,5 +98,23 @@ describe('StreamACL finalizer and a stale cache', () => {
     const { reconciler, applied } = reconcilerWith(deleting);
     await reconciler.reconcile({ namespace: 'media', name: 'old' });
     expect(applied).toEqual([{ metadata: { name: 'old', namespace: 'media', finalizers: [] } }]);
+  });
+
+  it('leaves the keys a StreamACL created since has written for the same stream', async () => {
+    const store = new MemoryAclStore();
+    await store.update('show', () => [{ id: 'k', hash: 'b'.repeat(64) }], { owner: 'uid-new' });
+    const { reconciler, applied } = reconcilerWith(deleting, { store });
+    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    expect((await store.get('show'))?.owner).toBe('uid-new');
+    expect(applied).toHaveLength(1); // and it lets the old object go
+  });
+
+  it('removes the keys it wrote itself', async () => {
+    const store = new MemoryAclStore();
+    await store.update('show', () => [{ id: 'k', hash: 'b'.repeat(64) }], { owner: 'uid-old' });
+    const { reconciler, applied } = reconcilerWith(deleting, { store });
+    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    expect(await store.get('show')).toBeUndefined();
+    expect(applied).toHaveLength(1);
   });
 });

@@ -45,23 +45,27 @@ export interface AclStore extends TypedEmitter<AclStoreEvents> {
   version(): Promise<{ epoch: string; version: number }>;
   /**
    * Atomically replaces the ACL of `pattern` with what `change` computes from the current
-   * one (undefined current = none). `change` returning undefined deletes it; returning the
-   * current keys unchanged is still a write. Retries when a concurrent writer got there first.
+   * one (undefined current = none). `change` returning undefined deletes it, UNCHANGED leaves it
+   * as it is (no write); returning the current keys is still a write. The record is stamped
+   * with `options.owner`. Retries when a concurrent writer got there first.
    */
-  update(
-    pattern: string,
-    change: (current: AclRecord | undefined) => StoredKey[] | undefined,
-  ): Promise<AclRecord | undefined>;
+  update(pattern: string, change: AclUpdate, options?: { owner?: string }): Promise<AclRecord | undefined>;
   close(): Promise<void>;
 }
+
+/** What an update's `change` may return to leave the record as it is. */
+export const UNCHANGED = Symbol('unchanged');
+
+/** New keys for a pattern from its current record; undefined deletes it. */
+export type AclUpdate = (current: AclRecord | undefined) => StoredKey[] | undefined | typeof UNCHANGED;
 
 /** A failed ACL store operation, with what was attempted. */
 export class AclStoreError extends Error {
   override name = 'AclStoreError';
 }
 
-function newRecord(pattern: string, keys: StoredKey[]): AclRecord {
-  return { v: ACL_RECORD_VERSION, pattern, keys, updatedAt: Date.now() };
+function newRecord(pattern: string, keys: StoredKey[], owner: string | undefined): AclRecord {
+  return { v: ACL_RECORD_VERSION, pattern, keys, updatedAt: Date.now(), ...(owner ? { owner } : {}) };
 }
 
 // --- Redis ----------------------------------------------------------------------------------------
@@ -199,14 +203,16 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
 
   async update(
     pattern: string,
-    change: (current: AclRecord | undefined) => StoredKey[] | undefined,
+    change: AclUpdate,
+    options: { owner?: string } = {},
   ): Promise<AclRecord | undefined> {
     const key = this.keys.aclRecord(pattern);
     for (let attempt = 0; attempt < 20; attempt++) {
       const currentValue = (await this.#command('read', pattern, () => this.#redis.get(key))) ?? '';
       const current = currentValue ? this.#parse(currentValue, pattern) : undefined;
       const keys = change(current);
-      const next = keys === undefined ? undefined : newRecord(pattern, keys);
+      if (keys === UNCHANGED) return current;
+      const next = keys === undefined ? undefined : newRecord(pattern, keys, options.owner);
       const reply = (await this.#command('write', pattern, () =>
         WRITE_ACL.run(
           this.#redis,
@@ -301,11 +307,13 @@ export class MemoryAclStore extends TypedEmitter<AclStoreEvents> implements AclS
 
   async update(
     pattern: string,
-    change: (current: AclRecord | undefined) => StoredKey[] | undefined,
+    change: AclUpdate,
+    options: { owner?: string } = {},
   ): Promise<AclRecord | undefined> {
     const current = this.#records.get(pattern);
     const keys = change(current);
-    const next = keys === undefined ? undefined : newRecord(pattern, keys);
+    if (keys === UNCHANGED) return current;
+    const next = keys === undefined ? undefined : newRecord(pattern, keys, options.owner);
     if (next) this.#records.set(pattern, next);
     else this.#records.delete(pattern);
     this.#version++;

@@ -58,6 +58,11 @@ export const AclRecordSchema = z.object({
   keys: z.array(StoredKeySchema),
   /** When it was last written (ms, writer's clock). */
   updatedAt: z.number().int(),
+  /**
+   * Who wrote it, when the writer manages it as one object: the uid of the operator's StreamACL.
+   * Removing a deleted StreamACL's keys leaves a record another StreamACL has written since.
+   */
+  owner: z.string().min(1).max(128).optional(),
 });
 export type AclRecord = z.infer<typeof AclRecordSchema>;
 

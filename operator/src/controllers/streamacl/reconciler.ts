@@ -9,7 +9,7 @@
  * Kubernetes' garbage collector does not reach into Redis.
  */
 
-import type { RedisAclStore } from '../../../../media-node/src/acl/AclStore.js';
+import { type RedisAclStore, UNCHANGED } from '../../../../media-node/src/acl/AclStore.js';
 import { deriveAclHashKey } from '../../../../media-node/src/acl/hashing.js';
 import { type CDN, CDNSchema, type StreamACL, StreamACLSchema } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
@@ -96,8 +96,8 @@ export class StreamAclReconciler implements Reconciler {
     let wroteAt: Date | undefined;
     try {
       const current = await store.get(acl.spec.stream);
-      if (!current || !sameKeys(current.keys, desired)) {
-        await store.update(acl.spec.stream, () => desired);
+      if (!current || !sameKeys(current.keys, desired) || current.owner !== acl.metadata.uid) {
+        await store.update(acl.spec.stream, () => desired, { owner: acl.metadata.uid });
         wroteAt = this.#now();
         this.#options.logger.info(
           {
@@ -243,10 +243,17 @@ export class StreamAclReconciler implements Reconciler {
       const target = await this.#target(acl);
       if (target.ok) {
         try {
-          await target.value.store.update(acl.spec.stream, () => undefined);
+          // Only what this StreamACL wrote: one created since for the same streams may own it now.
+          let writtenByAnother = false;
+          await target.value.store.update(acl.spec.stream, (current) => {
+            writtenByAnother = current?.owner !== undefined && current.owner !== acl.metadata.uid;
+            return writtenByAnother ? UNCHANGED : undefined;
+          });
           this.#options.logger.info(
             { streamAcl: `${acl.metadata.namespace}/${acl.metadata.name}`, stream: acl.spec.stream },
-            'ACL removed from Redis',
+            writtenByAnother
+              ? 'ACL left in Redis: another StreamACL wrote it since'
+              : 'ACL removed from Redis',
           );
         } catch (error) {
           return this.#fail(acl, {
