@@ -52,7 +52,7 @@ export async function runTranscodeBench(options: {
     viewer.close();
   };
   const scrapeCpu = async () => {
-    const text = await (await fetch(`${cluster.node('transcoder').baseUrl}/metrics`)).text();
+    const text = await (await fetch(`${cluster.node('transcoder').internalUrl}/metrics`)).text();
     return Number(/^rtccdn_transcode_ffmpeg_cpu_cores (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
   };
   try {

@@ -15,6 +15,8 @@ import { renditionName } from './transcode/profiles.js';
 
 export interface ClusterMemberOptions {
   config: ClusterConfig;
+  /** Port of this node's internal API (part of the URL other nodes call). */
+  internalPort: number;
   role: Role;
   rtcListenIp: string;
   fanoutLingerMs: number;
@@ -47,7 +49,7 @@ export class ClusterMember {
   constructor(options: ClusterMemberOptions) {
     this.#options = options;
     const { config, role, pool, metrics, logger } = options;
-    const internalUrl = `http://${hostForUrl(config.internalAddress)}:${config.internalPort}`;
+    const internalUrl = `http://${hostForUrl(config.internalAddress)}:${options.internalPort}`;
     const pipe: PipeListen = {
       listenIp: options.rtcListenIp,
       announcedAddress: config.internalAddress,
@@ -81,6 +83,7 @@ export class ClusterMember {
       pool,
       liveNodeIds: async () => new Set((await this.registry.listNodes()).map((node) => node.id)),
       pipe,
+      sealer: client.sealer,
       findStream: (name) => options.localStream(name) ?? this.relayedStreams?.get(name)?.stream,
       metrics,
       logger,
@@ -145,12 +148,18 @@ export class ClusterMember {
    * The local copy of the rendition `{source}~{profile}`: relayed from the transcoder making it,
    * after asking one of this region's transcoders (least loaded first) to start it if no node
    * makes it yet. Several edges asking at once start one job: the transcoder claims the name.
+   * `beforeStart` runs (and may refuse by throwing) only when this call would start one.
    */
-  async resolveRendition(source: string, profile: string): Promise<Stream | undefined> {
+  async resolveRendition(
+    source: string,
+    profile: string,
+    beforeStart: () => void,
+  ): Promise<Stream | undefined> {
     const name = renditionName(source, profile);
     if (!(await this.#lookup(name))) {
       let starting = this.#startingRenditions.get(name);
       if (!starting) {
+        beforeStart();
         starting = this.#startRendition(source, profile, name).finally(() =>
           this.#startingRenditions.delete(name),
         );
@@ -191,16 +200,24 @@ export class ClusterMember {
     const failures: string[] = [];
     for (const transcoder of candidates) {
       try {
-        await this.#client.request('POST', transcoder.internalUrl, RENDITIONS_PATH, {
-          stream: source,
-          profile,
-        });
+        await this.#client.request(
+          'POST',
+          { nodeId: transcoder.id, internalUrl: transcoder.internalUrl },
+          RENDITIONS_PATH,
+          {
+            stream: source,
+            profile,
+          },
+        );
         return;
       } catch (error) {
         const status = error instanceof InternalCallError ? error.status : undefined;
         if (status === 409) return; // another node makes it already
         if (status === 404 || status === 400)
-          throw new HttpError(status, (error as Error).message.replace(/^.*?→ \d+: /, ''));
+          throw new HttpError(
+            status,
+            (error as InternalCallError).reason ?? 'the transcoder refused the rendition',
+          );
         failures.push(`${transcoder.id}: ${(error as Error).message}`);
         logger.warn(
           { rendition: name, transcoder: transcoder.id, err: error },

@@ -2,12 +2,14 @@ import { StreamAccess } from './acl/StreamAccess.js';
 import { ClusterMember } from './ClusterMember.js';
 import type { MediaNodeConfig } from './config.js';
 import { HttpError } from './errors.js';
-import { StreamNameSchema } from './http/names.js';
+import { PublishedStreamNameSchema, StreamNameSchema } from './http/names.js';
+import { ClientQuotas } from './limits/ClientQuotas.js';
 import type { Logger } from './logger.js';
 import type { WorkerDump } from './media/MediaWorker.js';
 import { PublisherSession } from './media/PublisherSession.js';
 import type { Session, SessionProtocol } from './media/Session.js';
 import type { Stream } from './media/Stream.js';
+import { NumberingLimitError } from './media/Stream.js';
 import { ViewerSession } from './media/ViewerSession.js';
 import { WorkerPool } from './media/WorkerPool.js';
 import { MediaNodeMetrics } from './metrics.js';
@@ -61,6 +63,8 @@ export class MediaNode {
   readonly access: StreamAccess;
   /** Renditions made on this node (transcoder and standalone roles). */
   readonly transcoder: Transcoder | undefined;
+  /** What one client (and the node) may hold: sessions connecting, rendition starts, publishes. */
+  readonly quotas: ClientQuotas;
   #closing = false;
   /** Draining (operator scale-down): no new viewers, not ready; current viewers keep playing. */
   #draining = false;
@@ -73,6 +77,7 @@ export class MediaNode {
     this.pool = pool;
     this.#bitrateTimer = setInterval(() => void this.#sampleBitrates(), BITRATE_SAMPLE_MS);
     this.#bitrateTimer.unref();
+    this.quotas = new ClientQuotas(config.limits, metrics);
     this.access = new StreamAccess({
       config: config.access,
       redis: config.cluster && {
@@ -101,6 +106,7 @@ export class MediaNode {
     if (config.cluster) {
       this.cluster = new ClusterMember({
         config: config.cluster,
+        internalPort: config.internalPort,
         role: config.role,
         rtcListenIp: config.rtcListenIp,
         fanoutLingerMs: config.fanoutLingerMs,
@@ -182,8 +188,11 @@ export class MediaNode {
     return this.#sessions;
   }
 
-  /** WHIP: negotiates a publisher for `streamName`. Throws HttpError/SdpError on refusal. */
-  async publish(streamName: string, sdp: string): Promise<PublisherSession> {
+  /**
+   * WHIP: negotiates a publisher for `streamName`. `clientIp` counts against the open-ingest
+   * quota when no PUBLISH_TOKEN guards publishing. Throws HttpError/SdpError on refusal.
+   */
+  async publish(streamName: string, sdp: string, clientIp: string): Promise<PublisherSession> {
     this.#assertAccepting();
     if (!this.acceptsPublish) {
       throw new HttpError(
@@ -191,9 +200,18 @@ export class MediaNode {
         `this node is an ${this.config.role} (WHEP playback only); publish to an origin`,
       );
     }
+    assertPublishedName(streamName);
     const offer = parseOffer(sdp);
     if (this.#streams.has(streamName) || this.#publishing.has(streamName)) {
       throw new HttpError(409, `stream "${streamName}" is already being published`);
+    }
+    // The client's own quota first (429: it asks too much), then the node's (503: try elsewhere).
+    const quota = this.config.publishToken === undefined ? this.quotas.reservePublish(clientIp) : undefined;
+    try {
+      this.quotas.checkStreamCount(this.#streams.size + this.#publishing.size);
+    } catch (error) {
+      quota?.release();
+      throw error;
     }
     this.#publishing.add(streamName);
     try {
@@ -224,7 +242,10 @@ export class MediaNode {
       });
       this.#track(session);
       this.metrics.publishers.inc();
-      session.once('close', () => this.metrics.publishers.dec());
+      session.once('close', () => {
+        this.metrics.publishers.dec();
+        quota?.release();
+      });
       this.logger.info(
         {
           stream: streamName,
@@ -235,6 +256,9 @@ export class MediaNode {
         'publish started',
       );
       return session;
+    } catch (error) {
+      quota?.release();
+      throw error;
     } finally {
       this.#publishing.delete(streamName);
     }
@@ -242,7 +266,9 @@ export class MediaNode {
 
   /**
    * WHEP: admits the viewer (access key, if the stream is protected) and attaches it to the
-   * live stream, on the least loaded worker. The session stays under access control's watch.
+   * live stream — or to its rendition in `profile`, under the source's ACL — on the least
+   * loaded worker. The grant is checked again once the session exists (the rules may have
+   * changed while a relay or rendition was being set up), then kept under watch.
    */
   async play(
     streamName: string,
@@ -256,25 +282,49 @@ export class MediaNode {
     if (this.#draining) {
       throw new HttpError(503, 'this edge is draining; play from another edge', { 'Retry-After': '1' });
     }
-    // A rendition is watched under its source's ACL: the same key, the same revocation.
+    assertPublishedName(streamName);
     const grant = this.access.admit(streamName, viewer.key, viewer.clientIp);
     const offer = parseOffer(sdp);
-    const stream = viewer.profile
-      ? await this.#rendition(streamName, viewer.profile)
-      : await this.#liveStream(streamName);
-    if (!stream || stream.closed) throw new HttpError(404, `stream "${streamName}" is not live`);
-    const session = await ViewerSession.create({
-      stream,
-      offer,
-      worker: this.pool.leastLoaded(),
-      logger: this.logger,
-      connectTimeoutMs: this.config.connectTimeoutMs,
-    });
+    // Held until the session connects: a client cannot pile up sessions that never do.
+    const pending = this.quotas.reservePendingSession(viewer.clientIp);
+    let session: ViewerSession | undefined;
+    try {
+      const stream = viewer.profile
+        ? await this.#rendition(streamName, viewer.profile, viewer.clientIp)
+        : await this.#liveStream(streamName);
+      if (!stream || stream.closed) throw new HttpError(404, `stream "${streamName}" is not live`);
+      session = await ViewerSession.create({
+        stream,
+        offer,
+        worker: this.pool.leastLoaded(),
+        logger: this.logger,
+        connectTimeoutMs: this.config.connectTimeoutMs,
+        maxNumberings: this.config.limits.maxNumberingsPerStream,
+      });
+      this.access.watch(session, grant);
+    } catch (error) {
+      pending.release();
+      session?.close('refused: access changed during setup');
+      if (error instanceof NumberingLimitError) {
+        throw this.quotas.refusal(503, 'numberings', error.message, 10);
+      }
+      throw error;
+    }
+    session.once('connected', () => pending.release());
+    session.once('close', () => pending.release());
     this.#track(session);
-    this.access.watch(session, grant);
     const viewers = this.metrics.viewers.labels({ stream: streamName });
     viewers.inc();
-    session.once('close', () => viewers.dec());
+    session.once('close', () => {
+      viewers.dec();
+      // A per-stream series lives as long as the stream has viewers here.
+      if (
+        ![...this.#sessions.values()].some(
+          (other) => other.protocol === 'whep' && other.streamName === session!.streamName,
+        )
+      )
+        this.metrics.viewers.remove({ stream: streamName });
+    });
     this.logger.info(
       { stream: streamName, session: session.id, worker: session.worker.index },
       'play started',
@@ -289,7 +339,7 @@ export class MediaNode {
   }
 
   /** The rendition of `source` in `profileName`: made here (standalone) or by a transcoder. */
-  async #rendition(source: string, profileName: string): Promise<Stream | undefined> {
+  async #rendition(source: string, profileName: string, clientIp: string): Promise<Stream | undefined> {
     const { profiles } = this.config.transcode;
     if (!profiles.some((profile) => profile.name === profileName)) {
       const valid = profiles.map((profile) => profile.name).join(', ') || '(none configured: set PROFILES)';
@@ -301,8 +351,13 @@ export class MediaNode {
     }
     const existing = this.transcoder?.find(name);
     if (existing) return existing;
-    if (this.transcoder && !this.cluster) return (await this.transcoder.start(source, profileName)).stream;
-    return this.cluster?.resolveRendition(source, profileName);
+    // Each start is an FFmpeg process: a client's starts are counted, joining a running one is not.
+    const countStart = () => this.quotas.recordRenditionStart(clientIp);
+    if (this.transcoder && !this.cluster) {
+      if (!this.transcoder.starting(name)) countStart();
+      return (await this.transcoder.start(source, profileName)).stream;
+    }
+    return this.cluster?.resolveRendition(source, profileName, countStart);
   }
 
   /** Ends a session by its resource URL parts; false when there is no such session. */
@@ -411,6 +466,7 @@ export class MediaNode {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#bitrateTimer);
+    this.quotas.close();
     this.transcoder?.close('node-shutdown');
     await this.cluster?.close();
     await this.access.close();
@@ -420,4 +476,10 @@ export class MediaNode {
     await new Promise((resolve) => setTimeout(resolve, 100));
     this.pool.close();
   }
+}
+
+/** Names a publisher may take and viewers ask for: no `~` (reserved for renditions). */
+function assertPublishedName(name: string): void {
+  const parsed = PublishedStreamNameSchema.safeParse(name);
+  if (!parsed.success) throw new HttpError(400, parsed.error.issues[0]?.message ?? 'invalid stream name');
 }

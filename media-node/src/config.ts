@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
 import type { AccessConfig } from './acl/StreamAccess.js';
@@ -88,6 +89,34 @@ export const EnvSchema = z
      */
     SOURCE_LOSS_GRACE_MS: milliseconds(0),
     HOST: z.string().min(1).default('0.0.0.0'),
+    /**
+     * Listen address of the internal port (metrics, stream list, node-to-node API). Default: HOST
+     * in a CDN (other nodes call it), loopback on a standalone node.
+     */
+    INTERNAL_HOST: optionalNonEmpty,
+    /**
+     * Proxies (IP addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed for the
+     * client address; from anyone else the header is ignored.
+     */
+    TRUSTED_PROXIES: z
+      .string()
+      .optional()
+      .transform((value, context) => {
+        const entries = (value ?? '')
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter(Boolean);
+        for (const entry of entries) {
+          if (!isAddressOrCidr(entry)) {
+            context.addIssue({
+              code: 'custom',
+              message: `must list IP addresses or CIDRs (bad entry "${entry}")`,
+            });
+            return z.NEVER;
+          }
+        }
+        return entries;
+      }),
     PORT: port.default(8080),
     RTC_PORT: port.default(40000),
     RTC_LISTEN_IP: z.ipv4({ error: 'must be an IPv4 address' }).or(z.ipv6()).default('0.0.0.0'),
@@ -100,8 +129,24 @@ export const EnvSchema = z
       .optional(),
     PUBLISH_TOKEN: optionalNonEmpty,
     LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-    /** How long a WHIP/WHEP session may take to complete ICE+DTLS before it is reclaimed. */
-    CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+    /**
+     * How long a WHIP/WHEP session may take to complete ICE+DTLS before it is reclaimed. Real
+     * clients connect within a second or two; what never connects only holds ports and routers.
+     */
+    CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
+    /** Sessions not yet connected one client (IPv4 address or IPv6 /64) may hold at once. */
+    MAX_PENDING_SESSIONS_PER_CLIENT: z.coerce.number().int().min(1).max(100_000).default(32),
+    /** Renditions one client may cause to start per minute (each is an FFmpeg process). */
+    RENDITION_STARTS_PER_CLIENT: z.coerce.number().int().min(1).max(100_000).default(4),
+    /**
+     * Distinct payload-type numberings served per stream per node (each needs routers and pipes
+     * of its own); browsers and libwebrtc share one.
+     */
+    MAX_NUMBERINGS_PER_STREAM: z.coerce.number().int().min(1).max(64).default(4),
+    /** Live streams a node holds at most (published here); more get 503. */
+    MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(1000),
+    /** Streams one client may publish at once when PUBLISH_TOKEN is unset (open ingest). */
+    MAX_PUBLISHES_PER_CLIENT: z.coerce.number().int().min(1).max(100_000).default(4),
     /** How long a per-worker fan-out pipe outlives its last viewer (viewers churn). */
     FANOUT_LINGER_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** How long SIGTERM waits for sessions to close before exiting anyway. */
@@ -155,14 +200,55 @@ export const EnvSchema = z
   .refine((env) => env.REDIS_URL === undefined || env.CLUSTER_SECRET !== undefined, {
     message: 'is required with REDIS_URL (it authenticates the node-to-node API)',
     path: ['CLUSTER_SECRET'],
-  });
+  })
+  .refine(
+    (env) =>
+      env.ROLE !== 'all' ||
+      env.REDIS_URL === undefined ||
+      env.ACL_API === 'kubernetes' ||
+      env.ADMIN_TOKEN !== undefined,
+    {
+      // Otherwise anyone who reaches the port could rewrite the ACLs of the whole CDN.
+      message: 'is required for ROLE=all with REDIS_URL (the ACL API writes the shared Redis)',
+      path: ['ADMIN_TOKEN'],
+    },
+  )
+  .refine((env) => env.INTERNAL_ADDRESS === undefined || isIP(env.INTERNAL_ADDRESS) !== 0, {
+    message: 'must be an IP address (other nodes accept only http://IP:port internal URLs)',
+    path: ['INTERNAL_ADDRESS'],
+  })
+  .refine(
+    (env) =>
+      env.INTERNAL_HOST === undefined || isIP(env.INTERNAL_HOST) !== 0 || env.INTERNAL_HOST === 'localhost',
+    {
+      message: 'must be an IP address to listen on',
+      path: ['INTERNAL_HOST'],
+    },
+  );
+
+function isAddressOrCidr(entry: string): boolean {
+  const [address, bits, ...rest] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  const prefix = Number(bits);
+  return /^\d{1,3}$/.test(bits) && prefix <= (family === 4 ? 32 : 128);
+}
+
+/** Quotas that bound what one client (or the whole node) can make the node hold. */
+export interface LimitsConfig {
+  maxPendingSessionsPerClient: number;
+  renditionStartsPerClient: number;
+  maxNumberingsPerStream: number;
+  maxStreams: number;
+  maxPublishesPerClient: number;
+}
 
 export interface ClusterConfig {
   redisUrl: string;
   redisPrefix: string;
   nodeId: string;
   region: string;
-  internalPort: number;
   internalAddress: string;
   clusterSecret: string;
   pipePortRange: [number, number];
@@ -188,6 +274,11 @@ export interface MediaNodeConfig {
   /** Present when the node is part of a multi-node CDN (REDIS_URL set); absent standalone. */
   cluster: ClusterConfig | undefined;
   host: string;
+  internalHost: string;
+  /** The internal port: metrics and stream list always, the node-to-node API in a CDN. */
+  internalPort: number;
+  trustedProxies: string[];
+  limits: LimitsConfig;
   httpPort: number;
   rtcPort: number;
   rtcListenIp: string;
@@ -243,6 +334,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
       failuresPerClientIp: parsed.ACL_FAILURES_PER_CLIENT,
       failuresPerStream: parsed.ACL_FAILURES_PER_STREAM,
       failureWindowMs: parsed.ACL_FAILURE_WINDOW_MS,
+      operatorManaged: parsed.ACL_API === 'kubernetes',
       allowQueryKey: parsed.ACL_QUERY_KEY,
     },
     cluster:
@@ -253,8 +345,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
             redisPrefix: parsed.REDIS_PREFIX,
             nodeId: parsed.NODE_ID ?? os.hostname(),
             region: parsed.REGION,
-            internalPort: parsed.INTERNAL_PORT,
-            internalAddress: parsed.INTERNAL_ADDRESS ?? announcedAddress,
+            internalAddress: internalAddress(parsed.INTERNAL_ADDRESS, announcedAddress),
             // Checked by the schema: REDIS_URL requires CLUSTER_SECRET.
             clusterSecret: parsed.CLUSTER_SECRET!,
             pipePortRange: parsed.PIPE_PORT_RANGE,
@@ -263,6 +354,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
             sourceLossGraceMs: parsed.SOURCE_LOSS_GRACE_MS,
           },
     host: parsed.HOST,
+    internalHost: parsed.INTERNAL_HOST ?? (parsed.REDIS_URL === undefined ? '127.0.0.1' : parsed.HOST),
+    internalPort: parsed.INTERNAL_PORT,
+    trustedProxies: parsed.TRUSTED_PROXIES,
+    limits: {
+      maxPendingSessionsPerClient: parsed.MAX_PENDING_SESSIONS_PER_CLIENT,
+      renditionStartsPerClient: parsed.RENDITION_STARTS_PER_CLIENT,
+      maxNumberingsPerStream: parsed.MAX_NUMBERINGS_PER_STREAM,
+      maxStreams: parsed.MAX_STREAMS,
+      maxPublishesPerClient: parsed.MAX_PUBLISHES_PER_CLIENT,
+    },
     httpPort: parsed.PORT,
     rtcPort: parsed.RTC_PORT,
     rtcListenIp: parsed.RTC_LISTEN_IP,
@@ -275,6 +376,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
     demoPage: parsed.DEMO_PAGE,
   };
+}
+
+/** Other nodes accept only IP addresses in internal URLs (cluster/keys.ts). */
+function internalAddress(configured: string | undefined, announcedAddress: string): string {
+  const address = configured ?? announcedAddress;
+  if (isIP(address) === 0) {
+    throw new ConfigError(
+      `invalid configuration: INTERNAL_ADDRESS must be set to an IP address when ANNOUNCED_IP is a host name (got ${JSON.stringify(announcedAddress)})`,
+    );
+  }
+  return address;
 }
 
 /**

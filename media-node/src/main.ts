@@ -34,23 +34,23 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const app = await createHttpServer(node);
-  const internal = config.cluster
-    ? await createInternalServer(node, config.cluster.clusterSecret)
-    : undefined;
-  const listeners: [typeof app, number][] = [[app, config.httpPort]];
-  if (internal && config.cluster) listeners.push([internal, config.cluster.internalPort]);
-  for (const [server, port] of listeners) {
+  const internal = await createInternalServer(node);
+  const listeners: [typeof app, string, number][] = [
+    [app, config.host, config.httpPort],
+    [internal, config.internalHost, config.internalPort],
+  ];
+  for (const [server, host, port] of listeners) {
     try {
-      await server.listen({ host: config.host, port });
+      await server.listen({ host, port });
     } catch (error) {
       process.stderr.write(
-        `rtccdn media-node: cannot listen on ${config.host}:${port}: ${(error as Error).message}\n`,
+        `rtccdn media-node: cannot listen on ${host}:${port}: ${(error as Error).message}\n`,
       );
       await node.close();
       process.exit(1);
     }
   }
-  if (config.role === 'all' && config.adminToken === undefined) {
+  if (config.role === 'all' && config.adminToken === undefined && !config.cluster) {
     logger.warn(
       'ADMIN_TOKEN is not set: the ACL API (/api/v1/streams/{stream}/acl) accepts changes from anyone who can reach this port',
     );
@@ -59,11 +59,12 @@ async function main(): Promise<void> {
     {
       aclDefaultPolicy: config.access.defaultPolicy,
       http: `http://${config.host}:${config.httpPort}`,
+      internalPort: `${config.internalHost}:${config.internalPort}`,
       ...(config.cluster
         ? {
             nodeId: config.cluster.nodeId,
             region: config.cluster.region,
-            internal: `http://${config.cluster.internalAddress}:${config.cluster.internalPort}`,
+            internal: `http://${config.cluster.internalAddress}:${config.internalPort}`,
             pipePorts: config.cluster.pipePortRange.join('-'),
           }
         : { cluster: 'standalone (no REDIS_URL)' }),
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
 
   exitOnShutdownSignals(logger, config.shutdownTimeoutMs, async () => {
     await app.close();
-    await internal?.close();
+    await internal.close();
     await node.close();
   });
 }

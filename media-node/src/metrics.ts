@@ -163,6 +163,23 @@ export class MediaNodeMetrics {
     collect: (): void => this.transcodeCpu.set(this.transcodeCpuSampler()),
   });
 
+  readonly limitRefusals = new Counter({
+    name: 'rtccdn_limit_refusals_total',
+    help: 'Requests refused by a per-client quota or a node limit, by limit',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  /** 1 when admission can decide (set by StreamAccess). */
+  aclStoreSyncedSampler: () => number = () => 0;
+
+  readonly aclStoreSynced: Gauge = new Gauge({
+    name: 'rtccdn_acl_store_synced',
+    help: '1 when ACL admission can decide: the ACLs are loaded (and, under the operator, fully written for the store epoch); 0 while viewers are refused with 503',
+    registers: [this.registry],
+    collect: (): void => this.aclStoreSynced.set(this.aclStoreSyncedSampler()),
+  });
+
   readonly registryUp = new Gauge({
     name: 'rtccdn_registry_up',
     help: '1 while the node is registered in Redis and heartbeating, else 0',

@@ -31,6 +31,14 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 
 export const OperatorEnvSchema = z
   .object({
+    /**
+     * `controllers`: the reconcilers (leader-elected). `acl-api`: only the ACL REST API, as its
+     * own Deployment with its own ServiceAccount: it needs rights (writing StreamACLs and
+     * Secrets) the controllers do not, and the controllers need rights it does not.
+     */
+    OPERATOR_MODE: z
+      .enum(['controllers', 'acl-api'], { error: 'must be controllers or acl-api' })
+      .default('controllers'),
     /** kubeconfig file; in-cluster configuration (service account) when unset. */
     KUBECONFIG: optionalNonEmpty,
     /** One namespace to watch; every namespace when unset or empty. */
@@ -70,7 +78,7 @@ export const OperatorEnvSchema = z
     AUTOSCALER_DRAIN_GRACE_MS: milliseconds(10 * 60_000, 0, 24 * 3_600_000),
     /** Server-side timeout of each watch (seconds); randomised up to twice this. */
     WATCH_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3_600).default(300),
-    /** Bearer token of the ACL REST API (the media nodes' API, backed by StreamACLs); unset: off. */
+    /** Bearer token of the ACL REST API (OPERATOR_MODE=acl-api; required there). */
     ADMIN_TOKEN: z
       .string()
       .optional()
@@ -83,15 +91,31 @@ export const OperatorEnvSchema = z
       .max(65535, 'must be between 1 and 65535')
       .default(8091),
     /** `namespace/name` of the CDN an ACL API call applies to when it names none. */
-    ACL_API_DEFAULT_CDN: z
-      .string()
-      .regex(/^[a-z0-9-]+\/[a-z0-9-]+$/, 'must be namespace/name')
-      .optional(),
+    ACL_API_DEFAULT_CDN: optionalNonEmpty.pipe(
+      z
+        .string()
+        .regex(
+          /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+          'must be namespace/name (DNS labels)',
+        )
+        .optional(),
+    ),
   })
-  .refine((env) => !env.LEADER_ELECTION || env.OPERATOR_NAMESPACE !== undefined, {
-    message: 'is required with LEADER_ELECTION=true (the namespace of the leader Lease)',
-    path: ['OPERATOR_NAMESPACE'],
+  .refine((env) => env.OPERATOR_MODE !== 'acl-api' || env.ADMIN_TOKEN !== undefined, {
+    message: 'is required with OPERATOR_MODE=acl-api',
+    path: ['ADMIN_TOKEN'],
   })
+  .refine((env) => env.OPERATOR_MODE !== 'controllers' || env.ADMIN_TOKEN === undefined, {
+    message: 'is only used with OPERATOR_MODE=acl-api (the ACL API runs apart from the controllers)',
+    path: ['ADMIN_TOKEN'],
+  })
+  .refine(
+    (env) => env.OPERATOR_MODE === 'acl-api' || !env.LEADER_ELECTION || env.OPERATOR_NAMESPACE !== undefined,
+    {
+      message: 'is required with LEADER_ELECTION=true (the namespace of the leader Lease)',
+      path: ['OPERATOR_NAMESPACE'],
+    },
+  )
   .refine((env) => env.RENEW_DEADLINE_MS < env.LEASE_DURATION_MS, {
     message: 'must be shorter than LEASE_DURATION_MS',
     path: ['RENEW_DEADLINE_MS'],
@@ -104,6 +128,7 @@ export const OperatorEnvSchema = z
 export type OperatorEnv = z.output<typeof OperatorEnvSchema>;
 
 export interface OperatorConfig {
+  mode: 'controllers' | 'acl-api';
   kubeconfigPath: string | undefined;
   watchNamespace: string | undefined;
   leaderElection:
@@ -123,7 +148,7 @@ export interface OperatorConfig {
   statusRefreshMs: number;
   autoscaler: { intervalMs: number; stabilizationMs: number; drainGraceMs: number };
   watchTimeoutSeconds: number;
-  /** The ACL REST API; undefined when ADMIN_TOKEN is unset. */
+  /** The ACL REST API (OPERATOR_MODE=acl-api). */
   aclApi: { port: number; adminToken: string; defaultCdn: string | undefined } | undefined;
 }
 
@@ -133,6 +158,7 @@ export { ConfigError };
 export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const parsed = parseEnvironment(OperatorEnvSchema, env);
   return {
+    mode: parsed.OPERATOR_MODE,
     kubeconfigPath: parsed.KUBECONFIG,
     watchNamespace: parsed.WATCH_NAMESPACE,
     leaderElection:

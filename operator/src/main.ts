@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const metrics = new OperatorMetrics();
+  if (config.mode === 'acl-api') return serveAclApi(config, transport, metrics, logger);
   const manager = new Manager({
     client: new KubeClient(transport),
     logger,
@@ -55,43 +56,14 @@ async function main(): Promise<void> {
     watch: { timeoutSeconds: config.watchTimeoutSeconds },
     onFailure: () => process.exit(1),
   });
-
-  let health: Awaited<ReturnType<typeof startHealthServer>>;
-  try {
-    health = await startHealthServer({
+  const health = await listenOrExit(config, () =>
+    startHealthServer({
       ...config.health,
       registry: metrics.registry,
       isReady: () => manager.ready,
       isHealthy: () => manager.healthy,
-    });
-  } catch (error) {
-    process.stderr.write(
-      `rtccdn operator: cannot listen on ${config.health.host}:${config.health.port}: ${(error as Error).message}\n`,
-    );
-    process.exit(1);
-  }
-
-  // Served by every replica: it only writes Kubernetes objects, the leader syncs them.
-  let aclApi: Awaited<ReturnType<typeof createAclApiServer>> | undefined;
-  if (config.aclApi) {
-    aclApi = await createAclApiServer({
-      client: new KubeClient(transport),
-      adminToken: config.aclApi.adminToken,
-      defaultCdn: config.aclApi.defaultCdn,
-      namespace: config.watchNamespace,
-      logger,
-    });
-    try {
-      await aclApi.listen({ host: config.health.host, port: config.aclApi.port });
-    } catch (error) {
-      process.stderr.write(
-        `rtccdn operator: cannot listen on ${config.health.host}:${config.aclApi.port}: ${(error as Error).message}\n`,
-      );
-      process.exit(1);
-    }
-  } else {
-    logger.info('ADMIN_TOKEN is not set: the ACL REST API is off (StreamACLs via kubectl only)');
-  }
+    }),
+  );
 
   manager.start();
   logger.info(
@@ -102,17 +74,68 @@ async function main(): Promise<void> {
         ? `${config.leaderElection.namespace}/${config.leaderElection.leaseName}`
         : 'off',
       healthPort: health.port,
-      aclApiPort: config.aclApi?.port ?? 'off',
     },
     'operator started',
   );
 
   exitOnShutdownSignals(logger, SHUTDOWN_TIMEOUT_MS, async () => {
-    await aclApi?.close();
     await manager.stop();
     await health.close();
     transport.close();
   });
+}
+
+/**
+ * OPERATOR_MODE=acl-api: the ACL REST API alone (every replica serves; it only writes
+ * Kubernetes objects, the controllers' leader syncs them), with /healthz, /readyz and /metrics.
+ */
+async function serveAclApi(
+  config: OperatorConfig,
+  transport: KubeConfigTransport,
+  metrics: OperatorMetrics,
+  logger: ReturnType<typeof createLogger>,
+): Promise<void> {
+  const settings = config.aclApi!; // the config requires ADMIN_TOKEN in this mode
+  const api = await createAclApiServer({
+    client: new KubeClient(transport),
+    adminToken: settings.adminToken,
+    defaultCdn: settings.defaultCdn,
+    namespace: config.watchNamespace,
+    logger,
+  });
+  await listenOrExit(config, async () => {
+    await api.listen({ host: config.health.host, port: settings.port });
+    return { port: settings.port };
+  });
+  const health = await listenOrExit(config, () =>
+    startHealthServer({
+      ...config.health,
+      registry: metrics.registry,
+      isReady: () => true,
+      isHealthy: () => true,
+    }),
+  );
+  logger.info(
+    { server: transport.server, namespace: config.watchNamespace ?? '(all)', aclApiPort: settings.port },
+    'ACL API started',
+  );
+  exitOnShutdownSignals(logger, SHUTDOWN_TIMEOUT_MS, async () => {
+    await api.close();
+    await health.close();
+    transport.close();
+  });
+}
+
+/** Runs `listen`; a port that cannot be taken ends the process with one line (exit 1). */
+async function listenOrExit<T>(config: OperatorConfig, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (error) {
+    process.stderr.write(
+      `rtccdn operator: cannot listen on ${config.health.host}: ${(error as Error).message}\n`,
+    );
+    process.exit(1);
+  }
 }
 
 void main();

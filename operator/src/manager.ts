@@ -16,7 +16,8 @@ import {
 } from './controllers/autoscaler/reconciler.js';
 import { CdnReconciler } from './controllers/cdn/reconciler.js';
 import { NodeReconciler } from './controllers/node/reconciler.js';
-import { LABELS, MANAGED_SELECTOR } from './controllers/shared.js';
+import { ACCESS_KEYS_SELECTOR, LABELS, MANAGED_SELECTOR } from './controllers/shared.js';
+import { AclStoreSync } from './controllers/streamacl/AclStoreSync.js';
 import { StreamAclReconciler } from './controllers/streamacl/reconciler.js';
 import type { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
@@ -64,6 +65,8 @@ export interface ManagerOptions {
   /** How often CDN and Node statuses are refreshed from Redis. */
   statusRefreshMs: number;
   autoscaler: AutoscalerSettings;
+  /** How often ACL stores are checked for a reset that needs every StreamACL rewritten. */
+  aclStoreCheckMs?: number | undefined;
   /** List-watch tuning (tests use short timeouts). */
   watch?: { timeoutSeconds?: number; watchdogGraceMs?: number } | undefined;
   /** Called if the manager stops on its own because of a bug (main exits; the pod restarts). */
@@ -79,6 +82,7 @@ export interface Term {
   controllers: Controller[];
   readers: ClusterReaders;
   aclStores: AclStores;
+  aclStoreSync: AclStoreSync;
 }
 
 export class Manager {
@@ -176,6 +180,7 @@ export class Manager {
       const synced = await Promise.all(caches.map((cache) => cache.waitForSync(signal)));
       if (synced.every(Boolean) && !signal.aborted) {
         for (const controller of term.controllers) controller.start();
+        term.aclStoreSync.start();
         this.#ready = true;
         this.#logger.info(
           { identity: this.identity, namespace: this.#options.watchNamespace ?? '(all)' },
@@ -188,6 +193,7 @@ export class Manager {
       }
     } finally {
       this.#ready = false;
+      await term.aclStoreSync.stop();
       await Promise.all(term.controllers.map((controller) => controller.stop()));
       await Promise.all(caches.map((cache) => cache.stop()));
       term.readers.closeAll();
@@ -227,9 +233,9 @@ export class Manager {
       configMaps: cache(CONFIG_MAP_TYPE, MANAGED_SELECTOR),
       secrets: cache(SECRET_TYPE, MANAGED_SELECTOR),
       streamAcls: cache(STREAM_ACL_TYPE),
-      // Access keys live in users' Secrets (any name): StreamACLs need them all, and their
-      // changes (a key rotated in its Secret re-syncs the ACLs that read it).
-      keySecrets: cache(SECRET_TYPE),
+      // Access keys live in users' Secrets labelled for it (any name), and their changes (a key
+      // rotated in its Secret re-syncs the ACLs that read it). No other Secret is cached.
+      keySecrets: cache(SECRET_TYPE, ACCESS_KEYS_SELECTOR),
     };
     const readers = new ClusterReaders(logger);
     const events = new EventRecorder(client, logger, { instance: this.identity });
@@ -333,20 +339,32 @@ export class Manager {
     );
 
     const aclStores = new AclStores(logger.child({ component: 'acl-stores' }));
+    const streamAclReconciler = new StreamAclReconciler({
+      client,
+      streamAcls: caches.streamAcls,
+      cdns: caches.cdns,
+      secrets: caches.keySecrets,
+      managedSecrets: caches.secrets,
+      stores: aclStores,
+      events,
+      logger: logger.child({ controller: 'streamacl' }),
+    });
     const streamAclController = new Controller({
       name: 'streamacl',
       logger,
       metrics,
       workers,
-      reconciler: new StreamAclReconciler({
-        client,
-        streamAcls: caches.streamAcls,
-        cdns: caches.cdns,
-        secrets: caches.keySecrets,
-        stores: aclStores,
-        events,
-        logger: logger.child({ controller: 'streamacl' }),
-      }),
+      reconciler: streamAclReconciler,
+    });
+    const aclStoreSync = new AclStoreSync({
+      client,
+      cdns: caches.cdns,
+      streamAcls: caches.streamAcls,
+      stores: aclStores,
+      syncAcl: (namespace, name) => streamAclReconciler.syncAcl(namespace, name),
+      intervalMs: this.#options.aclStoreCheckMs ?? 1000,
+      metrics,
+      logger,
     });
     type AclSpec = {
       spec?: { cdnRef?: { name?: string }; stream?: string; keys?: { secretKeyRef?: { name?: string } }[] };
@@ -398,6 +416,7 @@ export class Manager {
       controllers: [cdnController, nodeController, autoscalerController, streamAclController],
       readers,
       aclStores,
+      aclStoreSync,
     };
   }
 }

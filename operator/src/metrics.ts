@@ -18,6 +18,7 @@ export class OperatorMetrics {
   readonly edgesDesired: Gauge<'namespace' | 'cdn' | 'region'>;
   readonly regionViewers: Gauge<'namespace' | 'cdn' | 'region'>;
   readonly drainRequests: Counter<'result'>;
+  readonly aclStoreSyncs: Counter;
 
   constructor(options: { collectDefaults?: boolean } = {}) {
     const registers = [this.registry];
@@ -62,6 +63,11 @@ export class OperatorMetrics {
       name: 'rtccdn_operator_region_viewers',
       help: 'Viewers on the edge nodes of a region, as reported in Redis.',
       labelNames: ['namespace', 'cdn', 'region'],
+      registers,
+    });
+    this.aclStoreSyncs = new Counter({
+      name: 'rtccdn_operator_acl_store_syncs_total',
+      help: 'Full rewrites of an ACL store (a new or reset Redis) completed and marked synced.',
       registers,
     });
     this.drainRequests = new Counter({

@@ -180,7 +180,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
       });
       expect(again.status).toBe(403);
     }
-    const metrics = await (await fetch(`${url('edge-2')}/metrics`)).text();
+    const metrics = await (await fetch(`${fixture.internalUrl('edge-2')}/metrics`)).text();
     expect(metrics).toMatch(/^rtccdn_revocations_total\{reason="key-removed"\} 1$/m);
     expect(metrics).toMatch(/^rtccdn_revocation_cutoff_seconds_count 1$/m);
     await pub.unpublish(url('origin'));
@@ -251,7 +251,7 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
       Authorization: 'Bearer guarded-key-0123456',
     });
     expect(right.status).toBe(429);
-    const metrics = await (await fetch(`${url('edge-2')}/metrics`)).text();
+    const metrics = await (await fetch(`${fixture.internalUrl('edge-2')}/metrics`)).text();
     expect(metrics).toMatch(/^rtccdn_admissions_total\{result="429"\} \d+$/m);
   });
 

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
-import { RedisAclStore, UNCHANGED } from '../../media-node/src/acl/AclStore.js';
+import { InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/src/acl/AclStore.js';
 import type { StoredKey } from '../../media-node/src/acl/model.js';
 import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
 import { createLogger } from '../../media-node/src/logger.js';
@@ -151,5 +151,94 @@ describe('ACL store and cache (real redis-server)', () => {
     await expect(writer.update('s', () => [])).rejects.toThrow(/ACL store read s failed/);
     await redis.restart();
     expect(await eventually(() => (edge.confirmedAt ?? 0) > confirmedAt, 5000)).toBe(true);
+  });
+
+  describe('fails closed on what it cannot read', () => {
+    /** Writes a record the way a buggy or newer writer might, with its change message. */
+    async function writeRaw(prefix: string, pattern: string, value: string) {
+      const keys = new ClusterKeys(prefix);
+      const direct = new Redis(redis.url);
+      closers.push(() => void direct.disconnect());
+      await direct.set(keys.aclEpoch, 'raw-epoch', 'NX');
+      const epoch = await direct.get(keys.aclEpoch);
+      const [, [, version]] = (await direct
+        .multi()
+        .set(keys.aclRecord(pattern), value)
+        .incr(keys.aclVersion)
+        .sadd(keys.aclPatterns, pattern)
+        .exec()) as [unknown, [unknown, number], unknown];
+      await direct.publish(
+        keys.aclEvents,
+        JSON.stringify({ v: 1, version, epoch, pattern, op: 'put', at: Date.now() }),
+      );
+    }
+    const record = (pattern: string, extra: Record<string, unknown>) =>
+      JSON.stringify({ v: 1, pattern, keys: [key('a')], updatedAt: Date.now(), ...extra });
+
+    it.each([
+      ['expiresAt at the epoch', (p: string) => record(p, { keys: [{ ...key('a'), expiresAt: 0 }] })],
+      ['a newer record version', (p: string) => record(p, { v: 2 })],
+      ['not JSON', () => '{"v":1,'],
+      ['another pattern inside', () => record('other', {})],
+    ])(
+      'locks a pattern whose record has %s (heard by message and read by snapshot)',
+      async (_label, value) => {
+        const prefix = `u-${Math.random().toString(36).slice(2, 8)}:`;
+        const writer = await store(prefix);
+        const live = await cache(prefix);
+        await writer.update('fine', () => [key('b')]);
+        await writeRaw(prefix, 'paid', value('paid'));
+        expect(await eventually(() => live.lockOf('paid') === 'unreadable', 3000)).toBe(true);
+        expect(live.governing('paid')).toBeUndefined();
+        // A cache started now reads the same from the snapshot.
+        const late = await cache(prefix);
+        expect(late.lockOf('paid')).toBe('unreadable');
+        expect(late.governing('fine')?.pattern).toBe('fine');
+        expect((await writer.snapshot()).unreadable).toEqual(['paid']);
+        await expect(writer.get('paid')).rejects.toThrow(/cannot be read/);
+        // Rewriting it (what the operator and the API do) repairs it.
+        await writer.update('paid', () => [key('c')]);
+        expect(
+          await eventually(
+            () => live.lockOf('paid') === undefined && late.lockOf('paid') === undefined,
+            3000,
+          ),
+        ).toBe(true);
+        expect(live.governing('paid')?.keys).toEqual([key('c')]);
+      },
+    );
+
+    it('refuses to write a record edges could not read, and writes nothing', async () => {
+      const writer = await store('v1:');
+      const before = await writer.version();
+      await expect(writer.update('s', () => [{ ...key('a'), expiresAt: 0 }])).rejects.toBeInstanceOf(
+        InvalidAclError,
+      );
+      await expect(writer.update('s', () => [{ ...key('a'), hash: 'not-hex' }])).rejects.toBeInstanceOf(
+        InvalidAclError,
+      );
+      expect(await writer.version()).toEqual(before);
+      expect(await writer.get('s')).toBeUndefined();
+    });
+  });
+
+  it('tells whether the operator has written every ACL for the store’s current data', async () => {
+    const writer = await store('sync:');
+    const edge = await cache('sync:');
+    expect(edge.storeSynced).toBe(false); // an empty store: nothing says it is complete
+    const epoch = await writer.ensureEpoch();
+    expect(await writer.ensureEpoch()).toBe(epoch);
+    expect(await writer.markSynced(epoch)).toBe(true);
+    expect(await eventually(() => edge.storeSynced, 3000)).toBe(true);
+    // Redis loses its data: not synced any more, and the old epoch cannot be marked again.
+    const direct = new Redis(redis.url);
+    closers.push(() => void direct.disconnect());
+    for (const stale of await direct.keys('sync:*')) await direct.del(stale);
+    const next = await writer.ensureEpoch();
+    expect(next).not.toBe(epoch);
+    expect(await eventually(() => !edge.storeSynced, 3000)).toBe(true);
+    expect(await writer.markSynced(epoch)).toBe(false);
+    expect(await writer.markSynced(next)).toBe(true);
+    expect(await eventually(() => edge.storeSynced, 3000)).toBe(true);
   });
 });

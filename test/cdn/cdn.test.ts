@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { signRequest } from '../../media-node/src/internal/hmac.js';
+import { deriveSigningKey, signRequest } from '../../media-node/src/internal/hmac.js';
 import { TEST_CLUSTER_SECRET, workerTotal } from '../helpers/cluster.js';
 import { useTestCluster } from '../helpers/cluster-fixture.js';
 import { eventually, sleep } from '../helpers/node.js';
@@ -68,7 +68,7 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
       pipe: {
         ip: '127.0.0.1',
         port: 9,
-        srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: 'AA==' },
+        srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', sealedKey: 'AA==' },
       },
     });
     const call = (authorization?: string) =>
@@ -83,11 +83,11 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     const unauthenticated = await call();
     expect(unauthenticated.status).toBe(401);
     expect((await unauthenticated.json()).message).toMatch(/unauthenticated internal call/);
-    expect((await call(signRequest('not-the-cluster-secret', { method: 'POST', path, body }))).status).toBe(
-      401,
-    );
+    const sign = (secret: string) =>
+      signRequest(deriveSigningKey(secret), { method: 'POST', path, target: 'origin-1', body }).authorization;
+    expect((await call(sign('not-the-cluster-secret'))).status).toBe(401);
     // A correctly signed call passes authentication (then fails on content: no such stream).
-    const signed = signRequest(TEST_CLUSTER_SECRET, { method: 'POST', path, body });
+    const signed = sign(TEST_CLUSTER_SECRET);
     expect((await call(signed)).status).toBe(404);
     const replayed = await call(signed);
     expect(replayed.status).toBe(401);
@@ -152,7 +152,7 @@ describe('multi-node CDN (origins, edges, regions, Redis)', () => {
     const drain = (draining: boolean) =>
       fixture.cluster.client.request<{ draining: boolean; viewers: number }>(
         'POST',
-        fixture.cluster.node('edge-b1').internalUrl,
+        fixture.cluster.target('edge-b1'),
         '/internal/v1/drain',
         { draining },
       );

@@ -39,7 +39,7 @@ describe('viewers resume without renegotiation when the publisher comes back (gr
         5000,
       ),
     ).toBe(true);
-    const metrics = await (await fetch(`${url('edge')}/metrics`)).text();
+    const metrics = await (await fetch(`${fixture.internalUrl('edge')}/metrics`)).text();
     expect(metrics).toMatch(/^rtccdn_upstream_switches_total\{reason="republished"\} 1$/m);
   }, 60_000);
 });

@@ -8,6 +8,8 @@ export interface ClusterFixture {
   readonly cluster: TestCluster;
   /** The public base URL of node `id`. */
   url(id: string): string;
+  /** The node's internal port (/metrics, stream list, signed node-to-node API). */
+  internalUrl(id: string): string;
   /** A publisher closed after the current test. */
   publisher(options?: PublisherOptions): TestPublisher;
   /** A viewer closed after the current test. */
@@ -35,6 +37,7 @@ export function useTestCluster(env: Record<string, string>, ...specs: ClusterNod
       return started(cluster, 'cluster');
     },
     url: (id) => fixture.cluster.node(id).baseUrl,
+    internalUrl: (id) => fixture.cluster.node(id).internalUrl,
     publisher: (options = {}) => {
       const peer = new TestPublisher(options);
       peers.push(peer);

@@ -1,4 +1,4 @@
-import { InternalClient } from '../../media-node/src/internal/InternalClient.js';
+import { InternalClient, type InternalTarget } from '../../media-node/src/internal/InternalClient.js';
 import type { NodeDump } from '../../media-node/src/MediaNode.js';
 import { type NodeProcess, spawnNode } from './node-process.js';
 import { freeTcpPorts, portBlock } from './ports.js';
@@ -95,7 +95,12 @@ export class TestCluster {
 
   /** The node's own count of streams, relays and mediasoup objects (signed internal call). */
   dump(id: string): Promise<NodeDump> {
-    return this.client.request<NodeDump>('GET', this.node(id).internalUrl, '/internal/v1/dump');
+    return this.client.request<NodeDump>('GET', this.target(id), '/internal/v1/dump');
+  }
+
+  /** Where signed internal calls to node `id` go (the signature names the node). */
+  target(id: string): InternalTarget {
+    return { nodeId: id, internalUrl: this.node(id).internalUrl };
   }
 
   /** SIGKILL: the node vanishes without any cleanup, as in a crash. */

@@ -2,12 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { freeTcpPorts } from './ports.js';
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
 const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.url));
 
 export interface NodeProcess {
   baseUrl: string;
+  /** The internal port: /metrics, the full stream list, and (in a CDN) the node-to-node API. */
+  internalUrl: string;
   child: ChildProcess;
   stop(): Promise<number | null>;
 }
@@ -18,6 +21,7 @@ export interface NodeProcess {
  */
 export async function spawnNode(env: Record<string, string>, logName?: string): Promise<NodeProcess> {
   const port = env.PORT ?? '18080';
+  const internalPort = env.INTERNAL_PORT ?? String((await freeTcpPorts(1))[0]);
   const logDir = process.env.RTCCDN_TEST_LOG_DIR;
   const logFile = logDir ? openSync(`${logDir}/${logName ?? `node-${port}`}.log`, 'a') : 'ignore';
   // With setpriv, the node dies with the test process even if the test never stops it.
@@ -29,8 +33,11 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
       ...process.env,
       LOG_LEVEL: logDir ? 'debug' : 'warn',
       DEMO_PAGE: 'false',
+      // Every test client is 127.0.0.1: per-client quotas are for the tests that are about them.
+      ...TEST_CLIENT_QUOTAS,
       ...env,
       PORT: port,
+      INTERNAL_PORT: internalPort,
     },
     stdio: ['ignore', logFile, 'pipe'],
   });
@@ -63,6 +70,7 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
   }
   return {
     baseUrl,
+    internalUrl: `http://127.0.0.1:${internalPort}`,
     child,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
@@ -72,3 +80,10 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
     },
   };
 }
+
+/** Per-client quotas high enough for a test process whose every peer shares one address. */
+export const TEST_CLIENT_QUOTAS: Record<string, string> = {
+  MAX_PENDING_SESSIONS_PER_CLIENT: '10000',
+  RENDITION_STARTS_PER_CLIENT: '10000',
+  MAX_PUBLISHES_PER_CLIENT: '10000',
+};

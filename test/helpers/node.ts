@@ -1,14 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../media-node/src/config.js';
+import { createInternalServer } from '../../media-node/src/http/internal.js';
 import { createHttpServer } from '../../media-node/src/http/server.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { MediaNode } from '../../media-node/src/MediaNode.js';
+import { TEST_CLIENT_QUOTAS } from './node-process.js';
 import { portBlock } from './ports.js';
 
 export interface RunningNode {
   node: MediaNode;
   app: FastifyInstance;
   baseUrl: string;
+  /** The internal port: /metrics and the full stream list. */
+  internalUrl: string;
   close(): Promise<void>;
 }
 
@@ -24,6 +28,8 @@ export async function startNode(env: Record<string, string> = {}): Promise<Runni
       WORKERS: '2',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       RTC_PORT: String(rtcPort),
+      // Every test client is 127.0.0.1: per-client quotas are for the tests that are about them.
+      ...TEST_CLIENT_QUOTAS,
       ...env,
     });
     const logger = createLogger(config.logLevel);
@@ -35,15 +41,20 @@ export async function startNode(env: Record<string, string> = {}): Promise<Runni
       throw error;
     }
     const app = await createHttpServer(node);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
+    const internal = await createInternalServer(node);
+    const portOf = async (server: FastifyInstance) => {
+      await server.listen({ host: '127.0.0.1', port: 0 });
+      const address = server.server.address();
+      return typeof address === 'object' && address ? address.port : 0;
+    };
     return {
       node,
       app,
-      baseUrl: `http://127.0.0.1:${port}`,
+      baseUrl: `http://127.0.0.1:${await portOf(app)}`,
+      internalUrl: `http://127.0.0.1:${await portOf(internal)}`,
       async close() {
         await app.close();
+        await internal.close();
         await node.close();
       },
     };

@@ -158,7 +158,7 @@ describe('WHIP/WHEP HTTP contract and error cases', () => {
     const ready = await fetch(`${running.baseUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ ready: true, workers: 2 });
-    const metrics = await (await fetch(`${running.baseUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${running.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/^rtccdn_http_requests_total\{protocol="whip",method="POST",status="401"\} 2$/m);
     expect(metrics).toMatch(/^rtccdn_http_requests_total\{protocol="whip",method="POST",status="409"\} 1$/m);
     expect(metrics).toMatch(/^rtccdn_workers 2$/m);

@@ -25,6 +25,23 @@ describe('media node process', () => {
     expect(lines[0]).toMatch(new RegExp(`^rtccdn media-node: invalid configuration: ${variable} `));
   });
 
+  it('refuses to start standalone on a shared Redis with an open ACL API (exit 2, one line)', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', MAIN], {
+      env: {
+        ...process.env,
+        ROLE: 'all',
+        REDIS_URL: 'redis://127.0.0.1:9',
+        CLUSTER_SECRET: 'a-cluster-secret-0123456789',
+      },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'rtccdn media-node: invalid configuration: ADMIN_TOKEN is required for ROLE=all with REDIS_URL (the ACL API writes the shared Redis)',
+    ]);
+  });
+
   it('on SIGTERM closes every session and exits 0', async () => {
     const node = await spawnNode({
       RTC_LISTEN_IP: '127.0.0.1',

@@ -20,7 +20,7 @@ describe('a CDN node started while Redis is down', () => {
       expect(await readyz()).toBe(503);
       await redis.restart();
       expect(await eventually(async () => (await readyz()) === 200, 10_000)).toBe(true);
-      const metrics = await (await fetch(`${running.baseUrl}/metrics`)).text();
+      const metrics = await (await fetch(`${running.internalUrl}/metrics`)).text();
       expect(metrics).toMatch(/^rtccdn_registry_up 1$/m);
     } finally {
       await running.close();

@@ -37,7 +37,7 @@ describe('a mediasoup worker that dies', () => {
       // The publisher's stream survived; a new viewer (on the replacement worker) plays it.
       expect((await fresh.play(running.baseUrl, 'resilient')).status).toBe(201);
       await fresh.waitForFrames(5);
-      const metrics = await (await fetch(`${running.baseUrl}/metrics`)).text();
+      const metrics = await (await fetch(`${running.internalUrl}/metrics`)).text();
       expect(metrics).toMatch(/^rtccdn_worker_restarts_total 1$/m);
     } finally {
       fresh.close();

@@ -10,7 +10,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { RequestVerifier } from '../../media-node/src/internal/hmac.js';
+import {
+  deriveSigningKey,
+  RESPONSE_SIGNATURE_HEADER,
+  RequestVerifier,
+  signResponse,
+} from '../../media-node/src/internal/hmac.js';
 import { ANNOTATIONS, redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import type { Manager } from '../../operator/src/manager.js';
@@ -52,7 +57,7 @@ describe('edge autoscaler', () => {
   let client: KubeClient;
   let manager: Manager;
   let metrics: OperatorMetrics;
-  let verifier: RequestVerifier;
+  let signingKey: Buffer;
   const edges = new Map<number, FakeEdge>();
   const calls: DrainCall[] = [];
   const refused: string[] = [];
@@ -75,6 +80,8 @@ describe('edge autoscaler', () => {
   async function startEdge(ordinal: number, viewers: number): Promise<FakeEdge> {
     const pod = `${EDGE}-${ordinal}`;
     const edge = { viewers } as FakeEdge;
+    // The media node's own verifier: signed for this pod, and its answers signed back.
+    const verifier = new RequestVerifier(signingKey, pod);
     edge.server = createServer((request, response) => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -93,8 +100,12 @@ describe('edge autoscaler', () => {
         calls.push({ pod, draining, at: Date.now() });
         // What the media node does: stop taking viewers and say so in its record.
         void edge.node.setDraining(draining).then(() => {
-          response.writeHead(200, { 'Content-Type': 'application/json' });
-          response.end(JSON.stringify({ draining, viewers: edge.viewers }));
+          const answer = JSON.stringify({ draining, viewers: edge.viewers });
+          response.writeHead(200, {
+            'Content-Type': 'application/json',
+            [RESPONSE_SIGNATURE_HEADER]: signResponse(signingKey, verdict.nonce, 200, answer),
+          });
+          response.end(answer);
         });
       });
     });
@@ -154,7 +165,7 @@ describe('edge autoscaler', () => {
         ? Buffer.from(result.stdout, 'base64').toString('utf8')
         : undefined;
     });
-    verifier = new RequestVerifier(secret);
+    signingKey = deriveSigningKey(secret);
     await waitFor(
       'edge Node',
       async () => (await kubectl(['get', 'nodes.rtccdn.io', EDGE, '-n', NS])).code === 0,

@@ -149,7 +149,15 @@ describe('Helm chart helm/rtccdn', () => {
   it('applies to the API server, and grants the operator what it needs and nothing more', async () => {
     ok(await env.kubectl(['create', 'namespace', NS]));
     ok(await env.kubectl(['create', 'namespace', 'media']));
-    const rendered = await helm(['template', 'rtccdn', CHART, '--namespace', NS]);
+    const rendered = await helm([
+      'template',
+      'rtccdn',
+      CHART,
+      '--namespace',
+      NS,
+      '--set',
+      'operator.aclApi.adminTokenSecretRef.name=acl-admin',
+    ]);
     ok(
       await env.kubectl(['apply', '--server-side', '--field-manager=helm-test', '-f', '-'], {
         input: rendered,
@@ -169,9 +177,9 @@ describe('Helm chart helm/rtccdn', () => {
         { timeoutMs: 70_000 },
       ),
     );
-    const can = async (verb: string, resource: string, namespace = 'media') => {
+    const can = async (verb: string, resource: string, namespace = 'media', as = SERVICE_ACCOUNT) => {
       const [plural, subresource] = resource.split('/');
-      const args = ['auth', 'can-i', verb, plural!, '-n', namespace, `--as=${SERVICE_ACCOUNT}`];
+      const args = ['auth', 'can-i', verb, plural!, '-n', namespace, `--as=${as}`];
       if (subresource) args.push(`--subresource=${subresource}`);
       return (await env.kubectl(args)).stdout.trim();
     };
@@ -206,6 +214,29 @@ describe('Helm chart helm/rtccdn', () => {
     }
     expect(await can('update', 'leases.coordination.k8s.io', NS)).toBe('yes');
     expect(await can('update', 'leases.coordination.k8s.io', 'media')).toBe('no');
+    // The ACL API runs as its own ServiceAccount: what it writes, and nothing of the controllers'.
+    const aclApi = `system:serviceaccount:${NS}:rtccdn-operator-acl-api`;
+    for (const [verb, resource, expected] of [
+      ['create', 'streamacls.rtccdn.io', 'yes'],
+      ['delete', 'streamacls.rtccdn.io', 'yes'],
+      ['create', 'secrets', 'yes'],
+      ['delete', 'secrets', 'yes'],
+      ['list', 'cdns.rtccdn.io', 'yes'],
+      ['list', 'secrets', 'no'],
+      ['watch', 'secrets', 'no'],
+      ['patch', 'streamacls.rtccdn.io/status', 'no'],
+      ['create', 'statefulsets.apps', 'no'],
+      ['update', 'leases.coordination.k8s.io', 'no'],
+    ] as const) {
+      expect(`${verb} ${resource}: ${await can(verb, resource, 'media', aclApi)}`).toBe(
+        `${verb} ${resource}: ${expected}`,
+      );
+    }
+    const manifests = await render('operator.aclApi.adminTokenSecretRef.name=acl-admin');
+    const apiDeployment = find(manifests, 'Deployment', 'rtccdn-operator-acl-api')!;
+    expect(apiDeployment.spec.template.spec.serviceAccountName).toBe('rtccdn-operator-acl-api');
+    const controllers = find(manifests, 'Deployment', 'rtccdn-operator')!;
+    expect(JSON.stringify(controllers.spec.template.spec.containers[0].env)).not.toContain('ADMIN_TOKEN');
   });
 
   it('an operator running as the chart ServiceAccount reconciles the example CDN without a Forbidden', async () => {

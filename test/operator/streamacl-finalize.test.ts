@@ -71,7 +71,8 @@ describe('StreamACL finalizer and a stale cache', () => {
       streamAcls: cache([deleting]),
       // Without a CDN there is nothing to clean in Redis, only the finalizer to remove.
       cdns: cache(withCdn ? [cdn] : []),
-      secrets: cache(withCdn ? [clusterSecret] : []),
+      secrets: cache([]),
+      managedSecrets: cache(withCdn ? [clusterSecret] : []),
       stores: { get: async () => withCdn?.store } as unknown as AclStores,
       events: {} as EventSink,
       logger: pino({ level: 'silent' }),

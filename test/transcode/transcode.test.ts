@@ -128,7 +128,7 @@ describe('transcoder nodes (real FFmpeg)', () => {
     // Same WebRTC session, new FFmpeg: frames keep coming.
     await v.waitForFrames(v.framesWithCode + 20, 15_000);
     expect(v.pc.connectionState).toBe('connected');
-    const metrics = await (await fetch(`${url('transcoder')}/metrics`)).text();
+    const metrics = await (await fetch(`${fixture.internalUrl('transcoder')}/metrics`)).text();
     expect(metrics).toMatch(/^rtccdn_transcode_job_starts_total\{profile="180p"\} \d+$/m);
     expect(metrics).toMatch(/^rtccdn_transcode_first_frame_seconds_count\{profile="180p"\} \d+$/m);
     await pub.unpublish(url('origin'));

@@ -3,10 +3,11 @@ import fc from 'fast-check';
 import { AccessController, type Guarded } from '../../media-node/src/acl/AccessController.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
 import { MemoryAclStore } from '../../media-node/src/acl/AclStore.js';
-import { FailureLimiter } from '../../media-node/src/acl/FailureLimiter.js';
 import { findKey, hashAccessKey, randomAclHashKey } from '../../media-node/src/acl/hashing.js';
 import { type DefaultPolicy, governingAcl, patternMatches } from '../../media-node/src/acl/model.js';
 import { HttpError } from '../../media-node/src/errors.js';
+import { clientBucket } from '../../media-node/src/http/clientAddress.js';
+import { WindowLimiter } from '../../media-node/src/limits/WindowLimiter.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { MediaNodeMetrics } from '../../media-node/src/metrics.js';
 
@@ -66,14 +67,14 @@ describe('key hashing', () => {
   });
 });
 
-describe('FailureLimiter', () => {
-  it('blocks a key after `limit` failures within the window, until the oldest leaves it', () => {
-    const limiter = new FailureLimiter(3, 1000);
+describe('WindowLimiter', () => {
+  it('blocks a key after `limit` events within the window, until the oldest leaves it', () => {
+    const limiter = new WindowLimiter(3, 1000);
     try {
-      limiter.recordFailure('1.2.3.4', 0);
-      limiter.recordFailure('1.2.3.4', 100);
+      limiter.record('1.2.3.4', 0);
+      limiter.record('1.2.3.4', 100);
       expect(limiter.blockedFor('1.2.3.4', 200)).toBe(0);
-      limiter.recordFailure('1.2.3.4', 200);
+      limiter.record('1.2.3.4', 200);
       expect(limiter.blockedFor('1.2.3.4', 300)).toBe(700);
       expect(limiter.blockedFor('5.6.7.8', 300)).toBe(0);
       expect(limiter.blockedFor('1.2.3.4', 1000)).toBe(0);
@@ -90,7 +91,7 @@ describe('AccessController (memory store)', () => {
     for (const close of closers.splice(0)) close();
   });
 
-  async function setup(defaultPolicy: DefaultPolicy = 'allow') {
+  async function setup(defaultPolicy: DefaultPolicy = 'allow', perStream = 100) {
     const store = new MemoryAclStore();
     const cache = new AclCache({ store, logger });
     await cache.start();
@@ -101,7 +102,8 @@ describe('AccessController (memory store)', () => {
       hashKey,
       defaultPolicy,
       maxStalenessMs: 60_000,
-      limits: { perClientIp: 3, perStream: 100, windowMs: 60_000 },
+      requireStoreSynced: false,
+      limits: { perClientIp: 3, perStream, windowMs: 60_000 },
       metrics,
       logger,
     });
@@ -165,13 +167,64 @@ describe('AccessController (memory store)', () => {
     expect(status(() => controller.admit('anything', 'some-key-0000000001', '10.0.0.1'))).toBe(403);
   });
 
-  it('answers 429 once a client has failed too often, whatever key it tries next', async () => {
+  it('answers 429 to wrong keys once a client has failed too often, but lets its correct key in', async () => {
     const { controller, put } = await setup();
     await put('s', [{ id: 'k', key: 'secret-key-000001' }]);
     for (let i = 0; i < 3; i++)
       expect(status(() => controller.admit('s', `guess-${i}-0000000000`, '10.0.0.9'))).toBe(403);
-    expect(status(() => controller.admit('s', 'secret-key-000001', '10.0.0.9'))).toBe(429);
+    expect(status(() => controller.admit('s', 'guess-3-0000000000', '10.0.0.9'))).toBe(429);
+    // A paying viewer who mistyped is not locked out, nor is anyone else.
+    expect(status(() => controller.admit('s', 'secret-key-000001', '10.0.0.9'))).toBe(200);
     expect(status(() => controller.admit('s', 'secret-key-000001', '10.0.0.10'))).toBe(200);
+  });
+
+  it('does not let guesses against a stream lock its paying viewers out', async () => {
+    const { controller, put } = await setup('allow', 5);
+    await put('s', [{ id: 'k', key: 'secret-key-000001' }]);
+    // Five clients, one guess each: the stream's limit is reached.
+    for (let i = 0; i < 5; i++)
+      expect(status(() => controller.admit('s', `guess-${i}-0000000000`, `10.0.1.${i}`))).toBe(403);
+    expect(status(() => controller.admit('s', 'guess-x-0000000000', '10.0.2.1'))).toBe(429);
+    expect(status(() => controller.admit('s', 'secret-key-000001', '10.0.2.2'))).toBe(200);
+  });
+
+  it('counts an IPv6 client per /64: rotating addresses inside it does not reset its failures', async () => {
+    const { controller, put } = await setup();
+    await put('s', [{ id: 'k', key: 'secret-key-000001' }]);
+    for (let i = 1; i <= 3; i++)
+      expect(status(() => controller.admit('s', `guess-${i}-0000000000`, `2001:db8:1:2::${i}`))).toBe(403);
+    expect(status(() => controller.admit('s', 'guess-4-0000000000', '2001:db8:1:2:ffff::9'))).toBe(429);
+    // Another /64 is another client.
+    expect(status(() => controller.admit('s', 'guess-5-0000000000', '2001:db8:1:3::1'))).toBe(403);
+  });
+
+  it('refuses a session whose key was revoked while it was being set up', async () => {
+    const { controller, put } = await setup();
+    await put('s', [
+      { id: 'a', key: 'secret-key-00000a' },
+      { id: 'b', key: 'secret-key-00000b' },
+    ]);
+    const grant = controller.admit('s', 'secret-key-00000a', '10.0.0.1');
+    const other = controller.admit('s', 'secret-key-00000b', '10.0.0.1');
+    // The relay or rendition takes a moment; meanwhile key a is removed.
+    await put('s', [{ id: 'b', key: 'secret-key-00000b' }]);
+    expect(status(() => controller.watch(new FakeSession(), grant))).toBe(403);
+    expect(status(() => controller.watch(new FakeSession(), other))).toBe(200);
+    expect(controller.watchedCount).toBe(1);
+  });
+
+  it('refuses a keyless session whose stream became protected while it was being set up', async () => {
+    const { controller, put } = await setup();
+    const grant = controller.admit('launch', undefined, '10.0.0.1');
+    await put('launch', [{ id: 'k', key: 'launch-key-00000001' }]);
+    expect(status(() => controller.watch(new FakeSession(), grant))).toBe(401);
+  });
+
+  it('tells public streams (no key needed) from protected ones', async () => {
+    const { controller, put } = await setup();
+    await put('paid-*', [{ id: 'k', key: 'secret-key-000001' }]);
+    expect(controller.isPublic('free')).toBe(true);
+    expect(controller.isPublic('paid-1')).toBe(false);
   });
 
   it('closes sessions whose key is removed, keeps the others, and closes on expiry by its own timer', async () => {
@@ -235,6 +288,7 @@ describe('AccessController (memory store)', () => {
       hashKey: randomAclHashKey(),
       defaultPolicy: 'allow',
       maxStalenessMs: 60_000,
+      requireStoreSynced: false,
       limits: { perClientIp: 3, perStream: 100, windowMs: 60_000 },
       metrics: new MediaNodeMetrics(),
       logger,
@@ -246,5 +300,19 @@ describe('AccessController (memory store)', () => {
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(503);
     await cache.start();
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(200);
+  });
+});
+
+describe('clientBucket', () => {
+  it.each([
+    ['10.1.2.3', '10.1.2.3'],
+    ['::ffff:10.1.2.3', '10.1.2.3'],
+    ['2001:db8:1:2::7', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+  ])('%s is counted as %s', (ip, bucket) => {
+    expect(clientBucket(ip)).toBe(bucket);
   });
 });

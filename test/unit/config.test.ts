@@ -35,12 +35,35 @@ describe('loadConfig', () => {
       nodeId: 'edge-1',
       region: 'eu-west',
       internalAddress: '10.0.0.7',
-      internalPort: 8081,
       pipePortRange: [42000, 42099],
       relayLingerMs: 10_000,
       regionalRelay: true,
       redisPrefix: 'rtccdn:',
     });
+  });
+
+  it('serves the internal port on loopback standalone and on HOST in a CDN', () => {
+    expect(loadConfig({}).internalHost).toBe('127.0.0.1');
+    expect(
+      loadConfig({
+        ROLE: 'edge',
+        REDIS_URL: 'redis://r:6379',
+        CLUSTER_SECRET: '0123456789abcdef',
+        HOST: '10.1.1.1',
+      }).internalHost,
+    ).toBe('10.1.1.1');
+    expect(loadConfig({ TRUSTED_PROXIES: ' 10.0.0.1 , fd00::/8' }).trustedProxies).toEqual([
+      '10.0.0.1',
+      'fd00::/8',
+    ]);
+  });
+
+  it('starts standalone with Redis when the ACL API is guarded or the operator writes the ACLs', () => {
+    const base = { ROLE: 'all', REDIS_URL: 'redis://r:6379', CLUSTER_SECRET: '0123456789abcdef' };
+    expect(loadConfig({ ...base, ADMIN_TOKEN: 'admin-token-0123456789' }).adminToken).toBe(
+      'admin-token-0123456789',
+    );
+    expect(loadConfig({ ...base, ACL_API: 'kubernetes' }).aclApi).toBe('kubernetes');
   });
 
   it('treats an empty PUBLISH_TOKEN as unset', () => {
@@ -66,6 +89,37 @@ describe('loadConfig', () => {
     [{ REGION: 'EU West' }, /^invalid configuration: REGION must be a DNS label/],
     [{ RTC_LISTEN_IP: 'not-an-ip' }, /^invalid configuration: RTC_LISTEN_IP/],
     [{ RTC_PORT: '65535', WORKERS: '2' }, /^invalid configuration: RTC_PORT RTC_PORT \+ WORKERS - 1/],
+    // A standalone node writing the shared Redis would serve an open ACL API for the whole CDN.
+    [
+      { ROLE: 'all', REDIS_URL: 'redis://r:6379', CLUSTER_SECRET: '0123456789abcdef' },
+      /^invalid configuration: ADMIN_TOKEN is required for ROLE=all with REDIS_URL/,
+    ],
+    [
+      {
+        ROLE: 'edge',
+        REDIS_URL: 'redis://r:6379',
+        CLUSTER_SECRET: '0123456789abcdef',
+        INTERNAL_ADDRESS: 'edge-1.local',
+      },
+      /^invalid configuration: INTERNAL_ADDRESS must be an IP address/,
+    ],
+    [
+      {
+        ROLE: 'edge',
+        REDIS_URL: 'redis://r:6379',
+        CLUSTER_SECRET: '0123456789abcdef',
+        ANNOUNCED_IP: 'media.example.com',
+      },
+      /^invalid configuration: INTERNAL_ADDRESS must be set to an IP address when ANNOUNCED_IP is a host name/,
+    ],
+    [
+      { TRUSTED_PROXIES: '10.0.0.1,proxy.local' },
+      /^invalid configuration: TRUSTED_PROXIES must list IP addresses or CIDRs \(bad entry "proxy.local"\)/,
+    ],
+    [
+      { TRUSTED_PROXIES: '10.0.0.0/33' },
+      /^invalid configuration: TRUSTED_PROXIES must list IP addresses or CIDRs/,
+    ],
   ])('rejects %j with a one-line message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -1,8 +1,9 @@
 import { HttpError } from '../errors.js';
+import { clientBucket } from '../http/clientAddress.js';
+import { WindowLimiter } from '../limits/WindowLimiter.js';
 import type { Logger } from '../logger.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import type { AclCache } from './AclCache.js';
-import { FailureLimiter } from './FailureLimiter.js';
 import { findKey, hashAccessKey } from './hashing.js';
 import { type DefaultPolicy, patternMatches } from './model.js';
 
@@ -28,6 +29,12 @@ export interface AccessControllerOptions {
   defaultPolicy: DefaultPolicy;
   /** Protected streams are refused (503) when the cache is older than this (Redis down). */
   maxStalenessMs: number;
+  /**
+   * The store is written by the operator (ACL_API=kubernetes): until it has written every
+   * StreamACL for the store's current data, an ACL missing here may just not be rewritten yet,
+   * so nobody is admitted.
+   */
+  requireStoreSynced: boolean;
   limits: { perClientIp: number; perStream: number; windowMs: number };
   metrics: MediaNodeMetrics;
   logger: Logger;
@@ -50,51 +57,36 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class AccessController {
   readonly #options: AccessControllerOptions;
-  readonly #byClientIp: FailureLimiter;
-  readonly #byStream: FailureLimiter;
+  readonly #byClient: WindowLimiter;
+  readonly #byStream: WindowLimiter;
   readonly #watched = new Map<string, Watched>();
   readonly #logger: Logger;
 
   constructor(options: AccessControllerOptions) {
     this.#options = options;
     this.#logger = options.logger.child({ component: 'access' });
-    this.#byClientIp = new FailureLimiter(options.limits.perClientIp, options.limits.windowMs);
-    this.#byStream = new FailureLimiter(options.limits.perStream, options.limits.windowMs);
+    this.#byClient = new WindowLimiter(options.limits.perClientIp, options.limits.windowMs);
+    this.#byStream = new WindowLimiter(options.limits.perStream, options.limits.windowMs);
     options.cache.on('changed', (patterns, at) => this.#recheck(patterns, at));
   }
 
   /**
    * Admits a viewer of `stream` presenting `key` (or none), or throws: 401 (protected, no key),
-   * 403 (wrong, removed or expired key — the same answer for each), 429 (too many failures from
-   * this client or on this stream), 503 (protected and the ACLs may be out of date).
+   * 403 (wrong, removed or expired key — the same answer for each), 429 (a wrong key from a
+   * client, or on a stream, that has failed too often), 503 (the rules of this stream cannot be
+   * known right now). A correct key is always admitted: failed guesses of others never lock a
+   * paying viewer out; they only turn the guessers' own wrong answers into 429s.
    */
   admit(stream: string, key: string | undefined, clientIp: string): Grant {
     const { cache, defaultPolicy, maxStalenessMs, metrics } = this.#options;
-    const refuse = (
-      status: number,
-      result: string,
-      message: string,
-      headers: Record<string, string> = {},
-    ) => {
-      metrics.admissions.inc({ result });
+    const refuse = (status: number, message: string, headers: Record<string, string> = {}) => {
+      metrics.admissions.inc({ result: String(status) });
       this.#logger.info({ stream, clientIp, status }, `viewer refused: ${message}`);
       return new HttpError(status, message, headers);
     };
+    const unknown = this.#unknownRules(stream);
+    if (unknown) throw refuse(503, unknown, { 'Retry-After': '2' });
     const acl = cache.governing(stream);
-    if (cache.confirmedAt === undefined) {
-      // Never loaded: we cannot tell a public stream from a protected one.
-      throw refuse(503, '503', 'access rules are not loaded yet; try again', { 'Retry-After': '2' });
-    }
-    if (cache.isLocked(stream)) {
-      throw refuse(
-        503,
-        '503',
-        'the access rules of this stream were lost and are being restored; try again',
-        {
-          'Retry-After': '5',
-        },
-      );
-    }
     if (!acl && defaultPolicy === 'allow') {
       metrics.admissions.inc({ result: 'ok' });
       // Keep what the viewer presented: if the stream turns protected with this key (an ACL
@@ -102,37 +94,85 @@ export class AccessController {
       const keyHash = key ? hashAccessKey(this.#options.hashKey, key) : undefined;
       return { stream, keyHash, keyId: undefined, clientIp };
     }
-    const blockedMs = Math.max(this.#byClientIp.blockedFor(clientIp), this.#byStream.blockedFor(stream));
-    if (blockedMs > 0) {
-      throw refuse(429, '429', 'too many failed attempts; try again later', {
-        'Retry-After': String(Math.ceil(blockedMs / 1000)),
-      });
-    }
-    if (Date.now() - cache.confirmedAt > maxStalenessMs) {
-      throw refuse(503, '503', 'access rules cannot be verified right now; try again', {
-        'Retry-After': '5',
-      });
+    if (Date.now() - cache.confirmedAt! > maxStalenessMs) {
+      throw refuse(503, 'access rules cannot be verified right now; try again', { 'Retry-After': '5' });
     }
     if (key === undefined || key === '') {
-      throw refuse(401, '401', 'this stream requires an access key', {
+      throw refuse(401, 'this stream requires an access key', {
         'WWW-Authenticate': 'Bearer realm="rtccdn"',
       });
     }
     const keyHash = hashAccessKey(this.#options.hashKey, key);
     const stored = acl ? findKey(acl.keys, keyHash) : undefined;
-    if (!stored || isExpired(stored.expiresAt)) {
-      this.#byClientIp.recordFailure(clientIp);
-      this.#byStream.recordFailure(stream);
-      throw refuse(403, '403', 'access denied', {
-        'WWW-Authenticate': 'Bearer realm="rtccdn", error="invalid_token"',
+    if (stored && !isExpired(stored.expiresAt)) {
+      metrics.admissions.inc({ result: 'ok' });
+      return { stream, keyHash, keyId: stored.id, clientIp };
+    }
+    const bucket = clientBucket(clientIp);
+    const blockedMs = Math.max(this.#byClient.blockedFor(bucket), this.#byStream.blockedFor(stream));
+    if (blockedMs > 0) {
+      throw refuse(429, 'too many failed attempts; try again later', {
+        'Retry-After': String(Math.ceil(blockedMs / 1000)),
       });
     }
-    metrics.admissions.inc({ result: 'ok' });
-    return { stream, keyHash, keyId: stored.id, clientIp };
+    this.#byClient.record(bucket);
+    this.#byStream.record(stream);
+    throw refuse(403, 'access denied', {
+      'WWW-Authenticate': 'Bearer realm="rtccdn", error="invalid_token"',
+    });
   }
 
-  /** Keeps `session` under watch until it closes. */
+  /**
+   * Whether a viewer without a key would be admitted to `stream` right now (the public stream
+   * list shows only those).
+   */
+  isPublic(stream: string): boolean {
+    return (
+      this.#unknownRules(stream) === undefined &&
+      this.#options.defaultPolicy === 'allow' &&
+      this.#options.cache.governing(stream) === undefined
+    );
+  }
+
+  /** Why the rules of `stream` cannot be known now (then nobody is admitted), if so. */
+  #unknownRules(stream: string): string | undefined {
+    const { cache } = this.#options;
+    // Never loaded: we cannot tell a public stream from a protected one.
+    if (cache.confirmedAt === undefined) return 'access rules are not loaded yet; try again';
+    if (this.#options.requireStoreSynced && !cache.storeSynced) {
+      return 'access rules are being restored by the operator; try again';
+    }
+    const lock = cache.lockOf(stream);
+    if (lock === 'reset')
+      return 'the access rules of this stream were lost and are being restored; try again';
+    if (lock === 'unreadable') return 'the access rules of this stream cannot be read right now; try again';
+    return undefined;
+  }
+
+  /**
+   * Keeps `session` under watch until it closes. The grant is checked again first: the rules may
+   * have changed while the session was being set up (a relay or a rendition can take seconds),
+   * and a key revoked (or an ACL applied) meanwhile must apply to this viewer too — then this
+   * throws (401/403, as admission would) and the caller ends the session.
+   */
   watch(session: Guarded, grant: Grant): void {
+    const unknown = this.#unknownRules(grant.stream);
+    if (unknown) throw new HttpError(503, unknown, { 'Retry-After': '2' });
+    const verdict = this.#verdict(grant);
+    if (verdict !== 'ok') {
+      this.#options.metrics.revocations.inc({ reason: verdict });
+      this.#logger.info(
+        { stream: grant.stream, keyId: grant.keyId, clientIp: grant.clientIp, reason: verdict },
+        'viewer refused: access changed while the session was being set up',
+      );
+      throw verdict === 'stream-protected'
+        ? new HttpError(401, 'this stream requires an access key', {
+            'WWW-Authenticate': 'Bearer realm="rtccdn"',
+          })
+        : new HttpError(403, 'access denied', {
+            'WWW-Authenticate': 'Bearer realm="rtccdn", error="invalid_token"',
+          });
+    }
     const watched: Watched = { session, grant };
     this.#watched.set(session.id, watched);
     session.once('close', () => {
@@ -206,7 +246,7 @@ export class AccessController {
   close(): void {
     for (const watched of this.#watched.values()) clearTimeout(watched.expiryTimer);
     this.#watched.clear();
-    this.#byClientIp.close();
+    this.#byClient.close();
     this.#byStream.close();
   }
 }

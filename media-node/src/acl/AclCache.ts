@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import type { AclChange, AclStore } from './AclStore.js';
+import { type AclChange, type AclStore, UnreadableAclError } from './AclStore.js';
 import type { AclRecord } from './model.js';
 
 export type AclCacheEvents = {
@@ -12,6 +12,12 @@ export type AclCacheEvents = {
   /** The store lost its data (new epoch): `locked` patterns refuse new viewers until rewritten. */
   reset: [locked: ReadonlySet<string>];
 };
+
+/**
+ * Why a pattern refuses new viewers although it has no readable ACL: its ACL was lost in a
+ * store reset, or the stored record cannot be read (invalid, or from a newer version).
+ */
+export type LockReason = 'reset' | 'unreadable';
 
 export interface AclCacheOptions {
   store: AclStore;
@@ -25,6 +31,9 @@ export interface AclCacheOptions {
  * Redis. Messages carry the ACL version; one that is not our version + 1 means we missed
  * something, and we re-read everything. A periodic version check catches a lost last message,
  * and doubles as the freshness signal: `confirmedAt` is when we last knew we were current.
+ *
+ * What the cache cannot read is never taken for absent (absent means public under the allow
+ * policy): a lost or unreadable ACL locks its pattern until it is written again or deleted.
  */
 export class AclCache extends TypedEmitter<AclCacheEvents> {
   readonly #store: AclStore;
@@ -33,13 +42,13 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
   /** Prefix patterns by their prefix ("sales-" for "sales-*"). */
   readonly #prefixes = new Map<string, AclRecord>();
   /**
-   * Patterns whose ACL vanished in a store reset. Nobody removed them on purpose, so opening
-   * their streams would be wrong; admission refuses new viewers of them (503) until the ACL is
-   * written again (the operator re-syncs StreamACLs; a backend re-PUTs) or explicitly deleted.
+   * Patterns refusing new viewers (503) until their ACL is written again (the operator
+   * re-syncs StreamACLs; a backend re-PUTs) or explicitly deleted.
    */
-  readonly #locked = new Set<string>();
+  readonly #locked = new Map<string, LockReason>();
   readonly #checkTimer: NodeJS.Timeout;
   #epoch: string | undefined;
+  #syncedEpoch = '';
   #version = -1;
   #confirmedAt: number | undefined;
   #resyncing: Promise<void> | undefined;
@@ -71,24 +80,41 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
     return this.#confirmedAt;
   }
 
+  /**
+   * Whether the writer of an operator-managed store has written every ACL for the store's
+   * current data (its epoch). Before that, an ACL missing here may simply not be rewritten yet.
+   */
+  get storeSynced(): boolean {
+    return this.#epoch !== undefined && this.#epoch !== '' && this.#syncedEpoch === this.#epoch;
+  }
+
   get size(): number {
     return this.#exact.size + this.#prefixes.size;
   }
 
-  /** Is the most specific pattern covering `stream` one that was lost in a store reset? */
-  isLocked(stream: string): boolean {
-    if (this.#locked.size === 0 || this.#exact.has(stream)) return false;
-    if (this.#locked.has(stream)) return true;
+  /**
+   * Why new viewers of `stream` are refused although no readable ACL says so: the most specific
+   * pattern covering it was lost in a store reset or cannot be read. Undefined: not locked.
+   */
+  lockOf(stream: string): LockReason | undefined {
+    if (this.#locked.size === 0 || this.#exact.has(stream)) return undefined;
+    const exact = this.#locked.get(stream);
+    if (exact) return exact;
     for (let length = stream.length; length >= 0; length--) {
       const prefix = stream.slice(0, length);
-      if (this.#prefixes.has(prefix)) return false;
-      if (this.#locked.has(`${prefix}*`)) return true;
+      if (this.#prefixes.has(prefix)) return undefined;
+      const locked = this.#locked.get(`${prefix}*`);
+      if (locked) return locked;
     }
-    return false;
+    return undefined;
+  }
+
+  isLocked(stream: string): boolean {
+    return this.lockOf(stream) !== undefined;
   }
 
   get lockedPatterns(): ReadonlySet<string> {
-    return this.#locked;
+    return new Set(this.#locked.keys());
   }
 
   /** The ACL that governs `stream`: exact name first, then the longest matching prefix. */
@@ -135,11 +161,19 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
     }
     try {
       // Read the record itself: the message says what changed, the store says what it is now.
-      const record = await this.#store.get(change.pattern);
+      let record: AclRecord | undefined;
+      let unreadable = false;
+      try {
+        record = await this.#store.get(change.pattern);
+      } catch (error) {
+        if (!(error instanceof UnreadableAclError)) throw error;
+        unreadable = true;
+      }
       if (change.version !== this.#version + 1) return; // a resync overtook us
-      if (record) this.#put(record);
-      else this.#delete(change.pattern);
+      this.#delete(change.pattern);
       this.#locked.delete(change.pattern);
+      if (record) this.#put(record);
+      else if (unreadable) this.#locked.set(change.pattern, 'unreadable');
       this.#version = change.version;
       this.#confirmedAt = Date.now();
       this.emit('changed', new Set([change.pattern]), change.at);
@@ -154,7 +188,10 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
     try {
       const version = await this.#store.version();
       if (version.version !== this.#version || version.epoch !== this.#epoch) await this.#resync();
-      else this.#confirmedAt = Date.now();
+      else {
+        this.#syncedEpoch = version.syncedEpoch;
+        this.#confirmedAt = Date.now();
+      }
     } catch (error) {
       this.#logger.debug({ err: error }, 'ACL version check failed (store unreachable?)');
     }
@@ -164,20 +201,32 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
     this.#resyncing ??= (async () => {
       try {
         const snapshot = await this.#store.snapshot();
+        const present = new Set(snapshot.records.map((record) => record.pattern));
         const known = [...this.#exact.values(), ...this.#prefixes.values()].map((record) => record.pattern);
-        const changed = new Set<string>([...known, ...snapshot.records.map((record) => record.pattern)]);
+        const changed = new Set<string>([...known, ...present, ...snapshot.unreadable]);
         if (this.#epoch !== undefined && this.#epoch !== '' && snapshot.epoch !== this.#epoch) {
-          const present = new Set(snapshot.records.map((record) => record.pattern));
-          for (const pattern of [...known, ...this.#locked])
-            if (!present.has(pattern)) this.#locked.add(pattern);
+          for (const pattern of [...known, ...this.#locked.keys()])
+            if (!present.has(pattern)) this.#locked.set(pattern, 'reset');
           this.#logger.error(
-            { locked: [...this.#locked], from: this.#epoch, to: snapshot.epoch || '(empty)' },
+            { locked: [...this.#locked.keys()], from: this.#epoch, to: snapshot.epoch || '(empty)' },
             'the ACL store lost its data (Redis restarted without persistence?): streams it protected stay locked until their ACLs are written again',
           );
-          this.emit('reset', this.#locked);
+          this.emit('reset', this.lockedPatterns);
         }
-        for (const pattern of snapshot.records.map((record) => record.pattern)) this.#locked.delete(pattern);
+        // Readable now: unlocked. Unreadable now: locked, whatever they were.
+        for (const [pattern, reason] of [...this.#locked]) {
+          if (present.has(pattern) || (reason === 'unreadable' && !snapshot.unreadable.includes(pattern)))
+            this.#locked.delete(pattern);
+        }
+        for (const pattern of snapshot.unreadable) this.#locked.set(pattern, 'unreadable');
+        if (snapshot.unreadable.length > 0) {
+          this.#logger.error(
+            { patterns: snapshot.unreadable },
+            'stored ACLs cannot be read (invalid, or written by a newer version): their streams are refused until the ACLs are written again',
+          );
+        }
         this.#epoch = snapshot.epoch;
+        this.#syncedEpoch = snapshot.syncedEpoch;
         this.#exact.clear();
         this.#prefixes.clear();
         for (const record of snapshot.records) this.#put(record);

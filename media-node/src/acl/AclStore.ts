@@ -23,11 +23,24 @@ export interface AclChange {
   at: number;
 }
 
-export interface AclSnapshot {
+export interface AclSnapshot extends AclStoreVersion {
+  records: AclRecord[];
+  /**
+   * Patterns whose stored record cannot be read (invalid, or written by a newer version): they
+   * are not absent — their streams are refused until the record is rewritten.
+   */
+  unreadable: string[];
+}
+
+export interface AclStoreVersion {
   /** Lifetime of the store's data: a different epoch means the store was reset (data lost). */
   epoch: string;
   version: number;
-  records: AclRecord[];
+  /**
+   * The epoch for which the operator has written every StreamACL ('' if none): in an
+   * operator-managed CDN, edges admit nobody until it equals `epoch`.
+   */
+  syncedEpoch: string;
 }
 
 export type AclStoreEvents = {
@@ -39,15 +52,26 @@ export type AclStoreEvents = {
 export interface AclStore extends TypedEmitter<AclStoreEvents> {
   /** Resolves once the store can answer (connected), or after `timeoutMs` regardless. */
   connected(timeoutMs: number): Promise<void>;
+  /** The record of `pattern`; throws UnreadableAclError when one is stored but cannot be read. */
   get(pattern: string): Promise<AclRecord | undefined>;
   snapshot(): Promise<AclSnapshot>;
-  /** Epoch and version, cheaply (the cache's periodic check). */
-  version(): Promise<{ epoch: string; version: number }>;
+  /** Epoch, version and synced epoch, cheaply (the cache's periodic check). */
+  version(): Promise<AclStoreVersion>;
+  /** The store's epoch, created now if the store has none yet (the operator, before a full sync). */
+  ensureEpoch(): Promise<string>;
+  /**
+   * Records that every StreamACL has been written for `epoch`; false (nothing written) when the
+   * store's epoch is another one by now (it was reset during the sync: sync again).
+   */
+  markSynced(epoch: string): Promise<boolean>;
   /**
    * Atomically replaces the ACL of `pattern` with what `change` computes from the current
    * one (undefined current = none). `change` returning undefined deletes it, UNCHANGED leaves it
    * as it is (no write); returning the current keys is still a write. The record is stamped
-   * with `options.owner`. Retries when a concurrent writer got there first.
+   * with `options.owner`. Retries when a concurrent writer got there first. A stored record
+   * that cannot be read is passed as undefined (so that a write repairs it). The new record is
+   * validated before it is written: InvalidAclError, and nothing written, if edges could not
+   * read it.
    */
   update(pattern: string, change: AclUpdate, options?: { owner?: string }): Promise<AclRecord | undefined>;
   close(): Promise<void>;
@@ -64,8 +88,49 @@ export class AclStoreError extends Error {
   override name = 'AclStoreError';
 }
 
+/** A record that would not be readable by the edges (never written). */
+export class InvalidAclError extends Error {
+  override name = 'InvalidAclError';
+}
+
+/** A stored record that cannot be read: invalid, or of a newer record version. */
+export class UnreadableAclError extends Error {
+  override name = 'UnreadableAclError';
+  constructor(
+    readonly pattern: string,
+    reason: string,
+  ) {
+    super(`the stored ACL of ${pattern} cannot be read: ${reason}`);
+  }
+}
+
+/** The record to write, validated as every reader will parse it. */
 function newRecord(pattern: string, keys: StoredKey[], owner: string | undefined): AclRecord {
-  return { v: ACL_RECORD_VERSION, pattern, keys, updatedAt: Date.now(), ...(owner ? { owner } : {}) };
+  const record = { v: ACL_RECORD_VERSION, pattern, keys, updatedAt: Date.now(), ...(owner ? { owner } : {}) };
+  const parsed = AclRecordSchema.safeParse(record);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new InvalidAclError(`ACL ${pattern}: ${issue.path.join('.') || '(record)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Parses a stored record; UnreadableAclError when it is not one this version can read. */
+function parseRecord(value: string, pattern: string): AclRecord {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    throw new UnreadableAclError(pattern, 'not JSON');
+  }
+  const parsed = AclRecordSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UnreadableAclError(pattern, `${issue.path.join('.') || '(record)'}: ${issue.message}`);
+  }
+  if (parsed.data.pattern !== pattern)
+    throw new UnreadableAclError(pattern, `it names ${parsed.data.pattern}`);
+  return parsed.data;
 }
 
 // --- Redis ----------------------------------------------------------------------------------------
@@ -102,15 +167,38 @@ return {1, version}
 `,
 );
 
-/** The version and every record, read in one atomic step (a consistent snapshot). */
+/**
+ * Epoch, version, synced epoch and every (pattern, record), read in one atomic step (a
+ * consistent snapshot).
+ */
 const SNAPSHOT_ACLS = new RedisScript(
   'acl-snapshot',
   `
-local out = {redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[2]) or '0'}
+local out = {redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[4]) or ''}
 for _, pattern in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  out[#out + 1] = pattern
   out[#out + 1] = redis.call('GET', ARGV[1] .. pattern) or ''
 end
 return out
+`,
+);
+
+/** The store's epoch, set to ARGV[1] if there is none. */
+const ENSURE_EPOCH = new RedisScript(
+  'acl-ensure-epoch',
+  `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+`,
+);
+
+/** Marks epoch ARGV[1] fully synced, if it is still the store's epoch: {1} or {0}. */
+const MARK_SYNCED = new RedisScript(
+  'acl-mark-synced',
+  `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+redis.call('SET', KEYS[2], ARGV[1])
+return {1}
 `,
 );
 
@@ -178,27 +266,55 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
     return value ? this.#parse(value, pattern) : undefined;
   }
 
-  async version(): Promise<{ epoch: string; version: number }> {
-    const [epoch, version] = await this.#command('version', '', () =>
-      this.#redis.mget(this.keys.aclEpoch, this.keys.aclVersion),
+  async version(): Promise<AclStoreVersion> {
+    const [epoch, version, synced] = await this.#command('version', '', () =>
+      this.#redis.mget(this.keys.aclEpoch, this.keys.aclVersion, this.keys.aclSynced),
     );
-    return { epoch: epoch ?? '', version: Number(version ?? 0) };
+    return { epoch: epoch ?? '', version: Number(version ?? 0), syncedEpoch: synced ?? '' };
+  }
+
+  async ensureEpoch(): Promise<string> {
+    return (await this.#command('ensure epoch', '', () =>
+      ENSURE_EPOCH.run(this.#redis, [this.keys.aclEpoch], [randomUUID()]),
+    )) as string;
+  }
+
+  async markSynced(epoch: string): Promise<boolean> {
+    const [done] = (await this.#command('mark synced', '', () =>
+      MARK_SYNCED.run(this.#redis, [this.keys.aclEpoch, this.keys.aclSynced], [epoch]),
+    )) as [number];
+    return done === 1;
   }
 
   async snapshot(): Promise<AclSnapshot> {
     const reply = (await this.#command('snapshot', '', () =>
       SNAPSHOT_ACLS.run(
         this.#redis,
-        [this.keys.aclPatterns, this.keys.aclVersion, this.keys.aclEpoch],
+        [this.keys.aclPatterns, this.keys.aclVersion, this.keys.aclEpoch, this.keys.aclSynced],
         [this.#recordKeyPrefix],
       ),
     )) as string[];
-    const [epoch, version, ...values] = reply;
-    const records = values.flatMap((value) => {
-      const record = value ? this.#parse(value, '(snapshot)') : undefined;
-      return record ? [record] : [];
-    });
-    return { epoch: epoch ?? '', version: Number(version ?? 0), records };
+    const [epoch, version, syncedEpoch, ...pairs] = reply;
+    const records: AclRecord[] = [];
+    const unreadable: string[] = [];
+    for (let index = 0; index + 1 < pairs.length; index += 2) {
+      const pattern = pairs[index]!;
+      const value = pairs[index + 1]!;
+      if (!value) continue; // indexed but gone: a delete in between is not possible (one script)
+      try {
+        records.push(this.#parse(value, pattern));
+      } catch (error) {
+        if (!(error instanceof UnreadableAclError)) throw error;
+        unreadable.push(pattern);
+      }
+    }
+    return {
+      epoch: epoch ?? '',
+      version: Number(version ?? 0),
+      syncedEpoch: syncedEpoch ?? '',
+      records,
+      unreadable,
+    };
   }
 
   async update(
@@ -209,7 +325,7 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
     const key = this.keys.aclRecord(pattern);
     for (let attempt = 0; attempt < 20; attempt++) {
       const currentValue = (await this.#command('read', pattern, () => this.#redis.get(key))) ?? '';
-      const current = currentValue ? this.#parse(currentValue, pattern) : undefined;
+      const current = currentValue ? this.#parseOrUndefined(currentValue, pattern) : undefined;
       const keys = change(current);
       if (keys === UNCHANGED) return current;
       const next = keys === undefined ? undefined : newRecord(pattern, keys, options.owner);
@@ -250,13 +366,26 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
     });
   }
 
-  #parse(value: string, pattern: string): AclRecord | undefined {
+  /**
+   * A record we cannot read is never guessed at, and never taken for an absent one (which would
+   * make its streams public): UnreadableAclError, and its streams are refused until rewritten.
+   */
+  #parse(value: string, pattern: string): AclRecord {
     try {
-      return AclRecordSchema.parse(JSON.parse(value));
+      return parseRecord(value, pattern);
     } catch (error) {
-      // A record we cannot read is not guessed at: it is skipped (and that ACL is absent here).
-      this.#logger.error({ err: error, pattern }, 'unreadable ACL record in Redis; ignoring it');
-      return undefined;
+      this.#logger.error({ err: error, pattern }, 'unreadable ACL record in Redis: its streams are refused');
+      throw error;
+    }
+  }
+
+  /** For writers: an unreadable record is replaced (that is how it is repaired). */
+  #parseOrUndefined(value: string, pattern: string): AclRecord | undefined {
+    try {
+      return parseRecord(value, pattern);
+    } catch (error) {
+      if (error instanceof UnreadableAclError) return undefined;
+      throw error;
     }
   }
 
@@ -297,12 +426,21 @@ export class MemoryAclStore extends TypedEmitter<AclStoreEvents> implements AclS
     return this.#records.get(pattern);
   }
 
-  async version(): Promise<{ epoch: string; version: number }> {
-    return { epoch: this.#epoch, version: this.#version };
+  /** A standalone node's store needs no operator: it is synced by definition. */
+  async version(): Promise<AclStoreVersion> {
+    return { epoch: this.#epoch, version: this.#version, syncedEpoch: this.#epoch };
+  }
+
+  async ensureEpoch(): Promise<string> {
+    return this.#epoch;
+  }
+
+  async markSynced(epoch: string): Promise<boolean> {
+    return epoch === this.#epoch;
   }
 
   async snapshot(): Promise<AclSnapshot> {
-    return { epoch: this.#epoch, version: this.#version, records: [...this.#records.values()] };
+    return { ...(await this.version()), records: [...this.#records.values()], unreadable: [] };
   }
 
   async update(

@@ -3,7 +3,14 @@ import type { Logger } from '../logger.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import { AccessController, type Grant, type Guarded } from './AccessController.js';
 import { AclCache } from './AclCache.js';
-import { type AclStore, AclStoreError, MemoryAclStore, RedisAclStore } from './AclStore.js';
+import {
+  type AclStore,
+  AclStoreError,
+  InvalidAclError,
+  MemoryAclStore,
+  RedisAclStore,
+  UnreadableAclError,
+} from './AclStore.js';
 import { deriveAclHashKey, hashAccessKey, randomAclHashKey } from './hashing.js';
 import type { AccessKeyInput, AclRecord, DefaultPolicy, StoredKey } from './model.js';
 
@@ -13,6 +20,11 @@ export interface AccessConfig {
   failuresPerClientIp: number;
   failuresPerStream: number;
   failureWindowMs: number;
+  /**
+   * ACLs are written by the operator (ACL_API=kubernetes): admit nobody until it has written
+   * every StreamACL for the store's current data.
+   */
+  operatorManaged: boolean;
 }
 
 /** An ACL as the REST API shows it: ids and expiry, never key values or hashes. */
@@ -52,6 +64,7 @@ export class StreamAccess {
       hashKey: this.#hashKey,
       defaultPolicy: config.defaultPolicy,
       maxStalenessMs: config.maxStalenessMs,
+      requireStoreSynced: config.operatorManaged,
       limits: {
         perClientIp: config.failuresPerClientIp,
         perStream: config.failuresPerStream,
@@ -63,6 +76,8 @@ export class StreamAccess {
     const cache = this.cache;
     metrics.aclCacheAge = () =>
       cache.confirmedAt === undefined ? -1 : (Date.now() - cache.confirmedAt) / 1000;
+    metrics.aclStoreSyncedSampler = () =>
+      cache.confirmedAt !== undefined && (!config.operatorManaged || cache.storeSynced) ? 1 : 0;
   }
 
   start(): Promise<void> {
@@ -73,8 +88,14 @@ export class StreamAccess {
     return this.controller.admit(stream, key, clientIp);
   }
 
+  /** Throws (401/403/503) when the grant no longer holds; see AccessController.watch. */
   watch(session: Guarded, grant: Grant): void {
     this.controller.watch(session, grant);
+  }
+
+  /** Whether a viewer without a key would be admitted to `stream` now. */
+  isPublic(stream: string): boolean {
+    return this.controller.isPublic(stream);
   }
 
   // --- REST operations (validated input) -----------------------------------------------------------
@@ -142,6 +163,10 @@ export class StreamAccess {
         throw new HttpError(503, `access rules cannot be changed right now: ${error.message}`, {
           'Retry-After': '2',
         });
+      }
+      if (error instanceof InvalidAclError) throw new HttpError(400, error.message);
+      if (error instanceof UnreadableAclError) {
+        throw new HttpError(409, `${error.message}; replace it (PUT) or delete it`);
       }
       throw error;
     }

@@ -12,12 +12,15 @@ import { z } from 'zod';
  * Keys are never stored: only HMAC-SHA256(ACL hash key, key) — see hashing.ts.
  */
 
-/** An exact stream name, or a prefix followed by `*` (the prefix itself may be empty). */
+/**
+ * An exact stream name, or a prefix followed by `*` (the prefix itself may be empty). No `~`:
+ * a rendition (`name~360p`) is governed by its source's ACL, never by one of its own.
+ */
 export const AclPatternSchema = z
   .string()
   .regex(
-    /^([A-Za-z0-9._~-]{1,128}|[A-Za-z0-9._~-]{0,127}\*)$/,
-    'stream must be a stream name (1-128 of [A-Za-z0-9._~-]) or a prefix ending in * (e.g. sales-*)',
+    /^([A-Za-z0-9._-]{1,128}|[A-Za-z0-9._-]{0,127}\*)$/,
+    'stream must be a stream name (1-128 of [A-Za-z0-9._-]) or a prefix ending in * (e.g. sales-*); renditions follow their source',
   );
 export type AclPattern = z.infer<typeof AclPatternSchema>;
 
@@ -32,7 +35,11 @@ export const AccessKeyInputSchema = z.object({
     .string()
     .min(16, 'key must be at least 16 characters (use a random token)')
     .max(512, 'key must be at most 512 characters'),
-  expiresAt: z.iso.datetime({ offset: true, error: 'expiresAt must be an RFC 3339 date-time' }).optional(),
+  expiresAt: z.iso
+    .datetime({ offset: true, error: 'expiresAt must be an RFC 3339 date-time' })
+    // Stored as ms since the epoch, which must be positive (a record edges can read).
+    .refine((value) => Date.parse(value) > 0, 'expiresAt must be after 1970-01-01T00:00:00Z')
+    .optional(),
 });
 export type AccessKeyInput = z.infer<typeof AccessKeyInputSchema>;
 

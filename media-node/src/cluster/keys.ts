@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { AclPatternSchema } from '../acl/model.js';
 import { StreamNameSchema } from '../http/names.js';
@@ -29,6 +30,10 @@ import { StreamNameSchema } from '../http/names.js';
  *   {prefix}acl:epoch             string   none       random id, set with the first ACL       with the record (one script);
  *                                                     write: a new epoch = the store was      edges lock ACLs they knew
  *                                                     reset (Redis lost its data)             until they are rewritten
+ *   {prefix}acl:synced            string   none       the epoch for which every StreamACL has   the operator, after a full
+ *                                                     been written; edges of an operator-      write of its StreamACLs
+ *                                                     managed CDN admit nobody until it
+ *                                                     equals {prefix}acl:epoch
  *   {prefix}acl:events            pub/sub  —          JSON AclChangeMessage {version,         with the record (one script);
  *                                                     pattern, op}                            edges resync on a gap
  *   {prefix}events                pub/sub  —          JSON ClusterEvent (stream-up/-down)     origins, atomically with
@@ -74,8 +79,27 @@ export const NODE_ROLES = ['origin', 'edge', 'transcoder', 'all'] as const;
 export const NodeRoleSchema = z.enum(NODE_ROLES);
 export type NodeRole = z.infer<typeof NodeRoleSchema>;
 
-/** Node-to-node HTTP base URL (the internal API), e.g. http://10.1.2.3:8081. */
-export const InternalUrlSchema = z.url({ protocol: /^https?$/, error: 'internalUrl must be an http(s) URL' });
+/**
+ * Node-to-node HTTP base URL (the internal API): `http(s)://<IP address>:<port>` and nothing
+ * else, e.g. http://10.1.2.3:8081 or http://[fd00::3]:8081. Whoever can write the registry must
+ * not be able to point nodes' signed calls at a host name (DNS), a path, or credentials.
+ */
+export const InternalUrlSchema = z
+  .string()
+  .max(64)
+  .regex(
+    /^https?:\/\/(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/,
+    'internalUrl must be http(s)://<IP address>:<port>',
+  )
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      return isIP(host) !== 0 && url.pathname === '/' && url.username === '' && url.password === '';
+    } catch {
+      return false;
+    }
+  }, 'internalUrl must be http(s)://<IP address>:<port>');
 
 /** Random per claim: tells this holder's claim apart from an earlier or later one of the same node. */
 export const ClaimIdSchema = z.string().min(1).max(64);
@@ -214,6 +238,8 @@ export class ClusterKeys {
   readonly aclVersion: string;
   /** Random id of this ACL store's lifetime (changes when Redis lost its data). */
   readonly aclEpoch: string;
+  /** The epoch for which the operator has written every StreamACL (see AclStore.markSynced). */
+  readonly aclSynced: string;
   /** Pub/sub channel of AclChangeMessage. */
   readonly aclEvents: string;
 
@@ -226,6 +252,7 @@ export class ClusterKeys {
     this.aclPatterns = `${this.aclNamespace}patterns`;
     this.aclVersion = `${this.aclNamespace}version`;
     this.aclEpoch = `${this.aclNamespace}epoch`;
+    this.aclSynced = `${this.aclNamespace}synced`;
     this.aclEvents = `${this.aclNamespace}events`;
   }
 

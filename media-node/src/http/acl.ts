@@ -9,7 +9,7 @@ import {
 } from '../acl/model.js';
 import { HttpError } from '../errors.js';
 import type { MediaNode } from '../MediaNode.js';
-import { requireBearer } from './auth.js';
+import { TokenGuard } from './auth.js';
 
 /**
  * The ACL REST API (origins and standalone nodes), for a backend that says "stream X may be
@@ -54,32 +54,55 @@ export function aclKeysBody(request: FastifyRequest): AccessKeyInput[] {
   return parsed.data.keys;
 }
 
-export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
-  const authorize = (request: FastifyRequest) => {
-    if (node.config.aclApi === 'kubernetes') {
-      throw new HttpError(
-        421,
-        "ACLs of this CDN are StreamACL resources: use the operator's ACL API (same routes) or kubectl",
-      );
-    }
-    const token = node.config.adminToken;
-    if (token !== undefined) {
-      requireBearer(request.headers.authorization, token, 'rtccdn-admin');
-    } else if (node.config.role !== 'all') {
-      throw new HttpError(403, 'the ACL API is disabled on this node: set ADMIN_TOKEN');
-    }
-  };
+/**
+ * Registers the ACL routes. Authentication is a hook of the routes' own scope, so it runs for
+ * whatever form of the URL the router matched (%-encoded, absolute-form, HEAD for GET).
+ */
+export async function registerAclRoutes(app: FastifyInstance, node: MediaNode): Promise<void> {
+  const token = node.config.adminToken;
+  const access = node.config.access;
+  const tokens =
+    token === undefined
+      ? undefined
+      : new TokenGuard({
+          token,
+          realm: 'rtccdn-admin',
+          failuresPerClient: access.failuresPerClientIp,
+          windowMs: access.failureWindowMs,
+        });
+  app.addHook('onClose', async () => tokens?.close());
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (request) => {
+      if (node.config.aclApi === 'kubernetes') {
+        throw new HttpError(
+          421,
+          "ACLs of this CDN are StreamACL resources: use the operator's ACL API (same routes) or kubectl",
+        );
+      }
+      if (tokens) tokens.check(request.headers.authorization, request.ip);
+      // Without ADMIN_TOKEN only a standalone node without Redis serves the API (config refuses
+      // the rest): its ACLs live in this process alone.
+      else if (node.config.role !== 'all' || node.config.cluster) {
+        throw new HttpError(403, 'the ACL API is disabled on this node: set ADMIN_TOKEN');
+      }
+    });
+    registerAclHandlers(api, node);
+  });
+
+  app.get('/api/v1/openapi.json', async () => openApiDocument());
+}
+
+function registerAclHandlers(app: FastifyInstance, node: MediaNode): void {
   const access = node.access;
 
   app.get<{ Params: { stream: string } }>(BASE, async (request) => {
-    authorize(request);
     const acl = await access.get(aclPatternParam(request));
     if (!acl) throw new HttpError(404, `no ACL for ${request.params.stream}`);
     return acl;
   });
 
   app.put<{ Params: { stream: string } }>(BASE, async (request) => {
-    authorize(request);
     const target = aclPatternParam(request);
     const acl = await access.replaceKeys(target, aclKeysBody(request));
     request.log.info({ stream: target, keyIds: acl.keys.map((key) => key.id) }, 'ACL replaced');
@@ -87,7 +110,6 @@ export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
   });
 
   app.delete<{ Params: { stream: string } }>(BASE, async (request, reply: FastifyReply) => {
-    authorize(request);
     const target = aclPatternParam(request);
     if (!(await access.delete(target))) throw new HttpError(404, `no ACL for ${request.params.stream}`);
     request.log.info({ stream: target }, 'ACL deleted');
@@ -95,7 +117,6 @@ export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
   });
 
   app.post<{ Params: { stream: string } }>(`${BASE}/keys`, async (request, reply: FastifyReply) => {
-    authorize(request);
     const target = aclPatternParam(request);
     const keys = aclKeysBody(request);
     const acl = await access.addKeys(target, keys);
@@ -104,7 +125,6 @@ export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
   });
 
   app.delete<{ Params: { stream: string; id: string } }>(`${BASE}/keys/:id`, async (request) => {
-    authorize(request);
     const target = aclPatternParam(request);
     const id = KeyIdSchema.safeParse(request.params.id);
     if (!id.success) throw new HttpError(400, id.error.issues[0]!.message);
@@ -112,8 +132,6 @@ export function registerAclRoutes(app: FastifyInstance, node: MediaNode): void {
     request.log.info({ stream: target, keyId: id.data }, 'ACL key removed');
     return acl;
   });
-
-  app.get('/api/v1/openapi.json', async () => openApiDocument());
 }
 
 /** OpenAPI 3.1 description of the ACL API; bodies come from the same zod schemas that validate them. */

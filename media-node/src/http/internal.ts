@@ -1,38 +1,44 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { z } from 'zod';
 import { HttpError } from '../errors.js';
-import { RequestVerifier } from '../internal/hmac.js';
+import {
+  deriveSigningKey,
+  RESPONSE_SIGNATURE_HEADER,
+  RequestVerifier,
+  signResponse,
+} from '../internal/hmac.js';
 import type { MediaNode } from '../MediaNode.js';
 import {
+  DRAIN_PATH,
+  DrainRequestSchema,
   RELAYS_PATH,
   RENDITIONS_PATH,
   RelayRequestSchema,
   RenditionRequestSchema,
 } from '../relay/protocol.js';
-
-/** POST /internal/v1/drain (the operator scaling edges down). */
-const DrainRequestSchema = z.object({ draining: z.boolean() });
+import { registerOpsRoutes } from './ops.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The body exactly as received: the HMAC covers these bytes. */
     rawBody?: string;
+    /** Nonce of a verified internal call: its answer is signed with it. */
+    internalNonce?: string;
   }
 }
 
 /**
- * The node-to-node API on INTERNAL_PORT: relays between nodes, and a dump of the media
- * objects for operators and tests. Every route but /healthz requires a request signed with
- * CLUSTER_SECRET (internal/hmac.ts); anything else gets 401.
+ * The internal port: `/healthz`, `/metrics` and the full stream list for the cluster's own
+ * monitoring (unauthenticated — keep this port off the internet, e.g. a NetworkPolicy), and, in
+ * a CDN, the node-to-node API — relays, renditions, drain and dump — which answers only calls
+ * signed with CLUSTER_SECRET for this very node (internal/hmac.ts), and signs its answers.
  */
-export async function createInternalServer(node: MediaNode, clusterSecret: string): Promise<FastifyInstance> {
+export async function createInternalServer(node: MediaNode): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: node.logger.child({ component: 'internal-http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
     forceCloseConnections: true,
   });
-  const verifier = new RequestVerifier(clusterSecret);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
@@ -41,21 +47,6 @@ export async function createInternalServer(node: MediaNode, clusterSecret: strin
       done(null, JSON.parse(body as string));
     } catch {
       done(new HttpError(400, 'body is not valid JSON'), undefined);
-    }
-  });
-
-  // preHandler, not onRequest: the signature covers the body, which is parsed in between.
-  app.addHook('preHandler', async (request) => {
-    if (request.url === '/healthz') return;
-    const verdict = verifier.verify(
-      { method: request.method, path: request.url, body: request.rawBody ?? '' },
-      request.headers.authorization,
-    );
-    if (!verdict.ok) {
-      request.log.warn({ url: request.url, ip: request.ip, reason: verdict.reason }, 'internal call refused');
-      throw new HttpError(401, `unauthenticated internal call: ${verdict.reason}`, {
-        'WWW-Authenticate': 'RTCCDN-HMAC-SHA256',
-      });
     }
   });
 
@@ -69,6 +60,50 @@ export async function createInternalServer(node: MediaNode, clusterSecret: strin
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  registerOpsRoutes(app, node);
+
+  const cluster = node.config.cluster;
+  if (cluster) {
+    const key = deriveSigningKey(cluster.clusterSecret);
+    await app.register(async (signed) => registerSignedRoutes(signed, node, key, cluster.nodeId));
+  }
+  return app;
+}
+
+/** The node-to-node routes, in a scope whose hooks authenticate every one of them. */
+function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer, selfId: string): void {
+  const verifier = new RequestVerifier(key, selfId);
+  const refuse = (request: { url: string; ip: string; log: FastifyBaseLogger }, reason: string) => {
+    request.log.warn({ url: request.url, ip: request.ip, reason }, 'internal call refused');
+    return new HttpError(401, `unauthenticated internal call: ${reason}`, {
+      'WWW-Authenticate': 'RTCCDN-HMAC-SHA256',
+    });
+  };
+
+  // Before the body is read: a call with no valid-looking signature for this node, or out of
+  // the clock-skew window, costs nothing more than its headers.
+  app.addHook('onRequest', async (request) => {
+    const verdict = verifier.precheck(request.headers.authorization);
+    if (!verdict.ok) throw refuse(request, verdict.reason);
+  });
+  // preHandler, not onRequest: the signature covers the body, which is parsed in between.
+  app.addHook('preHandler', async (request) => {
+    const verdict = verifier.verify(
+      { method: request.method, path: request.url, body: request.rawBody ?? '' },
+      request.headers.authorization,
+    );
+    if (!verdict.ok) throw refuse(request, verdict.reason);
+    request.internalNonce = verdict.nonce;
+  });
+  // Every answer to a verified call — errors included — is signed for that call.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.internalNonce === undefined) return payload;
+    const body =
+      typeof payload === 'string' ? payload : payload === null || payload === undefined ? '' : undefined;
+    if (body === undefined) return payload;
+    reply.header(RESPONSE_SIGNATURE_HEADER, signResponse(key, request.internalNonce, reply.statusCode, body));
+    return payload;
+  });
 
   app.post(RELAYS_PATH, async (request, reply) => {
     const parsed = RelayRequestSchema.safeParse(request.body);
@@ -98,12 +133,10 @@ export async function createInternalServer(node: MediaNode, clusterSecret: strin
     return reply.code(201).send({ rendition: job.name, profile: job.profile.name });
   });
 
-  app.post('/internal/v1/drain', async (request) => {
+  app.post(DRAIN_PATH, async (request) => {
     const parsed = DrainRequestSchema.safeParse(request.body);
     if (!parsed.success) throw new HttpError(400, 'body must be {"draining": true|false}');
     node.setDraining(parsed.data.draining);
     return { draining: node.draining, viewers: node.viewerCount };
   });
-
-  return app;
 }

@@ -10,7 +10,7 @@ import type { MediaNode } from '../MediaNode.js';
 import { SdpError } from '../sdp/SdpError.js';
 import { registerAclRoutes } from './acl.js';
 import { registerDemoRoutes } from './demo.js';
-import { registerOpsRoutes } from './ops.js';
+import { registerHealthRoutes, registerPublicStreamList } from './ops.js';
 import { registerSessionRoutes } from './sessions.js';
 
 /** 64 KiB: far above any real offer (a browser's is ~5 KiB), small enough to shed abuse early. */
@@ -28,25 +28,21 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     // Keep-alive connections must not hold SIGTERM hostage.
     forceCloseConnections: true,
     return503OnClosing: true,
+    // The client address that access control and quotas count: X-Forwarded-For is believed only
+    // when the connection comes from a listed proxy (TRUSTED_PROXIES), never from anyone else.
+    trustProxy: node.config.trustedProxies.length > 0 ? node.config.trustedProxies : false,
   });
 
-  // Browser players and publishers on other origins: WHIP/WHEP responses must expose Location etc.
+  // Browser players and publishers on other origins may use WHIP, WHEP and the public stream
+  // list — and nothing else: CORS is granted per routed URL, so a web page can never make a
+  // browser send a cross-origin write to the ACL API (its preflight gets no CORS answer).
+  const corsRoutes = new Set(CORS_ROUTES);
   await app.register(cors, {
-    origin: '*',
-    methods: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match'],
-    exposedHeaders: [
-      'Location',
-      'ETag',
-      'Link',
-      'Accept-Post',
-      'Accept-Patch',
-      'Retry-After',
-      'WWW-Authenticate',
-    ],
-    maxAge: 86400,
-    // WHIP/WHEP define OPTIONS themselves (Accept-Post); let the routes answer after CORS headers.
-    preflightContinue: true,
+    delegator: (request, callback) =>
+      callback(null, {
+        ...CORS_OPTIONS,
+        origin: corsRoutes.has(request.routeOptions.url ?? '') ? '*' : false,
+      }),
   });
 
   // Any body is read as text and the route decides: WHIP/WHEP answer a wrong Content-Type
@@ -57,12 +53,13 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
   );
 
   app.addHook('onResponse', async (request, reply) => {
-    const protocol = /^\/(whip|whep)\//.exec(request.url)?.[1];
+    // The routed URL, not the raw one: `/wh%65p/x` is a WHEP request too and is counted as one.
+    const protocol = /^\/(whip|whep)\//.exec(request.routeOptions.url ?? '')?.[1];
     if (!protocol) return;
     node.metrics.requests.inc({ protocol, method: request.method, status: String(reply.statusCode) });
     const level = reply.statusCode >= 500 ? 'error' : 'info';
-    // Never log query strings: `?key=` carries viewers' access keys.
-    const path = request.url.split('?')[0];
+    // The decoded path, never the query string: `?key=` carries viewers' access keys.
+    const path = routedPath(request.url);
     request.log[level](
       {
         method: request.method,
@@ -99,16 +96,54 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
   });
 
   registerSessionRoutes(app, node);
-  if (node.acceptsPublish) registerAclRoutes(app, node);
-  registerOpsRoutes(app, node);
+  if (node.acceptsPublish) await registerAclRoutes(app, node);
+  registerHealthRoutes(app, node);
+  registerPublicStreamList(app, node);
   if (node.config.demoPage) registerDemoRoutes(app);
   return app;
+}
+
+/** Routes that answer cross-origin requests (their OPTIONS routes included). */
+const CORS_ROUTES = [
+  '/whip/:stream',
+  '/whep/:stream',
+  '/whip/:stream/:session',
+  '/whep/:stream/:session',
+  '/api/v1/streams',
+];
+
+const CORS_OPTIONS = {
+  methods: ['GET', 'POST', 'DELETE', 'PATCH', 'OPTIONS'],
+  allowedHeaders: ['Authorization', 'Content-Type', 'If-Match'],
+  exposedHeaders: [
+    'Location',
+    'ETag',
+    'Link',
+    'Accept-Post',
+    'Accept-Patch',
+    'Retry-After',
+    'WWW-Authenticate',
+  ],
+  maxAge: 86400,
+  // WHIP/WHEP define OPTIONS themselves (Accept-Post); let the routes answer after CORS headers.
+  preflightContinue: true,
+};
+
+/** The path of a request target, %-decoded, without the query string (which may carry keys). */
+export function routedPath(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 function httpReason(status: number): string {
   const reasons: Record<number, string> = {
     400: 'Bad Request',
     401: 'Unauthorized',
+    403: 'Forbidden',
     404: 'Not Found',
     405: 'Method Not Allowed',
     409: 'Conflict',

@@ -3,7 +3,12 @@ import { HttpError } from '../errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import type { SessionProtocol } from '../media/Session.js';
 import { requireBearer } from './auth.js';
-import { SessionIdSchema, StreamNameSchema } from './names.js';
+import {
+  PublishedStreamNameSchema,
+  RENDITION_SEPARATOR,
+  SessionIdSchema,
+  StreamNameSchema,
+} from './names.js';
 
 /**
  * WHIP (RFC 9725) and WHEP routes. Both protocols share one shape: POST an SDP offer to
@@ -20,9 +25,19 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
     app.options(`/${protocol}/:stream`, async (_request, reply) => {
       reply.header('Accept-Post', 'application/sdp').code(204).send();
     });
+    // Players on other origins end their session with a DELETE: its preflight lands here.
+    app.options(`/${protocol}/:stream/:session`, async (_request, reply) => {
+      reply.header('Allow', 'DELETE, PATCH, OPTIONS').code(204).send();
+    });
 
     app.post<{ Params: { stream: string } }>(`/${protocol}/:stream`, async (request, reply) => {
-      const streamName = parseStreamName(request.params.stream);
+      // A viewer names a published stream (`?profile=` picks a rendition, `name~profile` is the
+      // same request): admission, grants and revocation always go through the source's ACL.
+      const target =
+        protocol === 'whip'
+          ? { source: parseStreamName(request.params.stream), profile: undefined }
+          : playTarget(request.params.stream, queryString(request, 'profile'));
+      const streamName = target.source;
       authorize(request);
       const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
       if (mediaType !== 'application/sdp') {
@@ -37,11 +52,11 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
       }
       const session =
         protocol === 'whip'
-          ? await node.publish(streamName, request.body)
+          ? await node.publish(streamName, request.body, request.ip)
           : await node.play(streamName, request.body, {
               key: viewerKey(request, node.config.access.allowQueryKey),
               clientIp: request.ip,
-              profile: queryString(request, 'profile'),
+              profile: target.profile,
             });
       return reply
         .code(201)
@@ -54,7 +69,8 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
     app.delete<{ Params: { stream: string; session: string } }>(
       `/${protocol}/:stream/:session`,
       async (request, reply) => {
-        const streamName = parseStreamName(request.params.stream);
+        // Sessions of renditions live under the rendition's name (`/whep/match~360p/{id}`).
+        const streamName = parseStreamName(request.params.stream, StreamNameSchema);
         authorize(request);
         const sessionId = SessionIdSchema.safeParse(request.params.session);
         if (!sessionId.success || !node.endSession(protocol, streamName, sessionId.data)) {
@@ -96,8 +112,23 @@ function queryString(request: FastifyRequest, name: string): string | undefined 
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-function parseStreamName(raw: string): string {
-  const result = StreamNameSchema.safeParse(raw);
+/** The source and profile a WHEP request names: `name` + `?profile=`, or `name~profile`. */
+function playTarget(
+  raw: string,
+  queryProfile: string | undefined,
+): { source: string; profile: string | undefined } {
+  const at = raw.lastIndexOf(RENDITION_SEPARATOR);
+  if (at < 0) return { source: parseStreamName(raw), profile: queryProfile };
+  const source = parseStreamName(raw.slice(0, at));
+  const profile = raw.slice(at + 1);
+  if (queryProfile !== undefined && queryProfile !== profile) {
+    throw new HttpError(400, `"${raw}" names profile "${profile}" but ?profile= asks for "${queryProfile}"`);
+  }
+  return { source, profile };
+}
+
+function parseStreamName(raw: string, schema: typeof StreamNameSchema = PublishedStreamNameSchema): string {
+  const result = schema.safeParse(raw);
   if (!result.success) throw new HttpError(400, result.error.issues[0]?.message ?? 'invalid stream name');
   return result.data;
 }

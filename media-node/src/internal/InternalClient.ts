@@ -1,4 +1,5 @@
-import { signRequest } from './hmac.js';
+import { deriveSigningKey, RESPONSE_SIGNATURE_HEADER, signRequest, verifyResponse } from './hmac.js';
+import { KeySealer } from './KeySealer.js';
 
 /** A failed node-to-node call, with what was called and what came back. */
 export class InternalCallError extends Error {
@@ -6,47 +7,84 @@ export class InternalCallError extends Error {
   constructor(
     message: string,
     readonly status: number | undefined,
+    /** The `message` of the other node's error body, when it sent one. */
+    readonly reason?: string,
   ) {
     super(message);
   }
 }
 
-/** Signed JSON calls to other nodes' internal API (see hmac.ts). */
+/** The node a call is for: its id is part of the signature, so the call is good for it alone. */
+export interface InternalTarget {
+  nodeId: string;
+  internalUrl: string;
+}
+
+/** Answers above this are refused: no internal answer comes near it (a dump is a few KiB). */
+export const MAX_INTERNAL_RESPONSE_BYTES = 1024 * 1024;
+
+/**
+ * Signed JSON calls to other nodes' internal API (see hmac.ts): requests signed for their
+ * target, answers accepted only when signed by a member of the cluster, and at most
+ * MAX_INTERNAL_RESPONSE_BYTES. `sealer` protects key material inside bodies.
+ */
 export class InternalClient {
-  readonly #secret: string;
+  readonly sealer: KeySealer;
+  readonly #key: Buffer;
   readonly #timeoutMs: number;
 
-  constructor(secret: string, timeoutMs = 5000) {
-    this.#secret = secret;
+  constructor(clusterSecret: string, timeoutMs = 5000) {
+    this.#key = deriveSigningKey(clusterSecret);
+    this.sealer = new KeySealer(clusterSecret);
     this.#timeoutMs = timeoutMs;
   }
 
   async request<T>(
     method: 'GET' | 'POST' | 'DELETE',
-    baseUrl: string,
+    target: InternalTarget,
     path: string,
     body?: unknown,
   ): Promise<T> {
     const text = body === undefined ? '' : JSON.stringify(body);
-    const headers: Record<string, string> = {
-      Authorization: signRequest(this.#secret, { method, path, body: text }),
-    };
+    const call = `${method} ${target.internalUrl}${path}`;
+    const { authorization, nonce } = signRequest(this.#key, {
+      method,
+      path,
+      target: target.nodeId,
+      body: text,
+    });
+    const headers: Record<string, string> = { Authorization: authorization };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response: Response;
+    let reply: string;
     try {
-      response = await fetch(`${baseUrl}${path}`, {
+      response = await fetch(`${target.internalUrl}${path}`, {
         method,
         headers,
         ...(body !== undefined ? { body: text } : {}),
         signal: AbortSignal.timeout(this.#timeoutMs),
+        redirect: 'error',
       });
+      reply = await readCapped(response, MAX_INTERNAL_RESPONSE_BYTES);
     } catch (error) {
+      throw new InternalCallError(`${call} failed: ${(error as Error).message}`, undefined);
+    }
+    if (
+      !verifyResponse(
+        this.#key,
+        nonce,
+        response.status,
+        reply,
+        response.headers.get(RESPONSE_SIGNATURE_HEADER),
+      )
+    ) {
+      // Not trusted, so not acted on; shown (shortened) because it usually tells why (a 401 for
+      // clock skew, a proxy's error page).
       throw new InternalCallError(
-        `${method} ${baseUrl}${path} failed: ${(error as Error).message}`,
+        `${call} → ${response.status}: the answer is not signed by a member of this cluster: ${reply.slice(0, 200)}`,
         undefined,
       );
     }
-    const reply = await response.text();
     if (!response.ok) {
       let reason = reply;
       try {
@@ -54,11 +92,32 @@ export class InternalClient {
       } catch {
         // not JSON: keep the text
       }
-      throw new InternalCallError(
-        `${method} ${baseUrl}${path} → ${response.status}: ${reason}`,
-        response.status,
-      );
+      throw new InternalCallError(`${call} → ${response.status}: ${reason}`, response.status, reason);
     }
     return (reply === '' ? undefined : JSON.parse(reply)) as T;
   }
+}
+
+/** The body as text, or an error once it exceeds `limit` bytes (the rest is not read). */
+async function readCapped(response: Response, limit: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > limit) {
+    await response.body?.cancel();
+    throw new Error(`answer of ${declared} bytes exceeds the ${limit}-byte limit`);
+  }
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new Error(`answer exceeds the ${limit}-byte limit`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -28,6 +28,11 @@ interface FanoutEntry {
   lingerTimer?: NodeJS.Timeout;
 }
 
+/** A viewer's payload-type numbering would exceed the stream's MAX_NUMBERINGS_PER_STREAM. */
+export class NumberingLimitError extends Error {
+  override name = 'NumberingLimitError';
+}
+
 /**
  * A live stream: the publisher's (origin) router plus fan-out routers fed through
  * pipeToRouter, one per (worker, payload-type numbering) that has viewers. Viewers of one
@@ -104,8 +109,25 @@ export class Stream extends TypedEmitter<StreamEvents> {
    * The caller holds a reference until it calls release(key), which lets idle fan-out
    * routers go. On rejection no reference is held.
    */
-  acquire(worker: MediaWorker, plan: Pick<ViewerPlan, 'key' | 'planned'>): Promise<StreamRouter> {
+  acquire(
+    worker: MediaWorker,
+    plan: Pick<ViewerPlan, 'key' | 'planned'>,
+    maxNumberings = Number.POSITIVE_INFINITY,
+  ): Promise<StreamRouter> {
     if (this.#closed) return Promise.reject(new Error(`stream ${this.name} is closed`));
+    if (
+      plan.key !== DEFAULT_PLAN_KEY &&
+      !this.#numberings().has(plan.key) &&
+      this.#numberings().size >= maxNumberings
+    ) {
+      // Each numbering costs routers and pipes on every worker it is watched on: a stranger
+      // offering ever new payload-type numberings must not make the stream build them all.
+      return Promise.reject(
+        new NumberingLimitError(
+          `stream ${this.name} already serves ${maxNumberings} payload-type numberings other than the default; offer the default one (as browsers do)`,
+        ),
+      );
+    }
     this.#reference();
     if (plan.key === DEFAULT_PLAN_KEY && worker === this.origin.worker) {
       this.#originViewers++;
@@ -132,6 +154,16 @@ export class Stream extends TypedEmitter<StreamEvents> {
       this.#dereference();
       throw error;
     });
+  }
+
+  /** The non-default numberings served now (on any worker). */
+  #numberings(): Set<string> {
+    const keys = new Set<string>();
+    for (const key of this.#fanout.keys()) {
+      const plan = key.slice(key.indexOf('/') + 1);
+      if (plan !== DEFAULT_PLAN_KEY) keys.add(plan);
+    }
+    return keys;
   }
 
   /** Viewers and relays holding the stream. */

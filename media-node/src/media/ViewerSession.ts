@@ -15,6 +15,8 @@ export interface PlayOptions {
   worker: MediaWorker;
   logger: Logger;
   connectTimeoutMs: number;
+  /** Payload-type numberings the stream serves at most besides its default (NumberingLimitError). */
+  maxNumberings?: number;
 }
 
 /**
@@ -79,7 +81,7 @@ export class ViewerSession extends Session {
     }
 
     const plan = planViewer(receivable, stream.producers, stream.origin.router.rtpCapabilities);
-    const streamRouter = await stream.acquire(worker, plan);
+    const streamRouter = await stream.acquire(worker, plan, options.maxNumberings);
     const { router } = streamRouter;
     let transport: types.WebRtcTransport;
     try {

@@ -5,7 +5,7 @@ import type { MediaWorker } from '../media/MediaWorker.js';
 import { DEFAULT_PLAN_KEY } from '../media/payloadTypes.js';
 import type { Stream, StreamRouter } from '../media/Stream.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import type { PipeEndpoint, RelayResponse } from './protocol.js';
+import type { OpenPipeEndpoint, RelayResponse } from './protocol.js';
 
 /** Where this node's pipe transports listen and what address they announce. */
 export interface PipeListen {
@@ -18,7 +18,7 @@ export interface RelayOutOptions {
   stream: Stream;
   worker: MediaWorker;
   /** The requesting node's pipe endpoint. */
-  remote: PipeEndpoint;
+  remote: OpenPipeEndpoint;
   requester: string;
   pipe: PipeListen;
   logger: Logger;
@@ -108,8 +108,8 @@ export class RelayOut extends TypedEmitter<RelayOutEvents> {
     return this.#closed;
   }
 
-  /** What the requester needs to connect and produce. */
-  describe(): RelayResponse {
+  /** What the requester needs to connect and produce (the SRTP key in the clear: seal it to send). */
+  describe(): Omit<RelayResponse, 'pipe'> & { pipe: OpenPipeEndpoint } {
     const { localIp, localAddress, localPort } = this.transport.tuple;
     return {
       relayId: this.id,

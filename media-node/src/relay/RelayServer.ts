@@ -1,9 +1,10 @@
 import { HttpError } from '../errors.js';
+import type { KeySealer } from '../internal/KeySealer.js';
 import type { Logger } from '../logger.js';
 import type { Stream } from '../media/Stream.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import type { MediaNodeMetrics } from '../metrics.js';
-import type { RelayRequest, RelayResponse } from './protocol.js';
+import { openSrtp, type RelayRequest, type RelayResponse, sealSrtp } from './protocol.js';
 import { type PipeListen, RelayOut } from './RelayOut.js';
 
 /** Receiver reports come at least every 5 s (audio-only); a longer silence means no receiver. */
@@ -18,6 +19,8 @@ export interface RelayServerOptions {
   /** How often relays are checked for a dead downstream node. */
   reapIntervalMs?: number;
   pipe: PipeListen;
+  /** Opens the requester's SRTP key and seals ours (keys never cross the wire in the clear). */
+  sealer: KeySealer;
   /** The local stream with this name (published here, or relayed here), if any. */
   findStream: (name: string) => Stream | undefined;
   metrics: MediaNodeMetrics;
@@ -48,13 +51,19 @@ export class RelayServer {
   }
 
   async open(request: RelayRequest): Promise<RelayResponse> {
-    const { pool, pipe, findStream, metrics, logger } = this.#options;
+    const { pool, pipe, findStream, sealer, metrics, logger } = this.#options;
     const stream = findStream(request.stream);
     if (!stream || stream.closed) throw new HttpError(404, `stream "${request.stream}" is not on this node`);
+    let srtpParameters: ReturnType<typeof openSrtp>;
+    try {
+      srtpParameters = openSrtp(sealer, request.pipe.srtpParameters);
+    } catch (error) {
+      throw new HttpError(400, `invalid relay request: pipe.srtpParameters: ${(error as Error).message}`);
+    }
     const relay = await RelayOut.create({
       stream,
       worker: pool.leastLoaded(),
-      remote: request.pipe,
+      remote: { ...request.pipe, srtpParameters },
       requester: request.nodeId,
       pipe,
       logger,
@@ -69,7 +78,11 @@ export class RelayServer {
       { stream: request.stream, relay: relay.id, to: request.nodeId },
       'relaying to downstream node',
     );
-    return relay.describe();
+    const described = relay.describe();
+    return {
+      ...described,
+      pipe: { ...described.pipe, srtpParameters: sealSrtp(sealer, described.pipe.srtpParameters) },
+    };
   }
 
   /** False when there is no such relay (already closed, or never here). */

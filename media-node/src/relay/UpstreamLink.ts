@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import { PUBLISHABLE_CODECS } from '../media/codecs.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { RELAYS_PATH, type RelayResponse, RelayResponseSchema } from './protocol.js';
+import { openSrtp, RELAYS_PATH, type RelayResponse, RelayResponseSchema, sealSrtp } from './protocol.js';
 import { type PipeListen, pipeListenInfo } from './RelayOut.js';
 
 /** A node a stream can be pulled from: its origin, or an edge that already relays it. */
@@ -81,10 +81,15 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
         appData: { relayFrom: source.nodeId },
       });
       const { localIp, localAddress, localPort } = transport.tuple;
-      const reply = await client.request<unknown>('POST', source.internalUrl, RELAYS_PATH, {
+      const reply = await client.request<unknown>('POST', source, RELAYS_PATH, {
         stream: streamName,
         nodeId: selfNodeId,
-        pipe: { ip: localAddress ?? localIp, port: localPort, srtpParameters: transport.srtpParameters },
+        pipe: {
+          ip: localAddress ?? localIp,
+          port: localPort,
+          // enableSrtp guarantees them.
+          srtpParameters: sealSrtp(client.sealer, transport.srtpParameters!),
+        },
       });
       const parsed = RelayResponseSchema.safeParse(reply);
       if (!parsed.success) {
@@ -97,7 +102,7 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
       await transport.connect({
         ip: relay.pipe.ip,
         port: relay.pipe.port,
-        srtpParameters: relay.pipe.srtpParameters,
+        srtpParameters: openSrtp(client.sealer, relay.pipe.srtpParameters),
       });
       const producers: types.Producer[] = [];
       for (const upstream of relay.producers) {
@@ -152,5 +157,5 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
 }
 
 async function deleteRelay(client: InternalClient, source: RelaySource, relayId: string): Promise<void> {
-  await client.request('DELETE', source.internalUrl, `${RELAYS_PATH}/${encodeURIComponent(relayId)}`);
+  await client.request('DELETE', source, `${RELAYS_PATH}/${encodeURIComponent(relayId)}`);
 }

@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import { z } from 'zod';
-import { StreamNameSchema } from '../http/names.js';
+import { PublishedStreamNameSchema, StreamNameSchema } from '../http/names.js';
+import type { KeySealer } from '../internal/KeySealer.js';
 
 /**
  * The relay protocol between nodes (internal API, see internal/hmac.ts for auth):
@@ -14,27 +15,51 @@ import { StreamNameSchema } from '../http/names.js';
  * the requester produces with the same ids. RTP then flows source → requester, RTCP both ways.
  */
 
-export const SrtpParametersSchema = z.object({
+/**
+ * A pipe's SRTP parameters on the wire: the key is sealed with the cluster's key (KeySealer), so
+ * that reading the internal traffic does not give the media.
+ */
+export const SealedSrtpParametersSchema = z.object({
   cryptoSuite: z.enum([
     'AEAD_AES_256_GCM',
     'AEAD_AES_128_GCM',
     'AES_CM_128_HMAC_SHA1_80',
     'AES_CM_128_HMAC_SHA1_32',
   ]),
-  keyBase64: z.string().min(1),
+  sealedKey: z.string().min(1).max(512),
 });
+export type SealedSrtpParameters = z.infer<typeof SealedSrtpParametersSchema>;
+
+export function sealSrtp(sealer: KeySealer, parameters: types.SrtpParameters): SealedSrtpParameters {
+  return {
+    cryptoSuite: parameters.cryptoSuite,
+    sealedKey: sealer.seal(parameters.keyBase64, `srtp ${parameters.cryptoSuite}`),
+  };
+}
+
+/** Throws SealError when the key was not sealed with this cluster's secret. */
+export function openSrtp(sealer: KeySealer, parameters: SealedSrtpParameters): types.SrtpParameters {
+  return {
+    cryptoSuite: parameters.cryptoSuite,
+    keyBase64: sealer.open(parameters.sealedKey, `srtp ${parameters.cryptoSuite}`),
+  };
+}
 
 export const PipeEndpointSchema = z.object({
-  ip: z.string().min(1),
+  ip: z.union([z.ipv4(), z.ipv6()]),
   port: z.number().int().min(1).max(65535),
-  srtpParameters: SrtpParametersSchema,
+  srtpParameters: SealedSrtpParametersSchema,
 });
 export type PipeEndpoint = z.infer<typeof PipeEndpointSchema>;
+/** A pipe endpoint with its SRTP key in the clear: what mediasoup is given, never sent. */
+export type OpenPipeEndpoint = Omit<PipeEndpoint, 'srtpParameters'> & {
+  srtpParameters: types.SrtpParameters;
+};
 
 export const RelayRequestSchema = z.object({
   stream: StreamNameSchema,
   /** Requesting node, for logs and metrics. */
-  nodeId: z.string().min(1).max(128),
+  nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/),
   pipe: PipeEndpointSchema,
 });
 export type RelayRequest = z.infer<typeof RelayRequestSchema>;
@@ -58,7 +83,8 @@ export const RelayResponseSchema = z.object({
         paused: z.boolean(),
       }),
     )
-    .min(1),
+    .min(1)
+    .max(2),
 });
 export type RelayResponse = z.infer<typeof RelayResponseSchema>;
 
@@ -68,6 +94,12 @@ export const RELAYS_PATH = '/internal/v1/relays';
 export const RENDITIONS_PATH = '/internal/v1/renditions';
 
 export const RenditionRequestSchema = z.object({
-  stream: StreamNameSchema,
+  /** The source: a published name (a rendition of a rendition does not exist). */
+  stream: PublishedStreamNameSchema,
   profile: z.string().min(1).max(64),
 });
+
+/** POST {draining} to an edge: the operator scaling edges down (or cancelling that). */
+export const DRAIN_PATH = '/internal/v1/drain';
+
+export const DrainRequestSchema = z.object({ draining: z.boolean() });

@@ -44,6 +44,9 @@ export interface OfferCodec {
   rtcpFeedback: { type: string; parameter: string }[];
 }
 
+/** A stream is one audio and one video track: offers with more sections are refused. */
+export const MAX_MEDIA_SECTIONS = 2;
+
 /** Parses and validates an offer. Throws SdpError(400) with a reason on anything unusable. */
 export function parseOffer(text: string): ParsedOffer {
   if (!/^v=0\r?\n/.test(text)) throw new SdpError('body is not an SDP offer (must start with "v=0")', 400);
@@ -55,6 +58,12 @@ export function parseOffer(text: string): ParsedOffer {
   }
   if (!Array.isArray(session.media) || session.media.length === 0) {
     throw new SdpError('SDP offer has no media sections', 400);
+  }
+  if (session.media.length > MAX_MEDIA_SECTIONS) {
+    throw new SdpError(
+      `SDP offer has ${session.media.length} media sections; at most ${MAX_MEDIA_SECTIONS} are accepted (one audio, one video)`,
+      400,
+    );
   }
 
   const media = session.media.map((section, index) => parseMedia(section, index, session));

@@ -58,6 +58,11 @@ export class Transcoder {
     return job && !job.closed ? job.stream : undefined;
   }
 
+  /** Whether a start of this rendition is in flight here (a new request joins it). */
+  starting(name: string): boolean {
+    return this.#starting.has(name);
+  }
+
   /**
    * Starts (or joins) the rendition of `source` in `profileName`. Throws 400 for an unknown
    * profile, 404 when the source is not live, 409 when another node makes it already, 503 when

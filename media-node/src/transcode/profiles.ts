@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RENDITION_SEPARATOR } from '../http/names.js';
 
 /**
  * Renditions: lower-resolution copies of a stream made on demand by transcoder nodes. A
@@ -41,10 +42,8 @@ export function parseProfiles(json: string | undefined): Profile[] {
   return parsed.data;
 }
 
-const SEPARATOR = '~';
-
 export function renditionName(stream: string, profile: string): string {
-  return `${stream}${SEPARATOR}${profile}`;
+  return `${stream}${RENDITION_SEPARATOR}${profile}`;
 }
 
 /** The source stream and profile of a rendition name, when it is one of `profiles`. */
@@ -52,7 +51,7 @@ export function parseRenditionName(
   name: string,
   profiles: readonly Profile[],
 ): { source: string; profile: Profile } | undefined {
-  const at = name.lastIndexOf(SEPARATOR);
+  const at = name.lastIndexOf(RENDITION_SEPARATOR);
   if (at <= 0) return undefined;
   const profile = profiles.find((candidate) => candidate.name === name.slice(at + 1));
   return profile ? { source: name.slice(0, at), profile } : undefined;

@@ -75,7 +75,8 @@ export function desiredKeysSecret(acl: ApiAcl, owner: { uid: string } | undefine
     metadata: {
       name: keysSecretName(aclName),
       namespace: acl.namespace,
-      labels: labels(acl.cdn),
+      // The StreamACL controller reads keys only from Secrets labelled for it.
+      labels: { ...labels(acl.cdn), [LABELS.accessKeys]: 'true' },
       ...(owner
         ? {
             ownerReferences: [

@@ -19,7 +19,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { AccessKeyInput } from '../../../media-node/src/acl/model.js';
 import { HttpError } from '../../../media-node/src/errors.js';
 import { aclKeysBody, aclPatternParam, openApiDocument } from '../../../media-node/src/http/acl.js';
-import { requireBearer } from '../../../media-node/src/http/auth.js';
+import { TokenGuard } from '../../../media-node/src/http/auth.js';
 import { type StreamACL, StreamACLSchema } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
 import { SecretSchema, secretValue } from '../kube/objects.js';
@@ -44,6 +44,8 @@ export interface AclApiOptions {
   namespace?: string | undefined;
   /** How long a call waits for the StreamACL to be Synced before answering 202. */
   syncWaitMs?: number;
+  /** Failed ADMIN_TOKEN attempts per client per minute before 429 (default 10). */
+  tokenFailuresPerClient?: number;
   logger: Logger;
 }
 
@@ -73,20 +75,29 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       .code(status)
       .send({ statusCode: status, message: status >= 500 ? 'internal error' : error.message });
   });
-  app.addHook('onRequest', async (request) => {
-    if (request.url.startsWith('/api/v1/streams/'))
-      requireBearer(request.headers.authorization, options.adminToken, 'rtccdn-admin');
+  const tokens = new TokenGuard({
+    token: options.adminToken,
+    realm: 'rtccdn-admin',
+    failuresPerClient: options.tokenFailuresPerClient ?? 10,
+    windowMs: 60_000,
   });
+  app.addHook('onClose', async () => tokens.close());
 
   /** The target CDN: ?cdn=namespace/name, the configured default, or the only one. */
   const cdnOf = async (request: FastifyRequest): Promise<{ namespace: string; cdn: string }> => {
     const asked = (request.query as Record<string, unknown>)['cdn'];
     const ref = typeof asked === 'string' && asked ? asked : options.defaultCdn;
     if (ref) {
-      const [namespace, cdn] = ref.includes('/') ? ref.split('/', 2) : [options.namespace ?? 'default', ref];
-      if (!(await client.get(CDN_TYPE, namespace!, cdn!)))
+      const { namespace, cdn } = parseCdnRef(ref, options.namespace);
+      if (options.namespace !== undefined && namespace !== options.namespace) {
+        throw new HttpError(
+          404,
+          `no CDN ${namespace}/${cdn} (this operator serves namespace ${options.namespace})`,
+        );
+      }
+      if (!(await client.get(CDN_TYPE, namespace, cdn)))
         throw new HttpError(404, `no CDN ${namespace}/${cdn}`);
-      return { namespace: namespace!, cdn: cdn! };
+      return { namespace, cdn };
     }
     const cdns = (await client.list(CDN_TYPE, options.namespace)).items as {
       metadata: { name: string; namespace: string };
@@ -188,80 +199,90 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
     return false;
   };
 
-  app.get<{ Params: { stream: string } }>(BASE, async (request) => {
-    const pattern = aclPatternParam(request);
-    const { namespace, cdn } = await cdnOf(request);
-    const { managed, other } = await find(namespace, cdn, pattern);
-    const acl = managed ?? other;
-    if (!acl) throw new HttpError(404, `no ACL for ${pattern}`);
-    return {
-      stream: pattern,
-      keys: acl.spec.keys.map((key) => ({
-        id: key.id,
-        ...(key.expiresAt ? { expiresAt: new Date(key.expiresAt).toISOString() } : {}),
-      })),
-      updatedAt: acl.status?.lastSyncTime ?? acl.metadata.creationTimestamp ?? new Date().toISOString(),
-    };
-  });
+  // Every route in this scope requires ADMIN_TOKEN. The hook belongs to the routes, not to a URL
+  // prefix, so it runs whatever form of the URL the router matched (%-encoded, absolute-form,
+  // HEAD for GET).
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (request) => tokens.check(request.headers.authorization, request.ip));
 
-  app.put<{ Params: { stream: string } }>(BASE, async (request, reply) => {
-    const pattern = aclPatternParam(request);
-    const keys = keysOf(request);
-    const { namespace, cdn } = await cdnOf(request);
-    const { managed, other } = await find(namespace, cdn, pattern);
-    refuseForeign(other, pattern);
-    const { status, view } = await write({ namespace, cdn, pattern, keys }, managed?.metadata.uid);
-    return reply.code(status).send(view);
-  });
+    api.get<{ Params: { stream: string } }>(BASE, async (request) => {
+      const pattern = aclPatternParam(request);
+      const { namespace, cdn } = await cdnOf(request);
+      const { managed, other } = await find(namespace, cdn, pattern);
+      const acl = managed ?? other;
+      if (!acl) throw new HttpError(404, `no ACL for ${pattern}`);
+      return {
+        stream: pattern,
+        keys: acl.spec.keys.map((key) => ({
+          id: key.id,
+          ...(key.expiresAt ? { expiresAt: new Date(key.expiresAt).toISOString() } : {}),
+        })),
+        updatedAt: acl.status?.lastSyncTime ?? acl.metadata.creationTimestamp ?? new Date().toISOString(),
+      };
+    });
 
-  app.post<{ Params: { stream: string } }>(`${BASE}/keys`, async (request, reply) => {
-    const pattern = aclPatternParam(request);
-    const added = keysOf(request);
-    const { namespace, cdn } = await cdnOf(request);
-    const { managed, other } = await find(namespace, cdn, pattern);
-    refuseForeign(other, pattern);
-    const existing = managed ? await currentKeys(namespace, managed) : [];
-    const taken = added.find((key) => existing.some((current) => current.id === key.id));
-    if (taken) throw new HttpError(409, `key id "${taken.id}" already exists on ${pattern}`);
-    const { status, view } = await write(
-      { namespace, cdn, pattern, keys: [...existing, ...added] },
-      managed?.metadata.uid,
-    );
-    return reply.code(status === 200 ? 201 : 202).send(view);
-  });
+    api.put<{ Params: { stream: string } }>(BASE, async (request, reply) => {
+      const pattern = aclPatternParam(request);
+      const keys = keysOf(request);
+      const { namespace, cdn } = await cdnOf(request);
+      const { managed, other } = await find(namespace, cdn, pattern);
+      refuseForeign(other, pattern);
+      const { status, view } = await write({ namespace, cdn, pattern, keys }, managed?.metadata.uid);
+      return reply.code(status).send(view);
+    });
 
-  app.delete<{ Params: { stream: string; id: string } }>(`${BASE}/keys/:id`, async (request, reply) => {
-    const pattern = aclPatternParam(request);
-    const { namespace, cdn } = await cdnOf(request);
-    const { managed, other } = await find(namespace, cdn, pattern);
-    refuseForeign(other, pattern);
-    const existing = managed ? await currentKeys(namespace, managed) : [];
-    if (!existing.some((key) => key.id === request.params.id)) {
-      throw new HttpError(404, `no key "${request.params.id}" on ${pattern}`);
-    }
-    const remaining = existing.filter((key) => key.id !== request.params.id);
-    if (remaining.length === 0) {
-      // A StreamACL needs at least one key: no keys left means the ACL itself goes.
-      throw new HttpError(
-        409,
-        `"${request.params.id}" is the last key of ${pattern}: DELETE the ACL instead`,
+    api.post<{ Params: { stream: string } }>(`${BASE}/keys`, async (request, reply) => {
+      const pattern = aclPatternParam(request);
+      const added = keysOf(request);
+      const { namespace, cdn } = await cdnOf(request);
+      const { managed, other } = await find(namespace, cdn, pattern);
+      refuseForeign(other, pattern);
+      const existing = managed ? await currentKeys(namespace, managed) : [];
+      const taken = added.find((key) => existing.some((current) => current.id === key.id));
+      if (taken) throw new HttpError(409, `key id "${taken.id}" already exists on ${pattern}`);
+      const { status, view } = await write(
+        { namespace, cdn, pattern, keys: [...existing, ...added] },
+        managed?.metadata.uid,
       );
-    }
-    const { status, view } = await write({ namespace, cdn, pattern, keys: remaining }, managed?.metadata.uid);
-    return reply.code(status).send(view);
-  });
+      return reply.code(status === 200 ? 201 : 202).send(view);
+    });
 
-  app.delete<{ Params: { stream: string } }>(BASE, async (request, reply) => {
-    const pattern = aclPatternParam(request);
-    const { namespace, cdn } = await cdnOf(request);
-    const { managed, other } = await find(namespace, cdn, pattern);
-    refuseForeign(other, pattern);
-    if (!managed) throw new HttpError(404, `no ACL for ${pattern}`);
-    const name = managed.metadata.name ?? '';
-    await client.delete(STREAM_ACL_TYPE, namespace, name);
-    // The Secret is owned by the StreamACL (garbage collected); deleting it now does not wait for that.
-    await client.delete(SECRET_TYPE, namespace, keysSecretName(name));
-    return reply.code(204).send();
+    api.delete<{ Params: { stream: string; id: string } }>(`${BASE}/keys/:id`, async (request, reply) => {
+      const pattern = aclPatternParam(request);
+      const { namespace, cdn } = await cdnOf(request);
+      const { managed, other } = await find(namespace, cdn, pattern);
+      refuseForeign(other, pattern);
+      const existing = managed ? await currentKeys(namespace, managed) : [];
+      if (!existing.some((key) => key.id === request.params.id)) {
+        throw new HttpError(404, `no key "${request.params.id}" on ${pattern}`);
+      }
+      const remaining = existing.filter((key) => key.id !== request.params.id);
+      if (remaining.length === 0) {
+        // A StreamACL needs at least one key: no keys left means the ACL itself goes.
+        throw new HttpError(
+          409,
+          `"${request.params.id}" is the last key of ${pattern}: DELETE the ACL instead`,
+        );
+      }
+      const { status, view } = await write(
+        { namespace, cdn, pattern, keys: remaining },
+        managed?.metadata.uid,
+      );
+      return reply.code(status).send(view);
+    });
+
+    api.delete<{ Params: { stream: string } }>(BASE, async (request, reply) => {
+      const pattern = aclPatternParam(request);
+      const { namespace, cdn } = await cdnOf(request);
+      const { managed, other } = await find(namespace, cdn, pattern);
+      refuseForeign(other, pattern);
+      if (!managed) throw new HttpError(404, `no ACL for ${pattern}`);
+      const name = managed.metadata.name ?? '';
+      await client.delete(STREAM_ACL_TYPE, namespace, name);
+      // The Secret is owned by the StreamACL (garbage collected); deleting it now does not wait for that.
+      await client.delete(SECRET_TYPE, namespace, keysSecretName(name));
+      return reply.code(204).send();
+    });
   });
 
   app.get('/api/v1/openapi.json', async () => openApiDocument());
@@ -278,3 +299,24 @@ function viewOf(pattern: string, keys: readonly AccessKeyInput[]): AclView {
     updatedAt: new Date().toISOString(),
   };
 }
+
+/**
+ * `?cdn=` / ACL_API_DEFAULT_CDN: `namespace/name` or `name` (in `defaultNamespace`), each a DNS
+ * label; 400 otherwise.
+ */
+export function parseCdnRef(
+  ref: string,
+  defaultNamespace: string | undefined,
+): { namespace: string; cdn: string } {
+  const parts = ref.split('/');
+  const [namespace, cdn] = parts.length === 1 ? [defaultNamespace ?? 'default', parts[0]!] : parts;
+  if (parts.length > 2 || !DNS_LABEL.test(namespace ?? '') || !DNS_LABEL.test(cdn ?? '')) {
+    throw new HttpError(
+      400,
+      `cdn must be <namespace>/<name> or <name>, each a DNS label (got ${JSON.stringify(ref.slice(0, 300))})`,
+    );
+  }
+  return { namespace: namespace!, cdn: cdn! };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

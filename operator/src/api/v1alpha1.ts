@@ -551,7 +551,9 @@ export const StreamKeySchema = withRules(
       .describe(
         'The key itself, at least 16 characters. Readable by anyone who can read this object: prefer secretKeyRef.',
       ),
-    secretKeyRef: SecretKeySelectorSchema.optional().describe('Secret key holding the key.'),
+    secretKeyRef: SecretKeySelectorSchema.optional().describe(
+      'Secret key holding the key. The Secret (in the StreamACL namespace) must be labelled rtccdn.io/access-keys=true: the operator reads keys from no other Secret.',
+    ),
     expiresAt: z.iso
       .datetime({ offset: true })
       .optional()

@@ -15,7 +15,15 @@ export const LABELS = {
   role: 'rtccdn.io/role',
   /** The Node (group of media nodes) a pod belongs to: the StatefulSet selector. */
   node: 'rtccdn.io/node',
+  /**
+   * On a Secret: `true` lets StreamACLs of its namespace read access keys from it. The operator
+   * watches (and caches) only such Secrets, and refuses keys from any other.
+   */
+  accessKeys: 'rtccdn.io/access-keys',
 } as const;
+
+/** The label selector of Secrets that may hold access keys. */
+export const ACCESS_KEYS_SELECTOR = `${LABELS.accessKeys}=true`;
 
 export const MEDIA_NODE_APP = 'rtccdn-media-node';
 export const MANAGED_BY = 'rtccdn-operator';

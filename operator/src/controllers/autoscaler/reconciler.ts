@@ -8,6 +8,7 @@
 
 import type { NodeRecord } from '../../../../media-node/src/cluster/keys.js';
 import { InternalClient } from '../../../../media-node/src/internal/InternalClient.js';
+import { DRAIN_PATH } from '../../../../media-node/src/relay/protocol.js';
 import { API_VERSION, type CDN, type CDNNode, CDNNodeSchema, CDNSchema } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
@@ -32,7 +33,6 @@ import { autoscalerStateOf, encodeAutoscalerState, toScalerState } from './state
 
 /** Field manager of spec.replicas and the state annotation of edge Nodes. */
 export const AUTOSCALER_FIELD_MANAGER = 'rtccdn-autoscaler';
-export const DRAIN_PATH = '/internal/v1/drain';
 
 export interface AutoscalerSettings {
   /** How often each edge Node is evaluated. */
@@ -205,7 +205,7 @@ export class AutoscalerReconciler implements Reconciler {
         try {
           const reply = await internal.request<{ draining?: boolean; viewers?: number }>(
             'POST',
-            record.internalUrl,
+            { nodeId: record.id, internalUrl: record.internalUrl },
             DRAIN_PATH,
             { draining: want },
           );

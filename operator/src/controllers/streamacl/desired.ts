@@ -63,7 +63,13 @@ export type SyncOutcome =
   | { synced: false; problem: Problem };
 
 /** The status after a sync attempt: Synced tells whether the edges enforce this spec. */
-export function streamAclStatus(acl: StreamACL, outcome: SyncOutcome, now: Date): StreamACLStatus {
+export function streamAclStatus(
+  acl: StreamACL,
+  outcome: SyncOutcome,
+  now: Date,
+  /** When a failed sync still wrote (what it could read: fail closed). */
+  wroteAt?: Date,
+): StreamACLStatus {
   const generation = acl.metadata.generation;
   const previous = acl.status;
   const condition = outcome.synced
@@ -75,7 +81,8 @@ export function streamAclStatus(acl: StreamACL, outcome: SyncOutcome, now: Date)
       }
     : { type: 'Synced', status: 'False' as const, ...outcome.problem };
   const syncedKeys = outcome.synced ? outcome.keys : previous?.syncedKeys;
-  const lastSyncTime = outcome.synced && outcome.wroteAt ? rfc3339(outcome.wroteAt) : previous?.lastSyncTime;
+  const written = outcome.synced ? outcome.wroteAt : wroteAt;
+  const lastSyncTime = written ? rfc3339(written) : previous?.lastSyncTime;
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     conditions: mergeConditions(previous?.conditions, [condition], generation, now),

@@ -9,7 +9,12 @@
  * Kubernetes' garbage collector does not reach into Redis.
  */
 
-import { type RedisAclStore, UNCHANGED } from '../../../../media-node/src/acl/AclStore.js';
+import {
+  InvalidAclError,
+  type RedisAclStore,
+  UNCHANGED,
+  UnreadableAclError,
+} from '../../../../media-node/src/acl/AclStore.js';
 import { deriveAclHashKey } from '../../../../media-node/src/acl/hashing.js';
 import { type CDN, CDNSchema, type StreamACL, StreamACLSchema } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
@@ -21,7 +26,7 @@ import type { AclStores } from '../../redis/AclStores.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
 import type { ListWatch } from '../../runtime/ListWatch.js';
 import { resolveRedis } from '../references.js';
-import { CLUSTER_SECRET_KEY, clusterSecretName, type Problem } from '../shared.js';
+import { CLUSTER_SECRET_KEY, clusterSecretName, LABELS, type Problem } from '../shared.js';
 import { recordTransition, writeStatus } from '../status.js';
 import {
   patternOwner,
@@ -43,8 +48,10 @@ export interface StreamAclReconcilerOptions {
   client: KubeClient;
   streamAcls: ListWatch;
   cdns: ListWatch;
-  /** Every Secret of the watched namespaces (keys live in users' Secrets). */
+  /** Secrets labelled rtccdn.io/access-keys=true: the only ones keys are read from. */
   secrets: ListWatch;
+  /** Secrets the operator created (the CDNs' cluster Secrets). */
+  managedSecrets: ListWatch;
   stores: AclStores;
   events: EventSink;
   logger: Logger;
@@ -65,43 +72,74 @@ export class StreamAclReconciler implements Reconciler {
   async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
     const cached = this.#options.streamAcls.get(namespace, name);
     if (!cached) return undefined;
+    const outcome = await this.#sync(cached);
+    return outcome.problem ? { requeueAfterMs: RETRY_MS } : undefined;
+  }
+
+  /**
+   * Brings Redis in line with the StreamACL `namespace/name` now, as a reconcile does; true when
+   * Redis is as closed as the StreamACL asks (written, possibly with fewer keys than it names, or
+   * left to another StreamACL that owns the pattern). For the store sync after a Redis reset.
+   */
+  async syncAcl(namespace: string, name: string): Promise<boolean> {
+    const cached = this.#options.streamAcls.get(namespace, name);
+    if (!cached) return true;
+    return (await this.#sync(cached)).enforced;
+  }
+
+  /**
+   * One sync. Fails closed: keys that cannot be read (Secret missing or not labelled, value too
+   * short, bad expiry) are left out of what is written — the stream admits only the keys that
+   * could be read, possibly none — and the status says which and why. What cannot be written at
+   * all (no CDN, Redis down) is retried.
+   */
+  async #sync(cached: KubeObject): Promise<{ enforced: boolean; problem?: Problem }> {
     const parsed = StreamACLSchema.safeParse(cached);
     if (!parsed.success) {
       // The API server validates the same schema: this only happens with a newer CRD. Say so.
       const issue = parsed.error.issues[0];
-      await this.#report(cached as unknown as StreamACL, {
-        synced: false,
-        problem: { reason: 'InvalidSpec', message: `${issue?.path.join('.')}: ${issue?.message}` },
-      });
-      return undefined;
+      const problem = { reason: 'InvalidSpec', message: `${issue?.path.join('.')}: ${issue?.message}` };
+      await this.#report(cached as unknown as StreamACL, { synced: false, problem });
+      return { enforced: false, problem };
     }
     const acl = parsed.data;
-    if (acl.metadata.deletionTimestamp) return this.#finalize(acl);
+    if (acl.metadata.deletionTimestamp) {
+      const result = await this.#finalize(acl);
+      return result
+        ? { enforced: false, problem: { reason: 'Finalizing', message: 'retrying' } }
+        : { enforced: true };
+    }
     await this.#ensureFinalizer(acl);
 
     const target = await this.#target(acl);
-    if (!target.ok) return this.#fail(acl, target.problem);
+    if (!target.ok) return { enforced: false, problem: await this.#failed(acl, target.problem) };
     const owner = patternOwner(this.#claimants(acl));
     if (owner && owner.metadata.name !== acl.metadata.name) {
-      return this.#fail(acl, {
+      // The owner writes the pattern: Redis is as this StreamACL's CDN wants it once the owner is.
+      const problem = {
         reason: 'PatternConflict',
         message: `StreamACL ${owner.metadata.name} already guards "${acl.spec.stream}" on CDN ${acl.spec.cdnRef.name}`,
-      });
+      };
+      await this.#failed(acl, problem);
+      return { enforced: true, problem };
     }
-    const keys = await this.#resolveKeys(acl);
-    if (!keys.ok) return this.#fail(acl, keys.problem);
+    const { keys, problem: keyProblem } = await this.#resolveKeys(acl);
 
     const { store, hashKey } = target.value;
-    const desired = storedKeys(hashKey, keys.value);
+    const desired = storedKeys(hashKey, keys);
     let wroteAt: Date | undefined;
     try {
-      const current = await store.get(acl.spec.stream);
+      const current = await store.get(acl.spec.stream).catch((error: unknown) => {
+        // An unreadable record is rewritten (that repairs it).
+        if (error instanceof UnreadableAclError) return undefined;
+        throw error;
+      });
       if (!current || !sameKeys(current.keys, desired) || current.owner !== acl.metadata.uid) {
         await store.update(acl.spec.stream, () => desired, { owner: acl.metadata.uid });
         wroteAt = this.#now();
         this.#options.logger.info(
           {
-            streamAcl: `${namespace}/${name}`,
+            streamAcl: `${acl.metadata.namespace}/${acl.metadata.name}`,
             stream: acl.spec.stream,
             keyIds: desired.map((key) => key.id),
           },
@@ -109,10 +147,18 @@ export class StreamAclReconciler implements Reconciler {
         );
       }
     } catch (error) {
-      return this.#fail(acl, { reason: 'RedisUnavailable', message: (error as Error).message });
+      const problem =
+        error instanceof InvalidAclError
+          ? { reason: 'InvalidSpec', message: error.message }
+          : { reason: 'RedisUnavailable', message: (error as Error).message };
+      return { enforced: false, problem: await this.#failed(acl, problem) };
+    }
+    if (keyProblem) {
+      await this.#report(acl, { synced: false, problem: keyProblem }, wroteAt);
+      return { enforced: true, problem: keyProblem };
     }
     await this.#report(acl, { synced: true, keys: desired.length, wroteAt });
-    return undefined;
+    return { enforced: true };
   }
 
   /** Where the keys go: the CDN's Redis (and prefix), hashed with its cluster secret. */
@@ -129,7 +175,7 @@ export class StreamAclReconciler implements Reconciler {
     const redis = await resolveRedis(this.#options.client, cdn.data as CDN);
     if (!redis.ok) return redis;
     const secretName = clusterSecretName(acl.spec.cdnRef.name);
-    const secret = await this.#secret(namespace, secretName);
+    const secret = await this.#cachedOrLive(this.#options.managedSecrets, namespace, secretName);
     const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
     if (!clusterSecret) {
       return {
@@ -149,48 +195,65 @@ export class StreamAclReconciler implements Reconciler {
     };
   }
 
-  async #resolveKeys(acl: StreamACL): Promise<Resolved<ResolvedKey[]>> {
+  /** The keys whose values can be read; the first problem with the others, if any. */
+  async #resolveKeys(acl: StreamACL): Promise<{ keys: ResolvedKey[]; problem?: Problem }> {
     const namespace = acl.metadata.namespace ?? 'default';
     const keys: ResolvedKey[] = [];
+    const problems: Problem[] = [];
     for (const key of acl.spec.keys) {
       let value = key.value;
       if (key.secretKeyRef) {
-        const secret = await this.#secret(namespace, key.secretKeyRef.name);
-        value = secret && secretValue(secret, key.secretKeyRef.key);
+        const { name, key: item } = key.secretKeyRef;
+        const secret = await this.#cachedOrLive(this.#options.secrets, namespace, name);
+        if (secret && secret.metadata.labels?.[LABELS.accessKeys] !== 'true') {
+          problems.push({
+            reason: 'KeySecretNotLabelled',
+            message: `key ${key.id}: Secret ${name} is not labelled ${LABELS.accessKeys}=true, so its keys are not read`,
+          });
+          continue;
+        }
+        value = secret && secretValue(secret, item);
         if (value === undefined) {
-          return {
-            ok: false,
-            problem: {
-              reason: 'KeySecretMissing',
-              message: secret
-                ? `key ${key.id}: Secret ${key.secretKeyRef.name} has no key ${key.secretKeyRef.key}`
-                : `key ${key.id}: Secret ${key.secretKeyRef.name} not found`,
-            },
-          };
+          problems.push({
+            reason: 'KeySecretMissing',
+            message: secret
+              ? `key ${key.id}: Secret ${name} has no key ${item}`
+              : `key ${key.id}: Secret ${name} not found`,
+          });
+          continue;
         }
       }
       if (value === undefined || value.length < 16) {
-        return {
-          ok: false,
-          problem: {
-            reason: 'KeyTooShort',
-            message: `key ${key.id}: the value must be at least 16 characters`,
-          },
-        };
+        problems.push({
+          reason: 'KeyTooShort',
+          message: `key ${key.id}: the value must be at least 16 characters`,
+        });
+        continue;
       }
-      keys.push({ id: key.id, value, ...(key.expiresAt ? { expiresAt: Date.parse(key.expiresAt) } : {}) });
+      const expiresAt = key.expiresAt ? Date.parse(key.expiresAt) : undefined;
+      if (expiresAt !== undefined && !(expiresAt > 0)) {
+        problems.push({
+          reason: 'InvalidKey',
+          message: `key ${key.id}: expiresAt must be after 1970-01-01T00:00:00Z`,
+        });
+        continue;
+      }
+      keys.push({ id: key.id, value, ...(expiresAt !== undefined ? { expiresAt } : {}) });
     }
-    return { ok: true, value: keys };
+    const [first] = problems;
+    if (!first) return { keys };
+    const message = `${problems.map((problem) => problem.message).join('; ')}; the stream admits only the ${keys.length} other key(s)`;
+    return { keys, problem: { reason: first.reason, message } };
   }
 
   /**
-   * A Secret from the cache or, when the cache does not have it (yet: watches of different kinds
-   * are not ordered, a StreamACL can arrive before the Secret it names), from the API server.
+   * A Secret from `cache` or, when the cache does not have it (yet: watches of different kinds
+   * are not ordered, a StreamACL can arrive before the Secret it names), from the API server —
+   * whatever its labels: the caller checks them, so that it can say why a key is not read.
    */
-  async #secret(namespace: string, name: string) {
+  async #cachedOrLive(cache: ListWatch, namespace: string, name: string) {
     const found =
-      this.#options.secrets.get(namespace, name) ??
-      (await this.#options.client.get(SECRET_TYPE, namespace, name));
+      cache.get(namespace, name) ?? (await this.#options.client.get(SECRET_TYPE, namespace, name));
     const parsed = found === undefined ? undefined : SecretSchema.safeParse(found);
     return parsed?.success ? parsed.data : undefined;
   }
@@ -271,13 +334,19 @@ export class StreamAclReconciler implements Reconciler {
   }
 
   async #fail(acl: StreamACL, problem: Problem): Promise<ReconcileResult> {
-    await this.#report(acl, { synced: false, problem });
+    await this.#failed(acl, problem);
     return { requeueAfterMs: RETRY_MS };
   }
 
-  async #report(acl: StreamACL, outcome: SyncOutcome): Promise<void> {
+  /** Reports `problem` (Synced=False) and returns it. */
+  async #failed(acl: StreamACL, problem: Problem): Promise<Problem> {
+    await this.#report(acl, { synced: false, problem });
+    return problem;
+  }
+
+  async #report(acl: StreamACL, outcome: SyncOutcome, wroteAt?: Date): Promise<void> {
     const { client, events } = this.#options;
-    const status = streamAclStatus(acl, outcome, this.#now());
+    const status = streamAclStatus(acl, outcome, this.#now(), wroteAt);
     const metadata = { name: acl.metadata.name ?? '', namespace: acl.metadata.namespace };
     if (await writeStatus(client, STREAM_ACL_TYPE, { metadata, status: acl.status }, status)) {
       // Losing sync is a Warning; getting it (back) a Normal event.

@@ -1,12 +1,12 @@
 /**
- * Counts failed attempts per key (client IP, stream) in a sliding window; a key with `limit`
- * failures in the last `windowMs` is blocked until the oldest of them leaves the window. What
- * brute-forcing access keys runs into.
+ * Counts events per key (a client, a stream) in a sliding window; a key with `limit` events in
+ * the last `windowMs` is blocked until the oldest of them leaves the window. What guessing
+ * access keys and starting renditions run into.
  */
-export class FailureLimiter {
+export class WindowLimiter {
   readonly #limit: number;
   readonly #windowMs: number;
-  /** Failure times per key, oldest first, at most `limit` kept. */
+  /** Event times per key, oldest first, at most `limit` kept. */
   readonly #failures = new Map<string, number[]>();
   readonly #sweepTimer: NodeJS.Timeout;
 
@@ -24,7 +24,7 @@ export class FailureLimiter {
     return Math.max(1, times[0]! + this.#windowMs - now);
   }
 
-  recordFailure(key: string, now = Date.now()): void {
+  record(key: string, now = Date.now()): void {
     const times = this.#recent(key, now);
     times.push(now);
     if (times.length > this.#limit) times.shift();
