@@ -246,11 +246,12 @@ describe('stream access control (origin + 2 edges, Redis, real viewers)', () => 
     expect(firstBlocked).toBeLessThanOrEqual(5);
     expect(statuses.slice(0, firstBlocked).every((status) => status === 403)).toBe(true);
     expect(statuses.slice(firstBlocked).every((status) => status === 429)).toBe(true);
-    // Blocked means blocked: even the right key waits now.
+    // The right key is never refused for others' (or its own client's) failed guesses: it is
+    // admitted (404: the stream is not live).
     const right = await postSdp(`${url('edge-2')}/whep/guarded`, whepOffer, {
       Authorization: 'Bearer guarded-key-0123456',
     });
-    expect(right.status).toBe(429);
+    expect(right.status).toBe(404);
     const metrics = await (await fetch(`${fixture.internalUrl('edge-2')}/metrics`)).text();
     expect(metrics).toMatch(/^rtccdn_admissions_total\{result="429"\} \d+$/m);
   });

@@ -41,8 +41,14 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((registry) => registry.close()));
 });
 
+/** A distinct internal URL per node id (internal URLs are http://IP:port, nothing more). */
+function urlFor(id: string): string {
+  const port = 20_000 + ([...id].reduce((sum, char) => sum * 31 + char.charCodeAt(0), 7) % 20_000);
+  return `http://10.0.0.1:${port}`;
+}
+
 function identity(id: string, overrides: Partial<ClusterNodeIdentity> = {}): ClusterNodeIdentity {
-  return { id, role: 'origin', region: 'eu-west-1', internalUrl: `http://10.0.0.1:8081/${id}`, ...overrides };
+  return { id, role: 'origin', region: 'eu-west-1', internalUrl: urlFor(id), ...overrides };
 }
 
 function openRegistry(
@@ -338,7 +344,7 @@ describe('ClusterRegistry', () => {
       id: 'origin-1',
       role: 'origin',
       region: 'eu-west-1',
-      internalUrl: 'http://10.0.0.1:8081/origin-1',
+      internalUrl: urlFor('origin-1'),
       load: { viewers: 12, streams: 2, egressBps: 3_000_000, cpu: 0.25 },
       draining: true,
     });
@@ -387,7 +393,7 @@ describe('ClusterRegistry', () => {
       name: 'show',
       nodeId: 'origin-a',
       region: 'eu-west-1',
-      internalUrl: 'http://10.0.0.1:8081/origin-a',
+      internalUrl: urlFor('origin-a'),
       claimId: claimA.claimId,
       startedAt: expect.any(Number),
       kinds: ['audio', 'video'],

@@ -65,10 +65,10 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
     metadata: { name, namespace: NS },
     spec: { cdnRef: { name: 'cdn' }, stream, keys },
   });
-  const keySecret = (value: string) => ({
+  const keySecret = (value: string, name = 'partner-keys', labelled = true) => ({
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 'partner-keys', namespace: NS },
+    metadata: { name, namespace: NS, ...(labelled ? { labels: { 'rtccdn.io/access-keys': 'true' } } : {}) },
     stringData: { acme: value },
   });
   const edge = () => cluster.node('edge').baseUrl;
@@ -118,6 +118,8 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
     const publisher = new TestPublisher();
     peers.push(publisher);
     expect((await publisher.publish(cluster.node('origin').baseUrl, 'webinar')).status).toBe(201);
+    // Edges of an operator-managed CDN admit nobody until the operator has marked the store synced.
+    await waitFor('the ACL store marked synced', async () => (await whep('webinar')).status !== 503);
   }, 120_000);
 
   afterEach(() => {
@@ -192,6 +194,73 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
     );
   }, 40_000);
 
+  it('reads keys only from Secrets labelled for them, and leaves the others out (fail closed)', async () => {
+    const unlabelledKey = 'unlabelled-key-0123456789';
+    const publisher = new TestPublisher();
+    peers.push(publisher);
+    expect((await publisher.publish(cluster.node('origin').baseUrl, 'members')).status).toBe(201);
+    await apply(keySecret(unlabelledKey, 'team-secrets', false));
+    await apply(
+      streamAcl('members', 'members', [
+        { id: 'team', secretKeyRef: { name: 'team-secrets', key: 'acme' } },
+        { id: 'inline', value: INLINE_KEY },
+      ]),
+    );
+    const condition = await waitFor('KeySecretNotLabelled', async () => {
+      const found = synced(await get('streamacls.rtccdn.io', 'members'));
+      return found?.reason === 'KeySecretNotLabelled' ? found : undefined;
+    });
+    expect(condition).toMatchObject({
+      status: 'False',
+      message: expect.stringMatching(
+        /Secret team-secrets is not labelled rtccdn\.io\/access-keys=true.*admits only the 1 other key/,
+      ),
+    });
+    // What could be read is enforced; what could not is not a key.
+    await waitFor('the inline key admitted', async () => (await whep('members', INLINE_KEY)).status === 201);
+    expect((await whep('members', unlabelledKey)).status).toBe(403);
+    // Labelling the Secret is enough: it enters the cache and its StreamACLs re-sync.
+    ok(await kubectl(['label', 'secret', 'team-secrets', '-n', NS, 'rtccdn.io/access-keys=true']), 'label');
+    await waitFor(
+      'the Secret key admitted',
+      async () => (await whep('members', unlabelledKey)).status === 201,
+    );
+    expect(synced(await get('streamacls.rtccdn.io', 'members'))?.status).toBe('True');
+  }, 60_000);
+
+  it('rewrites every StreamACL at once when Redis loses its data, and only then lets edges admit', async () => {
+    const publisher = new TestPublisher();
+    peers.push(publisher);
+    expect((await publisher.publish(cluster.node('origin').baseUrl, 'reset-show')).status).toBe(201);
+    await apply(streamAcl('reset-show', 'reset-show', [{ id: 'k', value: 'reset-key-0123456789' }]));
+    await waitFor(
+      'the key admitted',
+      async () => (await whep('reset-show', 'reset-key-0123456789')).status === 201,
+    );
+    const keys = new ClusterKeys(redisPrefixFor(NS, 'cdn'));
+    const oldEpoch = await direct.get(keys.aclEpoch);
+    expect(await direct.get(keys.aclSynced)).toBe(oldEpoch);
+    await direct.flushall();
+    // Not at the next resync (10 minutes): within seconds, every StreamACL is back and the new
+    // epoch is marked complete.
+    const newEpoch = await waitFor(
+      'a new epoch marked synced',
+      async () => {
+        const [epoch, syncedEpoch] = await direct.mget(keys.aclEpoch, keys.aclSynced);
+        return epoch && epoch !== oldEpoch && syncedEpoch === epoch ? epoch : undefined;
+      },
+      15_000,
+    );
+    expect(newEpoch).toBeDefined();
+    expect(await direct.get(keys.aclRecord('reset-show'))).not.toBeNull();
+    expect(await direct.get(keys.aclRecord('members'))).not.toBeNull();
+    await waitFor(
+      'the key admitted again',
+      async () => (await whep('reset-show', 'reset-key-0123456789')).status === 201,
+    );
+    expect((await whep('reset-show', 'wrong-key-0123456789')).status).toBe(403);
+  }, 60_000);
+
   it('cuts viewers and refuses the keys once the StreamACL is deleted (finalizer cleans Redis)', async () => {
     const viewer = new TestViewer();
     peers.push(viewer);
@@ -243,6 +312,12 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
       async () => synced(await get('streamacls.rtccdn.io', 'outage'))?.status === 'True',
       30_000,
     );
+    // The restarted Redis is empty: edges admit again once the operator has rewritten every
+    // StreamACL and marked the new epoch (404: admitted, the stream is not live).
+    await waitFor(
+      'edges admitting again',
+      async () => (await whep('outage-1', 'outage-key-9876543210')).status === 404,
+    );
   }, 60_000);
 
   it('serves the media nodes’ ACL REST API from the operator, backed by StreamACLs and Secrets', async () => {
@@ -275,7 +350,8 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
       });
       expect(put).toMatchObject({ status: 200, body: { stream: 'webinar', keys: [{ id: 'alice' }] } });
       // Synced when the call returns: the edge admits the key at once.
-      expect((await whep('webinar', 'alice-key-0123456789')).status).toBe(201);
+      const admitted = await whep('webinar', 'alice-key-0123456789');
+      expect(`${admitted.status} ${admitted.status === 201 ? '' : admitted.body}`).toBe('201 ');
       const acl = JSON.stringify(await get('streamacls.rtccdn.io', streamAclName('webinar')));
       expect(acl).toContain('secretKeyRef');
       expect(acl).not.toContain('alice-key-0123456789');
