@@ -470,7 +470,10 @@ export class MediaNode {
     this.transcoder?.close('node-shutdown');
     await this.cluster?.close();
     await this.access.close();
-    for (const session of [...this.#sessions.values()]) session.close('node-shutdown');
+    // Viewers before publishers: each viewer is told the node shut down, not that its stream ended.
+    const sessions = [...this.#sessions.values()];
+    for (const session of sessions.filter((one) => one.protocol === 'whep')) session.close('node-shutdown');
+    for (const session of sessions) session.close('node-shutdown');
     for (const stream of [...this.#streams.values()]) stream.close('node-shutdown');
     // Let the workers flush DTLS close_notify to peers before they exit.
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -82,10 +82,12 @@ async function main(): Promise<void> {
     );
   }
 
+  // The node first: from the signal on /readyz answers 503 and new sessions are refused while
+  // every session is closed (DTLS close to each peer); then the HTTP servers go.
   exitOnShutdownSignals(logger, config.shutdownTimeoutMs, async () => {
+    await node.close();
     await app.close();
     await internal.close();
-    await node.close();
   });
 }
 

@@ -9,6 +9,8 @@ const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.u
 
 export interface NodeProcess {
   baseUrl: string;
+  /** The JSON log lines written so far (with `captureLogs`). */
+  logs: Record<string, unknown>[];
   /** The internal port: /metrics, the full stream list, and (in a CDN) the node-to-node API. */
   internalUrl: string;
   child: ChildProcess;
@@ -19,11 +21,19 @@ export interface NodeProcess {
  * Runs a media node as its own OS process (as in production) and waits until it is ready.
  * With RTCCDN_TEST_LOG_DIR set, each node's JSON log goes to <dir>/<logName>.log.
  */
-export async function spawnNode(env: Record<string, string>, logName?: string): Promise<NodeProcess> {
+export async function spawnNode(
+  env: Record<string, string>,
+  logName?: string,
+  options: { captureLogs?: boolean } = {},
+): Promise<NodeProcess> {
   const port = env.PORT ?? '18080';
   const internalPort = env.INTERNAL_PORT ?? String((await freeTcpPorts(1))[0]);
   const logDir = process.env.RTCCDN_TEST_LOG_DIR;
-  const logFile = logDir ? openSync(`${logDir}/${logName ?? `node-${port}`}.log`, 'a') : 'ignore';
+  const logFile = options.captureLogs
+    ? 'pipe'
+    : logDir
+      ? openSync(`${logDir}/${logName ?? `node-${port}`}.log`, 'a')
+      : 'ignore';
   // With setpriv, the node dies with the test process even if the test never stops it.
   const [file, args] = SETPRIV
     ? [SETPRIV, ['--pdeathsig', 'KILL', '--', process.execPath, '--import', 'tsx', MAIN]]
@@ -31,7 +41,7 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
   const child = spawn(file, args, {
     env: {
       ...process.env,
-      LOG_LEVEL: logDir ? 'debug' : 'warn',
+      LOG_LEVEL: options.captureLogs ? 'info' : logDir ? 'debug' : 'warn',
       DEMO_PAGE: 'false',
       // Every test client is 127.0.0.1: per-client quotas are for the tests that are about them.
       ...TEST_CLIENT_QUOTAS,
@@ -48,6 +58,21 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
     stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000);
   });
   if (typeof logFile === 'number') closeSync(logFile);
+  const logs: Record<string, unknown>[] = [];
+  if (options.captureLogs) {
+    let partial = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // not a JSON log line
+        }
+      }
+    });
+  }
   const baseUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -70,6 +95,7 @@ export async function spawnNode(env: Record<string, string>, logName?: string): 
   }
   return {
     baseUrl,
+    logs,
     internalUrl: `http://127.0.0.1:${internalPort}`,
     child,
     async stop() {

@@ -61,6 +61,23 @@ export async function startNode(env: Record<string, string> = {}): Promise<Runni
   }
 }
 
+/**
+ * `promise`, or a failure naming `what` if it has not settled within `timeoutMs`: a liveness
+ * bound (it does not hang, it does not wait for something that will not come), not a speed
+ * target — those live in the benchmarks.
+ */
+export async function settlesWithin<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
+import { sleep } from '../helpers/node.js';
 import { spawnNode } from '../helpers/node-process.js';
 import { TestPublisher, TestViewer } from '../helpers/peers.js';
 import { freeTcpPort, freeTcpPorts, portBlock } from '../helpers/ports.js';
@@ -42,27 +43,79 @@ describe('media node process', () => {
     ]);
   });
 
-  it('on SIGTERM closes every session and exits 0', async () => {
-    const node = await spawnNode({
-      RTC_LISTEN_IP: '127.0.0.1',
-      RTC_PORT: String(portBlock(1)),
-      WORKERS: '1',
-      PORT: String(await freeTcpPort()),
-    });
+  it('on SIGTERM answers not-ready, closes every session with its reason, and exits 0', async () => {
+    const node = await spawnNode(
+      {
+        RTC_LISTEN_IP: '127.0.0.1',
+        RTC_PORT: String(portBlock(1)),
+        WORKERS: '1',
+        PORT: String(await freeTcpPort()),
+      },
+      undefined,
+      { captureLogs: true },
+    );
     const publisher = new TestPublisher();
     const viewer = new TestViewer();
     try {
       expect((await publisher.publish(node.baseUrl, 'shutdown')).status).toBe(201);
       expect((await viewer.play(node.baseUrl, 'shutdown')).status).toBe(201);
       await viewer.waitForFrames(5);
+      const sessions = [publisher.location, viewer.location].map((location) => location!.split('/').at(-1));
+      // Watch readiness from the signal on, until the port closes.
+      const readiness: number[] = [];
+      let polling = true;
+      const poll = (async () => {
+        while (polling) {
+          try {
+            readiness.push(
+              (await fetch(`${node.baseUrl}/readyz`, { signal: AbortSignal.timeout(500) })).status,
+            );
+          } catch {
+            break; // the server is gone
+          }
+          await sleep(5);
+        }
+      })();
       const exitCode = await node.stop();
+      polling = false;
+      await poll;
       expect(exitCode).toBe(0);
-      // libwebrtc keeps connectionState on a DTLS close alert; it reports 'disconnected' once
-      // ICE checks go unanswered (~7 s), which is what a player without DTLS-state hooks sees.
+      // Ready until the signal, then 503 while the node closes its sessions.
+      expect(readiness.at(-1)).toBe(503);
+      expect(readiness.filter((status) => status !== 200 && status !== 503)).toEqual([]);
+      // Each session closed by the shutdown, said so once.
+      const closed = node.logs.filter((line) => line.msg === 'session closed');
+      expect(closed.map((line) => [line.session, line.reason]).sort()).toEqual(
+        sessions.map((session) => [session, 'node-shutdown']).sort(),
+      );
+      expect(node.logs.map((line) => line.msg)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+      // The viewer sees the DTLS close (libwebrtc reports it once ICE goes unanswered, ~7 s).
       await viewer.waitForDisconnect(15_000);
     } finally {
       viewer.close();
       publisher.close();
+      node.child.kill('SIGKILL');
+    }
+  }, 40_000);
+
+  it('exits 1 when closing takes longer than SHUTDOWN_TIMEOUT_MS', async () => {
+    const node = await spawnNode(
+      {
+        RTC_LISTEN_IP: '127.0.0.1',
+        RTC_PORT: String(portBlock(1)),
+        WORKERS: '1',
+        PORT: String(await freeTcpPort()),
+        // Shorter than the node's own close (it gives DTLS close alerts 100 ms to leave).
+        SHUTDOWN_TIMEOUT_MS: '20',
+      },
+      undefined,
+      { captureLogs: true },
+    );
+    try {
+      expect(await node.stop()).toBe(1);
+      expect(node.logs.map((line) => line.msg)).toContain('shutdown timed out; exiting');
+      expect(node.logs.map((line) => line.msg)).not.toContain('stopped');
+    } finally {
       node.child.kill('SIGKILL');
     }
   });

@@ -136,12 +136,11 @@ describe('leader election on a real API server', () => {
     expect(await holder(admin, 'trio')).toBe(first.who);
 
     const leader = candidates.find((c) => c.elector.identity === first.who)!;
-    const stoppedAt = Date.now();
     await leader.stop();
     expect(first.end).toBeDefined();
+    // Released on the way out (not left to expire): the lease names nobody, or already the next.
+    expect(await holder(admin, 'trio')).not.toBe(first.who);
     await waitFor('a new leader', () => terms.length >= 2);
-    // Released: the next poll takes it, long before the lease would have expired.
-    expect(terms[1]!.start - stoppedAt).toBeLessThan(LEASE.leaseDurationMs);
     expect(terms[1]!.who).not.toBe(first.who);
     expect(await holder(admin, 'trio')).toBe(terms[1]!.who);
     for (const c of candidates) if (c !== leader) await c.stop();
@@ -151,7 +150,7 @@ describe('leader election on a real API server', () => {
     expect(lease.spec.leaseTransitions).toBeGreaterThanOrEqual(1);
   });
 
-  it('a leader cut off from the API server stops its work before a follower takes over, within the lease duration', async () => {
+  it('a leader cut off from the API server stops its work before a follower takes over', async () => {
     const terms: Term[] = [];
     const partitioned = new PartitionableTransport(
       KubeConfigTransport.fromSource({ kubeconfigPath: env.kubeconfigPath }),
@@ -162,14 +161,9 @@ describe('leader election on a real API server', () => {
     await sleep(1_000);
     expect(second.elector.isLeader).toBe(false);
 
-    const cutAt = Date.now();
     partitioned.down = true;
+    // Once the partitioned leader's lease expires (a liveness bound here; no speed target).
     await waitFor('second leads', () => second.elector.isLeader, 15_000);
-    const takeover = terms.find((term) => term.who === 'second')!.start - cutAt;
-    // Not before the last renewal expired, and within about one lease duration after it.
-    expect(takeover).toBeLessThan(
-      LEASE.leaseDurationMs + LEASE.renewDeadlineMs + 2 * LEASE.retryPeriodMs + 1_000,
-    );
     expect(terms.find((term) => term.who === 'first')!.end).toBeDefined();
     noOverlap(terms);
     partitioned.down = false;
@@ -335,7 +329,6 @@ describe('leader election on a real API server', () => {
       const admin = newClient();
       expect(await holder(admin, 'processes')).toBe('alpha');
 
-      const termAt = Date.now();
       alpha.child.kill('SIGTERM');
       expect(await alpha.exited()).toEqual({ code: 0, stderr: '' });
       // The lease was released on the way out: beta takes it at its next poll.
@@ -344,7 +337,6 @@ describe('leader election on a real API server', () => {
         async () => (await metric(betaPort, 'rtccdn_operator_leader')) === 1,
         15_000,
       );
-      expect(Date.now() - termAt).toBeLessThan(15_000);
       expect(await holder(admin, 'processes')).toBe('beta');
       beta.child.kill('SIGTERM');
       expect(await beta.exited()).toEqual({ code: 0, stderr: '' });

@@ -20,6 +20,7 @@ import {
 } from '../../operator/src/kube/transport.js';
 import { type CacheEvent, ListWatch } from '../../operator/src/runtime/ListWatch.js';
 import { ensureKubeTestEnvBinaries, type KubeTestEnv, startKubeTestEnv } from '../helpers/kube-testenv.js';
+import { settlesWithin } from '../helpers/node.js';
 import { ok, sleep, testLogger, waitFor } from './support.js';
 
 /** A transport that can be made unreachable, or hand out one watch that never says anything. */
@@ -216,9 +217,8 @@ describe('ListWatch on a real API server', () => {
     for (let round = 0; round < 10; round++) {
       const { lw } = start({ watchTimeoutSeconds: 300 });
       await sleep(round * 3);
-      const started = Date.now();
-      await lw.stop();
-      expect(Date.now() - started).toBeLessThan(2_000);
+      // Not after its 300 s watch: a liveness bound, not a speed target.
+      await settlesWithin(lw.stop(), 10_000, `stop() in round ${round}`);
     }
   });
 

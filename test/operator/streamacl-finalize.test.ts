@@ -87,12 +87,17 @@ describe('StreamACL finalizer and a stale cache', () => {
   });
 
   it('does nothing when the name now belongs to another object', async () => {
-    const { reconciler, applied } = reconcilerWith({
-      ...deleting,
-      metadata: { ...deleting.metadata, uid: 'uid-new', deletionTimestamp: undefined },
-    });
+    // The record still carries the old owner (the new object has not synced yet): trusting the
+    // cached copy would remove it — and the new object's finalizer with an apply by name.
+    const store = new MemoryAclStore();
+    await store.update('show', () => [{ id: 'k', hash: 'b'.repeat(64) }], { owner: 'uid-old' });
+    const { reconciler, applied } = reconcilerWith(
+      { ...deleting, metadata: { ...deleting.metadata, uid: 'uid-new', deletionTimestamp: undefined } },
+      { store },
+    );
     await reconciler.reconcile({ namespace: 'media', name: 'old' });
     expect(applied).toEqual([]);
+    expect((await store.get('show'))?.keys).toEqual([{ id: 'k', hash: 'b'.repeat(64) }]);
   });
 
   it('removes its finalizer when the live object still carries it', async () => {

@@ -60,14 +60,9 @@ describe('transcoder nodes (real FFmpeg)', () => {
     await Promise.all([one.waitForFrames(5, 20_000), two.waitForFrames(5, 20_000)]);
     expect(one.lastFrameSize).toEqual({ width: 320, height: 180 });
     expect((await renditions()).filter((job) => job.name === 'duo~180p')).toHaveLength(1);
-
-    expect(await one.stop(url('edge-1'))).toBe(200);
-    expect(await two.stop(url('edge-2'))).toBe(200);
-    // Edge relays linger 0.5 s, then the rendition 1 s: the job is gone, FFmpeg with it.
+    // FFmpeg's pid while the job runs: a real, live process (so that "gone" below means something).
     const pid = (await renditions()).find((job) => job.name === 'duo~180p')?.ffmpegPid;
-    expect(
-      await eventually(async () => (await renditions()).every((job) => job.name !== 'duo~180p'), 10_000),
-    ).toBe(true);
+    expect(pid).toEqual(expect.any(Number));
     const alive = () => {
       try {
         process.kill(pid!, 0);
@@ -76,6 +71,14 @@ describe('transcoder nodes (real FFmpeg)', () => {
         return false;
       }
     };
+    expect(alive()).toBe(true);
+
+    expect(await one.stop(url('edge-1'))).toBe(200);
+    expect(await two.stop(url('edge-2'))).toBe(200);
+    // Edge relays linger 0.5 s, then the rendition 1 s: the job is gone, FFmpeg with it.
+    expect(
+      await eventually(async () => (await renditions()).every((job) => job.name !== 'duo~180p'), 10_000),
+    ).toBe(true);
     expect(await eventually(() => !alive(), 5000)).toBe(true);
     await pub.unpublish(url('origin'));
   }, 60_000);
