@@ -1,7 +1,7 @@
+import { RtccdnError } from '../contract/src/errors.js';
 import { ClusterRegistry } from './cluster/ClusterRegistry.js';
 import type { NodeLoad } from './cluster/keys.js';
 import type { ClusterConfig, Role } from './config.js';
-import { HttpError } from './errors.js';
 import { InternalCallError, InternalClient } from './internal/InternalClient.js';
 import type { Logger } from './logger.js';
 import type { Stream } from './media/Stream.js';
@@ -106,9 +106,9 @@ export class ClusterMember {
   }
 
   /**
-   * Claims `name` CDN-wide for a publish on this node. Throws 409 naming the holder when
-   * another origin has it, 503 when the registry cannot be reached (never publish unclaimed:
-   * two origins would serve one name).
+   * Claims `name` CDN-wide for a publish on this node. Throws STREAM_CLAIMED naming the holder
+   * when another origin has it, REGISTRY_UNAVAILABLE when the registry cannot be reached (never
+   * publish unclaimed: two origins would serve one name).
    */
   async claimStream(name: string, kinds: ('audio' | 'video')[]): Promise<void> {
     let result: Awaited<ReturnType<ClusterRegistry['claimStream']>>;
@@ -116,10 +116,16 @@ export class ClusterMember {
       result = await this.registry.claimStream({ name, kinds });
     } catch (error) {
       this.#options.logger.error({ stream: name, err: error }, 'cannot claim stream in the registry');
-      throw new HttpError(503, 'the CDN registry is unavailable; try again', { 'Retry-After': '2' });
+      throw new RtccdnError('REGISTRY_UNAVAILABLE', 'the CDN registry is unavailable; try again', {
+        retryAfterMs: 2000,
+      });
     }
     if (!result.claimed) {
-      throw new HttpError(409, `stream "${name}" is already being published on ${result.holder.nodeId}`);
+      throw new RtccdnError(
+        'STREAM_CLAIMED',
+        `stream "${name}" is already being published on ${result.holder.nodeId}`,
+        { data: { stream: name, holder: result.holder.nodeId } },
+      );
     }
     this.#claims.set(name, result.claimId);
   }
@@ -137,9 +143,10 @@ export class ClusterMember {
     if (!this.relayedStreams) return Promise.resolve(undefined);
     return this.relayedStreams.resolve(name).catch((error: Error) => {
       this.#options.logger.error({ stream: name, err: error }, 'cannot relay stream');
-      throw new HttpError(
-        502,
+      throw new RtccdnError(
+        'UPSTREAM_FAILED',
         `stream "${name}" is live but cannot be relayed to this edge: ${error.message}`,
+        { cause: error },
       );
     });
   }
@@ -174,9 +181,13 @@ export class ClusterMember {
     try {
       return await this.registry.lookupStream(name);
     } catch (error) {
-      throw new HttpError(503, `the CDN registry is unavailable: ${(error as Error).message}`, {
-        'Retry-After': '2',
-      });
+      throw new RtccdnError(
+        'REGISTRY_UNAVAILABLE',
+        `the CDN registry is unavailable: ${(error as Error).message}`,
+        {
+          retryAfterMs: 2000,
+        },
+      );
     }
   }
 
@@ -193,9 +204,13 @@ export class ClusterMember {
           a.load.streams - b.load.streams,
       );
     if (candidates.length === 0) {
-      throw new HttpError(503, `no transcoder available for ${name} in region ${config.region}`, {
-        'Retry-After': '5',
-      });
+      throw new RtccdnError(
+        'TRANSCODER_UNAVAILABLE',
+        `no transcoder available for ${name} in region ${config.region}`,
+        {
+          retryAfterMs: 5000,
+        },
+      );
     }
     const failures: string[] = [];
     for (const transcoder of candidates) {
@@ -211,11 +226,12 @@ export class ClusterMember {
         );
         return;
       } catch (error) {
-        const status = error instanceof InternalCallError ? error.status : undefined;
-        if (status === 409) return; // another node makes it already
-        if (status === 404 || status === 400)
-          throw new HttpError(
-            status,
+        const code = error instanceof InternalCallError ? error.code : undefined;
+        if (code === 'STREAM_CLAIMED') return; // another node makes it already
+        // What the viewer asked for cannot be made anywhere: say so, in the transcoder's words.
+        if (code === 'STREAM_NOT_LIVE' || code === 'UNKNOWN_PROFILE' || code === 'INVALID_REQUEST')
+          throw new RtccdnError(
+            code,
             (error as InternalCallError).reason ?? 'the transcoder refused the rendition',
           );
         failures.push(`${transcoder.id}: ${(error as Error).message}`);
@@ -225,9 +241,13 @@ export class ClusterMember {
         );
       }
     }
-    throw new HttpError(503, `no transcoder could start ${name} (${failures.join('; ')})`, {
-      'Retry-After': '5',
-    });
+    throw new RtccdnError(
+      'TRANSCODER_UNAVAILABLE',
+      `no transcoder could start ${name} (${failures.join('; ')})`,
+      {
+        retryAfterMs: 5000,
+      },
+    );
   }
 
   setLoad(load: NodeLoad): void {

@@ -1,7 +1,7 @@
+import { RtccdnError } from '../contract/src/errors.js';
 import { StreamAccess } from './acl/StreamAccess.js';
 import { ClusterMember } from './ClusterMember.js';
 import type { MediaNodeConfig } from './config.js';
-import { HttpError } from './errors.js';
 import { PublishedStreamNameSchema, StreamNameSchema } from './http/names.js';
 import { ClientQuotas } from './limits/ClientQuotas.js';
 import type { Logger } from './logger.js';
@@ -190,20 +190,22 @@ export class MediaNode {
 
   /**
    * WHIP: negotiates a publisher for `streamName`. `clientIp` counts against the open-ingest
-   * quota when no PUBLISH_TOKEN guards publishing. Throws HttpError/SdpError on refusal.
+   * quota when no PUBLISH_TOKEN guards publishing. Throws RtccdnError on refusal.
    */
   async publish(streamName: string, sdp: string, clientIp: string): Promise<PublisherSession> {
     this.#assertAccepting();
     if (!this.acceptsPublish) {
-      throw new HttpError(
-        421,
+      throw new RtccdnError(
+        'WRONG_NODE',
         `this node is an ${this.config.role} (WHEP playback only); publish to an origin`,
       );
     }
     assertPublishedName(streamName);
     const offer = parseOffer(sdp);
     if (this.#streams.has(streamName) || this.#publishing.has(streamName)) {
-      throw new HttpError(409, `stream "${streamName}" is already being published`);
+      throw new RtccdnError('STREAM_CLAIMED', `stream "${streamName}" is already being published`, {
+        data: { stream: streamName, holder: this.config.cluster?.nodeId ?? 'this node' },
+      });
     }
     // The client's own quota first (429: it asks too much), then the node's (503: try elsewhere).
     const quota = this.config.publishToken === undefined ? this.quotas.reservePublish(clientIp) : undefined;
@@ -277,10 +279,15 @@ export class MediaNode {
   ): Promise<ViewerSession> {
     this.#assertAccepting();
     if (!this.acceptsPlay) {
-      throw new HttpError(421, `this node is an ${this.config.role} (WHIP ingest only); play from an edge`);
+      throw new RtccdnError(
+        'WRONG_NODE',
+        `this node is an ${this.config.role} (WHIP ingest only); play from an edge`,
+      );
     }
     if (this.#draining) {
-      throw new HttpError(503, 'this edge is draining; play from another edge', { 'Retry-After': '1' });
+      throw new RtccdnError('NODE_DRAINING', 'this edge is draining; play from another edge', {
+        retryAfterMs: 1000,
+      });
     }
     assertPublishedName(streamName);
     const grant = this.access.admit(streamName, viewer.key, viewer.clientIp);
@@ -292,7 +299,8 @@ export class MediaNode {
       const stream = viewer.profile
         ? await this.#rendition(streamName, viewer.profile, viewer.clientIp)
         : await this.#liveStream(streamName);
-      if (!stream || stream.closed) throw new HttpError(404, `stream "${streamName}" is not live`);
+      if (!stream || stream.closed)
+        throw new RtccdnError('STREAM_NOT_LIVE', `stream "${streamName}" is not live`);
       session = await ViewerSession.create({
         stream,
         offer,
@@ -306,7 +314,7 @@ export class MediaNode {
       pending.release();
       session?.close('refused: access changed during setup');
       if (error instanceof NumberingLimitError) {
-        throw this.quotas.refusal(503, 'numberings', error.message, 10);
+        throw this.quotas.refusal('NODE_LIMIT', 'numberings', error.message, 10);
       }
       throw error;
     }
@@ -343,11 +351,14 @@ export class MediaNode {
     const { profiles } = this.config.transcode;
     if (!profiles.some((profile) => profile.name === profileName)) {
       const valid = profiles.map((profile) => profile.name).join(', ') || '(none configured: set PROFILES)';
-      throw new HttpError(400, `unknown profile "${profileName}"; valid profiles: ${valid}`);
+      throw new RtccdnError('UNKNOWN_PROFILE', `unknown profile "${profileName}"; valid profiles: ${valid}`);
     }
     const name = renditionName(source, profileName);
     if (!StreamNameSchema.safeParse(name).success) {
-      throw new HttpError(400, `stream name too long for renditions: "${name}" exceeds 128 characters`);
+      throw new RtccdnError(
+        'INVALID_REQUEST',
+        `stream name too long for renditions: "${name}" exceeds 128 characters`,
+      );
     }
     const existing = this.transcoder?.find(name);
     if (existing) return existing;
@@ -377,7 +388,8 @@ export class MediaNode {
   }
 
   #assertAccepting(): void {
-    if (this.#closing) throw new HttpError(503, 'node is shutting down', { 'Retry-After': '5' });
+    if (this.#closing)
+      throw new RtccdnError('NODE_SHUTTING_DOWN', 'node is shutting down', { retryAfterMs: 5000 });
   }
 
   async #sampleBitrates(): Promise<void> {
@@ -484,5 +496,6 @@ export class MediaNode {
 /** Names a publisher may take and viewers ask for: no `~` (reserved for renditions). */
 function assertPublishedName(name: string): void {
   const parsed = PublishedStreamNameSchema.safeParse(name);
-  if (!parsed.success) throw new HttpError(400, parsed.error.issues[0]?.message ?? 'invalid stream name');
+  if (!parsed.success)
+    throw new RtccdnError('INVALID_REQUEST', parsed.error.issues[0]?.message ?? 'invalid stream name');
 }

@@ -74,7 +74,8 @@ export async function spawnNode(
     });
   }
   const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  // A liveness bound: a node that is not ready by then is not coming (a loaded CI box is slow).
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) {
       if (!child.stderr!.closed) await once(child.stderr!, 'close');
@@ -89,7 +90,7 @@ export async function spawnNode(
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error('media node not ready after 20 s');
+      throw new Error('media node not ready after 60 s');
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

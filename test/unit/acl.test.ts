@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { RtccdnError } from '../../media-node/contract/src/errors.js';
 import { AccessController, type Guarded } from '../../media-node/src/acl/AccessController.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
 import { MemoryAclStore } from '../../media-node/src/acl/AclStore.js';
 import { findKey, hashAccessKey, randomAclHashKey } from '../../media-node/src/acl/hashing.js';
 import { type DefaultPolicy, governingAcl, patternMatches } from '../../media-node/src/acl/model.js';
-import { HttpError } from '../../media-node/src/errors.js';
 import { clientBucket } from '../../media-node/src/http/clientAddress.js';
 import { WindowLimiter } from '../../media-node/src/limits/WindowLimiter.js';
 import { createLogger } from '../../media-node/src/logger.js';
@@ -127,7 +127,7 @@ describe('AccessController (memory store)', () => {
       run();
       return 200;
     } catch (error) {
-      if (error instanceof HttpError) return error.status;
+      if (error instanceof RtccdnError) return error.status;
       throw error;
     }
   };

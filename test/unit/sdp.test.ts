@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import type { types } from 'mediasoup';
 import * as sdpTransform from 'sdp-transform';
+import { RtccdnError } from '../../media-node/contract/src/errors.js';
 import { PUBLISH_CAPABILITIES } from '../../media-node/src/media/codecs.js';
 import { buildAnswer, negotiateDtlsRole } from '../../media-node/src/sdp/answer.js';
 import { parseOffer } from '../../media-node/src/sdp/offer.js';
-import { SdpError } from '../../media-node/src/sdp/SdpError.js';
 import { producerRtpParameters, viewerRtpCapabilities } from '../../media-node/src/sdp/translate.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
@@ -16,14 +16,14 @@ const obsWhip = fixture('obs-h264-whip-offer.sdp');
 /** Router capabilities as the node's routers have them (codecs + mediasoup's header extensions). */
 const routerCaps: types.RtpCapabilities = PUBLISH_CAPABILITIES;
 
-function sdpError(fn: () => unknown): SdpError {
+function sdpError(fn: () => unknown): RtccdnError {
   try {
     fn();
   } catch (error) {
-    if (error instanceof SdpError) return error;
+    if (error instanceof RtccdnError && error.code === 'INVALID_SDP') return error;
     throw error;
   }
-  throw new Error('expected an SdpError');
+  throw new Error('expected an INVALID_SDP RtccdnError');
 }
 
 describe('parseOffer', () => {

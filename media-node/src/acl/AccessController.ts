@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.js';
+import { type ErrorCode, type ErrorDetails, RtccdnError } from '../../contract/src/errors.js';
 import { clientBucket } from '../http/clientAddress.js';
 import { WindowLimiter } from '../limits/WindowLimiter.js';
 import type { Logger } from '../logger.js';
@@ -71,21 +71,21 @@ export class AccessController {
   }
 
   /**
-   * Admits a viewer of `stream` presenting `key` (or none), or throws: 401 (protected, no key),
-   * 403 (wrong, removed or expired key — the same answer for each), 429 (a wrong key from a
-   * client, or on a stream, that has failed too often), 503 (the rules of this stream cannot be
-   * known right now). A correct key is always admitted: failed guesses of others never lock a
+   * Admits a viewer of `stream` presenting `key` (or none), or throws: ACCESS_KEY_REQUIRED
+   * (protected, no key), ACCESS_DENIED (wrong, removed or expired key — the same answer for
+   * each), RATE_LIMITED (a wrong key from a client, or on a stream, that has failed too often),
+   * ACCESS_RULES_UNAVAILABLE (the rules of this stream cannot be known right now). A correct key is always admitted: failed guesses of others never lock a
    * paying viewer out; they only turn the guessers' own wrong answers into 429s.
    */
   admit(stream: string, key: string | undefined, clientIp: string): Grant {
     const { cache, defaultPolicy, maxStalenessMs, metrics } = this.#options;
-    const refuse = (status: number, message: string, headers: Record<string, string> = {}) => {
-      metrics.admissions.inc({ result: String(status) });
-      this.#logger.info({ stream, clientIp, status }, `viewer refused: ${message}`);
-      return new HttpError(status, message, headers);
+    const refuse = (error: RtccdnError) => {
+      metrics.admissions.inc({ result: String(error.status) });
+      this.#logger.info({ stream, clientIp, code: error.code }, `viewer refused: ${error.message}`);
+      return error;
     };
     const unknown = this.#unknownRules(stream);
-    if (unknown) throw refuse(503, unknown, { 'Retry-After': '2' });
+    if (unknown) throw refuse(unknown);
     const acl = cache.governing(stream);
     if (!acl && defaultPolicy === 'allow') {
       metrics.admissions.inc({ result: 'ok' });
@@ -95,12 +95,14 @@ export class AccessController {
       return { stream, keyHash, keyId: undefined, clientIp };
     }
     if (Date.now() - cache.confirmedAt! > maxStalenessMs) {
-      throw refuse(503, 'access rules cannot be verified right now; try again', { 'Retry-After': '5' });
+      throw refuse(
+        new RtccdnError('ACCESS_RULES_UNAVAILABLE', 'access rules cannot be verified right now; try again', {
+          retryAfterMs: 5000,
+        }),
+      );
     }
     if (key === undefined || key === '') {
-      throw refuse(401, 'this stream requires an access key', {
-        'WWW-Authenticate': 'Bearer realm="rtccdn"',
-      });
+      throw refuse(refusal('ACCESS_KEY_REQUIRED'));
     }
     const keyHash = hashAccessKey(this.#options.hashKey, key);
     const stored = acl ? findKey(acl.keys, keyHash) : undefined;
@@ -111,15 +113,15 @@ export class AccessController {
     const bucket = clientBucket(clientIp);
     const blockedMs = Math.max(this.#byClient.blockedFor(bucket), this.#byStream.blockedFor(stream));
     if (blockedMs > 0) {
-      throw refuse(429, 'too many failed attempts; try again later', {
-        'Retry-After': String(Math.ceil(blockedMs / 1000)),
-      });
+      throw refuse(
+        new RtccdnError('RATE_LIMITED', 'too many failed attempts; try again later', {
+          retryAfterMs: blockedMs,
+        }),
+      );
     }
     this.#byClient.record(bucket);
     this.#byStream.record(stream);
-    throw refuse(403, 'access denied', {
-      'WWW-Authenticate': 'Bearer realm="rtccdn", error="invalid_token"',
-    });
+    throw refuse(refusal('ACCESS_DENIED'));
   }
 
   /**
@@ -135,17 +137,20 @@ export class AccessController {
   }
 
   /** Why the rules of `stream` cannot be known now (then nobody is admitted), if so. */
-  #unknownRules(stream: string): string | undefined {
+  #unknownRules(stream: string): RtccdnError | undefined {
     const { cache } = this.#options;
+    const unavailable = (message: string) =>
+      new RtccdnError('ACCESS_RULES_UNAVAILABLE', message, { retryAfterMs: 2000 });
     // Never loaded: we cannot tell a public stream from a protected one.
-    if (cache.confirmedAt === undefined) return 'access rules are not loaded yet; try again';
+    if (cache.confirmedAt === undefined) return unavailable('access rules are not loaded yet; try again');
     if (this.#options.requireStoreSynced && !cache.storeSynced) {
-      return 'access rules are being restored by the operator; try again';
+      return unavailable('access rules are being restored by the operator; try again');
     }
     const lock = cache.lockOf(stream);
     if (lock === 'reset')
-      return 'the access rules of this stream were lost and are being restored; try again';
-    if (lock === 'unreadable') return 'the access rules of this stream cannot be read right now; try again';
+      return unavailable('the access rules of this stream were lost and are being restored; try again');
+    if (lock === 'unreadable')
+      return unavailable('the access rules of this stream cannot be read right now; try again');
     return undefined;
   }
 
@@ -153,11 +158,11 @@ export class AccessController {
    * Keeps `session` under watch until it closes. The grant is checked again first: the rules may
    * have changed while the session was being set up (a relay or a rendition can take seconds),
    * and a key revoked (or an ACL applied) meanwhile must apply to this viewer too — then this
-   * throws (401/403, as admission would) and the caller ends the session.
+   * throws (as admission would) and the caller ends the session.
    */
   watch(session: Guarded, grant: Grant): void {
     const unknown = this.#unknownRules(grant.stream);
-    if (unknown) throw new HttpError(503, unknown, { 'Retry-After': '2' });
+    if (unknown) throw unknown;
     const verdict = this.#verdict(grant);
     if (verdict !== 'ok') {
       this.#options.metrics.revocations.inc({ reason: verdict });
@@ -165,13 +170,7 @@ export class AccessController {
         { stream: grant.stream, keyId: grant.keyId, clientIp: grant.clientIp, reason: verdict },
         'viewer refused: access changed while the session was being set up',
       );
-      throw verdict === 'stream-protected'
-        ? new HttpError(401, 'this stream requires an access key', {
-            'WWW-Authenticate': 'Bearer realm="rtccdn"',
-          })
-        : new HttpError(403, 'access denied', {
-            'WWW-Authenticate': 'Bearer realm="rtccdn", error="invalid_token"',
-          });
+      throw refusal(verdict === 'stream-protected' ? 'ACCESS_KEY_REQUIRED' : 'ACCESS_DENIED');
     }
     const watched: Watched = { session, grant };
     this.#watched.set(session.id, watched);
@@ -253,4 +252,17 @@ export class AccessController {
 
 function isExpired(expiresAt: number | undefined): boolean {
   return expiresAt !== undefined && expiresAt <= Date.now();
+}
+
+/** The two refusals a viewer with a wrong or no key gets (deliberately the same for every cause). */
+function refusal(code: Extract<ErrorCode, 'ACCESS_KEY_REQUIRED' | 'ACCESS_DENIED'>): RtccdnError {
+  const details: ErrorDetails =
+    code === 'ACCESS_KEY_REQUIRED'
+      ? { challenge: 'Bearer realm="rtccdn"' }
+      : { challenge: 'Bearer realm="rtccdn", error="invalid_token"' };
+  return new RtccdnError(
+    code,
+    code === 'ACCESS_KEY_REQUIRED' ? 'this stream requires an access key' : 'access denied',
+    details,
+  );
 }

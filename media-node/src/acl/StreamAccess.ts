@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.js';
+import { RtccdnError } from '../../contract/src/errors.js';
 import type { Logger } from '../logger.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import { AccessController, type Grant, type Guarded } from './AccessController.js';
@@ -117,7 +117,7 @@ export class StreamAccess {
       this.store.update(pattern, (current) => {
         const existing = current?.keys ?? [];
         const taken = added.find((key) => existing.some((other) => other.id === key.id));
-        if (taken) throw new HttpError(409, `key id "${taken.id}" already exists on ${pattern}`);
+        if (taken) throw new RtccdnError('KEY_ID_TAKEN', `key id "${taken.id}" already exists on ${pattern}`);
         return [...existing, ...added];
       }),
     );
@@ -128,7 +128,7 @@ export class StreamAccess {
     const record = await this.#call(() =>
       this.store.update(pattern, (current) => {
         if (!current?.keys.some((key) => key.id === id)) {
-          throw new HttpError(404, `no key "${id}" on ${pattern}`);
+          throw new RtccdnError('KEY_NOT_FOUND', `no key "${id}" on ${pattern}`);
         }
         return current.keys.filter((key) => key.id !== id);
       }),
@@ -160,13 +160,17 @@ export class StreamAccess {
       return await run();
     } catch (error) {
       if (error instanceof AclStoreError) {
-        throw new HttpError(503, `access rules cannot be changed right now: ${error.message}`, {
-          'Retry-After': '2',
-        });
+        throw new RtccdnError(
+          'ACL_STORE_UNAVAILABLE',
+          `access rules cannot be changed right now: ${error.message}`,
+          {
+            retryAfterMs: 2000,
+          },
+        );
       }
-      if (error instanceof InvalidAclError) throw new HttpError(400, error.message);
+      if (error instanceof InvalidAclError) throw new RtccdnError('INVALID_REQUEST', error.message);
       if (error instanceof UnreadableAclError) {
-        throw new HttpError(409, `${error.message}; replace it (PUT) or delete it`);
+        throw new RtccdnError('ACL_UNREADABLE', `${error.message}; replace it (PUT) or delete it`);
       }
       throw error;
     }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { RtccdnError } from '../../contract/src/errors.js';
 import {
   type AccessKeyInput,
   AccessKeyInputSchema,
@@ -7,7 +8,6 @@ import {
   AclPatternSchema,
   KeyIdSchema,
 } from '../acl/model.js';
-import { HttpError } from '../errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import { TokenGuard } from './auth.js';
 
@@ -30,7 +30,7 @@ const BASE = '/api/v1/streams/:stream/acl';
 /** The `{stream}` route parameter as an ACL pattern; 400 with the reason otherwise. */
 export function aclPatternParam(request: FastifyRequest<{ Params: { stream: string } }>): string {
   const parsed = AclPatternSchema.safeParse(request.params.stream);
-  if (!parsed.success) throw new HttpError(400, parsed.error.issues[0]!.message);
+  if (!parsed.success) throw new RtccdnError('INVALID_REQUEST', parsed.error.issues[0]!.message);
   return parsed.data;
 }
 
@@ -38,18 +38,21 @@ export function aclPatternParam(request: FastifyRequest<{ Params: { stream: stri
 export function aclKeysBody(request: FastifyRequest): AccessKeyInput[] {
   const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
   if (mediaType !== 'application/json') {
-    throw new HttpError(415, 'body must be JSON (Content-Type: application/json)');
+    throw new RtccdnError('UNSUPPORTED_MEDIA_TYPE', 'body must be JSON (Content-Type: application/json)');
   }
   let json: unknown;
   try {
     json = JSON.parse(typeof request.body === 'string' ? request.body : '');
   } catch {
-    throw new HttpError(400, 'body is not valid JSON');
+    throw new RtccdnError('INVALID_REQUEST', 'body is not valid JSON');
   }
   const parsed = KeysBodySchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new HttpError(400, `invalid body: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new RtccdnError(
+      'INVALID_REQUEST',
+      `invalid body: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
   }
   return parsed.data.keys;
 }
@@ -75,8 +78,8 @@ export async function registerAclRoutes(app: FastifyInstance, node: MediaNode): 
   await app.register(async (api) => {
     api.addHook('onRequest', async (request) => {
       if (node.config.aclApi === 'kubernetes') {
-        throw new HttpError(
-          421,
+        throw new RtccdnError(
+          'WRONG_NODE',
           "ACLs of this CDN are StreamACL resources: use the operator's ACL API (same routes) or kubectl",
         );
       }
@@ -84,7 +87,7 @@ export async function registerAclRoutes(app: FastifyInstance, node: MediaNode): 
       // Without ADMIN_TOKEN only a standalone node without Redis serves the API (config refuses
       // the rest): its ACLs live in this process alone.
       else if (node.config.role !== 'all' || node.config.cluster) {
-        throw new HttpError(403, 'the ACL API is disabled on this node: set ADMIN_TOKEN');
+        throw new RtccdnError('API_DISABLED', 'the ACL API is disabled on this node: set ADMIN_TOKEN');
       }
     });
     registerAclHandlers(api, node);
@@ -98,7 +101,7 @@ function registerAclHandlers(app: FastifyInstance, node: MediaNode): void {
 
   app.get<{ Params: { stream: string } }>(BASE, async (request) => {
     const acl = await access.get(aclPatternParam(request));
-    if (!acl) throw new HttpError(404, `no ACL for ${request.params.stream}`);
+    if (!acl) throw new RtccdnError('ACL_NOT_FOUND', `no ACL for ${request.params.stream}`);
     return acl;
   });
 
@@ -111,7 +114,8 @@ function registerAclHandlers(app: FastifyInstance, node: MediaNode): void {
 
   app.delete<{ Params: { stream: string } }>(BASE, async (request, reply: FastifyReply) => {
     const target = aclPatternParam(request);
-    if (!(await access.delete(target))) throw new HttpError(404, `no ACL for ${request.params.stream}`);
+    if (!(await access.delete(target)))
+      throw new RtccdnError('ACL_NOT_FOUND', `no ACL for ${request.params.stream}`);
     request.log.info({ stream: target }, 'ACL deleted');
     return reply.code(204).send();
   });
@@ -127,7 +131,7 @@ function registerAclHandlers(app: FastifyInstance, node: MediaNode): void {
   app.delete<{ Params: { stream: string; id: string } }>(`${BASE}/keys/:id`, async (request) => {
     const target = aclPatternParam(request);
     const id = KeyIdSchema.safeParse(request.params.id);
-    if (!id.success) throw new HttpError(400, id.error.issues[0]!.message);
+    if (!id.success) throw new RtccdnError('INVALID_REQUEST', id.error.issues[0]!.message);
     const acl = await access.removeKey(target, id.data);
     request.log.info({ stream: target, keyId: id.data }, 'ACL key removed');
     return acl;

@@ -1,14 +1,18 @@
 import { timingSafeEqual } from 'node:crypto';
-import { HttpError } from '../errors.js';
+import { RtccdnError } from '../../contract/src/errors.js';
 import { WindowLimiter } from '../limits/WindowLimiter.js';
 import { clientBucket } from './clientAddress.js';
 
-/** Bearer token check in constant time; absent/unequal → 401 with a WWW-Authenticate challenge. */
+/** Bearer token check in constant time; absent/unequal → UNAUTHENTICATED with a challenge. */
 export function requireBearer(authorization: string | undefined, expected: string, realm: string): void {
   if (!bearerMatches(authorization, expected)) {
-    throw new HttpError(401, bearerOf(authorization) ? 'invalid bearer token' : 'missing bearer token', {
-      'WWW-Authenticate': `Bearer realm="${realm}"`,
-    });
+    throw new RtccdnError(
+      'UNAUTHENTICATED',
+      bearerOf(authorization) ? 'invalid bearer token' : 'missing bearer token',
+      {
+        challenge: `Bearer realm="${realm}"`,
+      },
+    );
   }
 }
 
@@ -47,13 +51,13 @@ export class TokenGuard {
     this.#failures = new WindowLimiter(options.failuresPerClient, options.windowMs);
   }
 
-  /** Throws 429 (client blocked) or 401 (missing/wrong token); returns when the token is right. */
+  /** Throws RATE_LIMITED (client blocked) or UNAUTHENTICATED; returns when the token is right. */
   check(authorization: string | undefined, clientIp: string): void {
     const bucket = clientBucket(clientIp);
     const blockedMs = this.#failures.blockedFor(bucket);
     if (blockedMs > 0) {
-      throw new HttpError(429, 'too many failed token attempts; try again later', {
-        'Retry-After': String(Math.ceil(blockedMs / 1000)),
+      throw new RtccdnError('RATE_LIMITED', 'too many failed token attempts; try again later', {
+        retryAfterMs: blockedMs,
       });
     }
     try {

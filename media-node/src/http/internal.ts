@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { HttpError } from '../errors.js';
+import { RtccdnError } from '../../contract/src/errors.js';
+import { installErrorHandler } from '../../contract/src/http/errorHandler.js';
 import {
   deriveSigningKey,
   RESPONSE_SIGNATURE_HEADER,
@@ -46,18 +47,11 @@ export async function createInternalServer(node: MediaNode): Promise<FastifyInst
     try {
       done(null, JSON.parse(body as string));
     } catch {
-      done(new HttpError(400, 'body is not valid JSON'), undefined);
+      done(new RtccdnError('INVALID_REQUEST', 'body is not valid JSON'), undefined);
     }
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-    const status = error instanceof HttpError ? error.status : (error.statusCode ?? 500);
-    if (status >= 500) request.log.error({ err: error, url: request.url }, 'internal request failed');
-    if (error instanceof HttpError) reply.headers(error.headers);
-    reply
-      .code(status)
-      .send({ statusCode: status, message: status >= 500 ? 'internal error' : error.message });
-  });
+  installErrorHandler(app);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   registerOpsRoutes(app, node);
@@ -75,8 +69,8 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
   const verifier = new RequestVerifier(key, selfId);
   const refuse = (request: { url: string; ip: string; log: FastifyBaseLogger }, reason: string) => {
     request.log.warn({ url: request.url, ip: request.ip, reason }, 'internal call refused');
-    return new HttpError(401, `unauthenticated internal call: ${reason}`, {
-      'WWW-Authenticate': 'RTCCDN-HMAC-SHA256',
+    return new RtccdnError('UNAUTHENTICATED_CALL', `unauthenticated internal call: ${reason}`, {
+      challenge: 'RTCCDN-HMAC-SHA256',
     });
   };
 
@@ -109,16 +103,19 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
     const parsed = RelayRequestSchema.safeParse(request.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new HttpError(400, `invalid relay request: ${issue?.path.join('.')} ${issue?.message}`);
+      throw new RtccdnError(
+        'INVALID_REQUEST',
+        `invalid relay request: ${issue?.path.join('.')} ${issue?.message}`,
+      );
     }
     const relays = node.relayServer;
-    if (!relays) throw new HttpError(404, 'this node does not serve relays');
+    if (!relays) throw new RtccdnError('WRONG_NODE', 'this node does not serve relays');
     return reply.code(201).send(await relays.open(parsed.data));
   });
 
   app.delete<{ Params: { id: string } }>(`${RELAYS_PATH}/:id`, async (request, reply) => {
     if (!node.relayServer?.close(request.params.id, 'downstream closed it')) {
-      throw new HttpError(404, `no relay ${request.params.id}`);
+      throw new RtccdnError('RELAY_NOT_FOUND', `no relay ${request.params.id}`);
     }
     return reply.code(204).send();
   });
@@ -127,15 +124,16 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
 
   app.post(RENDITIONS_PATH, async (request, reply) => {
     const parsed = RenditionRequestSchema.safeParse(request.body);
-    if (!parsed.success) throw new HttpError(400, 'body must be {"stream": <name>, "profile": <profile>}');
-    if (!node.transcoder) throw new HttpError(404, 'this node does not transcode');
+    if (!parsed.success)
+      throw new RtccdnError('INVALID_REQUEST', 'body must be {"stream": <name>, "profile": <profile>}');
+    if (!node.transcoder) throw new RtccdnError('WRONG_NODE', 'this node does not transcode');
     const job = await node.transcoder.start(parsed.data.stream, parsed.data.profile);
     return reply.code(201).send({ rendition: job.name, profile: job.profile.name });
   });
 
   app.post(DRAIN_PATH, async (request) => {
     const parsed = DrainRequestSchema.safeParse(request.body);
-    if (!parsed.success) throw new HttpError(400, 'body must be {"draining": true|false}');
+    if (!parsed.success) throw new RtccdnError('INVALID_REQUEST', 'body must be {"draining": true|false}');
     node.setDraining(parsed.data.draining);
     return { draining: node.draining, viewers: node.viewerCount };
   });

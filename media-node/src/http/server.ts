@@ -1,13 +1,7 @@
 import cors from '@fastify/cors';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  LogController,
-} from 'fastify';
-import { HttpError } from '../errors.js';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { installErrorHandler } from '../../contract/src/http/errorHandler.js';
 import type { MediaNode } from '../MediaNode.js';
-import { SdpError } from '../sdp/SdpError.js';
 import { registerAclRoutes } from './acl.js';
 import { registerDemoRoutes } from './demo.js';
 import { registerHealthRoutes, registerPublicStreamList } from './ops.js';
@@ -71,29 +65,9 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     );
   });
 
-  app.setErrorHandler((error: FastifyError | HttpError | SdpError | Error, request, reply) => {
-    let status = 500;
-    let message = 'internal error';
-    if (error instanceof HttpError) {
-      status = error.status;
-      message = error.message;
-      reply.headers(error.headers);
-    } else if (error instanceof SdpError) {
-      status = error.status;
-      message = error.message;
-    } else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode < 500) {
-      status = error.statusCode;
-      message =
-        error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-          ? `unsupported Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')}; use application/sdp`
-          : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-            ? `body exceeds ${MAX_SDP_BYTES} bytes`
-            : error.message;
-    } else {
-      request.log.error({ err: error, url: request.url.split('?')[0] }, 'request failed');
-    }
-    reply.code(status).send({ statusCode: status, error: httpReason(status), message });
-  });
+  // One error model: every refusal answers {statusCode, error, code, message, data?}; an
+  // unexpected error is logged here, once.
+  installErrorHandler(app);
 
   registerSessionRoutes(app, node);
   if (node.acceptsPublish) await registerAclRoutes(app, node);
@@ -137,23 +111,4 @@ export function routedPath(url: string): string {
   } catch {
     return path;
   }
-}
-
-function httpReason(status: number): string {
-  const reasons: Record<number, string> = {
-    400: 'Bad Request',
-    401: 'Unauthorized',
-    403: 'Forbidden',
-    404: 'Not Found',
-    405: 'Method Not Allowed',
-    409: 'Conflict',
-    429: 'Too Many Requests',
-    413: 'Payload Too Large',
-    415: 'Unsupported Media Type',
-    421: 'Misdirected Request',
-    422: 'Unprocessable Content',
-    502: 'Bad Gateway',
-    503: 'Service Unavailable',
-  };
-  return reasons[status] ?? (status >= 500 ? 'Internal Server Error' : 'Error');
 }

@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError } from '../errors.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { RtccdnError } from '../../contract/src/errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import type { SessionProtocol } from '../media/Session.js';
 import { requireBearer } from './auth.js';
@@ -41,14 +41,17 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
       authorize(request);
       const mediaType = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
       if (mediaType !== 'application/sdp') {
-        throw new HttpError(
-          415,
+        throw new RtccdnError(
+          'UNSUPPORTED_MEDIA_TYPE',
           `unsupported Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')}; use application/sdp`,
-          { 'Accept-Post': 'application/sdp' },
+          { headers: { 'Accept-Post': 'application/sdp' } },
         );
       }
       if (typeof request.body !== 'string' || request.body.length === 0) {
-        throw new HttpError(400, 'request body must be an SDP offer (Content-Type: application/sdp)');
+        throw new RtccdnError(
+          'INVALID_SDP',
+          'request body must be an SDP offer (Content-Type: application/sdp)',
+        );
       }
       const session =
         protocol === 'whip'
@@ -74,8 +77,8 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
         authorize(request);
         const sessionId = SessionIdSchema.safeParse(request.params.session);
         if (!sessionId.success || !node.endSession(protocol, streamName, sessionId.data)) {
-          throw new HttpError(
-            404,
+          throw new RtccdnError(
+            'SESSION_NOT_FOUND',
             `no ${protocol.toUpperCase()} session ${request.params.session} on stream "${streamName}"`,
           );
         }
@@ -85,11 +88,9 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
 
     // Trickle ICE and ICE restarts are not supported: the node is ICE-lite with all candidates
     // in the answer, so clients never need to PATCH. RFC 9725 asks for 405 here.
-    app.patch(`/${protocol}/:stream/:session`, async (_request, reply: FastifyReply) => {
-      return reply.code(405).header('Allow', 'DELETE').send({
-        statusCode: 405,
-        error: 'Method Not Allowed',
-        message: 'trickle ICE and ICE restarts are not supported',
+    app.patch(`/${protocol}/:stream/:session`, async () => {
+      throw new RtccdnError('METHOD_NOT_ALLOWED', 'trickle ICE and ICE restarts are not supported', {
+        headers: { Allow: 'DELETE' },
       });
     });
   }
@@ -122,14 +123,18 @@ function playTarget(
   const source = parseStreamName(raw.slice(0, at));
   const profile = raw.slice(at + 1);
   if (queryProfile !== undefined && queryProfile !== profile) {
-    throw new HttpError(400, `"${raw}" names profile "${profile}" but ?profile= asks for "${queryProfile}"`);
+    throw new RtccdnError(
+      'INVALID_REQUEST',
+      `"${raw}" names profile "${profile}" but ?profile= asks for "${queryProfile}"`,
+    );
   }
   return { source, profile };
 }
 
 function parseStreamName(raw: string, schema: typeof StreamNameSchema = PublishedStreamNameSchema): string {
   const result = schema.safeParse(raw);
-  if (!result.success) throw new HttpError(400, result.error.issues[0]?.message ?? 'invalid stream name');
+  if (!result.success)
+    throw new RtccdnError('INVALID_REQUEST', result.error.issues[0]?.message ?? 'invalid stream name');
   return result.data;
 }
 

@@ -1,3 +1,4 @@
+import { ERROR_CODES, type ErrorCode } from '../../contract/src/errors.js';
 import { deriveSigningKey, RESPONSE_SIGNATURE_HEADER, signRequest, verifyResponse } from './hmac.js';
 import { KeySealer } from './KeySealer.js';
 
@@ -7,7 +8,8 @@ export class InternalCallError extends Error {
   constructor(
     message: string,
     readonly status: number | undefined,
-    /** The `message` of the other node's error body, when it sent one. */
+    /** The error code (errors.ts) and message the other node answered with, when it sent them. */
+    readonly code?: ErrorCode,
     readonly reason?: string,
   ) {
     super(message);
@@ -87,12 +89,15 @@ export class InternalClient {
     }
     if (!response.ok) {
       let reason = reply;
+      let code: ErrorCode | undefined;
       try {
-        reason = (JSON.parse(reply) as { message?: string }).message ?? reply;
+        const body = JSON.parse(reply) as { message?: string; code?: string };
+        reason = body.message ?? reply;
+        if (body.code && body.code in ERROR_CODES) code = body.code as ErrorCode;
       } catch {
         // not JSON: keep the text
       }
-      throw new InternalCallError(`${call} → ${response.status}: ${reason}`, response.status, reason);
+      throw new InternalCallError(`${call} → ${response.status}: ${reason}`, response.status, code, reason);
     }
     return (reply === '' ? undefined : JSON.parse(reply)) as T;
   }

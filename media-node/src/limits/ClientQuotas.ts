@@ -1,5 +1,5 @@
+import { type ErrorCode, RtccdnError } from '../../contract/src/errors.js';
 import type { LimitsConfig } from '../config.js';
-import { HttpError } from '../errors.js';
 import { clientBucket } from '../http/clientAddress.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import { WindowLimiter } from './WindowLimiter.js';
@@ -15,7 +15,7 @@ export interface QuotaSlot {
 /**
  * What one client (an IPv4 address or an IPv6 /64) can make a node hold: sessions that have not
  * connected yet, rendition starts per minute, open-ingest publishes; and the node's own stream
- * ceiling. A refusal is an HttpError (429 for a client's quota, 503 for the node's), counted in
+ * ceiling. A refusal is QUOTA_EXCEEDED (429) for a client's quota, NODE_LIMIT (503) for the node's, counted in
  * rtccdn_limit_refusals_total{limit}.
  */
 export class ClientQuotas {
@@ -39,7 +39,7 @@ export class ClientQuotas {
       this.#limits.maxPendingSessionsPerClient,
       () =>
         this.#refuse(
-          429,
+          'QUOTA_EXCEEDED',
           'pending-sessions',
           'too many sessions from this client are still connecting; try again shortly',
           5,
@@ -50,15 +50,15 @@ export class ClientQuotas {
   /** A live stream published by `clientIp` on an open ingest (no PUBLISH_TOKEN). */
   reservePublish(clientIp: string): QuotaSlot {
     return this.#reserve(this.#publishes, clientBucket(clientIp), this.#limits.maxPublishesPerClient, () =>
-      this.#refuse(429, 'publishes', 'this client publishes too many streams already', 30),
+      this.#refuse('QUOTA_EXCEEDED', 'publishes', 'this client publishes too many streams already', 30),
     );
   }
 
-  /** Throws 503 when the node holds `streams` streams already. */
+  /** Throws NODE_LIMIT when the node holds `streams` streams already. */
   checkStreamCount(streams: number): void {
     if (streams >= this.#limits.maxStreams) {
       throw this.#refuse(
-        503,
+        'NODE_LIMIT',
         'streams',
         `this node carries its maximum of ${this.#limits.maxStreams} streams`,
         10,
@@ -75,7 +75,7 @@ export class ClientQuotas {
     const blockedMs = this.#renditionStarts.blockedFor(bucket);
     if (blockedMs > 0) {
       throw this.#refuse(
-        429,
+        'QUOTA_EXCEEDED',
         'rendition-starts',
         'this client has started too many renditions; try again later',
         Math.ceil(blockedMs / 1000),
@@ -85,11 +85,11 @@ export class ClientQuotas {
   }
 
   /** Counts a refusal made elsewhere (e.g. a stream's numbering cap). */
-  refusal(status: number, limit: LimitName, message: string, retryAfterSeconds: number): HttpError {
-    return this.#refuse(status, limit, message, retryAfterSeconds);
+  refusal(code: ErrorCode, limit: LimitName, message: string, retryAfterSeconds: number): RtccdnError {
+    return this.#refuse(code, limit, message, retryAfterSeconds);
   }
 
-  #reserve(counts: Map<string, number>, bucket: string, max: number, refuse: () => HttpError): QuotaSlot {
+  #reserve(counts: Map<string, number>, bucket: string, max: number, refuse: () => RtccdnError): QuotaSlot {
     const held = counts.get(bucket) ?? 0;
     if (held >= max) throw refuse();
     counts.set(bucket, held + 1);
@@ -105,9 +105,9 @@ export class ClientQuotas {
     };
   }
 
-  #refuse(status: number, limit: LimitName, message: string, retryAfterSeconds: number): HttpError {
+  #refuse(code: ErrorCode, limit: LimitName, message: string, retryAfterSeconds: number): RtccdnError {
     this.#metrics.limitRefusals.inc({ limit });
-    return new HttpError(status, message, { 'Retry-After': String(retryAfterSeconds) });
+    return new RtccdnError(code, message, { data: { limit }, retryAfterMs: retryAfterSeconds * 1000 });
   }
 
   close(): void {

@@ -1,8 +1,8 @@
 import type { types } from 'mediasoup';
+import { RtccdnError } from '../../contract/src/errors.js';
 import type { Logger } from '../logger.js';
 import { type AnswerSection, buildAnswer, negotiateDtlsRole } from '../sdp/answer.js';
 import type { ParsedOffer } from '../sdp/offer.js';
-import { SdpError } from '../sdp/SdpError.js';
 import { producerRtpParameters } from '../sdp/translate.js';
 import { defaultNumbering, PUBLISH_CAPABILITIES, SUPPORTED_CODECS_TEXT } from './codecs.js';
 import type { MediaWorker } from './MediaWorker.js';
@@ -56,7 +56,7 @@ export class PublisherSession extends Session {
         (media.direction === 'sendonly' || media.direction === 'sendrecv'),
     );
     if (sendable.length === 0) {
-      throw new SdpError('WHIP offer has no sendonly/sendrecv audio or video section', 400);
+      throw new RtccdnError('INVALID_SDP', 'WHIP offer has no sendonly/sendrecv audio or video section');
     }
 
     // Choose codecs before the router exists: the router is numbered for exactly these.
@@ -74,7 +74,10 @@ export class PublisherSession extends Session {
       sections.push({ media, accepted: { direction: 'recvonly', rtpParameters } });
     }
     if (accepted.length === 0) {
-      throw new SdpError(`no supported codec in the offer; supported: ${SUPPORTED_CODECS_TEXT}`, 422);
+      throw new RtccdnError(
+        'NO_SUPPORTED_CODEC',
+        `no supported codec in the offer; supported: ${SUPPORTED_CODECS_TEXT}`,
+      );
     }
     const numbering = accepted.map(({ rtpParameters }) => defaultNumbering(rtpParameters.codecs[0]!));
 
@@ -111,10 +114,10 @@ export class PublisherSession extends Session {
       return session;
     } catch (error) {
       stream.close('publish failed');
-      if (error instanceof SdpError) throw error;
+      if (error instanceof RtccdnError) throw error;
       // mediasoup rejects RTP parameters it cannot use (e.g. inconsistent SSRCs) with a TypeError.
       if (error instanceof TypeError)
-        throw new SdpError(`offer rejected by the media engine: ${error.message}`, 400);
+        throw new RtccdnError('INVALID_SDP', `offer rejected by the media engine: ${error.message}`);
       throw error;
     }
   }

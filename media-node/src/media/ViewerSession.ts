@@ -1,8 +1,8 @@
 import type { types } from 'mediasoup';
+import { RtccdnError } from '../../contract/src/errors.js';
 import type { Logger } from '../logger.js';
 import { type AnswerSection, buildAnswer, negotiateDtlsRole } from '../sdp/answer.js';
 import type { ParsedOffer } from '../sdp/offer.js';
-import { SdpError } from '../sdp/SdpError.js';
 import { viewerRtpCapabilities } from '../sdp/translate.js';
 import type { MediaWorker } from './MediaWorker.js';
 import { planViewer, rtxPayloadTypeOf } from './payloadTypes.js';
@@ -77,7 +77,7 @@ export class ViewerSession extends Session {
         (media.direction === 'recvonly' || media.direction === 'sendrecv'),
     );
     if (receivable.length === 0) {
-      throw new SdpError('WHEP offer has no recvonly/sendrecv audio or video section', 400);
+      throw new RtccdnError('INVALID_SDP', 'WHEP offer has no recvonly/sendrecv audio or video section');
     }
 
     const plan = planViewer(receivable, stream.producers, stream.origin.router.rtpCapabilities);
@@ -147,7 +147,7 @@ export class ViewerSession extends Session {
       transport.close();
       stream.release(streamRouter.key);
       if (error instanceof TypeError)
-        throw new SdpError(`offer rejected by the media engine: ${error.message}`, 400);
+        throw new RtccdnError('INVALID_SDP', `offer rejected by the media engine: ${error.message}`);
       throw error;
     }
   }

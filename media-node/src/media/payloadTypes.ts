@@ -1,6 +1,6 @@
 import type { types } from 'mediasoup';
+import { RtccdnError } from '../../contract/src/errors.js';
 import type { OfferCodec, OfferMedia } from '../sdp/offer.js';
-import { SdpError } from '../sdp/SdpError.js';
 import { codecMatches, isRtx } from '../sdp/translate.js';
 
 /**
@@ -139,7 +139,10 @@ export function planViewer(
   }
   if (tracks.length === 0) {
     const sent = producers.map((producer) => producer.rtpParameters.codecs[0]?.mimeType).join(', ');
-    throw new SdpError(`the offer accepts none of the stream's codecs (the stream sends ${sent})`, 422);
+    throw new RtccdnError(
+      'NO_SUPPORTED_CODEC',
+      `the offer accepts none of the stream's codecs (the stream sends ${sent})`,
+    );
   }
   const planned: PlannedCodec[] = tracks.map((track) => {
     const source = track.producer.rtpParameters.codecs.find((codec) => !isRtx(codec))!;

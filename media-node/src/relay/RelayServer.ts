@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.js';
+import { RtccdnError } from '../../contract/src/errors.js';
 import type { KeySealer } from '../internal/KeySealer.js';
 import type { Logger } from '../logger.js';
 import type { Stream } from '../media/Stream.js';
@@ -53,12 +53,16 @@ export class RelayServer {
   async open(request: RelayRequest): Promise<RelayResponse> {
     const { pool, pipe, findStream, sealer, metrics, logger } = this.#options;
     const stream = findStream(request.stream);
-    if (!stream || stream.closed) throw new HttpError(404, `stream "${request.stream}" is not on this node`);
+    if (!stream || stream.closed)
+      throw new RtccdnError('STREAM_NOT_LIVE', `stream "${request.stream}" is not on this node`);
     let srtpParameters: ReturnType<typeof openSrtp>;
     try {
       srtpParameters = openSrtp(sealer, request.pipe.srtpParameters);
     } catch (error) {
-      throw new HttpError(400, `invalid relay request: pipe.srtpParameters: ${(error as Error).message}`);
+      throw new RtccdnError(
+        'INVALID_REQUEST',
+        `invalid relay request: pipe.srtpParameters: ${(error as Error).message}`,
+      );
     }
     const relay = await RelayOut.create({
       stream,

@@ -1,7 +1,7 @@
 import type { types } from 'mediasoup';
 import type { MediaAttributes, MediaDescription, SessionDescription } from 'sdp-transform';
 import * as sdpTransform from 'sdp-transform';
-import { SdpError } from './SdpError.js';
+import { RtccdnError } from '../../contract/src/errors.js';
 
 const FINGERPRINT_ALGORITHMS = ['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'] as const;
 
@@ -47,45 +47,47 @@ export interface OfferCodec {
 /** A stream is one audio and one video track: offers with more sections are refused. */
 export const MAX_MEDIA_SECTIONS = 2;
 
-/** Parses and validates an offer. Throws SdpError(400) with a reason on anything unusable. */
+/** Parses and validates an offer. Throws RtccdnError INVALID_SDP with a reason on anything unusable. */
 export function parseOffer(text: string): ParsedOffer {
-  if (!/^v=0\r?\n/.test(text)) throw new SdpError('body is not an SDP offer (must start with "v=0")', 400);
+  if (!/^v=0\r?\n/.test(text))
+    throw new RtccdnError('INVALID_SDP', 'body is not an SDP offer (must start with "v=0")');
   let session: SessionDescription;
   try {
     session = sdpTransform.parse(text);
   } catch (error) {
-    throw new SdpError(`malformed SDP: ${(error as Error).message}`, 400);
+    throw new RtccdnError('INVALID_SDP', `malformed SDP: ${(error as Error).message}`);
   }
   if (!Array.isArray(session.media) || session.media.length === 0) {
-    throw new SdpError('SDP offer has no media sections', 400);
+    throw new RtccdnError('INVALID_SDP', 'SDP offer has no media sections');
   }
   if (session.media.length > MAX_MEDIA_SECTIONS) {
-    throw new SdpError(
+    throw new RtccdnError(
+      'INVALID_SDP',
       `SDP offer has ${session.media.length} media sections; at most ${MAX_MEDIA_SECTIONS} are accepted (one audio, one video)`,
-      400,
     );
   }
 
   const media = session.media.map((section, index) => parseMedia(section, index, session));
   const mids = new Set<string>();
   for (const section of media) {
-    if (mids.has(section.mid)) throw new SdpError(`duplicate a=mid "${section.mid}"`, 400);
+    if (mids.has(section.mid)) throw new RtccdnError('INVALID_SDP', `duplicate a=mid "${section.mid}"`);
     mids.add(section.mid);
   }
 
   const first = session.media[0]!;
   const iceUfrag = first.iceUfrag ?? session.iceUfrag;
   const icePwd = first.icePwd ?? session.icePwd;
-  if (!iceUfrag || !icePwd) throw new SdpError('SDP offer lacks a=ice-ufrag / a=ice-pwd', 400);
+  if (!iceUfrag || !icePwd) throw new RtccdnError('INVALID_SDP', 'SDP offer lacks a=ice-ufrag / a=ice-pwd');
   const fingerprint = first.fingerprint ?? session.fingerprint;
-  if (!fingerprint?.type || !fingerprint.hash) throw new SdpError('SDP offer lacks a=fingerprint', 400);
+  if (!fingerprint?.type || !fingerprint.hash)
+    throw new RtccdnError('INVALID_SDP', 'SDP offer lacks a=fingerprint');
   const algorithm = fingerprint.type.toLowerCase() as types.FingerprintAlgorithm;
   if (!FINGERPRINT_ALGORITHMS.includes(algorithm as (typeof FINGERPRINT_ALGORITHMS)[number])) {
-    throw new SdpError(`unsupported fingerprint algorithm "${fingerprint.type}"`, 400);
+    throw new RtccdnError('INVALID_SDP', `unsupported fingerprint algorithm "${fingerprint.type}"`);
   }
   const setup = first.setup ?? (session as { setup?: string }).setup ?? 'actpass';
   if (setup !== 'actpass' && setup !== 'active' && setup !== 'passive') {
-    throw new SdpError(`unsupported a=setup:${setup}`, 400);
+    throw new RtccdnError('INVALID_SDP', `unsupported a=setup:${setup}`);
   }
 
   if (media.length > 1) {
@@ -94,7 +96,7 @@ export function parseOffer(text: string): ParsedOffer {
     const bundled = new Set(String(bundle?.mids ?? '').split(/\s+/));
     const active = media.filter((section) => section.raw.port !== 0);
     if (!active.every((section) => bundled.has(section.mid))) {
-      throw new SdpError('SDP offer must BUNDLE all media sections (a=group:BUNDLE)', 400);
+      throw new RtccdnError('INVALID_SDP', 'SDP offer must BUNDLE all media sections (a=group:BUNDLE)');
     }
   }
 
@@ -109,12 +111,13 @@ export function parseOffer(text: string): ParsedOffer {
 
 function parseMedia(section: MediaDescription, index: number, session: SessionDescription): OfferMedia {
   const mid = section.mid === undefined ? undefined : String(section.mid);
-  if (mid === undefined || mid === '') throw new SdpError(`media section ${index} lacks a=mid`, 400);
+  if (mid === undefined || mid === '')
+    throw new RtccdnError('INVALID_SDP', `media section ${index} lacks a=mid`);
   const direction = (section.direction ??
     (session as { direction?: Direction }).direction ??
     'sendrecv') as Direction;
   if (!section.rtcpMux && section.port !== 0 && (section.type === 'audio' || section.type === 'video')) {
-    throw new SdpError(`media section "${mid}" lacks a=rtcp-mux (required)`, 400);
+    throw new RtccdnError('INVALID_SDP', `media section "${mid}" lacks a=rtcp-mux (required)`);
   }
 
   const codecs: OfferCodec[] = [];

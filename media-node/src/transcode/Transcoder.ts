@@ -1,4 +1,4 @@
-import { HttpError } from '../errors.js';
+import { RtccdnError } from '../../contract/src/errors.js';
 import type { Logger } from '../logger.js';
 import type { Stream } from '../media/Stream.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
@@ -16,7 +16,7 @@ export interface TranscoderOptions {
   fanoutLingerMs: number;
   /** The local copy of a live source stream (published here or relayed here). */
   resolveSource: (name: string) => Promise<Stream | undefined>;
-  /** Claims the rendition name CDN-wide before starting (the job lock); throws 409 if held. */
+  /** Claims the rendition name CDN-wide before starting (the job lock); STREAM_CLAIMED if held. */
   claim: (name: string, kinds: ('audio' | 'video')[]) => Promise<void>;
   release: (name: string, reason: string) => void;
   metrics: MediaNodeMetrics;
@@ -64,8 +64,8 @@ export class Transcoder {
   }
 
   /**
-   * Starts (or joins) the rendition of `source` in `profileName`. Throws 400 for an unknown
-   * profile, 404 when the source is not live, 409 when another node makes it already, 503 when
+   * Starts (or joins) the rendition of `source` in `profileName`. Throws UNKNOWN_PROFILE for an unknown
+   * profile, STREAM_NOT_LIVE, STREAM_CLAIMED when another node makes it already, NODE_LIMIT when
    * this node is at its job limit.
    */
   start(source: string, profileName: string): Promise<TranscodeJob> {
@@ -73,7 +73,9 @@ export class Transcoder {
     if (!profile) {
       const valid =
         this.#options.profiles.map((candidate) => candidate.name).join(', ') || '(none configured)';
-      return Promise.reject(new HttpError(400, `unknown profile "${profileName}"; valid profiles: ${valid}`));
+      return Promise.reject(
+        new RtccdnError('UNKNOWN_PROFILE', `unknown profile "${profileName}"; valid profiles: ${valid}`),
+      );
     }
     const name = renditionName(source, profile.name);
     const running = this.#jobs.get(name);
@@ -88,12 +90,15 @@ export class Transcoder {
 
   async #start(name: string, sourceName: string, profile: Profile): Promise<TranscodeJob> {
     const { pool, metrics, logger, maxJobs } = this.#options;
-    if (this.#closed) throw new HttpError(503, 'transcoder is shutting down');
+    if (this.#closed) throw new RtccdnError('NODE_SHUTTING_DOWN', 'transcoder is shutting down');
     if (this.#jobs.size >= maxJobs) {
-      throw new HttpError(503, `transcoder at its limit of ${maxJobs} renditions`, { 'Retry-After': '5' });
+      throw new RtccdnError('NODE_LIMIT', `transcoder at its limit of ${maxJobs} renditions`, {
+        retryAfterMs: 5000,
+      });
     }
     const source = await this.#options.resolveSource(sourceName);
-    if (!source || source.closed) throw new HttpError(404, `stream "${sourceName}" is not live`);
+    if (!source || source.closed)
+      throw new RtccdnError('STREAM_NOT_LIVE', `stream "${sourceName}" is not live`);
     await this.#options.claim(
       name,
       source.producers.map((producer) => producer.kind),

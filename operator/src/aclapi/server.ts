@@ -16,8 +16,9 @@
  * ADMIN_TOKEN. StreamACLs written with kubectl are shown but not changed through the API.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { RtccdnError } from '../../../media-node/contract/src/errors.js';
+import { installErrorHandler } from '../../../media-node/contract/src/http/errorHandler.js';
 import type { AccessKeyInput } from '../../../media-node/src/acl/model.js';
-import { HttpError } from '../../../media-node/src/errors.js';
 import { aclKeysBody, aclPatternParam, openApiDocument } from '../../../media-node/src/http/acl.js';
 import { TokenGuard } from '../../../media-node/src/http/auth.js';
 import { type StreamACL, StreamACLSchema } from '../api/v1alpha1.js';
@@ -66,15 +67,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
-  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-    const status = error instanceof HttpError ? error.status : (error.statusCode ?? 500);
-    if (status >= 500)
-      request.log.error({ err: error, url: request.url.split('?')[0] }, 'ACL API call failed');
-    if (error instanceof HttpError) reply.headers(error.headers);
-    reply
-      .code(status)
-      .send({ statusCode: status, message: status >= 500 ? 'internal error' : error.message });
-  });
+  installErrorHandler(app);
   const tokens = new TokenGuard({
     token: options.adminToken,
     realm: 'rtccdn-admin',
@@ -90,21 +83,21 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
     if (ref) {
       const { namespace, cdn } = parseCdnRef(ref, options.namespace);
       if (options.namespace !== undefined && namespace !== options.namespace) {
-        throw new HttpError(
-          404,
+        throw new RtccdnError(
+          'CDN_NOT_FOUND',
           `no CDN ${namespace}/${cdn} (this operator serves namespace ${options.namespace})`,
         );
       }
       if (!(await client.get(CDN_TYPE, namespace, cdn)))
-        throw new HttpError(404, `no CDN ${namespace}/${cdn}`);
+        throw new RtccdnError('CDN_NOT_FOUND', `no CDN ${namespace}/${cdn}`);
       return { namespace, cdn };
     }
     const cdns = (await client.list(CDN_TYPE, options.namespace)).items as {
       metadata: { name: string; namespace: string };
     }[];
     if (cdns.length === 1) return { namespace: cdns[0]!.metadata.namespace, cdn: cdns[0]!.metadata.name };
-    throw new HttpError(
-      400,
+    throw new RtccdnError(
+      'INVALID_REQUEST',
       cdns.length === 0
         ? 'no CDN exists yet'
         : `${cdns.length} CDNs exist: name one with ?cdn=<namespace>/<name>`,
@@ -115,8 +108,8 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
     const keys = aclKeysBody(request);
     const bad = keys.find((key) => !KUBERNETES_KEY_ID.test(key.id));
     if (bad) {
-      throw new HttpError(
-        400,
+      throw new RtccdnError(
+        'INVALID_REQUEST',
         `key id "${bad.id}": in Kubernetes, key ids must be DNS labels (lower case, digits, -)`,
       );
     }
@@ -150,8 +143,8 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
 
   const refuseForeign = (other: StreamACL | undefined, pattern: string) => {
     if (other) {
-      throw new HttpError(
-        409,
+      throw new RtccdnError(
+        'ACL_CONFLICT',
         `"${pattern}" is guarded by StreamACL ${other.metadata.name}, managed with kubectl; change it there`,
       );
     }
@@ -195,7 +188,13 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     if (failure)
-      throw new HttpError(502, `written, but not synced to the edges: ${failure.reason}: ${failure.message}`);
+      throw new RtccdnError(
+        'UPSTREAM_FAILED',
+        `written, but not synced to the edges: ${failure.reason}: ${failure.message}`,
+        {
+          data: { reason: failure.reason },
+        },
+      );
     return false;
   };
 
@@ -210,7 +209,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       const { namespace, cdn } = await cdnOf(request);
       const { managed, other } = await find(namespace, cdn, pattern);
       const acl = managed ?? other;
-      if (!acl) throw new HttpError(404, `no ACL for ${pattern}`);
+      if (!acl) throw new RtccdnError('ACL_NOT_FOUND', `no ACL for ${pattern}`);
       return {
         stream: pattern,
         keys: acl.spec.keys.map((key) => ({
@@ -239,7 +238,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       refuseForeign(other, pattern);
       const existing = managed ? await currentKeys(namespace, managed) : [];
       const taken = added.find((key) => existing.some((current) => current.id === key.id));
-      if (taken) throw new HttpError(409, `key id "${taken.id}" already exists on ${pattern}`);
+      if (taken) throw new RtccdnError('KEY_ID_TAKEN', `key id "${taken.id}" already exists on ${pattern}`);
       const { status, view } = await write(
         { namespace, cdn, pattern, keys: [...existing, ...added] },
         managed?.metadata.uid,
@@ -254,13 +253,13 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       refuseForeign(other, pattern);
       const existing = managed ? await currentKeys(namespace, managed) : [];
       if (!existing.some((key) => key.id === request.params.id)) {
-        throw new HttpError(404, `no key "${request.params.id}" on ${pattern}`);
+        throw new RtccdnError('KEY_NOT_FOUND', `no key "${request.params.id}" on ${pattern}`);
       }
       const remaining = existing.filter((key) => key.id !== request.params.id);
       if (remaining.length === 0) {
         // A StreamACL needs at least one key: no keys left means the ACL itself goes.
-        throw new HttpError(
-          409,
+        throw new RtccdnError(
+          'ACL_CONFLICT',
           `"${request.params.id}" is the last key of ${pattern}: DELETE the ACL instead`,
         );
       }
@@ -276,7 +275,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       const { namespace, cdn } = await cdnOf(request);
       const { managed, other } = await find(namespace, cdn, pattern);
       refuseForeign(other, pattern);
-      if (!managed) throw new HttpError(404, `no ACL for ${pattern}`);
+      if (!managed) throw new RtccdnError('ACL_NOT_FOUND', `no ACL for ${pattern}`);
       const name = managed.metadata.name ?? '';
       await client.delete(STREAM_ACL_TYPE, namespace, name);
       // The Secret is owned by the StreamACL (garbage collected); deleting it now does not wait for that.
@@ -311,8 +310,8 @@ export function parseCdnRef(
   const parts = ref.split('/');
   const [namespace, cdn] = parts.length === 1 ? [defaultNamespace ?? 'default', parts[0]!] : parts;
   if (parts.length > 2 || !DNS_LABEL.test(namespace ?? '') || !DNS_LABEL.test(cdn ?? '')) {
-    throw new HttpError(
-      400,
+    throw new RtccdnError(
+      'INVALID_REQUEST',
       `cdn must be <namespace>/<name> or <name>, each a DNS label (got ${JSON.stringify(ref.slice(0, 300))})`,
     );
   }
