@@ -54,6 +54,8 @@ describe(`${IMAGE}`, () => {
       '--network',
       'none',
       '-e',
+      'LEADER_ELECTION=false',
+      '-e',
       'KUBECONFIG=/nonexistent',
       IMAGE,
     ]);
