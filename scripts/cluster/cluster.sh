@@ -112,6 +112,7 @@ start_proc() {
     setsid nsenter --net="/run/netns/$netns" -- "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
   fi
   pid=$!
+  disown "$pid" # no "Killed" job notices from this shell when down (or a test) ends it
   printf '%s %s\n' "$pid" "$(readlink -f "$1")" >"$STATE/pids/$name.pid"
 }
 # proc_pid <name>: the pid of a running component (checked against the binary it was started as).
@@ -579,16 +580,17 @@ ensure_local_image() {
     "$DOCKER" import --change "ENTRYPOINT [${entry%,}]" --change "LABEL io.rtccdn.binary=$sum" - "$tag" >/dev/null
 }
 
-# save_image <image>: a docker-archive of the image, cached by image id under the build cache.
-save_image() {
-  local image=$1 id file dir="${RTCCDN_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rtccdn/cluster}/image-archives"
-  id="$("$DOCKER" image inspect -f '{{.Id}}' "$image")"
-  id="${id#sha256:}"
-  file="$dir/$(printf '%s' "$image" | tr '/:' '__')-${id:0:16}.tar"
+# save_images <name> <image>...: one docker-archive of the images (layers they share stored
+# once), cached by their image ids in the build cache; prints its path.
+save_images() {
+  local name=$1 dir="${RTCCDN_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rtccdn/cluster}/image-archives" key file
+  shift
+  key="$(for image in "$@"; do printf '%s %s\n' "$image" "$("$DOCKER" image inspect -f '{{.Id}}' "$image")"; done | sha256sum | cut -c1-16)"
+  file="$dir/$name-$key.tar"
   mkdir -p "$dir"
   if [ ! -s "$file" ]; then
-    rm -f "$dir/$(printf '%s' "$image" | tr '/:' '__')"-*.tar
-    "$DOCKER" save "$image" >"$file.tmp"
+    rm -f "$dir/$name"-*.tar
+    "$DOCKER" save "$@" >"$file.tmp"
     mv "$file.tmp" "$file"
   fi
   printf '%s' "$file"
@@ -598,33 +600,34 @@ load_images() {
   STEP="build the pause and coredns images"
   ensure_local_image "$PAUSE_IMAGE" "$BIN_PAUSE" pause
   ensure_local_image "$COREDNS_IMAGE" "$BIN_COREDNS" coredns
-  local images=("$PAUSE_IMAGE" "$COREDNS_IMAGE") image
+  local apps=() image
   for image in $IMAGES; do
     if "$DOCKER" image inspect "$image" >/dev/null 2>&1; then
-      images+=("$image")
+      apps+=("$image")
     else
       log "warning: image $image is not built (npm run images); not loaded"
     fi
   done
-  local archives=() name pids=() i
-  for image in "${images[@]}"; do
-    STEP="save image $image"
-    archives+=("$(save_image "$image")")
-  done
+  STEP="save images (docker save)"
+  local system_tar app_tar=""
+  system_tar="$(save_images system "$PAUSE_IMAGE" "$COREDNS_IMAGE")"
+  [ "${#apps[@]}" = 0 ] || app_tar="$(save_images apps "${apps[@]}")"
+  local name pids=() i
   for name in "${NODE_NAMES[@]}"; do
     STEP="load images into node $name"
     (
       marker="$(node_dir "$name")/images-loaded.txt"
       touch "$marker"
-      for i in "${!images[@]}"; do
-        want="${images[$i]} $("$DOCKER" image inspect -f '{{.Id}}' "${images[$i]}")"
-        # Skip images this node's containerd already holds in this version.
-        grep -qxF "$want" "$marker" && continue
-        ctr_node "$name" images import "${archives[$i]}"
-        grep -v "^${images[$i]} " "$marker" >"$marker.tmp" || true
-        printf '%s\n' "$want" >>"$marker.tmp"
-        mv "$marker.tmp" "$marker"
-      done
+      # The cluster's own images are unpacked now; the application images are unpacked by
+      # containerd when a pod first uses them on this node (import stores their layers only).
+      if ! grep -qxF "$system_tar" "$marker"; then
+        ctr_node "$name" images import "$system_tar"
+        printf '%s\n' "$system_tar" >>"$marker"
+      fi
+      if [ -n "$app_tar" ] && ! grep -qxF "$app_tar" "$marker"; then
+        ctr_node "$name" images import --no-unpack "$app_tar"
+        printf '%s\n' "$app_tar" >>"$marker"
+      fi
     ) >>"$STATE/logs/images-$name.log" 2>&1 &
     pids+=($!)
   done
@@ -725,6 +728,7 @@ kill_cgroup_tree() {
 }
 
 teardown() {
+  local mode="${1:-}"
   parse_nodes
   [ -d "$STATE" ] || { log "nothing to remove ($STATE does not exist)"; return 0; }
   local name c dir hash id sock
@@ -809,6 +813,12 @@ teardown() {
     local kv
     while IFS= read -r kv; do sysctl -qw "$kv" 2>/dev/null || log "warning: could not restore $kv"; done <"$STATE/sysctls-before.txt"
   fi
+  if [ "$mode" = keep-logs ] && [ -d "$STATE/logs" ]; then
+    # After a failed up: the logs stay for reading (`down` removes them).
+    find "$STATE" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+    log "cluster removed; its logs stay in $STATE/logs until 'down'"
+    return 0
+  fi
   rm -rf "$STATE"
   rmdir "$(dirname "$STATE")" 2>/dev/null || true
   log "cluster removed"
@@ -817,7 +827,7 @@ teardown() {
 # --- up --------------------------------------------------------------------------------------------
 up_failed() {
   log "up failed: removing what it started"
-  teardown || true
+  teardown keep-logs || true
 }
 
 up() {
@@ -869,7 +879,7 @@ case "$CMD" in
     [ "$(id -u)" -eq 0 ] || die "must run as root"
     teardown
     ;;
-  status) status ;;
+  status) status || { FAIL_MSG="[cluster] status: the cluster is not (completely) running"; exit 1; } ;;
   images)
     parse_nodes
     preflight

@@ -7,31 +7,44 @@ BG_PID=""
 LOG_TAG="${LOG_TAG:-cluster}"
 
 log() { printf '[%s] %s\n' "$LOG_TAG" "$*" >&2; }
+
+# A failure ends the script through the EXIT trap, which runs ON_FAILURE (a function name, e.g.
+# tear down what was started) and then prints the one-line error as the last line of stderr.
+ON_FAILURE=""
+FAIL_MSG=""
 die() {
-  printf '[%s] ERROR: step "%s": %s\n' "$LOG_TAG" "$STEP" "$*" >&2
+  FAIL_MSG="$(printf '[%s] ERROR: step "%s": %s' "$LOG_TAG" "$STEP" "$*")"
+  # In a subshell (e.g. a command substitution) the main shell cannot see FAIL_MSG: print it here.
+  [ "$BASHPID" = "$$" ] || printf '%s\n' "$FAIL_MSG" >&2
   exit 1
 }
-
-# The ERR trap: the last lines of the step's log (if any), then one line naming the step.
-# ON_FAILURE (a function name), when set, runs before exiting (e.g. tear down what was started).
-ON_FAILURE=""
 lib_on_err() {
   local rc=$?
-  if [ "$BASHPID" = "$$" ]; then
+  # Command substitutions and subshells inherit the trap (set -E): report from the main shell.
+  if [ "$BASHPID" = "$$" ] && [ -z "$FAIL_MSG" ]; then
+    FAIL_MSG="$(printf '[%s] ERROR: step "%s" failed (exit %d)%s' "$LOG_TAG" "$STEP" "$rc" "${STEP_LOG:+; log: $STEP_LOG}")"
+  fi
+  exit "$rc"
+}
+lib_on_exit() {
+  local rc=$?
+  if [ -n "$BG_PID" ]; then kill "$BG_PID" 2>/dev/null || true; fi
+  [ "$BASHPID" = "$$" ] || return 0
+  if [ "$rc" != 0 ]; then
     trap - ERR
     if [ -n "$STEP_LOG" ] && [ -s "$STEP_LOG" ]; then
       log "last lines of $STEP_LOG:"
       tail -n 25 "$STEP_LOG" | sed 's/^/    /' >&2
     fi
-    local failed="$STEP"
-    if [ -n "$ON_FAILURE" ]; then "$ON_FAILURE" >&2 2>&1 || true; fi
-    printf '[%s] ERROR: step "%s" failed (exit %d)%s\n' "$LOG_TAG" "$failed" "$rc" \
-      "${STEP_LOG:+; log: $STEP_LOG}" >&2
+    if [ -n "$ON_FAILURE" ]; then
+      local handler=$ON_FAILURE
+      ON_FAILURE=""
+      set +e
+      "$handler" >&2
+      set -e
+    fi
+    printf '%s\n' "${FAIL_MSG:-[$LOG_TAG] ERROR: step \"$STEP\" failed (exit $rc)}" >&2
   fi
-  exit "$rc"
-}
-lib_on_exit() {
-  if [ -n "$BG_PID" ]; then kill "$BG_PID" 2>/dev/null || true; fi
 }
 trap lib_on_err ERR
 trap lib_on_exit EXIT
