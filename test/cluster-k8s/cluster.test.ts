@@ -8,6 +8,7 @@
  * traffic stays on the bridge and the network namespaces the cluster script creates.
  */
 import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,14 +18,23 @@ import { type CommandResult, ensureKubeTestEnvBinaries, runCommand } from '../he
 const CLUSTER = fileURLToPath(new URL('../../scripts/cluster/cluster.sh', import.meta.url));
 const IMAGE = 'rtccdn/media-node:latest';
 const NS = `smoke-${randomBytes(3).toString('hex')}`;
-/** A one-file HTTP server in the media-node image: answers with its pod and node names. */
+/**
+ * A one-file server in the media-node image: HTTP on 8080 answers with its pod and node names, UDP
+ * on 8081 echoes each datagram prefixed with the pod name (media uses UDP through hostPorts).
+ */
 const SERVER = [
   "const http = require('node:http');",
+  "const dgram = require('node:dgram');",
   'http.createServer((req, res) => {',
   "  res.setHeader('content-type', 'application/json');",
   '  res.end(JSON.stringify({ pod: process.env.POD_NAME, node: process.env.NODE_NAME }));',
   "}).listen(8080, '0.0.0.0');",
+  "const udp = dgram.createSocket('udp4');",
+  "udp.on('message', (msg, from) => udp.send(process.env.POD_NAME + ':' + msg, from.port, from.address));",
+  "udp.bind(8081, '0.0.0.0');",
 ].join('\n');
+const HOST_PORT_TCP = 18080;
+const HOST_PORT_UDP = 18081;
 
 let kubeconfig = '';
 let kubectlBin = '';
@@ -97,7 +107,10 @@ describe('local Kubernetes cluster (scripts/cluster/cluster.sh)', () => {
               { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
               { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
             ],
-            ports: [{ containerPort: 8080 }],
+            ports: [
+              { containerPort: 8080, hostPort: HOST_PORT_TCP, protocol: 'TCP' },
+              { containerPort: 8081, hostPort: HOST_PORT_UDP, protocol: 'UDP' },
+            ],
             readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 },
           },
         ],
@@ -224,6 +237,32 @@ describe('local Kubernetes cluster (scripts/cluster/cluster.sh)', () => {
       const response = await fetch(`http://${node.ip}:${nodePort}/`, { signal: AbortSignal.timeout(5000) });
       expect(response.status).toBe(200);
       expect((await response.json()).pod).toMatch(/^web-/);
+    }
+  });
+
+  it('reaches every pod from the host through its hostPorts on the node IP, TCP and UDP', async () => {
+    for (const node of nodes) {
+      const response = await fetch(`http://${node.ip}:${HOST_PORT_TCP}/`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      expect(await response.json()).toEqual({ pod: `web-${node.name}`, node: node.name });
+      const socket = createSocket('udp4');
+      try {
+        const reply = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`no UDP echo from ${node.ip}:${HOST_PORT_UDP}`)),
+            5000,
+          );
+          socket.on('message', (msg) => {
+            clearTimeout(timer);
+            resolve(msg.toString());
+          });
+          socket.send('ping', HOST_PORT_UDP, node.ip);
+        });
+        expect(reply).toBe(`web-${node.name}:ping`);
+      } finally {
+        socket.close();
+      }
     }
   });
 
