@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -264,6 +265,20 @@ describe('local Kubernetes cluster (scripts/cluster/cluster.sh)', () => {
         socket.close();
       }
     }
+  });
+
+  it('refuses a second cluster on the first one’s addresses in one line naming the step, creating nothing', async () => {
+    const dir = join(tmpdir(), `rtccdn-cluster-${randomBytes(4).toString('hex')}`);
+    const other = await runCommand('bash', [CLUSTER, 'up'], {
+      env: { ...process.env, RTCCDN_CLUSTER_DIR: dir },
+      timeoutMs: 600_000,
+    });
+    expect(other.code).toBe(1);
+    expect(other.stdout).not.toContain('KUBECONFIG=');
+    expect(other.stderr.trim().split('\n').pop()).toMatch(
+      /^\[cluster\] ERROR: step "check that the cluster's address ranges are unused": 10\.213\.0\.0\/24 overlaps the existing route/,
+    );
+    expect(existsSync(dir)).toBe(false);
   });
 
   it('is idempotent: a second `up` reuses the running cluster and prints the same KUBECONFIG', async () => {
