@@ -887,6 +887,15 @@ up() {
   printf 'KUBECONFIG=%s\n' "$KUBECONFIG_ADMIN"
 }
 
+# One up/down/images at a time on this machine (they share the bridge name and fixed host paths);
+# the lock is the script file itself, so nothing is created for it.
+case "$CMD" in
+  up | down | images)
+    exec 8<"${BASH_SOURCE[0]}"
+    flock -w 900 8 || { STEP="lock"; die "another cluster.sh up/down is running"; }
+    ;;
+esac
+
 case "$CMD" in
   up) up ;;
   down)
