@@ -83,7 +83,7 @@ parse_nodes() {
   for spec in $NODES_SPEC; do
     name="${spec%%:*}"
     region="${spec#*:}"
-    [[ "$name" =~ ^[a-z0-9]([a-z0-9-]{0,7}[a-z0-9])?$ ]] || die "node name '$name' must be a short DNS label (up to 9 characters)"
+    [[ "$name" =~ ^[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?$ ]] || die "node name '$name' must be a short DNS label (up to 8 characters: it names a network interface)"
     [[ "$region" =~ ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ ]] || die "region '$region' of node $name must be a DNS label"
     i=$((i + 1))
     NODE_NAMES+=("$name")
@@ -95,7 +95,7 @@ parse_nodes() {
 }
 node_dir() { printf '%s/nodes/%s' "$STATE" "$1"; }
 netns_of() { printf '%s%s' "$NETNS_PREFIX" "$1"; }
-veth_of() { printf 'rtccdn-%s' "$1"; }  # host end (at most 15 characters: names are <= 9)
+veth_of() { printf 'rtccdn-%s' "$1"; }  # host end (at most 15 characters: names are <= 8)
 containerd_sock() { printf '%s/containerd/containerd.sock' "$(node_dir "$1")"; }
 
 # --- processes -------------------------------------------------------------------------------------
