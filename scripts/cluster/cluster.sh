@@ -106,10 +106,11 @@ start_proc() {
   local name=$1 netns=$2 pid
   shift 2
   mkdir -p "$STATE/logs" "$STATE/pids"
+  # 8<&-: the components must not inherit the lock on this script (see the end of the file).
   if [ "$netns" = - ]; then
-    setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+    setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null 8<&- &
   else
-    setsid nsenter --net="/run/netns/$netns" -- "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+    setsid nsenter --net="/run/netns/$netns" -- "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null 8<&- &
   fi
   pid=$!
   disown "$pid" # no "Killed" job notices from this shell when down (or a test) ends it
@@ -202,7 +203,7 @@ preflight() {
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/portmap ] &&
     [ -x /usr/lib/cni/loopback ] || die "CNI plugins missing in /usr/lib/cni (containernetworking-plugins)"
   STEP="start the Docker engine"
-  DOCKER="$(bash "$ROOT/scripts/docker.sh" ensure | sed -n 's/^DOCKER=//p' | tail -n 1)"
+  DOCKER="$(bash "$ROOT/scripts/docker.sh" ensure 8<&- | sed -n 's/^DOCKER=//p' | tail -n 1)"
 }
 
 # check_addresses: none of the cluster's ranges may overlap a route that exists on this machine,
@@ -888,7 +889,8 @@ up() {
 }
 
 # One up/down/images at a time on this machine (they share the bridge name and fixed host paths);
-# the lock is the script file itself, so nothing is created for it.
+# the lock is the script file itself, so nothing is created for it. Daemons started from here get
+# the descriptor closed (8<&-): a running cluster must not hold the lock.
 case "$CMD" in
   up | down | images)
     exec 8<"${BASH_SOURCE[0]}"
