@@ -1,46 +1,131 @@
-# rtccdn images: `docker build --target media-node -t rtccdn/media-node .` and
-# `docker build --target operator -t rtccdn/operator .` (context: the repository root).
+# rtccdn images (context: the repository root; BuildKit, the default builder of current Docker):
 #
-# NOTE: written for Debian 12 like the development machines, but not built in this project's own
-# environment (it has no container engine); the steps are the ones scripts/setup.sh and
-# scripts/build-mediasoup-worker.sh run there, where they are tested.
+#   docker build --target media-node -t rtccdn/media-node .   origin / edge / transcoder / all, by ROLE
+#   docker build --target operator   -t rtccdn/operator   .   the Kubernetes operator
+#
+# `npm run images` (scripts/images.sh) builds both on a machine without a container registry: it
+# makes a local Debian 12 + Node.js 24 base and passes it as BASE_IMAGE. Elsewhere the default,
+# the public node:24-bookworm-slim, is used as is.
+#
+# What each image holds: compiled JavaScript (tsc, no TypeScript at run time) of the modules the
+# program's entry point reaches and nothing else (scripts/images/closure.mjs follows the imports),
+# the npm packages those modules import with their dependencies (scripts/images/prune-deps.mjs
+# narrows package.json to them before `npm prune`), tini as init, a non-root user (1000:1000).
+# The media node adds the mediasoup worker, built from source in this Dockerfile by
+# scripts/build-mediasoup-worker.sh (offline, against Debian's -dev packages), the Debian
+# libraries it links (found by scripts/images/runtime-packages.sh) and FFmpeg (transcoders). The
+# operator has neither mediasoup nor FFmpeg (the closure step fails if it would need mediasoup).
+ARG BASE_IMAGE=node:24-bookworm-slim
 
-# --- build: npm packages and the mediasoup worker (built offline against Debian libraries) ------
-FROM node:20-bookworm AS build
+# --- base: Node.js + tini --------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS base
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends tini \
+  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+# Where the registry is reached through a TLS-inspecting proxy, the build gets the host's CA bundle
+# as the BuildKit secret `ca-certificates` (scripts/images.sh passes it; never stored in a layer).
+# Every `npm ci` below runs with --ignore-scripts: mediasoup's own install script would fetch a
+# prebuilt worker from GitHub; the worker is built in its own stage instead.
+
+# --- compile: TypeScript -> JavaScript, and each program's closure ---------------------------------
+FROM base AS compile
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm,id=rtccdn-npm --mount=type=secret,id=ca-certificates \
+  { [ ! -s /run/secrets/ca-certificates ] || export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; } \
+  && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/images/closure.mjs scripts/images/check-imports.mjs ./scripts/images/
+COPY media-node/src ./media-node/src
+COPY operator/src ./operator/src
+RUN npx tsc -p tsconfig.build.json \
+  && node scripts/images/closure.mjs dist media-node/src/main.js /out/media-node \
+  && node scripts/images/closure.mjs dist operator/src/main.js /out/operator --forbid mediasoup \
+  && cp -r media-node/src/demo /out/media-node/app/dist/media-node/src/demo \
+  && cp scripts/images/check-imports.mjs /out/
+
+# --- npm packages of each program (cached while package-lock.json and its import set stay) --------
+FROM base AS deps-media-node
 WORKDIR /app
 COPY package.json package-lock.json ./
-# mediasoup's own postinstall would fetch a prebuilt worker from GitHub; ours builds it below.
-RUN MEDIASOUP_WORKER_BIN=/nonexistent npm ci --omit=dev --no-audit --no-fund
-COPY scripts ./scripts
-RUN apt-get update && bash scripts/build-mediasoup-worker.sh && rm -rf /var/lib/apt/lists/*
+COPY scripts/images/prune-deps.mjs /tmp/
+COPY --from=compile /out/media-node/packages.txt /tmp/packages.txt
+RUN --mount=type=cache,target=/root/.npm,id=rtccdn-npm --mount=type=secret,id=ca-certificates \
+  { [ ! -s /run/secrets/ca-certificates ] || export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; } \
+  && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+  && node /tmp/prune-deps.mjs /tmp/packages.txt \
+  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+  && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete \
+  && rm -rf node_modules/.package-lock.json \
+  && find node_modules/mediasoup/worker -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 
-# --- media node: origin, edge, transcoder or standalone, by ROLE -------------------------------
-FROM node:20-bookworm-slim AS media-node
-# Runtime libraries the worker links (see build-mediasoup-worker.sh) and FFmpeg for transcoders.
+FROM base AS deps-operator
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY scripts/images/prune-deps.mjs /tmp/
+COPY --from=compile /out/operator/packages.txt /tmp/packages.txt
+RUN --mount=type=cache,target=/root/.npm,id=rtccdn-npm --mount=type=secret,id=ca-certificates \
+  { [ ! -s /run/secrets/ca-certificates ] || export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; } \
+  && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+  && node /tmp/prune-deps.mjs /tmp/packages.txt \
+  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+  && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete \
+  && rm -rf node_modules/.package-lock.json \
+  && if [ -e node_modules/mediasoup ]; then echo "mediasoup in the operator's packages" >&2; exit 1; fi
+
+# --- the mediasoup worker, built from the npm package's C++ sources (cached while the lockfile and
+# the worker build scripts stay; the script's own cache, in a cache mount, makes a lockfile change
+# that keeps the mediasoup version cost only a reinstall of the build packages) --------------------
+FROM base AS mediasoup-worker
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm,id=rtccdn-npm --mount=type=secret,id=ca-certificates \
+  { [ ! -s /run/secrets/ca-certificates ] || export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; } \
+  && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
+COPY scripts/build-mediasoup-worker.sh ./scripts/
+COPY scripts/mediasoup-shims ./scripts/mediasoup-shims
+COPY scripts/mediasoup-patches ./scripts/mediasoup-patches
+COPY scripts/images/runtime-packages.sh ./scripts/images/
+RUN --mount=type=cache,target=/root/.cache/rtccdn,id=rtccdn-mediasoup-worker \
+  bash scripts/build-mediasoup-worker.sh \
+  && mkdir -p /out \
+  && cp node_modules/mediasoup/worker/out/Release/mediasoup-worker /out/ \
+  && bash scripts/images/runtime-packages.sh /out/mediasoup-worker >/out/runtime-packages.txt \
+  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
+# --- media node ------------------------------------------------------------------------------------
+FROM base AS media-node
+COPY --from=mediasoup-worker /out/runtime-packages.txt /tmp/
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends libssl3 libuv1 libsrtp2-1 libusrsctp2 \
-     libabsl20220623 libflatbuffers2 liburing2 ffmpeg tini \
-  && rm -rf /var/lib/apt/lists/*
+  && apt-get install -y --no-install-recommends ffmpeg $(cat /tmp/runtime-packages.txt) \
+  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/runtime-packages.txt
 WORKDIR /app
-COPY --from=build /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
-COPY media-node ./media-node
-USER node
+COPY package.json ./
+COPY --from=deps-media-node /app/node_modules ./node_modules
+COPY --from=mediasoup-worker /out/mediasoup-worker ./node_modules/mediasoup/worker/out/Release/mediasoup-worker
+COPY --from=compile /out/media-node/app/ ./
+RUN --mount=type=bind,from=compile,source=/out,target=/tmp/closure \
+  node /tmp/closure/check-imports.mjs /tmp/closure/media-node/modules.txt media-node/src/main.js \
+  && env -i ./node_modules/mediasoup/worker/out/Release/mediasoup-worker; test $? -eq 41
+ENV NODE_ENV=production MEDIASOUP_WORKER_BIN=/app/node_modules/mediasoup/worker/out/Release/mediasoup-worker
+USER 1000:1000
+# HTTP (WHIP/WHEP, ACL, metrics), node-to-node API; WebRTC uses UDP+TCP RTC_PORT..+WORKERS-1.
 EXPOSE 8080 8081
-# tini forwards SIGTERM, so the node drains sessions and exits 0 on pod termination.
+# tini forwards SIGTERM, so the node drains sessions and exits 0 on pod termination, and reaps
+# FFmpeg children.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "--import", "tsx", "media-node/src/main.ts"]
+CMD ["node", "dist/media-node/src/main.js"]
 
-# --- operator -------------------------------------------------------------------------------------
-FROM node:20-bookworm-slim AS operator
-RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+# --- operator --------------------------------------------------------------------------------------
+FROM base AS operator
 WORKDIR /app
-COPY --from=build /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
-COPY operator ./operator
-# The operator writes ACLs through the media node's own Redis layout module.
-COPY media-node ./media-node
-USER node
+COPY package.json ./
+COPY --from=deps-operator /app/node_modules ./node_modules
+COPY --from=compile /out/operator/app/ ./
+RUN --mount=type=bind,from=compile,source=/out,target=/tmp/closure \
+  node /tmp/closure/check-imports.mjs /tmp/closure/operator/modules.txt operator/src/main.js
+ENV NODE_ENV=production
+USER 1000:1000
 EXPOSE 8090
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "--import", "tsx", "operator/src/main.ts"]
+CMD ["node", "dist/operator/src/main.js"]

@@ -13,6 +13,12 @@ export default {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // Suites on built container images and on the local Kubernetes cluster need Docker, root and
+  // minutes of setup: `npm run test:images` / `npm run test:cluster` run them (RTCCDN_TEST_SLOW=1).
+  testPathIgnorePatterns:
+    process.env.RTCCDN_TEST_SLOW === '1'
+      ? ['/node_modules/']
+      : ['/node_modules/', '<rootDir>/test/images/', '<rootDir>/test/cluster-k8s/'],
   testTimeout: 60_000,
   // WebRTC peers and mediasoup workers are real processes/threads: run test files one at a time
   // on this 2-core budget so timing-sensitive media tests are not starved.
