@@ -7,10 +7,14 @@ import type { Logger } from './logger.js';
 import type { Stream } from './media/Stream.js';
 import type { WorkerPool } from './media/WorkerPool.js';
 import type { MediaNodeMetrics } from './metrics.js';
+import type { RemoteRenditions } from './playback/RenditionRouter.js';
 import { RENDITIONS_PATH } from './relay/protocol.js';
 import { RelayedStreams } from './relay/RelayedStreams.js';
 import type { PipeListen } from './relay/RelayOut.js';
 import { RelayServer } from './relay/RelayServer.js';
+import type { StreamLookup, StreamResolver } from './streams/LocalStreams.js';
+import type { StreamClaims } from './streams/StreamClaims.js';
+import { TypedEmitter } from './TypedEmitter.js';
 import { renditionName } from './transcode/profiles.js';
 
 export interface ClusterMemberOptions {
@@ -21,32 +25,38 @@ export interface ClusterMemberOptions {
   rtcListenIp: string;
   fanoutLingerMs: number;
   pool: WorkerPool;
-  /** Streams that originate on this node: published here, or renditions made here. */
-  localStream: (name: string) => Stream | undefined;
+  /** Streams that originate on this node (published or rendered here): what it relays to others. */
+  streams: StreamLookup;
   /** Edges ask transcoders of other regions when none of theirs can take a rendition. */
   transcodeOtherRegions: boolean;
-  /** Ends a local publish whose name another origin now holds. */
-  onPublishLost: (name: string, reason: string) => void;
   metrics: MediaNodeMetrics;
   logger: Logger;
 }
 
+export type ClusterMemberEvents = {
+  /** Another origin now holds `stream`, which this node published: the local publish must end. */
+  publishlost: [stream: string, reason: string];
+};
+
 /**
- * This node's membership in a multi-node CDN: its registration in Redis (ClusterRegistry),
- * the relays it serves to other nodes (RelayServer) and, on edges, the streams it pulls from
- * other nodes (RelayedStreams).
+ * This node's membership in a multi-node CDN: its registration in Redis (ClusterRegistry, which
+ * holds its stream claims), the relays it serves to other nodes (RelayServer) and, on edges, the
+ * streams it pulls from other nodes (RelayedStreams) and the renditions it asks transcoders for.
  */
-export class ClusterMember {
+export class ClusterMember
+  extends TypedEmitter<ClusterMemberEvents>
+  implements StreamClaims, StreamResolver, RemoteRenditions
+{
   readonly registry: ClusterRegistry;
   readonly relayServer: RelayServer;
   readonly relayedStreams: RelayedStreams | undefined;
   readonly #options: ClusterMemberOptions;
-  readonly #claims = new Map<string, string>();
   readonly #client: InternalClient;
   /** Rendition starts requested by this edge, by rendition name (one request at a time). */
   readonly #startingRenditions = new Map<string, Promise<void>>();
 
   constructor(options: ClusterMemberOptions) {
+    super();
     this.#options = options;
     const { config, role, pool, metrics, logger } = options;
     const internalUrl = `http://${hostForUrl(config.internalAddress)}:${options.internalPort}`;
@@ -84,7 +94,7 @@ export class ClusterMember {
       liveNodeIds: async () => new Set((await this.registry.listNodes()).map((node) => node.id)),
       pipe,
       sealer: client.sealer,
-      findStream: (name) => options.localStream(name) ?? this.relayedStreams?.get(name)?.stream,
+      findStream: (name) => options.streams.find(name) ?? this.relayedStreams?.get(name)?.stream,
       metrics,
       logger,
     });
@@ -95,9 +105,8 @@ export class ClusterMember {
     );
     this.registry.on('leaselost', (lost) => {
       if (lost.kind !== 'stream') return;
-      this.#claims.delete(lost.name);
       logger.error({ stream: lost.name }, 'another origin now holds this stream; ending the local publish');
-      options.onPublishLost(lost.name, 'stream-claim-lost');
+      this.emit('publishlost', lost.name, 'stream-claim-lost');
     });
   }
 
@@ -110,7 +119,7 @@ export class ClusterMember {
    * when another origin has it, REGISTRY_UNAVAILABLE when the registry cannot be reached (never
    * publish unclaimed: two origins would serve one name).
    */
-  async claimStream(name: string, kinds: ('audio' | 'video')[]): Promise<void> {
+  async claim(name: string, kinds: ('audio' | 'video')[]): Promise<void> {
     let result: Awaited<ReturnType<ClusterRegistry['claimStream']>>;
     try {
       result = await this.registry.claimStream({ name, kinds });
@@ -127,11 +136,10 @@ export class ClusterMember {
         { data: { stream: name, holder: result.holder.nodeId } },
       );
     }
-    this.#claims.set(name, result.claimId);
   }
 
-  releaseStream(name: string, reason: string): void {
-    if (!this.#claims.delete(name)) return;
+  /** Lets a claim go (nothing happens for a name this node does not hold). */
+  release(name: string, reason: string): void {
     this.registry.releaseStream(name, reason).catch((error: Error) =>
       // Not fatal: the claim expires by itself within its TTL.
       this.#options.logger.warn({ stream: name, err: error }, 'cannot release stream claim'),
@@ -256,7 +264,6 @@ export class ClusterMember {
 
   async close(): Promise<void> {
     // The registry releases every claim it holds as it closes.
-    this.#claims.clear();
     this.relayedStreams?.close('node-shutdown');
     this.relayServer.closeAll('node-shutdown');
     await this.registry.close();

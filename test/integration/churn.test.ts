@@ -36,7 +36,7 @@ describe('viewer churn', () => {
             expect((await viewer.play(running.baseUrl, 'churn')).status).toBe(201);
           await Promise.all(viewers.map((viewer) => viewer.waitForFrames(2)));
           // Viewers spread over both workers: a fan-out router exists on the second one.
-          expect(running.node.streams.get('churn')!.fanoutRouters).toHaveLength(1);
+          expect(running.node.streams.find('churn')!.fanoutRouters).toHaveLength(1);
           const ended = await Promise.all(viewers.map((viewer) => viewer.stop(running.baseUrl)));
           expect(ended).toEqual([200, 200, 200]);
         } finally {
@@ -51,7 +51,7 @@ describe('viewer churn', () => {
           return objects.routers === 1 && objects.webRtcTransports === 1;
         }, 5000),
       ).toBe(true);
-      expect(running.node.streams.get('churn')!.fanoutRouters).toHaveLength(0);
+      expect(running.node.streams.find('churn')!.fanoutRouters).toHaveLength(0);
       expect(running.node.pool.workers.map((worker) => worker.sessionCount).sort()).toEqual([0, 1]);
     } finally {
       publisher.close();

@@ -34,7 +34,7 @@ describe('a rendition whose FFmpeg keeps failing (standalone node)', () => {
         await running.node.metrics.registry.getSingleMetricAsString('rtccdn_transcode_job_failures_total'),
       ).toMatch(/profile="180p"\} 1/);
       // The source itself is untouched.
-      expect(running.node.streams.get('doomed')?.closed).toBe(false);
+      expect(running.node.streams.find('doomed')?.closed).toBe(false);
     } finally {
       v.close();
       pub.close();

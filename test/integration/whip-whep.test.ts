@@ -71,7 +71,7 @@ describe('WHIP publish → WHEP playback (real mediasoup, real libwebrtc peers)'
     await Promise.all([firefoxLike.waitForFrames(10), chromeLike.waitForFrames(10)]);
     expect(firefoxLike.audioTracks).toBe(1);
     // Default-numbered viewers share the stream's routers; the other numbering has its own.
-    const stream = running.node.streams.get('numbering')!;
+    const stream = running.node.streams.find('numbering')!;
     expect(stream.fanoutRouters.filter((key) => !key.endsWith('/default'))).toHaveLength(1);
   });
 
@@ -104,7 +104,7 @@ describe('payload-type numbering on a single worker', () => {
       });
       expect(played.status).toBe(201);
       await v.waitForFrames(5);
-      expect(running.node.streams.get('one-worker')!.fanoutRouters).toEqual([
+      expect(running.node.streams.find('one-worker')!.fanoutRouters).toEqual([
         expect.stringMatching(/^0\/video/),
       ]);
     } finally {

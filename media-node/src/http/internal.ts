@@ -135,6 +135,6 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
     const parsed = DrainRequestSchema.safeParse(request.body);
     if (!parsed.success) throw new RtccdnError('INVALID_REQUEST', 'body must be {"draining": true|false}');
     node.setDraining(parsed.data.draining);
-    return { draining: node.draining, viewers: node.viewerCount };
+    return { draining: node.draining, viewers: node.sessions.viewerCount };
   });
 }

@@ -49,6 +49,6 @@ function liveStreams(node: MediaNode) {
       kind: producer.kind,
       codec: producer.rtpParameters.codecs[0]?.mimeType,
     })),
-    viewers: viewers.get(stream.name) ?? 0,
+    viewers: node.sessions.viewersOf(stream.name),
   }));
 }

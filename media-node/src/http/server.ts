@@ -70,7 +70,7 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
   installErrorHandler(app);
 
   registerSessionRoutes(app, node);
-  if (node.acceptsPublish) await registerAclRoutes(app, node);
+  if (node.ingest.accepts) await registerAclRoutes(app, node);
   registerHealthRoutes(app, node);
   registerPublicStreamList(app, node);
   if (node.config.demoPage) registerDemoRoutes(app);

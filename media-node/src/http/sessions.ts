@@ -55,8 +55,10 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
       }
       const session =
         protocol === 'whip'
-          ? await node.publish(streamName, request.body, request.ip)
-          : await node.play(streamName, request.body, {
+          ? await node.ingest.publish(streamName, request.body, request.ip)
+          : await node.playback.play({
+              stream: streamName,
+              sdp: request.body,
               key: viewerKey(request, node.config.access.allowQueryKey),
               clientIp: request.ip,
               profile: target.profile,
@@ -76,7 +78,7 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
         const streamName = parseStreamName(request.params.stream, StreamNameSchema);
         authorize(request);
         const sessionId = SessionIdSchema.safeParse(request.params.session);
-        if (!sessionId.success || !node.endSession(protocol, streamName, sessionId.data)) {
+        if (!sessionId.success || !node.sessions.end(protocol, streamName, sessionId.data)) {
           throw new RtccdnError(
             'SESSION_NOT_FOUND',
             `no ${protocol.toUpperCase()} session ${request.params.session} on stream "${streamName}"`,

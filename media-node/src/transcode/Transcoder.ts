@@ -3,6 +3,8 @@ import type { Logger } from '../logger.js';
 import type { Stream } from '../media/Stream.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import type { MediaNodeMetrics } from '../metrics.js';
+import type { LocalStreams, StreamResolver } from '../streams/LocalStreams.js';
+import type { StreamClaims } from '../streams/StreamClaims.js';
 import { type Profile, renditionName } from './profiles.js';
 import { TranscodeJob } from './TranscodeJob.js';
 
@@ -15,10 +17,11 @@ export interface TranscoderOptions {
   lingerMs: number;
   fanoutLingerMs: number;
   /** The local copy of a live source stream (published here or relayed here). */
-  resolveSource: (name: string) => Promise<Stream | undefined>;
-  /** Claims the rendition name CDN-wide before starting (the job lock); STREAM_CLAIMED if held. */
-  claim: (name: string, kinds: ('audio' | 'video')[]) => Promise<void>;
-  release: (name: string, reason: string) => void;
+  sources: StreamResolver;
+  /** The rendition name is claimed CDN-wide before starting (the job lock; STREAM_CLAIMED if held). */
+  claims: StreamClaims;
+  /** Where renditions made here are served from (relays to edges find them there). */
+  streams: LocalStreams;
   metrics: MediaNodeMetrics;
   logger: Logger;
 }
@@ -96,10 +99,10 @@ export class Transcoder {
         retryAfterMs: 5000,
       });
     }
-    const source = await this.#options.resolveSource(sourceName);
+    const source = await this.#options.sources.resolve(sourceName);
     if (!source || source.closed)
       throw new RtccdnError('STREAM_NOT_LIVE', `stream "${sourceName}" is not live`);
-    await this.#options.claim(
+    await this.#options.claims.claim(
       name,
       source.producers.map((producer) => producer.kind),
     );
@@ -118,10 +121,11 @@ export class Transcoder {
       });
     } catch (error) {
       metrics.transcodeJobFailures.inc({ profile: profile.name });
-      this.#options.release(name, 'transcode setup failed');
+      this.#options.claims.release(name, 'transcode setup failed');
       throw error;
     }
     this.#jobs.set(name, job);
+    this.#options.streams.add(job.stream, 'rendition');
     metrics.transcodeJobStarts.inc({ profile: profile.name });
     metrics.transcodeJobs.inc();
     job.once('firstframe', (afterMs) =>
@@ -141,7 +145,7 @@ export class Transcoder {
       if (this.#jobs.get(name) === job) this.#jobs.delete(name);
       metrics.transcodeJobs.dec();
       if (/ffmpeg failed/.test(reason)) metrics.transcodeJobFailures.inc({ profile: profile.name });
-      this.#options.release(name, reason);
+      this.#options.claims.release(name, reason);
     });
     logger.info({ rendition: name, source: sourceName, profile }, 'rendition started');
     return job;
