@@ -6,7 +6,7 @@
 # scripts/build-mediasoup-worker.sh run there, where they are tested.
 
 # --- build: npm packages and the mediasoup worker (built offline against Debian libraries) ------
-FROM node:20-bookworm AS build
+FROM node:24-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # mediasoup's own postinstall would fetch a prebuilt worker from GitHub; ours builds it below.
@@ -15,7 +15,7 @@ COPY scripts ./scripts
 RUN apt-get update && bash scripts/build-mediasoup-worker.sh && rm -rf /var/lib/apt/lists/*
 
 # --- media node: origin, edge, transcoder or standalone, by ROLE -------------------------------
-FROM node:20-bookworm-slim AS media-node
+FROM node:24-bookworm-slim AS media-node
 # Runtime libraries the worker links (see build-mediasoup-worker.sh) and FFmpeg for transcoders.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends libssl3 libuv1 libsrtp2-1 libusrsctp2 \
@@ -32,7 +32,7 @@ ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "--import", "tsx", "media-node/src/main.ts"]
 
 # --- operator -------------------------------------------------------------------------------------
-FROM node:20-bookworm-slim AS operator
+FROM node:24-bookworm-slim AS operator
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
