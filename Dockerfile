@@ -18,8 +18,8 @@ RUN apt-get update && bash scripts/build-mediasoup-worker.sh && rm -rf /var/lib/
 FROM node:24-bookworm-slim AS media-node
 # Runtime libraries the worker links (see build-mediasoup-worker.sh) and FFmpeg for transcoders.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends libssl3 libuv1 libsrtp2-1 libusrsctp2 \
-     libabsl20220623 libflatbuffers2 liburing2 ffmpeg tini \
+  && apt-get install -y --no-install-recommends libssl3 libuv1 libsrtp2-1 \
+     libabsl20220623 ffmpeg tini \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
