@@ -622,6 +622,9 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
         },
         (error: unknown) => {
           this.#updateAvailability(new ClusterRegistryError('subscribe', this.keys.events, error));
+          // Nothing else would subscribe again before the next reconnection (e.g. a SUBSCRIBE that
+          // timed out while this process was busy starting): make one.
+          if (!this.#closing) subscriber.disconnect(true);
         },
       );
     });
