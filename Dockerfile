@@ -38,6 +38,7 @@ RUN --mount=type=cache,target=/root/.npm,id=rtccdn-npm --mount=type=secret,id=ca
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/images/closure.mjs scripts/images/check-imports.mjs ./scripts/images/
 COPY media-node/src ./media-node/src
+COPY media-node/contract ./media-node/contract
 COPY operator/src ./operator/src
 RUN npx tsc -p tsconfig.build.json \
   && node scripts/images/closure.mjs dist media-node/src/main.js /out/media-node \

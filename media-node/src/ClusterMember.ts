@@ -1,20 +1,19 @@
-import { RtccdnError } from '../contract/src/errors.js';
+import { RtccdnError } from '../contract/errors.js';
+import { InternalCallError, InternalClient, RENDITIONS_PATH } from '../contract/internal-api.js';
+import type { NodeLoad } from '../contract/redis.js';
+import { TypedEmitter } from '../contract/runtime.js';
 import { ClusterRegistry } from './cluster/ClusterRegistry.js';
-import type { NodeLoad } from './cluster/keys.js';
 import type { ClusterConfig, Role } from './config.js';
-import { InternalCallError, InternalClient } from './internal/InternalClient.js';
 import type { Logger } from './logger.js';
 import type { Stream } from './media/Stream.js';
 import type { WorkerPool } from './media/WorkerPool.js';
 import type { MediaNodeMetrics } from './metrics.js';
 import type { RemoteRenditions } from './playback/RenditionRouter.js';
-import { RENDITIONS_PATH } from './relay/protocol.js';
 import { RelayedStreams } from './relay/RelayedStreams.js';
 import type { PipeListen } from './relay/RelayOut.js';
 import { RelayServer } from './relay/RelayServer.js';
 import type { StreamLookup, StreamResolver } from './streams/LocalStreams.js';
 import type { StreamClaims } from './streams/StreamClaims.js';
-import { TypedEmitter } from './TypedEmitter.js';
 import { renditionName } from './transcode/profiles.js';
 
 export interface ClusterMemberOptions {

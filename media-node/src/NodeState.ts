@@ -1,4 +1,4 @@
-import { RtccdnError } from '../contract/src/errors.js';
+import { RtccdnError } from '../contract/errors.js';
 
 /**
  * Whether the node takes new sessions: not while shutting down (every request), not while

@@ -1,6 +1,10 @@
 import { isIP } from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
+import { ConfigError, parseEnvironment } from '../contract/runtime.js';
+
+export { ConfigError };
+
 import type { AccessConfig } from './acl/StreamAccess.js';
 import { type Profile, parseProfiles } from './transcode/profiles.js';
 
@@ -119,6 +123,16 @@ export const EnvSchema = z
       }),
     PORT: port.default(8080),
     RTC_PORT: port.default(40000),
+    /**
+     * The pod's ordinal in its StatefulSet (Kubernetes; downward API): offsets the WebRTC ports by
+     * POD_INDEX × WORKERS, so that every pod of a group has ports of its own (per-pod NodePorts).
+     */
+    POD_INDEX: z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(0)
+      .max(10_000)
+      .default(0),
     RTC_LISTEN_IP: z.ipv4({ error: 'must be an IPv4 address' }).or(z.ipv6()).default('0.0.0.0'),
     ANNOUNCED_IP: optionalNonEmpty,
     WORKERS: z.coerce
@@ -292,30 +306,10 @@ export interface MediaNodeConfig {
   demoPage: boolean;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-/**
- * Parses environment variables with `schema`; throws ConfigError with a one-line message that
- * names the variable and the value it had. Shared with the operator's config.
- */
-export function parseEnvironment<Schema extends z.ZodTypeAny>(
-  schema: Schema,
-  env: NodeJS.ProcessEnv,
-): z.output<Schema> {
-  const result = schema.safeParse(env);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const variable = String(issue.path[0] ?? 'environment');
-  const raw = env[variable];
-  const shown = raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
-  throw new ConfigError(`invalid configuration: ${variable} ${issue.message}${shown}`);
-}
-
 /** Parses the environment; throws ConfigError with a one-line message naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfig {
   const parsed = parseEnvironment(EnvSchema, env);
+  const workers = parsed.WORKERS ?? Math.max(1, os.availableParallelism());
   const announcedAddress = parsed.ANNOUNCED_IP ?? defaultAnnouncedAddress(parsed.RTC_LISTEN_IP);
   return {
     role: parsed.ROLE,
@@ -365,10 +359,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
       maxPublishesPerClient: parsed.MAX_PUBLISHES_PER_CLIENT,
     },
     httpPort: parsed.PORT,
-    rtcPort: parsed.RTC_PORT,
+    rtcPort: rtcPortOf(parsed.RTC_PORT, parsed.POD_INDEX, workers),
     rtcListenIp: parsed.RTC_LISTEN_IP,
     announcedAddress,
-    workers: parsed.WORKERS ?? Math.max(1, os.availableParallelism()),
+    workers,
     publishToken: parsed.PUBLISH_TOKEN,
     logLevel: parsed.LOG_LEVEL,
     connectTimeoutMs: parsed.CONNECT_TIMEOUT_MS,
@@ -378,7 +372,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
   };
 }
 
-/** Other nodes accept only IP addresses in internal URLs (cluster/keys.ts). */
+/** The first WebRTC port of this pod: its group's base, offset by its ordinal (POD_INDEX). */
+function rtcPortOf(base: number, podIndex: number, workers: number): number {
+  const first = base + podIndex * workers;
+  if (first + workers - 1 > 65535) {
+    throw new ConfigError(
+      `invalid configuration: RTC_PORT ${base} + POD_INDEX ${podIndex} × WORKERS ${workers} leaves no room for ${workers} ports below 65536`,
+    );
+  }
+  return first;
+}
+
+/** Other nodes accept only IP addresses in internal URLs (the contract's redis/keys.ts). */
 function internalAddress(configured: string | undefined, announcedAddress: string): string {
   const address = configured ?? announcedAddress;
   if (isIP(address) === 0) {

@@ -1,8 +1,8 @@
-import { type Logger, pino } from 'pino';
+import { createServiceLogger, type Logger } from '../contract/runtime.js';
 
 export type { Logger };
 
-/** Structured JSON logs on stdout; one logger per node, children per component. */
+/** The media node's logger: JSON lines on stdout (the contract's format), children per component. */
 export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({ level, base: { service: 'rtccdn-media-node', ...bindings } });
+  return createServiceLogger('rtccdn-media-node', level, bindings);
 }

@@ -1,10 +1,9 @@
+import { exitOnShutdownSignals, listenerErrors } from '../contract/runtime.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createInternalServer } from './http/internal.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { MediaNode } from './MediaNode.js';
-import { exitOnShutdownSignals } from './shutdown.js';
-import { listenerErrors } from './TypedEmitter.js';
 
 /**
  * Entry point: one media node configured from the environment. Exit codes: 0 after a clean

@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, parseEnvironment } from '../../media-node/src/config.js';
+import { ConfigError, parseEnvironment } from '../../media-node/contract/runtime.js';
 import { LOG_LEVELS } from './logger.js';
 
 const booleanFlag = (fallback: 'true' | 'false') =>

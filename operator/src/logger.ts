@@ -1,11 +1,13 @@
-import { type Logger, pino } from 'pino';
+import {
+  createServiceLogger,
+  LOG_LEVELS,
+  type Logger,
+  type LogLevel,
+} from '../../media-node/contract/runtime.js';
 
-export type { Logger };
+export { LOG_LEVELS, type Logger, type LogLevel };
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-/** Structured JSON logs on stdout; children per controller carry `controller` and the object key. */
+/** The operator's logger: JSON lines on stdout; children per controller carry `controller` and the object key. */
 export function createLogger(level: LogLevel, bindings: Record<string, unknown> = {}): Logger {
-  return pino({ level, base: { service: 'rtccdn-operator', ...bindings } });
+  return createServiceLogger('rtccdn-operator', level, bindings);
 }

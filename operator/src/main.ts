@@ -5,7 +5,7 @@
  * invalid configuration (one line naming the variable), 1 when it cannot start (kubeconfig
  * unreadable, health port taken) or when its controllers fail (logged first).
  */
-import { exitOnShutdownSignals } from '../../media-node/src/shutdown.js';
+import { exitOnShutdownSignals } from '../../media-node/contract/runtime.js';
 import { createAclApiServer } from './aclapi/server.js';
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.js';
 import { startHealthServer } from './health.js';

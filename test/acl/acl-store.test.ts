@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
+import type { StoredKey } from '../../media-node/contract/acl.js';
+import { InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/contract/acl.js';
+import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
-import { InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/src/acl/AclStore.js';
-import type { StoredKey } from '../../media-node/src/acl/model.js';
-import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { eventually } from '../helpers/node.js';
 import { type RedisServer, startRedisServer, startSubscribeHoldingProxy } from '../helpers/redis.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { deriveSigningKey, signRequest } from '../../media-node/src/internal/hmac.js';
+import { deriveSigningKey, signRequest } from '../../media-node/contract/internal-api.js';
 import { TEST_CLUSTER_SECRET, workerTotal } from '../helpers/cluster.js';
 import { useTestCluster } from '../helpers/cluster-fixture.js';
 import { eventually, sleep } from '../helpers/node.js';

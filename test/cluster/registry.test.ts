@@ -6,13 +6,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { ClusterKeys, LAYOUT_VERSION } from '../../media-node/contract/redis.js';
 import {
   type ClusterNodeIdentity,
   ClusterRegistry,
   ClusterRegistryError,
   type ClusterRegistryEvents,
 } from '../../media-node/src/cluster/ClusterRegistry.js';
-import { ClusterKeys, LAYOUT_VERSION } from '../../media-node/src/cluster/keys.js';
 import { createLogger, type Logger } from '../../media-node/src/logger.js';
 import { settlesWithin } from '../helpers/node.js';
 import { type RedisServer, startRedisServer, startSubscribeHoldingProxy } from '../helpers/redis.js';

@@ -1,4 +1,4 @@
-import { InternalClient, type InternalTarget } from '../../media-node/src/internal/InternalClient.js';
+import { InternalClient, type InternalTarget } from '../../media-node/contract/internal-api.js';
 import type { NodeDump } from '../../media-node/src/MediaNode.js';
 import { type NodeProcess, spawnNode } from './node-process.js';
 import { freeTcpPorts, portBlock } from './ports.js';

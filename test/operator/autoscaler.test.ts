@@ -15,7 +15,7 @@ import {
   RESPONSE_SIGNATURE_HEADER,
   RequestVerifier,
   signResponse,
-} from '../../media-node/src/internal/hmac.js';
+} from '../../media-node/contract/internal-api.js';
 import { ANNOTATIONS, redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import type { Manager } from '../../operator/src/manager.js';

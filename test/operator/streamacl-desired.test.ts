@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { randomAclHashKey } from '../../media-node/src/acl/hashing.js';
+import { randomAclHashKey } from '../../media-node/contract/acl.js';
 import type { StreamACL } from '../../operator/src/api/v1alpha1.js';
 import {
   patternOwner,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
-import { MemoryAclStore } from '../../media-node/src/acl/AclStore.js';
+import { MemoryAclStore } from '../../media-node/contract/acl.js';
 import {
   STREAM_ACL_FINALIZER,
   StreamAclReconciler,

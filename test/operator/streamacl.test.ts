@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
+import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { streamAclName } from '../../operator/src/aclapi/objects.js';
 import { createAclApiServer } from '../../operator/src/aclapi/server.js';

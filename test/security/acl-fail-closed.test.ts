@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { RedisAclStore } from '../../media-node/src/acl/AclStore.js';
-import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
+import { RedisAclStore } from '../../media-node/contract/acl.js';
+import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { useTestCluster } from '../helpers/cluster-fixture.js';
 import { eventually } from '../helpers/node.js';

@@ -10,17 +10,17 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { ClusterKeys, InternalUrlSchema } from '../../media-node/src/cluster/keys.js';
 import {
   deriveSigningKey,
+  InternalClient,
+  KeySealer,
   RESPONSE_SIGNATURE_HEADER,
   RequestVerifier,
   signRequest,
   signResponse,
   verifyResponse,
-} from '../../media-node/src/internal/hmac.js';
-import { InternalClient } from '../../media-node/src/internal/InternalClient.js';
-import { KeySealer } from '../../media-node/src/internal/KeySealer.js';
+} from '../../media-node/contract/internal-api.js';
+import { ClusterKeys, InternalUrlSchema } from '../../media-node/contract/redis.js';
 import { TEST_CLUSTER_SECRET } from '../helpers/cluster.js';
 import { useTestCluster } from '../helpers/cluster-fixture.js';
 import { postSdp } from '../helpers/peers.js';

@@ -1,13 +1,19 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { RtccdnError } from '../../media-node/contract/src/errors.js';
+import {
+  type DefaultPolicy,
+  findKey,
+  governingAcl,
+  hashAccessKey,
+  MemoryAclStore,
+  patternMatches,
+  randomAclHashKey,
+} from '../../media-node/contract/acl.js';
+import { RtccdnError } from '../../media-node/contract/errors.js';
+import { clientBucket } from '../../media-node/contract/http.js';
+import { WindowLimiter } from '../../media-node/contract/runtime.js';
 import { AccessController, type Guarded } from '../../media-node/src/acl/AccessController.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
-import { MemoryAclStore } from '../../media-node/src/acl/AclStore.js';
-import { findKey, hashAccessKey, randomAclHashKey } from '../../media-node/src/acl/hashing.js';
-import { type DefaultPolicy, governingAcl, patternMatches } from '../../media-node/src/acl/model.js';
-import { clientBucket } from '../../media-node/src/http/clientAddress.js';
-import { WindowLimiter } from '../../media-node/src/limits/WindowLimiter.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { MediaNodeMetrics } from '../../media-node/src/metrics.js';
 

@@ -66,6 +66,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, ACL_API: 'kubernetes' }).aclApi).toBe('kubernetes');
   });
 
+  it('gives each pod of a StatefulSet its own WebRTC ports (RTC_PORT + POD_INDEX × WORKERS)', () => {
+    expect(loadConfig({ RTC_PORT: '31000', WORKERS: '2' }).rtcPort).toBe(31000);
+    expect(loadConfig({ RTC_PORT: '31000', WORKERS: '2', POD_INDEX: '3' }).rtcPort).toBe(31006);
+    expect(() => loadConfig({ RTC_PORT: '65000', WORKERS: '2', POD_INDEX: '300' })).toThrow(/leaves no room/);
+  });
+
   it('treats an empty PUBLISH_TOKEN as unset', () => {
     expect(loadConfig({ PUBLISH_TOKEN: '' }).publishToken).toBeUndefined();
     expect(loadConfig({ PUBLISH_TOKEN: 's3cret' }).publishToken).toBe('s3cret');

@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import Fastify from 'fastify';
-import { ERROR_CODES, RtccdnError } from '../../media-node/contract/src/errors.js';
-import { errorAnswer, installErrorHandler } from '../../media-node/contract/src/http/errorHandler.js';
+import {
+  ERROR_CODES,
+  errorAnswer,
+  installErrorHandler,
+  RtccdnError,
+} from '../../media-node/contract/errors.js';
 
 describe('the error model', () => {
   it('documents every code, with its status, and nothing else', () => {

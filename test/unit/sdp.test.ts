@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import type { types } from 'mediasoup';
 import * as sdpTransform from 'sdp-transform';
-import { RtccdnError } from '../../media-node/contract/src/errors.js';
+import { RtccdnError } from '../../media-node/contract/errors.js';
 import { PUBLISH_CAPABILITIES } from '../../media-node/src/media/codecs.js';
 import { buildAnswer, negotiateDtlsRole } from '../../media-node/src/sdp/answer.js';
 import { parseOffer } from '../../media-node/src/sdp/offer.js';

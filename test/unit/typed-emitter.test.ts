@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { listenerErrors, TypedEmitter } from '../../media-node/src/TypedEmitter.js';
+import { listenerErrors, TypedEmitter } from '../../media-node/contract/runtime.js';
 
 class Door extends TypedEmitter<{ open: [who: string] }> {
   open(who: string): void {

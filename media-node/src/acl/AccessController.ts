@@ -1,11 +1,10 @@
-import { type ErrorCode, type ErrorDetails, RtccdnError } from '../../contract/src/errors.js';
-import { clientBucket } from '../http/clientAddress.js';
-import { WindowLimiter } from '../limits/WindowLimiter.js';
+import { type DefaultPolicy, findKey, hashAccessKey, patternMatches } from '../../contract/acl.js';
+import { type ErrorCode, type ErrorDetails, RtccdnError } from '../../contract/errors.js';
+import { clientBucket } from '../../contract/http.js';
+import { WindowLimiter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import type { AclCache } from './AclCache.js';
-import { findKey, hashAccessKey } from './hashing.js';
-import { type DefaultPolicy, patternMatches } from './model.js';
 
 /** What a viewer was admitted with: re-checked whenever the ACLs change or its key expires. */
 export interface Grant {

@@ -1,7 +1,7 @@
+import type { AclRecord } from '../../contract/acl.js';
+import { type AclChange, type AclStore, UnreadableAclError } from '../../contract/acl.js';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
-import { type AclChange, type AclStore, UnreadableAclError } from './AclStore.js';
-import type { AclRecord } from './model.js';
 
 export type AclCacheEvents = {
   /**

@@ -1,18 +1,20 @@
-import { RtccdnError } from '../../contract/src/errors.js';
+import type { AccessKeyInput, AclRecord, DefaultPolicy, StoredKey } from '../../contract/acl.js';
+import {
+  type AclStore,
+  AclStoreError,
+  deriveAclHashKey,
+  hashAccessKey,
+  InvalidAclError,
+  MemoryAclStore,
+  RedisAclStore,
+  randomAclHashKey,
+  UnreadableAclError,
+} from '../../contract/acl.js';
+import { RtccdnError } from '../../contract/errors.js';
 import type { Logger } from '../logger.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import { AccessController, type Grant, type Guarded } from './AccessController.js';
 import { AclCache } from './AclCache.js';
-import {
-  type AclStore,
-  AclStoreError,
-  InvalidAclError,
-  MemoryAclStore,
-  RedisAclStore,
-  UnreadableAclError,
-} from './AclStore.js';
-import { deriveAclHashKey, hashAccessKey, randomAclHashKey } from './hashing.js';
-import type { AccessKeyInput, AclRecord, DefaultPolicy, StoredKey } from './model.js';
 
 export interface AccessConfig {
   defaultPolicy: DefaultPolicy;

@@ -1,13 +1,13 @@
 import { z } from 'zod';
-import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import {
   ClusterEventSchema,
   LAYOUT_VERSION,
   type StreamDownMessage,
   type StreamRecord,
   type StreamUpMessage,
-} from './keys.js';
+} from '../../contract/redis.js';
+import { TypedEmitter } from '../../contract/runtime.js';
+import type { Logger } from '../logger.js';
 import type { Announcement } from './Lease.js';
 
 export type ClusterEventsEvents = {

@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
-import { ClusterEvents } from './ClusterEvents.js';
-import { ClusterRegistryError, describeRedisError } from './errors.js';
 import {
   ClusterKeys,
   DEFAULT_PREFIX,
@@ -25,7 +21,11 @@ import {
   type StreamRecord,
   StreamRecordSchema,
   type StreamUpMessage,
-} from './keys.js';
+} from '../../contract/redis.js';
+import { TypedEmitter } from '../../contract/runtime.js';
+import type { Logger } from '../logger.js';
+import { ClusterEvents } from './ClusterEvents.js';
+import { ClusterRegistryError, describeRedisError } from './errors.js';
 import { Lease } from './Lease.js';
 import { LeaseKeeper, type LeaseLost } from './LeaseKeeper.js';
 import { NodeHeartbeat, REGISTER_NODE, UNREGISTER_NODE } from './NodeHeartbeat.js';

@@ -1,8 +1,13 @@
+import {
+  type RelayRecord,
+  RelayRecordSchema,
+  type StreamRecord,
+  StreamRecordSchema,
+} from '../../contract/redis.js';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import type { ClusterEvents } from './ClusterEvents.js';
 import { ClusterRegistryError } from './errors.js';
-import { type RelayRecord, RelayRecordSchema, type StreamRecord, StreamRecordSchema } from './keys.js';
 import type { Lease } from './Lease.js';
 import type { RecordReader } from './records.js';
 

@@ -1,7 +1,13 @@
 import { z } from 'zod';
+import {
+  type ClusterKeys,
+  LAYOUT_VERSION,
+  type NodeLoad,
+  NodeLoadSchema,
+  type NodeRecord,
+} from '../../contract/redis.js';
 import type { Logger } from '../logger.js';
 import { ClusterRegistryError } from './errors.js';
-import { type ClusterKeys, LAYOUT_VERSION, type NodeLoad, NodeLoadSchema, type NodeRecord } from './keys.js';
 import { LUA_SERVER_EXPIRY, RedisScript } from './Lease.js';
 import type { LeaseKeeper } from './LeaseKeeper.js';
 import type { RegistryConnection } from './RegistryConnection.js';

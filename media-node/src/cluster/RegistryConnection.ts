@@ -1,13 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { failFastRedisOptions, type RedisScript } from '../../contract/redis.js';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import { ClusterRegistryError, describeRedisError, isTimeout, redactedAddress } from './errors.js';
-import type { RedisScript } from './Lease.js';
-
-const CONNECT_TIMEOUT_MS = 2000;
-/** Reconnect backoff: 100 ms doubling to 2 s, with jitter so that nodes do not reconnect in step. */
-const RECONNECT_BASE_MS = 100;
-const RECONNECT_MAX_MS = 2000;
 
 export type RegistryConnectionEvents = {
   /** Both connections are up and the subscription is active: time to register everything again. */
@@ -59,16 +54,7 @@ export class RegistryConnection extends TypedEmitter<RegistryConnectionEvents> {
     this.#logger = options.logger;
     this.#address = redactedAddress(options.redisUrl);
     const connectionOptions: RedisOptions = {
-      // Fail fast while disconnected instead of queueing: a claim that waits for Redis to come
-      // back would be answered long after the publisher gave up. Callers decide what to do.
-      enableOfflineQueue: false,
-      // In-flight commands fail when the connection drops (flushed at the first retry) and are
-      // not re-sent on reconnection: a claim re-sent behind its caller's back would leak a lease.
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: options.commandTimeoutMs,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      retryStrategy: reconnectDelayMs,
+      ...failFastRedisOptions(options.commandTimeoutMs),
       // Re-subscribed by hand on 'ready', so that readiness means "the subscription is active".
       autoResubscribe: false,
     };
@@ -228,12 +214,6 @@ export class RegistryConnection extends TypedEmitter<RegistryConnectionEvents> {
       this.#lastConnectionError ?? 'connection closed',
     );
   }
-}
-
-/** Exponential backoff with "equal jitter": half fixed, half random, capped. Never gives up. */
-function reconnectDelayMs(attempt: number): number {
-  const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(Math.max(attempt - 1, 0), 16));
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
 
 export { describeRedisError };

@@ -1,21 +1,18 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { RtccdnError } from '../../contract/src/errors.js';
-import { installErrorHandler } from '../../contract/src/http/errorHandler.js';
-import {
-  deriveSigningKey,
-  RESPONSE_SIGNATURE_HEADER,
-  RequestVerifier,
-  signResponse,
-} from '../internal/hmac.js';
-import type { MediaNode } from '../MediaNode.js';
+import { installErrorHandler, RtccdnError } from '../../contract/errors.js';
 import {
   DRAIN_PATH,
   DrainRequestSchema,
+  deriveSigningKey,
   RELAYS_PATH,
   RENDITIONS_PATH,
+  RESPONSE_SIGNATURE_HEADER,
   RelayRequestSchema,
   RenditionRequestSchema,
-} from '../relay/protocol.js';
+  RequestVerifier,
+  signResponse,
+} from '../../contract/internal-api.js';
+import type { MediaNode } from '../MediaNode.js';
 import { registerOpsRoutes } from './ops.js';
 
 declare module 'fastify' {
@@ -31,7 +28,7 @@ declare module 'fastify' {
  * The internal port: `/healthz`, `/metrics` and the full stream list for the cluster's own
  * monitoring (unauthenticated — keep this port off the internet, e.g. a NetworkPolicy), and, in
  * a CDN, the node-to-node API — relays, renditions, drain and dump — which answers only calls
- * signed with CLUSTER_SECRET for this very node (internal/hmac.ts), and signs its answers.
+ * signed with CLUSTER_SECRET for this very node (the contract's internal-api/hmac.ts), and signs its answers.
  */
 export async function createInternalServer(node: MediaNode): Promise<FastifyInstance> {
   const app = Fastify({

@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { installErrorHandler } from '../../contract/src/http/errorHandler.js';
+import { installErrorHandler } from '../../contract/errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import { registerAclRoutes } from './acl.js';
 import { registerDemoRoutes } from './demo.js';

@@ -1,14 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { RtccdnError } from '../../contract/src/errors.js';
-import type { MediaNode } from '../MediaNode.js';
-import type { SessionProtocol } from '../media/Session.js';
-import { requireBearer } from './auth.js';
+import { RtccdnError } from '../../contract/errors.js';
+import { requireBearer } from '../../contract/http.js';
 import {
   PublishedStreamNameSchema,
   RENDITION_SEPARATOR,
   SessionIdSchema,
   StreamNameSchema,
-} from './names.js';
+} from '../../contract/names.js';
+import type { MediaNode } from '../MediaNode.js';
+import type { SessionProtocol } from '../media/Session.js';
 
 /**
  * WHIP (RFC 9725) and WHEP routes. Both protocols share one shape: POST an SDP offer to

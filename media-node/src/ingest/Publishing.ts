@@ -1,6 +1,6 @@
-import { RtccdnError } from '../../contract/src/errors.js';
+import { RtccdnError } from '../../contract/errors.js';
+import { PublishedStreamNameSchema } from '../../contract/names.js';
 import type { MediaNodeConfig } from '../config.js';
-import { PublishedStreamNameSchema } from '../http/names.js';
 import type { ClientQuotas } from '../limits/ClientQuotas.js';
 import type { Logger } from '../logger.js';
 import { PublisherSession } from '../media/PublisherSession.js';

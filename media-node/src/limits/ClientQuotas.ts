@@ -1,8 +1,8 @@
-import { type ErrorCode, RtccdnError } from '../../contract/src/errors.js';
+import { type ErrorCode, RtccdnError } from '../../contract/errors.js';
+import { clientBucket } from '../../contract/http.js';
+import { WindowLimiter } from '../../contract/runtime.js';
 import type { LimitsConfig } from '../config.js';
-import { clientBucket } from '../http/clientAddress.js';
 import type { MediaNodeMetrics } from '../metrics.js';
-import { WindowLimiter } from './WindowLimiter.js';
 
 /** Which bound refused a request (the `limit` label of rtccdn_limit_refusals_total). */
 export type LimitName = 'pending-sessions' | 'rendition-starts' | 'publishes' | 'streams' | 'numberings';

@@ -1,4 +1,4 @@
-import type { NodeLoad } from '../cluster/keys.js';
+import type { NodeLoad } from '../../contract/redis.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import type { Sessions } from '../sessions/Sessions.js';

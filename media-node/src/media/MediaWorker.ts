@@ -1,7 +1,7 @@
 import type { types } from 'mediasoup';
 import * as mediasoup from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 
 export interface MediaWorkerOptions {
   index: number;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { types } from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import type { MediaWorker } from './MediaWorker.js';
 
 export type SessionProtocol = 'whip' | 'whep';

@@ -1,6 +1,6 @@
 import type { types } from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import type { MediaWorker } from './MediaWorker.js';
 import { DEFAULT_PLAN_KEY, type PlannedCodec, routerMediaCodecs, type ViewerPlan } from './payloadTypes.js';
 

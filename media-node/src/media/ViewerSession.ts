@@ -1,5 +1,5 @@
 import type { types } from 'mediasoup';
-import { RtccdnError } from '../../contract/src/errors.js';
+import { RtccdnError } from '../../contract/errors.js';
 import type { Logger } from '../logger.js';
 import { type AnswerSection, buildAnswer, negotiateDtlsRole } from '../sdp/answer.js';
 import type { ParsedOffer } from '../sdp/offer.js';

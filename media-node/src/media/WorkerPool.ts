@@ -1,6 +1,6 @@
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import type { MediaNodeMetrics } from '../metrics.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import { MediaWorker } from './MediaWorker.js';
 
 export interface WorkerPoolOptions {

@@ -1,5 +1,5 @@
 import type { types } from 'mediasoup';
-import { RtccdnError } from '../../contract/src/errors.js';
+import { RtccdnError } from '../../contract/errors.js';
 import type { OfferCodec, OfferMedia } from '../sdp/offer.js';
 import { codecMatches, isRtx } from '../sdp/translate.js';
 

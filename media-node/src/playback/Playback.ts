@@ -1,4 +1,4 @@
-import { RtccdnError } from '../../contract/src/errors.js';
+import { RtccdnError } from '../../contract/errors.js';
 import type { AccessController } from '../acl/AccessController.js';
 import type { MediaNodeConfig } from '../config.js';
 import { assertPublishedName } from '../ingest/Publishing.js';

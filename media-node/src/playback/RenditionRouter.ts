@@ -1,5 +1,5 @@
-import { RtccdnError } from '../../contract/src/errors.js';
-import { StreamNameSchema } from '../http/names.js';
+import { RtccdnError } from '../../contract/errors.js';
+import { StreamNameSchema } from '../../contract/names.js';
 import type { ClientQuotas } from '../limits/ClientQuotas.js';
 import type { Stream } from '../media/Stream.js';
 import { type Profile, renditionName } from '../transcode/profiles.js';

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { types } from 'mediasoup';
+import type { OpenPipeEndpoint, RelayResponse } from '../../contract/internal-api.js';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
 import { DEFAULT_PLAN_KEY } from '../media/payloadTypes.js';
 import type { Stream, StreamRouter } from '../media/Stream.js';
-import { TypedEmitter } from '../TypedEmitter.js';
-import type { OpenPipeEndpoint, RelayResponse } from './protocol.js';
 
 /** Where this node's pipe transports listen and what address they announce. */
 export interface PipeListen {

@@ -1,10 +1,10 @@
-import { RtccdnError } from '../../contract/src/errors.js';
-import type { KeySealer } from '../internal/KeySealer.js';
+import { RtccdnError } from '../../contract/errors.js';
+import type { KeySealer } from '../../contract/internal-api.js';
+import { openSrtp, type RelayRequest, type RelayResponse, sealSrtp } from '../../contract/internal-api.js';
 import type { Logger } from '../logger.js';
 import type { Stream } from '../media/Stream.js';
 import type { WorkerPool } from '../media/WorkerPool.js';
 import type { MediaNodeMetrics } from '../metrics.js';
-import { openSrtp, type RelayRequest, type RelayResponse, sealSrtp } from './protocol.js';
 import { type PipeListen, RelayOut } from './RelayOut.js';
 
 /** Receiver reports come at least every 5 s (audio-only); a longer silence means no receiver. */

@@ -1,10 +1,10 @@
 import type { types } from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
 import type { PlannedCodec } from '../media/payloadTypes.js';
 import { Stream } from '../media/Stream.js';
 import { codecMatches, isRtx } from '../sdp/translate.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import { StableProducer } from './StableProducer.js';
 import type { UpstreamLink } from './UpstreamLink.js';
 

@@ -1,4 +1,4 @@
-import type { InternalClient } from '../internal/InternalClient.js';
+import type { InternalClient } from '../../contract/internal-api.js';
 import type { Logger } from '../logger.js';
 import type { Stream } from '../media/Stream.js';
 import type { WorkerPool } from '../media/WorkerPool.js';

@@ -1,10 +1,17 @@
 import type { types } from 'mediasoup';
-import { InternalCallError, type InternalClient } from '../internal/InternalClient.js';
+import {
+  InternalCallError,
+  type InternalClient,
+  openSrtp,
+  RELAYS_PATH,
+  type RelayResponse,
+  RelayResponseSchema,
+  sealSrtp,
+} from '../../contract/internal-api.js';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import { PUBLISHABLE_CODECS } from '../media/codecs.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
-import { TypedEmitter } from '../TypedEmitter.js';
-import { openSrtp, RELAYS_PATH, type RelayResponse, RelayResponseSchema, sealSrtp } from './protocol.js';
 import { type PipeListen, pipeListenInfo } from './RelayOut.js';
 
 /** A node a stream can be pulled from: its origin, or an edge that already relays it. */
@@ -110,7 +117,8 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
           await transport.produce({
             id: upstream.id,
             kind: upstream.kind,
-            rtpParameters: upstream.rtpParameters,
+            // Checked by mediasoup itself as it produces (the wire schema only checks the shape).
+            rtpParameters: upstream.rtpParameters as unknown as types.RtpParameters,
             paused: upstream.paused,
           }),
         );

@@ -1,7 +1,7 @@
 import type { types } from 'mediasoup';
 import type { MediaAttributes, MediaDescription, SessionDescription } from 'sdp-transform';
 import * as sdpTransform from 'sdp-transform';
-import { RtccdnError } from '../../contract/src/errors.js';
+import { RtccdnError } from '../../contract/errors.js';
 
 const FINGERPRINT_ALGORITHMS = ['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'] as const;
 

@@ -1,4 +1,4 @@
-import type { MediaKind } from '../cluster/keys.js';
+import type { MediaKind } from '../../contract/redis.js';
 
 /**
  * Claims a stream name CDN-wide before this node serves it as a source (a publish, a rendition)

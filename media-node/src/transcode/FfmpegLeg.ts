@@ -3,8 +3,8 @@ import { createSocket } from 'node:dgram';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
 import { internalCodecParameters } from '../media/codecs.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import { FfmpegProcess, ffmpegArgs, inputSdp } from './ffmpeg.js';
 import type { Profile } from './profiles.js';
 

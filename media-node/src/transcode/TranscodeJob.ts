@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import { defaultNumbering, internalCodecParameters, PUBLISHABLE_CODECS } from '../media/codecs.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
@@ -9,7 +10,6 @@ import { DEFAULT_PLAN_KEY, type PlannedCodec } from '../media/payloadTypes.js';
 import { Stream, type StreamRouter } from '../media/Stream.js';
 import { StableProducer } from '../relay/StableProducer.js';
 import { codecMatches, isRtx } from '../sdp/translate.js';
-import { TypedEmitter } from '../TypedEmitter.js';
 import { FfmpegLeg } from './FfmpegLeg.js';
 import type { Profile } from './profiles.js';
 

@@ -1,4 +1,4 @@
-import { RtccdnError } from '../../contract/src/errors.js';
+import { RtccdnError } from '../../contract/errors.js';
 import type { Logger } from '../logger.js';
 import type { Stream } from '../media/Stream.js';
 import type { WorkerPool } from '../media/WorkerPool.js';

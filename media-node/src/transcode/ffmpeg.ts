@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { TypedEmitter } from '../TypedEmitter.js';
+import { TypedEmitter } from '../../contract/runtime.js';
 import type { Profile } from './profiles.js';
 
 /** The RTP video FFmpeg reads (from mediasoup) and what it must write back. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RENDITION_SEPARATOR } from '../http/names.js';
+import { RENDITION_SEPARATOR } from '../../contract/names.js';
 
 /**
  * Renditions: lower-resolution copies of a stream made on demand by transcoder nodes. A

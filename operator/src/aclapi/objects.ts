@@ -4,7 +4,7 @@
  * which references them with secretKeyRef; the StreamACL controller does the rest.
  */
 import { createHash } from 'node:crypto';
-import type { AccessKeyInput } from '../../../media-node/src/acl/model.js';
+import type { AccessKeyInput } from '../../../media-node/contract/acl.js';
 import { API_VERSION, STREAM_ACL_NAMES } from '../api/v1alpha1.js';
 import { LABELS } from '../controllers/shared.js';
 

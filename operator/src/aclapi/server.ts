@@ -1,6 +1,6 @@
 /**
  * The ACL REST API in Kubernetes: the same routes, bodies and answers as a media node's ACL API
- * (media-node/src/http/acl.ts), so a backend written against the standalone CDN keeps working —
+ * (the contract's acl-api, media-node/contract/acl-api.ts), so a backend written against the standalone CDN keeps working —
  * but the source of truth is the Kubernetes API: each call writes a StreamACL and a Secret
  * holding the key values, and the StreamACL controller syncs them to the edges. A call returns
  * once the change is synced (or 202 if that takes longer than a few seconds).
@@ -16,11 +16,10 @@
  * ADMIN_TOKEN. StreamACLs written with kubectl are shown but not changed through the API.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { RtccdnError } from '../../../media-node/contract/src/errors.js';
-import { installErrorHandler } from '../../../media-node/contract/src/http/errorHandler.js';
-import type { AccessKeyInput } from '../../../media-node/src/acl/model.js';
-import { aclKeysBody, aclPatternParam, openApiDocument } from '../../../media-node/src/http/acl.js';
-import { TokenGuard } from '../../../media-node/src/http/auth.js';
+import type { AccessKeyInput } from '../../../media-node/contract/acl.js';
+import { aclKeysBody, aclPatternParam, openApiDocument } from '../../../media-node/contract/acl-api.js';
+import { installErrorHandler, RtccdnError } from '../../../media-node/contract/errors.js';
+import { TokenGuard } from '../../../media-node/contract/http.js';
 import { type StreamACL, StreamACLSchema } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
 import { SecretSchema, secretValue } from '../kube/objects.js';

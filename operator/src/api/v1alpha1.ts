@@ -189,7 +189,7 @@ const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 /** A Kubernetes resource.Quantity in its string form (same pattern as controller-gen emits). */
 const QUANTITY =
   /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
-/** Stream names, as the media node accepts them (media-node/src/http/names.ts). */
+/** Stream names, as the media node accepts them (media-node/contract/src/names.ts). */
 const STREAM_NAME_CHARS = 'A-Za-z0-9._~-';
 /** An exact stream name, or a prefix followed by `*` (`*` alone matches every stream). */
 export const STREAM_SELECTOR = new RegExp(

@@ -3,7 +3,7 @@
  * module, so the layout is written exactly as edges read it) per Redis URL and key prefix,
  * for one leadership term.
  */
-import { RedisAclStore } from '../../../media-node/src/acl/AclStore.js';
+import { RedisAclStore } from '../../../media-node/contract/acl.js';
 import type { Logger } from '../logger.js';
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Read-only access to a CDN's cluster registry in Redis (layout: media-node/src/cluster/keys.ts
+ * Read-only access to a CDN's cluster registry in Redis (layout: media-node/contract/src/redis/keys.ts
  * and docs/redis-layout.md). The operator never writes node, stream or relay keys: it lists
  * live nodes (index members whose expiry, in Redis server time, has not passed) and counts
  * live streams, exactly as the layout document tells other readers to.
@@ -10,7 +10,7 @@ import {
   NodeIdSchema,
   type NodeRecord,
   NodeRecordSchema,
-} from '../../../media-node/src/cluster/keys.js';
+} from '../../../media-node/contract/redis.js';
 import type { Logger } from '../logger.js';
 
 export interface ClusterSnapshot {

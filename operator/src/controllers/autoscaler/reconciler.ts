@@ -6,9 +6,8 @@
  * (annotation rtccdn.io/edge-autoscaler absent or `builtin`).
  */
 
-import type { NodeRecord } from '../../../../media-node/src/cluster/keys.js';
-import { InternalClient } from '../../../../media-node/src/internal/InternalClient.js';
-import { DRAIN_PATH } from '../../../../media-node/src/relay/protocol.js';
+import { DRAIN_PATH, InternalClient } from '../../../../media-node/contract/internal-api.js';
+import type { NodeRecord } from '../../../../media-node/contract/redis.js';
 import { API_VERSION, type CDN, type CDNNode, CDNNodeSchema, CDNSchema } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';

@@ -3,8 +3,9 @@
  * hashed exactly as the media nodes check them), whether Redis already holds it, which
  * StreamACL owns a pattern when several claim it, and the status to report.
  */
-import { hashAccessKey } from '../../../../media-node/src/acl/hashing.js';
-import type { StoredKey } from '../../../../media-node/src/acl/model.js';
+
+import type { StoredKey } from '../../../../media-node/contract/acl.js';
+import { hashAccessKey } from '../../../../media-node/contract/acl.js';
 import type { StreamACL, StreamACLStatus } from '../../api/v1alpha1.js';
 import { mergeConditions, rfc3339 } from '../../runtime/conditions.js';
 import type { Problem } from '../shared.js';

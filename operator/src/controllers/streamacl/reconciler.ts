@@ -1,7 +1,7 @@
 /**
  * The StreamACL reconciler: writes a StreamACL's keys (values resolved from Secrets, hashed as
  * the media nodes check them) into its CDN's Redis, in the layout edges read
- * (media-node/src/acl/AclStore.ts), and reports the truth in the status (Synced, syncedKeys,
+ * (media-node/contract/src/acl/AclStore.ts), and reports the truth in the status (Synced, syncedKeys,
  * lastSyncTime). Redis is only written when it does not already hold exactly these keys, so a
  * resync is free and the edges see no change.
  *
@@ -10,12 +10,12 @@
  */
 
 import {
+  deriveAclHashKey,
   InvalidAclError,
   type RedisAclStore,
   UNCHANGED,
   UnreadableAclError,
-} from '../../../../media-node/src/acl/AclStore.js';
-import { deriveAclHashKey } from '../../../../media-node/src/acl/hashing.js';
+} from '../../../../media-node/contract/acl.js';
 import { type CDN, CDNSchema, type StreamACL, StreamACLSchema } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import { RtccdnError } from '../../contract/src/errors.js';
-import { WindowLimiter } from '../limits/WindowLimiter.js';
+import { RtccdnError } from '../errors.js';
+import { WindowLimiter } from '../runtime/WindowLimiter.js';
 import { clientBucket } from './clientAddress.js';
 
 /** Bearer token check in constant time; absent/unequal → UNAUTHENTICATED with a challenge. */

@@ -1,10 +1,9 @@
-import type { types } from 'mediasoup';
 import { z } from 'zod';
-import { PublishedStreamNameSchema, StreamNameSchema } from '../http/names.js';
-import type { KeySealer } from '../internal/KeySealer.js';
+import { PublishedStreamNameSchema, StreamNameSchema } from '../names.js';
+import type { KeySealer } from './KeySealer.js';
 
 /**
- * The relay protocol between nodes (internal API, see internal/hmac.ts for auth):
+ * The relay protocol between nodes (internal API, see hmac.ts for auth):
  *
  *   POST   /internal/v1/relays        RelayRequest  → 201 RelayResponse
  *   DELETE /internal/v1/relays/{id}                 → 204
@@ -30,7 +29,13 @@ export const SealedSrtpParametersSchema = z.object({
 });
 export type SealedSrtpParameters = z.infer<typeof SealedSrtpParametersSchema>;
 
-export function sealSrtp(sealer: KeySealer, parameters: types.SrtpParameters): SealedSrtpParameters {
+/** SRTP parameters as mediasoup gives and takes them (its SrtpParameters), key in the clear. */
+export interface OpenSrtpParameters {
+  cryptoSuite: SealedSrtpParameters['cryptoSuite'];
+  keyBase64: string;
+}
+
+export function sealSrtp(sealer: KeySealer, parameters: OpenSrtpParameters): SealedSrtpParameters {
   return {
     cryptoSuite: parameters.cryptoSuite,
     sealedKey: sealer.seal(parameters.keyBase64, `srtp ${parameters.cryptoSuite}`),
@@ -38,7 +43,7 @@ export function sealSrtp(sealer: KeySealer, parameters: types.SrtpParameters): S
 }
 
 /** Throws SealError when the key was not sealed with this cluster's secret. */
-export function openSrtp(sealer: KeySealer, parameters: SealedSrtpParameters): types.SrtpParameters {
+export function openSrtp(sealer: KeySealer, parameters: SealedSrtpParameters): OpenSrtpParameters {
   return {
     cryptoSuite: parameters.cryptoSuite,
     keyBase64: sealer.open(parameters.sealedKey, `srtp ${parameters.cryptoSuite}`),
@@ -53,7 +58,7 @@ export const PipeEndpointSchema = z.object({
 export type PipeEndpoint = z.infer<typeof PipeEndpointSchema>;
 /** A pipe endpoint with its SRTP key in the clear: what mediasoup is given, never sent. */
 export type OpenPipeEndpoint = Omit<PipeEndpoint, 'srtpParameters'> & {
-  srtpParameters: types.SrtpParameters;
+  srtpParameters: OpenSrtpParameters;
 };
 
 export const RelayRequestSchema = z.object({
@@ -65,7 +70,16 @@ export const RelayRequestSchema = z.object({
 export type RelayRequest = z.infer<typeof RelayRequestSchema>;
 
 /** mediasoup validates RTP parameters itself when producing; here they only need to be objects. */
-const RtpParametersSchema = z.custom<types.RtpParameters>(
+/**
+ * RTP parameters as mediasoup describes them (its RtpParameters; the contract does not depend
+ * on mediasoup, the media node narrows the type where it produces).
+ */
+export interface RtpParametersLike {
+  codecs: unknown[];
+  [field: string]: unknown;
+}
+
+const RtpParametersSchema = z.custom<RtpParametersLike>(
   (value) =>
     typeof value === 'object' && value !== null && Array.isArray((value as { codecs?: unknown }).codecs),
   'rtpParameters must be an object with codecs',

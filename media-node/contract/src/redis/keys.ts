@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { AclPatternSchema } from '../acl/model.js';
-import { StreamNameSchema } from '../http/names.js';
+import { StreamNameSchema } from '../names.js';
 
 /**
  * THE Redis layout of an rtccdn cluster: the contract shared by media nodes (origins, edges,

@@ -1,14 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import {
-  type AclChangeMessage,
-  AclChangeMessageSchema,
-  ClusterKeys,
-  LAYOUT_VERSION,
-} from '../cluster/keys.js';
-import { RedisScript } from '../cluster/Lease.js';
-import type { Logger } from '../logger.js';
-import { TypedEmitter } from '../TypedEmitter.js';
+import { failFastRedisOptions } from '../redis/connection.js';
+import { type AclChangeMessage, AclChangeMessageSchema, ClusterKeys, LAYOUT_VERSION } from '../redis/keys.js';
+import { RedisScript } from '../redis/RedisScript.js';
+import type { Logger } from '../runtime/logger.js';
+import { TypedEmitter } from '../runtime/TypedEmitter.js';
 import { ACL_RECORD_VERSION, type AclRecord, AclRecordSchema, type StoredKey } from './model.js';
 
 /** A change of one ACL, as every reader learns it. */
@@ -215,7 +211,7 @@ export interface RedisAclStoreOptions {
 }
 
 /**
- * ACLs in Redis under {prefix}acl: (layout in cluster/keys.ts). Commands fail fast while Redis
+ * ACLs in Redis under {prefix}acl: (layout in redis/keys.ts). Commands fail fast while Redis
  * is down (no offline queue): admission decides from its cache, the REST API answers 503.
  */
 export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclStore {
@@ -232,13 +228,7 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
     this.keys = new ClusterKeys(options.prefix);
     this.#recordKeyPrefix = this.keys.aclRecord('x').slice(0, -1);
     this.#logger = options.logger.child({ component: 'acl-store' });
-    const connection: RedisOptions = {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: options.commandTimeoutMs ?? 1000,
-      retryStrategy: (attempt) => Math.min(2000, 100 * 2 ** Math.min(attempt, 5)) + Math.random() * 100,
-    };
+    const connection: RedisOptions = failFastRedisOptions(options.commandTimeoutMs ?? 1000);
     this.#redis = new Redis(options.redisUrl, { ...connection, connectionName: 'rtccdn-acl' });
     // Connection errors are reported by the callers' failures and by AclCache's staleness.
     this.#redis.on('error', (error) => this.#logger.debug({ err: error }, 'acl store connection error'));

@@ -1,4 +1,4 @@
-import { ERROR_CODES, type ErrorCode } from '../../contract/src/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { deriveSigningKey, RESPONSE_SIGNATURE_HEADER, signRequest, verifyResponse } from './hmac.js';
 import { KeySealer } from './KeySealer.js';
 

@@ -1,0 +1,2 @@
+/** The names of things: streams (published, renditions), sessions. */
+export * from './src/names.js';
