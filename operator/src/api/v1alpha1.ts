@@ -18,6 +18,7 @@
  * union of objects: unions of objects have no structural-schema form.
  */
 import { z } from 'zod';
+import { dnsLabel, dnsSubdomain } from '../kube/names.js';
 
 // --- names ---------------------------------------------------------------------------------------
 
@@ -183,8 +184,6 @@ function defaulted<S extends z.ZodObject>(schema: S) {
 // --- shared field types --------------------------------------------------------------------------
 
 const INT32_MAX = 2_147_483_647;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 /** A Kubernetes resource.Quantity in its string form (same pattern as controller-gen emits). */
 const QUANTITY =
@@ -196,15 +195,8 @@ export const STREAM_SELECTOR = new RegExp(
   `^([${STREAM_NAME_CHARS}]{1,128}|[${STREAM_NAME_CHARS}]{0,127}\\*)$`,
 );
 
-const dnsLabel = () =>
-  z.string().min(1).max(63).regex(DNS_LABEL, 'must be a DNS label (lowercase letters, digits and -)');
-
-const objectName = () =>
-  z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(DNS_SUBDOMAIN, 'must be a DNS subdomain (lowercase letters, digits, - and .)');
+/** Names of objects in the same namespace. */
+const objectName = () => dnsSubdomain();
 
 const count = () => z.int().min(0);
 
