@@ -19,15 +19,14 @@ import {
   StructuralSchemaError,
   toStructuralSchema,
 } from '../../operator/src/api/crdgen.js';
+import { exactlyOneOf, withRules } from '../../operator/src/api/rules.js';
 import {
   CDNNodeSchema,
   CDNSchema,
   CDNSpecSchema,
-  exactlyOneOf,
   QuantitySchema,
   StreamACLSchema,
   StreamACLSpecSchema,
-  withRules,
 } from '../../operator/src/api/v1alpha1.js';
 
 const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));

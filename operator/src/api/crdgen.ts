@@ -26,17 +26,9 @@
  */
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import {
-  API_VERSION,
-  type CelValidation,
-  GROUP,
-  type PrinterColumn,
-  RESOURCES,
-  type ResourceDefinition,
-  type ScaleSubresource,
-  VERSION,
-  X_INT_OR_STRING,
-} from './v1alpha1.js';
+import type { PrinterColumn, ResourceDefinition, ScaleSubresource } from './definition.js';
+import { type CelValidation, X_INT_OR_STRING } from './rules.js';
+import { API_VERSION, GROUP, RESOURCES, VERSION } from './v1alpha1.js';
 
 // --- types ---------------------------------------------------------------------------------------
 
