@@ -29,6 +29,7 @@ import {
   podOrdinal,
 } from '../shared.js';
 import { decideScale, type ScaleDecision, type ScalePolicy } from './decide.js';
+import { AutoscalerReason } from './reasons.js';
 import { autoscalerStateOf, encodeAutoscalerState, toScalerState } from './state.js';
 
 /** Field manager of spec.replicas and the state annotation of edge Nodes. */
@@ -244,27 +245,27 @@ export class AutoscalerReconciler implements Reconciler {
     };
     switch (decision.reason) {
       case 'scale-up':
-        event('ScaledUp', `edges ${current} → ${decision.replicas} (${load})`);
+        event(AutoscalerReason.ScaledUp, `edges ${current} → ${decision.replicas} (${load})`);
         break;
       case 'bounds':
         event(
-          'ScaledToBounds',
+          AutoscalerReason.ScaledToBounds,
           `edges ${current} → ${decision.replicas} (bounds ${policy.minReplicas}..${policy.maxReplicas})`,
         );
         break;
       case 'drain-started': {
         const pods = decision.draining.map((ordinal) => podName(node.metadata.name ?? '', ordinal));
         event(
-          'DrainStarted',
+          AutoscalerReason.DrainStarted,
           `draining ${pods.join(', ')} to scale ${current} → ${decision.desired} (${load})`,
         );
         break;
       }
       case 'scale-down':
-        event('ScaledDown', `edges ${current} → ${decision.replicas} (drained)`);
+        event(AutoscalerReason.ScaledDown, `edges ${current} → ${decision.replicas} (drained)`);
         break;
       case 'drain-cancelled':
-        event('DrainCancelled', `viewers came back: edges stay at ${current} (${load})`);
+        event(AutoscalerReason.DrainCancelled, `viewers came back: edges stay at ${current} (${load})`);
         break;
       default:
         break;

@@ -36,6 +36,7 @@ import {
   MIN_CLUSTER_SECRET_LENGTH,
   planCdn,
 } from './desired.js';
+import { CdnCondition, CdnReason } from './reasons.js';
 
 export interface CdnReconcilerOptions {
   client: KubeClient;
@@ -109,14 +110,21 @@ export class CdnReconciler implements Reconciler {
             .reduce((sum, node) => sum + node.load.viewers, 0),
         };
       } catch (error) {
-        observation.loadProblem = { reason: 'RedisUnreachable', message: (error as Error).message };
+        observation.loadProblem = { reason: CdnReason.RedisUnreachable, message: (error as Error).message };
       }
     }
     const status = cdnStatus(cdn, observation, this.#now());
     if (await writeStatus(client, CDN_TYPE, { metadata: { name, namespace }, status: cdn.status }, status)) {
       const before = cdn.status?.conditions;
-      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], 'Degraded', 'True');
-      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], 'Ready');
+      recordTransition(
+        this.#options.events,
+        cdn,
+        before,
+        status.conditions ?? [],
+        CdnCondition.Degraded,
+        'True',
+      );
+      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], CdnCondition.Ready);
     }
     return { requeueAfterMs: this.#options.statusRefreshMs };
   }
@@ -138,7 +146,12 @@ export class CdnReconciler implements Reconciler {
           { cdn: `${namespace}/${cdn.metadata.name}`, secret: secretName },
           'cluster secret created',
         );
-        this.#options.events.record(cdn, 'Normal', 'ClusterSecretCreated', `created Secret ${secretName}`);
+        this.#options.events.record(
+          cdn,
+          'Normal',
+          CdnReason.ClusterSecretCreated,
+          `created Secret ${secretName}`,
+        );
         return undefined;
       } catch (error) {
         if (!isAlreadyExists(error)) throw error;
@@ -148,7 +161,7 @@ export class CdnReconciler implements Reconciler {
     const value = secret && secretValue(secret, CLUSTER_SECRET_KEY);
     if (!value || value.length < MIN_CLUSTER_SECRET_LENGTH) {
       return {
-        reason: 'ClusterSecretInvalid',
+        reason: CdnReason.ClusterSecretInvalid,
         message: `key ${CLUSTER_SECRET_KEY} of Secret ${secretName} is missing or shorter than ${MIN_CLUSTER_SECRET_LENGTH} characters; the operator never overwrites it: fix it, or delete the Secret to have a new one generated (media nodes pick it up as they restart)`,
       };
     }
@@ -168,7 +181,12 @@ export class CdnReconciler implements Reconciler {
           { cdn: `${namespace}/${cdn.metadata.name}`, [type.kind]: object.metadata.name },
           'removed',
         );
-        this.#options.events.record(cdn, 'Normal', 'Removed', `removed ${type.kind} ${object.metadata.name}`);
+        this.#options.events.record(
+          cdn,
+          'Normal',
+          CdnReason.Removed,
+          `removed ${type.kind} ${object.metadata.name}`,
+        );
       }
     }
   }
@@ -206,8 +224,8 @@ export class CdnReconciler implements Reconciler {
     const conditions = mergeConditions(
       existing?.conditions,
       [
-        { type: 'Ready', status: 'False', reason: 'InvalidSpec', message },
-        { type: 'Degraded', status: 'True', reason: 'InvalidSpec', message },
+        { type: CdnCondition.Ready, status: 'False', reason: CdnReason.InvalidSpec, message },
+        { type: CdnCondition.Degraded, status: 'True', reason: CdnReason.InvalidSpec, message },
       ],
       generation,
       this.#now(),

@@ -21,6 +21,7 @@ import { readSecret, resolveRedis } from '../references.js';
 import { clusterSecretName, configHash, type Problem, podOrdinal } from '../shared.js';
 import { recordTransition, writeStatus } from '../status.js';
 import { nodeStatus, planNode } from './desired.js';
+import { NodeCondition, NodeReason } from './reasons.js';
 
 export interface NodeReconcilerOptions {
   client: KubeClient;
@@ -50,7 +51,7 @@ export class NodeReconciler implements Reconciler {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       await this.#reportProblem(cached, {
-        reason: 'InvalidSpec',
+        reason: NodeReason.InvalidSpec,
         message: `the operator cannot read this Node: ${issue?.path.map(String).join('.') || '(root)'}: ${issue?.message}`,
       });
       return undefined;
@@ -66,8 +67,11 @@ export class NodeReconciler implements Reconciler {
         statefulSet: this.#cachedStatefulSet(namespace, name),
         problems: [
           cdn
-            ? { reason: 'CDNInvalid', message: `CDN ${cdnName} cannot be read by the operator` }
-            : { reason: 'CDNNotFound', message: `CDN ${cdnName} (spec.cdnRef) not found in ${namespace}` },
+            ? { reason: NodeReason.CDNInvalid, message: `CDN ${cdnName} cannot be read by the operator` }
+            : {
+                reason: NodeReason.CDNNotFound,
+                message: `CDN ${cdnName} (spec.cdnRef) not found in ${namespace}`,
+              },
         ],
         load: undefined,
       });
@@ -80,7 +84,10 @@ export class NodeReconciler implements Reconciler {
     if (!secret) {
       // The CDN controller creates it (and its creation enqueues this Node): until then, do not
       // start pods that would fail on a missing Secret, nor roll them once it appears.
-      problems.push({ reason: 'ClusterSecretMissing', message: `Secret ${secretName} not found yet` });
+      problems.push({
+        reason: NodeReason.ClusterSecretMissing,
+        message: `Secret ${secretName} not found yet`,
+      });
     }
     const plan = planNode(node, {
       cdn: cdn.data,
@@ -127,12 +134,18 @@ export class NodeReconciler implements Reconciler {
     if (!(await writeStatus(this.#options.client, NODE_TYPE, { metadata, status: node.status }, status)))
       return;
     const problem = observation.problems[0];
-    const before = node.status?.conditions?.find((condition) => condition.type === 'Ready');
+    const before = node.status?.conditions?.find((condition) => condition.type === NodeCondition.Ready);
     // A problem (no CDN, bad name, …) is a Warning as soon as it appears; readiness changes are news.
     if (problem && before?.reason !== problem.reason) {
       this.#options.events.record(node, 'Warning', problem.reason, problem.message);
     } else {
-      recordTransition(this.#options.events, node, node.status?.conditions, status.conditions ?? [], 'Ready');
+      recordTransition(
+        this.#options.events,
+        node,
+        node.status?.conditions,
+        status.conditions ?? [],
+        NodeCondition.Ready,
+      );
     }
   }
 
@@ -145,7 +158,7 @@ export class NodeReconciler implements Reconciler {
       ...(generation === undefined ? {} : { observedGeneration: generation }),
       conditions: mergeConditions(
         existing?.conditions,
-        [{ type: 'Ready', status: 'False', ...problem }],
+        [{ type: NodeCondition.Ready, status: 'False', ...problem }],
         generation,
         this.#now(),
       ),

@@ -36,6 +36,7 @@ import {
   storedKeys,
   streamAclStatus,
 } from './desired.js';
+import { StreamAclCondition, StreamAclReason } from './reasons.js';
 
 /** Removes the ACL from Redis before the StreamACL is deleted. */
 export const STREAM_ACL_FINALIZER = 'rtccdn.io/streamacl-cleanup';
@@ -98,7 +99,10 @@ export class StreamAclReconciler implements Reconciler {
     if (!parsed.success) {
       // The API server validates the same schema: this only happens with a newer CRD. Say so.
       const issue = parsed.error.issues[0];
-      const problem = { reason: 'InvalidSpec', message: `${issue?.path.join('.')}: ${issue?.message}` };
+      const problem = {
+        reason: StreamAclReason.InvalidSpec,
+        message: `${issue?.path.join('.')}: ${issue?.message}`,
+      };
       await this.#report(cached as unknown as StreamACL, { synced: false, problem });
       return { enforced: false, problem };
     }
@@ -106,7 +110,7 @@ export class StreamAclReconciler implements Reconciler {
     if (acl.metadata.deletionTimestamp) {
       const result = await this.#finalize(acl);
       return result
-        ? { enforced: false, problem: { reason: 'Finalizing', message: 'retrying' } }
+        ? { enforced: false, problem: { reason: StreamAclReason.Finalizing, message: 'retrying' } }
         : { enforced: true };
     }
     await this.#ensureFinalizer(acl);
@@ -117,7 +121,7 @@ export class StreamAclReconciler implements Reconciler {
     if (owner && owner.metadata.name !== acl.metadata.name) {
       // The owner writes the pattern: Redis is as this StreamACL's CDN wants it once the owner is.
       const problem = {
-        reason: 'PatternConflict',
+        reason: StreamAclReason.PatternConflict,
         message: `StreamACL ${owner.metadata.name} already guards "${acl.spec.stream}" on CDN ${acl.spec.cdnRef.name}`,
       };
       await this.#failed(acl, problem);
@@ -149,8 +153,8 @@ export class StreamAclReconciler implements Reconciler {
     } catch (error) {
       const problem =
         error instanceof InvalidAclError
-          ? { reason: 'InvalidSpec', message: error.message }
-          : { reason: 'RedisUnavailable', message: (error as Error).message };
+          ? { reason: StreamAclReason.InvalidSpec, message: error.message }
+          : { reason: StreamAclReason.RedisUnavailable, message: (error as Error).message };
       return { enforced: false, problem: await this.#failed(acl, problem) };
     }
     if (keyProblem) {
@@ -169,7 +173,10 @@ export class StreamAclReconciler implements Reconciler {
     if (!cdn?.success) {
       return {
         ok: false,
-        problem: { reason: 'CdnNotFound', message: `CDN ${acl.spec.cdnRef.name} not found in ${namespace}` },
+        problem: {
+          reason: StreamAclReason.CDNNotFound,
+          message: `CDN ${acl.spec.cdnRef.name} not found in ${namespace}`,
+        },
       };
     }
     const redis = await resolveRedis(this.#options.client, cdn.data as CDN);
@@ -181,7 +188,7 @@ export class StreamAclReconciler implements Reconciler {
       return {
         ok: false,
         problem: {
-          reason: 'ClusterSecretMissing',
+          reason: StreamAclReason.ClusterSecretMissing,
           message: `Secret ${secretName} (created by the CDN controller) has no ${CLUSTER_SECRET_KEY} yet`,
         },
       };
@@ -207,7 +214,7 @@ export class StreamAclReconciler implements Reconciler {
         const secret = await this.#cachedOrLive(this.#options.secrets, namespace, name);
         if (secret && secret.metadata.labels?.[LABELS.accessKeys] !== 'true') {
           problems.push({
-            reason: 'KeySecretNotLabelled',
+            reason: StreamAclReason.KeySecretNotLabelled,
             message: `key ${key.id}: Secret ${name} is not labelled ${LABELS.accessKeys}=true, so its keys are not read`,
           });
           continue;
@@ -215,7 +222,7 @@ export class StreamAclReconciler implements Reconciler {
         value = secret && secretValue(secret, item);
         if (value === undefined) {
           problems.push({
-            reason: 'KeySecretMissing',
+            reason: StreamAclReason.KeySecretMissing,
             message: secret
               ? `key ${key.id}: Secret ${name} has no key ${item}`
               : `key ${key.id}: Secret ${name} not found`,
@@ -225,7 +232,7 @@ export class StreamAclReconciler implements Reconciler {
       }
       if (value === undefined || value.length < 16) {
         problems.push({
-          reason: 'KeyTooShort',
+          reason: StreamAclReason.KeyTooShort,
           message: `key ${key.id}: the value must be at least 16 characters`,
         });
         continue;
@@ -233,7 +240,7 @@ export class StreamAclReconciler implements Reconciler {
       const expiresAt = key.expiresAt ? Date.parse(key.expiresAt) : undefined;
       if (expiresAt !== undefined && !(expiresAt > 0)) {
         problems.push({
-          reason: 'InvalidKey',
+          reason: StreamAclReason.InvalidKey,
           message: `key ${key.id}: expiresAt must be after 1970-01-01T00:00:00Z`,
         });
         continue;
@@ -320,11 +327,11 @@ export class StreamAclReconciler implements Reconciler {
           );
         } catch (error) {
           return this.#fail(acl, {
-            reason: 'RedisUnavailable',
+            reason: StreamAclReason.RedisUnavailable,
             message: `cannot remove the ACL: ${(error as Error).message}`,
           });
         }
-      } else if (target.problem.reason !== 'CdnNotFound') {
+      } else if (target.problem.reason !== StreamAclReason.CDNNotFound) {
         // Without the CDN there is no Redis to clean (it went with the CDN); anything else is retried.
         return this.#fail(acl, target.problem);
       }
@@ -350,7 +357,14 @@ export class StreamAclReconciler implements Reconciler {
     const metadata = { name: acl.metadata.name ?? '', namespace: acl.metadata.namespace };
     if (await writeStatus(client, STREAM_ACL_TYPE, { metadata, status: acl.status }, status)) {
       // Losing sync is a Warning; getting it (back) a Normal event.
-      recordTransition(events, acl, acl.status?.conditions, status.conditions ?? [], 'Synced', 'False');
+      recordTransition(
+        events,
+        acl,
+        acl.status?.conditions,
+        status.conditions ?? [],
+        StreamAclCondition.Synced,
+        'False',
+      );
     }
   }
 }
