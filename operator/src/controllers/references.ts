@@ -9,6 +9,7 @@ import { SECRET_TYPE } from '../kube/resources.js';
 import { SharedReason } from './reasons.js';
 import { type Problem, redisPrefixFor } from './shared.js';
 
+/** A value read from a reference, or the Problem (a status condition) that kept it from being read. */
 export type Resolved<T> = { ok: true; value: T } | { ok: false; problem: Problem };
 
 export async function readSecret(

@@ -9,8 +9,12 @@ export const StreamAclCondition = {
 export const StreamAclReason = {
   /** Synced=True. */
   Synced: 'Synced',
-  /** Synced=False: nothing written, retried. */
+  /**
+   * Synced=False: the StreamACL cannot be read (reported once, until it changes), or Redis
+   * refuses what it asks (retried).
+   */
   InvalidSpec: SharedReason.InvalidSpec,
+  /** Synced=False: nothing can be written yet (retried every 5 s). */
   CDNNotFound: SharedReason.CDNNotFound,
   ClusterSecretMissing: SharedReason.ClusterSecretMissing,
   RedisSecretMissing: SharedReason.RedisSecretMissing,
