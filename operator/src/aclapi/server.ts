@@ -27,6 +27,7 @@ import { isDnsLabel } from '../kube/names.js';
 import { SecretSchema, secretValue } from '../kube/objects.js';
 import { CDN_TYPE, SECRET_TYPE, STREAM_ACL_TYPE } from '../kube/resources.js';
 import type { Logger } from '../logger.js';
+import { sleep } from '../runtime/backoff.js';
 import {
   ACL_API_MANAGER,
   type ApiAcl,
@@ -186,7 +187,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       const current = (condition?.observedGeneration ?? 0) >= generation;
       if (current && condition?.status === 'True') return true;
       failure = current && condition?.status === 'False' ? condition : undefined;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     if (failure)
       throw new RtccdnError(

@@ -22,6 +22,9 @@ export const STREAM_ACL_NAMES = {
   categories: [CATEGORY],
 } as const satisfies ResourceNames;
 
+/** The shortest access key accepted (the media node's own ACL API requires the same). */
+export const MIN_ACCESS_KEY_LENGTH = 16;
+
 /** Stream names, as the media node accepts them (media-node/src/http/names.ts). */
 const STREAM_NAME_CHARS = 'A-Za-z0-9._~-';
 /** An exact stream name, or a prefix followed by `*` (`*` alone matches every stream). */
@@ -34,7 +37,7 @@ export const StreamKeySchema = withRules(
     id: dnsLabel().describe('Identifier of the key, unique in the list (e.g. obs-studio, partner-a).'),
     value: z
       .string()
-      .min(16)
+      .min(MIN_ACCESS_KEY_LENGTH)
       .max(4096)
       .optional()
       .describe(

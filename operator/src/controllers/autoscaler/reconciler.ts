@@ -9,7 +9,7 @@
 import type { NodeRecord } from '../../../../media-node/src/cluster/keys.js';
 import { InternalClient } from '../../../../media-node/src/internal/InternalClient.js';
 import { DRAIN_PATH } from '../../../../media-node/src/relay/protocol.js';
-import { API_VERSION, type CDN, type CDNNode } from '../../api/v1alpha1.js';
+import { API_VERSION, type CDN, CDN_NAMES, type CDNNode } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
 import { controllerOf, secretValue } from '../../kube/objects.js';
@@ -57,7 +57,7 @@ export interface AutoscalerReconcilerOptions extends AutoscalerSettings {
 /** The edge Nodes a CDN controls: what the autoscaler reconciles. */
 export function isAutoscaledEdge(node: CDNNode): boolean {
   const owner = controllerOf(node);
-  return node.spec.role === 'edge' && owner?.kind === 'CDN' && owner.apiVersion === API_VERSION;
+  return node.spec.role === 'edge' && owner?.kind === CDN_NAMES.kind && owner.apiVersion === API_VERSION;
 }
 
 /**

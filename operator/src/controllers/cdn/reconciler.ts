@@ -7,7 +7,7 @@
  * Deleting a CDN needs no finalizer: everything created here carries an ownerReference to it
  * (controller: true), and Kubernetes' garbage collector deletes it.
  */
-import { API_VERSION, type CDN } from '../../api/v1alpha1.js';
+import { API_VERSION, type CDN, CDN_NAMES } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import { isAlreadyExists } from '../../kube/errors.js';
 import type { EventSink } from '../../kube/events.js';
@@ -206,7 +206,7 @@ export class CdnReconciler implements ObjectReconciler<CDN> {
     const owner = controllerOf(object);
     return (
       owner !== undefined &&
-      owner.kind === 'CDN' &&
+      owner.kind === CDN_NAMES.kind &&
       owner.apiVersion === API_VERSION &&
       owner.uid === cdn.metadata.uid &&
       object.metadata.labels?.[LABELS.cdn] === cdn.metadata.name

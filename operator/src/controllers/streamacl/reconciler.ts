@@ -16,7 +16,7 @@ import {
   UnreadableAclError,
 } from '../../../../media-node/src/acl/AclStore.js';
 import { deriveAclHashKey } from '../../../../media-node/src/acl/hashing.js';
-import type { StreamACL } from '../../api/v1alpha1.js';
+import { MIN_ACCESS_KEY_LENGTH, type StreamACL } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
 import { type SecretObject, SecretSchema, secretValue } from '../../kube/objects.js';
@@ -234,10 +234,10 @@ export class StreamAclReconciler implements ObjectReconciler<StreamACL> {
           continue;
         }
       }
-      if (value === undefined || value.length < 16) {
+      if (value === undefined || value.length < MIN_ACCESS_KEY_LENGTH) {
         problems.push({
           reason: StreamAclReason.KeyTooShort,
-          message: `key ${key.id}: the value must be at least 16 characters`,
+          message: `key ${key.id}: the value must be at least ${MIN_ACCESS_KEY_LENGTH} characters`,
         });
         continue;
       }
