@@ -2,7 +2,7 @@
  * Reads what a CDN references: the Redis URL (inline or in a Secret), the publish-token Secret
  * and the cluster Secret. A missing reference is a Problem (a status condition), not an error.
  */
-import type { CDN } from '../api/v1alpha1.js';
+import { type CDN, REDIS_URL_PATTERN } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
 import { type SecretObject, SecretSchema, secretValue } from '../kube/objects.js';
 import { SECRET_TYPE } from '../kube/resources.js';
@@ -51,7 +51,7 @@ export async function resolveRedis(client: KubeClient, cdn: CDN): Promise<Resolv
       },
     };
   }
-  if (!/^rediss?:\/\//.test(value)) {
+  if (!REDIS_URL_PATTERN.test(value)) {
     return {
       ok: false,
       problem: {

@@ -25,12 +25,15 @@ export const CDN_NAMES = {
   categories: [CATEGORY],
 } as const satisfies ResourceNames;
 
+/** A Redis URL, as the media nodes accept it (in spec.redis.url, or in the Secret it names). */
+export const REDIS_URL_PATTERN = /^rediss?:\/\//;
+
 export const RedisSpecSchema = withRules(
   z.object({
     url: z
       .string()
       .max(2048)
-      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .regex(REDIS_URL_PATTERN, 'must be a redis:// or rediss:// URL')
       .optional()
       .describe(
         'Redis URL, e.g. redis://redis.rtccdn:6379/0 (rediss:// for TLS). Use secretRef when the URL carries a password.',
