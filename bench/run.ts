@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
+import { runFanoutBench } from './fanout.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
 import type { Summary } from './stats.js';
@@ -10,13 +11,15 @@ import { runTranscodeBench } from './transcode.js';
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,cascade,acl,transcode,operator), BENCH_ACLS (StreamACLs
- * for the operator's throughput run, default 1000).
+ * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,fanout,cascade,acl,transcode,operator), BENCH_ACLS (StreamACLs
+ * for the operator's throughput run, default 1000), BENCH_VIEWERS (viewers of the CPU-per-viewer run, default 10).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'latency,cascade,acl,transcode,operator').split(',').map((name) => name.trim()),
+  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator')
+    .split(',')
+    .map((name) => name.trim()),
 );
 const resultsDir = new URL('./results/', import.meta.url);
 mkdirSync(resultsDir, { recursive: true });
@@ -49,6 +52,22 @@ if (only.has('latency')) {
   );
   console.log(`Time to first frame, viewer joining a live stream: ${fmt(latency.timeToFirstFrame)}`);
   write('latency', latency);
+}
+
+if (only.has('fanout')) {
+  const fanout = await runFanoutBench({
+    seconds,
+    viewers: Number(process.env.BENCH_VIEWERS ?? 10),
+    rtcPort: 47010,
+  });
+  const cores = (c: { node: number; worker: number }) => `node ${c.node}, worker ${c.worker} cores`;
+  console.log('\nCPU per viewer, standalone node with one worker, 640x360@30 VP8 + Opus, libwebrtc viewers');
+  console.log(`  publisher only          : ${cores(fanout.publishOnlyCores)}`);
+  console.log(`  with ${fanout.viewers} viewers         : ${cores(fanout.withViewersCores)}`);
+  console.log(
+    `  per viewer              : node ${fanout.perViewerMillicores.node}, worker ${fanout.perViewerMillicores.worker}, total ${fanout.perViewerMillicores.total} millicores`,
+  );
+  write('fanout', fanout);
 }
 
 if (only.has('cascade')) {

@@ -31,12 +31,12 @@
 # (b) a Node check through the mediasoup API (see functional_test).
 #
 # Cache key: <mediasoup version>-<16 hex of sha256 over: mediasoup version,
-# arch, liburing on/off, sha256 of this script, sha256 of the shim tree and
-# the dpkg versions of KEY_PACKAGES>; <root>/<key>/key.txt lists the inputs.
+# arch, sha256 of this script, of the patches and of the shim tree, and the
+# dpkg versions of KEY_PACKAGES>; <root>/<key>/key.txt lists the inputs.
 #
-# The binary links Debian's shared libraries (libssl3, libuv1, libsrtp2-1,
-# libusrsctp2, libabsl20220623, libflatbuffers2, liburing2): a runtime image
-# needs those packages.
+# The binary links Debian's shared libraries (libssl3, libuv1, libsrtp2-1 and
+# libabsl20220623, for the libwebrtc bandwidth estimator; FlatBuffers is used
+# header-only): a runtime image needs those packages.
 #
 # Everything needed lives in this repo (this script + scripts/mediasoup-shims).
 set -Eeuo pipefail
@@ -90,8 +90,6 @@ readonly KEY_PACKAGES=(
 	libflatbuffers-dev
 	libsrtp2-dev
 	libssl-dev
-	liburing-dev
-	libusrsctp-dev
 	libuv1-dev
 )
 # Subprojects (wrap names) that are only used on other platforms.
@@ -125,23 +123,11 @@ pkg_version() {
 	fi
 }
 
-# mediasoup's meson.build only enables liburing on Linux kernels >= 6.
-liburing_mode() {
-	local major
-	major="$(uname -r | cut -d. -f1)"
-	if [[ "$(uname -s)" == Linux && "$major" =~ ^[0-9]+$ && "$major" -ge 6 ]]; then
-		printf 'on'
-	else
-		printf 'off'
-	fi
-}
-
 # Text the cache key is derived from (also stored next to cached binaries).
 key_material() {
 	local p
 	printf 'mediasoup=%s\n' "$MS_VERSION"
 	printf 'arch=%s\n' "$(dpkg --print-architecture 2>/dev/null || uname -m)"
-	printf 'liburing=%s\n' "$(liburing_mode)"
 	printf 'script=%s\n' "$(sha256_of "$SCRIPT_PATH")"
 	printf 'patches=%s\n' "$(
 		cd "$PATCH_DIR" &&

@@ -19,10 +19,17 @@ case "$MODE" in
   *) die "unknown option $MODE (use --runtime, --test or nothing)" ;;
 esac
 
-# --- Node.js ---------------------------------------------------------------------------------
-command -v node >/dev/null || die "Node.js >= 20 is required (not found on PATH)"
-NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
-[ "$NODE_MAJOR" -ge 20 ] || die "Node.js >= 20 is required (found $(node --version))"
+# --- Node.js 24 --------------------------------------------------------------------------------
+# The Node.js on PATH (>= 20) only bootstraps npm. rtccdn runs on Node.js 24: the machine's own
+# if it is that recent, otherwise the pinned build scripts/setup-node.sh fetches and caches.
+# Decide on the machine's PATH, not on an npm script's (its node_modules/.bin/node is ours).
+PATH="$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/node_modules/\.bin/*$' | paste -sd: -)"
+command -v node >/dev/null || die "Node.js >= 20 with npm is required to bootstrap (node not found on PATH)"
+command -v npm >/dev/null || die "npm is required to bootstrap (not found on PATH)"
+PATH_NODE="$(command -v node)"
+NODE_BIN_DIR="$(bash scripts/setup-node.sh)" || die "Node.js 24 setup failed (scripts/setup-node.sh)"
+# npm ci, the worker build and its functional check below run on it too.
+export PATH="$NODE_BIN_DIR:$PATH"
 
 # --- Debian packages -------------------------------------------------------------------------
 APT_PACKAGES=()
@@ -67,6 +74,14 @@ if [ ! -f "$STAMP" ]; then
   MEDIASOUP_WORKER_BIN="${MEDIASOUP_WORKER_BIN:-/nonexistent/mediasoup-worker}" npm ci --no-audit --no-fund --loglevel=error
   rm -f node_modules/.rtccdn-lock-*
   touch "$STAMP"
+fi
+# npm puts node_modules/.bin first on PATH for every script: `node` there is what `npm start`,
+# `npm test`, `npm run bench` (and the processes they start with process.execPath) run on.
+if [ "$NODE_BIN_DIR/node" -ef "$PATH_NODE" ]; then
+  [ ! -L node_modules/.bin/node ] || rm -f node_modules/.bin/node
+else
+  mkdir -p node_modules/.bin
+  ln -sfn "$NODE_BIN_DIR/node" node_modules/.bin/node
 fi
 
 # --- mediasoup worker (built offline against Debian libraries, cached) -----------------------

@@ -30,7 +30,29 @@ export class TypedEmitter<Events extends EventMap> {
     return this;
   }
 
+  /**
+   * Calls every listener of `event`. A listener that throws does not stop the others nor unwind
+   * into the emitter (as mediasoup's safeEmit): its error goes to `listenerErrors`.
+   */
   protected emit<K extends keyof Events & string>(event: K, ...args: Events[K]): void {
-    this.#emitter.emit(event, ...args);
+    for (const listener of this.#emitter.rawListeners(event) as ((...args: unknown[]) => void)[]) {
+      try {
+        listener.apply(this, args);
+      } catch (error) {
+        listenerErrors.report(this.constructor.name, event, error);
+      }
+    }
   }
 }
+
+/**
+ * Where errors thrown by event listeners go: one line on stderr by default (the process keeps
+ * running; the emitter's state stays consistent). The media node points it at its logger.
+ */
+export const listenerErrors = {
+  report(emitter: string, event: string, error: unknown): void {
+    process.stderr.write(
+      `${JSON.stringify({ level: 50, msg: 'event listener threw', emitter, event, err: String((error as Error)?.stack ?? error) })}\n`,
+    );
+  },
+};

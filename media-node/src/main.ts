@@ -4,6 +4,7 @@ import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { MediaNode } from './MediaNode.js';
 import { exitOnShutdownSignals } from './shutdown.js';
+import { listenerErrors } from './TypedEmitter.js';
 
 /**
  * Entry point: one media node configured from the environment. Exit codes: 0 after a clean
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
     role: config.role,
     ...(config.cluster ? { node: config.cluster.nodeId, region: config.cluster.region } : {}),
   });
+  listenerErrors.report = (emitter, event, error) =>
+    logger.error({ err: error, emitter, event }, 'event listener threw (a bug; the node keeps running)');
   let node: MediaNode;
   try {
     node = await MediaNode.create(config, logger);

@@ -6,7 +6,7 @@ import type { StoredKey } from '../../media-node/src/acl/model.js';
 import { ClusterKeys } from '../../media-node/src/cluster/keys.js';
 import { createLogger } from '../../media-node/src/logger.js';
 import { eventually } from '../helpers/node.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { type RedisServer, startRedisServer, startSubscribeHoldingProxy } from '../helpers/redis.js';
 
 const logger = createLogger('silent');
 const key = (id: string): StoredKey => ({ id, hash: id.padEnd(64, '0').replace(/[^0-9a-f]/g, 'a') });
@@ -70,6 +70,27 @@ describe('ACL store and cache (real redis-server)', () => {
 
     const unowned = await a.update('other', () => [key('k2')]);
     expect(unowned).not.toHaveProperty('owner');
+  });
+
+  it('is connected only once it receives change messages (subscribed)', async () => {
+    const probe = new Redis(redis.url);
+    closers.push(() => probe.disconnect());
+    const created = await store('sub:');
+    const [, subscribers] = (await probe.pubsub('NUMSUB', created.keys.aclEvents)) as [string, number];
+    expect(Number(subscribers)).toBe(1);
+  });
+
+  it('subscribes again when its SUBSCRIBE timed out', async () => {
+    const proxy = await startSubscribeHoldingProxy(redis.port, 1500); // command timeout: 1 s
+    closers.push(() => proxy.close());
+    const probe = new Redis(redis.url);
+    closers.push(() => probe.disconnect());
+    const created = new RedisAclStore({ redisUrl: proxy.url, prefix: 'retry:', subscribe: true, logger });
+    closers.push(() => created.close());
+    await created.connected(10_000);
+    expect(proxy.held()).toBe(1);
+    const [, subscribers] = (await probe.pubsub('NUMSUB', created.keys.aclEvents)) as [string, number];
+    expect(Number(subscribers)).toBe(1);
   });
 
   it('keeps an edge cache current through change messages, most specific pattern first', async () => {

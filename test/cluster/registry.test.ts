@@ -15,7 +15,7 @@ import {
 import { ClusterKeys, LAYOUT_VERSION } from '../../media-node/src/cluster/keys.js';
 import { createLogger, type Logger } from '../../media-node/src/logger.js';
 import { settlesWithin } from '../helpers/node.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { type RedisServer, startRedisServer, startSubscribeHoldingProxy } from '../helpers/redis.js';
 
 // Short enough for a quick suite; assertions leave generous slack (2 shared cores).
 const HEARTBEAT_MS = 200;
@@ -715,6 +715,19 @@ describe('ClusterRegistry during a Redis outage', () => {
     }
     await nextEvent(registry, 'ready', () => true, 10_000);
     expect(await registry.lookupStream('frozen').catch(() => 'failed')).not.toBe('failed');
+  });
+
+  it('subscribes again when its SUBSCRIBE timed out, and becomes ready', async () => {
+    const proxy = await startSubscribeHoldingProxy(server.port, 1500); // command timeout: 1 s
+    try {
+      const registry = openRegistry({ url: proxy.url }, freshPrefix(), identity('slow-start'));
+      const [error] = await nextEvent(registry, 'unavailable');
+      expect(error.message).toMatch(/subscribe .* failed: Redis did not answer in time/);
+      await nextEvent(registry, 'ready', () => true, 10_000);
+      expect(proxy.held()).toBe(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('starts while Redis is down and becomes ready when it comes up; close() stays bounded', async () => {

@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeTcpPort } from './ports.js';
@@ -177,4 +177,44 @@ function ping(port: number): Promise<boolean> {
 
 function tail(text: string, lines = 20): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * A TCP proxy to Redis that holds the first SUBSCRIBE it sees for `holdMs` before passing it on
+ * (longer than a client's command timeout: that SUBSCRIBE times out), everything else at once.
+ */
+export async function startSubscribeHoldingProxy(
+  redisPort: number,
+  holdMs: number,
+): Promise<{ url: string; held(): number; close(): Promise<void> }> {
+  let held = 0;
+  const sockets = new Set<Socket>();
+  const proxy = createServer((client) => {
+    const upstream = connect(redisPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+    }
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => {
+      if (held === 0 && /\r\nsubscribe\r\n/i.test(chunk.toString('latin1'))) {
+        held++;
+        setTimeout(() => upstream.write(chunk), holdMs);
+      } else {
+        upstream.write(chunk);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    held: () => held,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    },
+  };
 }

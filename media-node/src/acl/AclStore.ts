@@ -50,7 +50,10 @@ export type AclStoreEvents = {
 
 /** Where ACLs live: Redis in a CDN (shared with the operator), memory on a standalone node. */
 export interface AclStore extends TypedEmitter<AclStoreEvents> {
-  /** Resolves once the store can answer (connected), or after `timeoutMs` regardless. */
+  /**
+   * Resolves once the store can answer (connected) and, if it reports changes, receives them
+   * (subscribed) — or after `timeoutMs` regardless.
+   */
   connected(timeoutMs: number): Promise<void>;
   /** The record of `pattern`; throws UnreadableAclError when one is stored but cannot be read. */
   get(pattern: string): Promise<AclRecord | undefined>;
@@ -219,6 +222,8 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
   readonly keys: ClusterKeys;
   readonly #redis: Redis;
   readonly #subscriber: Redis | undefined;
+  #subscribed = false;
+  readonly #subscribedWaiters = new Set<() => void>();
   readonly #logger: Logger;
   readonly #recordKeyPrefix: string;
 
@@ -241,9 +246,20 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
       const subscriber = new Redis(options.redisUrl, { ...connection, connectionName: 'rtccdn-acl-events' });
       subscriber.on('error', (error) => this.#logger.debug({ err: error }, 'acl events connection error'));
       subscriber.on('ready', () => {
-        subscriber.subscribe(this.keys.aclEvents).catch((error: Error) => {
-          this.#logger.warn({ err: error }, 'cannot subscribe to ACL changes');
-        });
+        subscriber.subscribe(this.keys.aclEvents).then(
+          () => {
+            this.#subscribed = true;
+            for (const resolve of this.#subscribedWaiters) resolve();
+          },
+          (error: Error) => {
+            this.#logger.warn({ err: error }, 'cannot subscribe to ACL changes; reconnecting');
+            // Nothing else would subscribe again before the next reconnection.
+            subscriber.disconnect(true);
+          },
+        );
+      });
+      subscriber.on('close', () => {
+        this.#subscribed = false;
       });
       subscriber.on('message', (_channel: string, text: string) => this.#onMessage(text));
       this.#subscriber = subscriber;
@@ -251,14 +267,31 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
   }
 
   async connected(timeoutMs: number): Promise<void> {
-    if (this.#redis.status === 'ready') return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.#redis.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    const waits: Promise<unknown>[] = [];
+    if (this.#redis.status !== 'ready') {
+      waits.push(new Promise((resolve) => this.#redis.once('ready', resolve)));
+    }
+    // Changes published before the subscription is active would only be caught by AclCache's
+    // periodic check: the cache's first read should not start before it.
+    let subscribed: (() => void) | undefined;
+    if (this.#subscriber && !this.#subscribed) {
+      waits.push(
+        new Promise<void>((resolve) => {
+          subscribed = resolve;
+          this.#subscribedWaiters.add(resolve);
+        }),
+      );
+    }
+    if (waits.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(waits),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (subscribed) this.#subscribedWaiters.delete(subscribed);
   }
 
   async get(pattern: string): Promise<AclRecord | undefined> {

@@ -83,10 +83,12 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
   }
 
   static async create(options: MediaWorkerOptions): Promise<MediaWorker> {
-    const worker = await mediasoup.createWorker({
-      logLevel: 'warn',
-      appData: { index: options.index },
-    });
+    const worker = await withoutSignalHandlers(() =>
+      mediasoup.createWorker({
+        logLevel: 'warn',
+        appData: { index: options.index },
+      }),
+    );
     let webRtcServer: types.WebRtcServer;
     try {
       const listen = {
@@ -129,5 +131,25 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
     this.#closed = true;
     this.worker.close();
     this.emit('close');
+  }
+}
+
+/**
+ * Runs `create` and removes the SIGINT/SIGTERM listeners it added to the process. mediasoup
+ * (3.2x) closes each worker on those signals by itself, which would end every session at once —
+ * before the node's own shutdown could close them with their reason and let DTLS close alerts
+ * out. The node's shutdown (shutdown.ts) closes the workers last.
+ */
+async function withoutSignalHandlers<T>(create: () => Promise<T>): Promise<T> {
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+  try {
+    return await create();
+  } finally {
+    for (const signal of signals) {
+      for (const listener of process.listeners(signal)) {
+        if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+      }
+    }
   }
 }

@@ -3,9 +3,15 @@
  * and only for what it is good at: reading kubeconfig / in-cluster configuration and applying
  * credentials (client certificates, bearer tokens that rotate, exec and OIDC plugins,
  * impersonation). Requests themselves go through node:http(s) with one keep-alive agent, so
- * that content types, timeouts and watch streams are under our control (the 1.4.0 generated
- * clients default to JSON-patch and create a fresh TLS agent per request). Moving to
- * client-node 2.x is a change to this file only.
+ * that content types, timeouts and watch streams are under our control. What client-node
+ * 2.0.1 would do instead (read in its dist/, unchanged from 1.4.0 unless said):
+ * - its generated clients send JSON-patch by default and KubernetesObjectApi strategic merge
+ *   (415 on custom resources), so the verbs stay ours (client.ts);
+ * - applyToHTTPSOptions() now caches one https.Agent per cluster+user name (1.4.0 made one per
+ *   call), but without keepAlive, so every request still opens a new TLS connection
+ *   (Connection: close), and the cached agent keeps the first client certificate an exec
+ *   plugin returned; its fetch path (applySecurityAuthentication) builds a new undici Agent
+ *   per request. Hence the agent below, keyed by the TLS material itself.
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -184,9 +190,9 @@ export class KubeConfigTransport implements KubeTransport {
   }
 
   /**
-   * One keep-alive agent for as long as the TLS material stays the same (client-node would
-   * hand out a fresh agent, and so a fresh TLS handshake, per request). A proxy agent from the
-   * kubeconfig is used as given.
+   * One keep-alive agent for as long as the TLS material stays the same (client-node's own
+   * agent closes the connection after each request, see the top of this file). A proxy agent
+   * from the kubeconfig is used as given.
    */
   #agentFor(url: URL, options: https.RequestOptions): http.Agent {
     const cluster = this.#kc.getCurrentCluster();

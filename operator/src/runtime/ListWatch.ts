@@ -1,8 +1,12 @@
 /**
  * A list-watch cache of one resource type (optionally one namespace and a label selector),
- * written for the failure modes of a real API server rather than taken from client-node 1.4.0,
- * whose informer stops on a watch error, relists without backoff on 410 and never notices a
- * silent connection:
+ * written for the failure modes of a real API server rather than taken from client-node.
+ * 1.4.0's informer stopped on a watch error, relisted without backoff on 410 and never noticed
+ * a silent connection. 2.0.1 (read in its dist/cache.js and watch.js) backs off reconnects
+ * (1 s doubling to 30 s, no jitter) and aborts a watch after 30 s without data, but its
+ * informer still stops on any other watch or list error (it calls the error handlers and
+ * waits for start()), it neither asks for bookmarks nor sets a server-side timeout (so quiet
+ * watches are torn down every 30 s), and it has no periodic relist or resync. Hence:
  *
  * - list, then watch from the list's resourceVersion with bookmarks; a watch the server ends
  *   (its timeout) continues from the last version seen, without a new list;

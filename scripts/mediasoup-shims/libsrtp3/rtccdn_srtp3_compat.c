@@ -4,9 +4,13 @@
  * not the shim <srtp.h>, so the calls below reach the real libsrtp 2 API.
  * No global state: safe with several workers in one process.
  */
+/* explicit_bzero() */
+#define _DEFAULT_SOURCE
+
 #include "rtccdn_srtp3_compat.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* SRTCP appends the 4 byte E flag + SRTCP index on top of the auth trailer. */
@@ -142,4 +146,166 @@ srtp_err_status_t rtccdn_srtp3_unprotect_rtcp(srtp_t ctx,
 srtp_err_status_t rtccdn_srtp3_stream_remove(srtp_t session, uint32_t ssrc)
 {
   return srtp_remove_stream(session, (unsigned int)ssrc);
+}
+
+/*
+ * The opaque policy: a libsrtp 2 policy (its |key| points into |key_material|)
+ * plus the lengths needed to check the key against the profile at creation.
+ */
+struct rtccdn_srtp3_policy_ctx {
+  srtp_policy_t policy;
+  int profile_set;
+  size_t key_len; /* master key + master salt; 0 until srtp_policy_add_key() */
+  uint8_t key_material[SRTP_MAX_KEY_LEN];
+};
+
+srtp_err_status_t rtccdn_srtp3_policy_create(rtccdn_srtp3_policy_t *policy)
+{
+  rtccdn_srtp3_policy_t ctx;
+
+  if (policy == NULL) {
+    return srtp_err_status_bad_param;
+  }
+  ctx = calloc(1, sizeof(*ctx));
+  if (ctx == NULL) {
+    return srtp_err_status_alloc_fail;
+  }
+  ctx->policy.key = ctx->key_material;
+  ctx->policy.next = NULL;
+  *policy = ctx;
+
+  return srtp_err_status_ok;
+}
+
+void rtccdn_srtp3_policy_destroy(rtccdn_srtp3_policy_t policy)
+{
+  if (policy == NULL) {
+    return;
+  }
+  /* The key material must not outlive the policy in freed memory. */
+  explicit_bzero(policy->key_material, sizeof(policy->key_material));
+  free(policy);
+}
+
+srtp_err_status_t rtccdn_srtp3_policy_set_ssrc(rtccdn_srtp3_policy_t policy,
+                                               srtp_ssrc_t ssrc)
+{
+  if (policy == NULL) {
+    return srtp_err_status_bad_param;
+  }
+  policy->policy.ssrc = ssrc;
+
+  return srtp_err_status_ok;
+}
+
+/*
+ * The crypto policies of each profile, as RFC 5764 / RFC 7714 define them (and
+ * as mediasoup set them itself before it moved to the libsrtp 3 policy API):
+ * AES_CM_128_HMAC_SHA1_32 authenticates RTCP with an 80 bit tag.
+ */
+srtp_err_status_t rtccdn_srtp3_policy_set_profile(rtccdn_srtp3_policy_t policy,
+                                                  srtp_profile_t profile)
+{
+  srtp_crypto_policy_t *rtp;
+  srtp_crypto_policy_t *rtcp;
+
+  if (policy == NULL) {
+    return srtp_err_status_bad_param;
+  }
+  rtp = &policy->policy.rtp;
+  rtcp = &policy->policy.rtcp;
+
+  switch (profile) {
+    case srtp_profile_aes128_cm_sha1_80:
+      srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(rtp);
+      srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(rtcp);
+      break;
+    case srtp_profile_aes128_cm_sha1_32:
+      srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(rtp);
+      srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(rtcp);
+      break;
+    case srtp_profile_aead_aes_128_gcm:
+      srtp_crypto_policy_set_aes_gcm_128_16_auth(rtp);
+      srtp_crypto_policy_set_aes_gcm_128_16_auth(rtcp);
+      break;
+    case srtp_profile_aead_aes_256_gcm:
+      srtp_crypto_policy_set_aes_gcm_256_16_auth(rtp);
+      srtp_crypto_policy_set_aes_gcm_256_16_auth(rtcp);
+      break;
+    default:
+      return srtp_err_status_bad_param;
+  }
+  policy->profile_set = 1;
+
+  return srtp_err_status_ok;
+}
+
+srtp_err_status_t rtccdn_srtp3_policy_add_key(rtccdn_srtp3_policy_t policy,
+                                              const uint8_t *key,
+                                              size_t key_len,
+                                              const uint8_t *salt,
+                                              size_t salt_len,
+                                              const uint8_t *mki,
+                                              size_t mki_len)
+{
+  (void)mki;
+
+  if (policy == NULL || key == NULL || (salt == NULL && salt_len > 0)) {
+    return srtp_err_status_bad_param;
+  }
+  /* libsrtp 2 takes key and salt as one buffer; several keys need MKIs. */
+  if (policy->key_len != 0 || mki_len != 0) {
+    return srtp_err_status_bad_param;
+  }
+  if (key_len == 0 || key_len > sizeof(policy->key_material) ||
+      salt_len > sizeof(policy->key_material) - key_len) {
+    return srtp_err_status_bad_param;
+  }
+  memcpy(policy->key_material, key, key_len);
+  if (salt_len > 0) {
+    memcpy(policy->key_material + key_len, salt, salt_len);
+  }
+  policy->key_len = key_len + salt_len;
+
+  return srtp_err_status_ok;
+}
+
+srtp_err_status_t rtccdn_srtp3_policy_set_window_size(rtccdn_srtp3_policy_t policy,
+                                                      size_t window_size)
+{
+  /* libsrtp 2 accepts 64 .. 0x7fff (checked again by srtp_create()). */
+  if (policy == NULL || window_size > 0x7fff) {
+    return srtp_err_status_bad_param;
+  }
+  policy->policy.window_size = (unsigned long)window_size;
+
+  return srtp_err_status_ok;
+}
+
+srtp_err_status_t rtccdn_srtp3_policy_set_allow_repeat_tx(rtccdn_srtp3_policy_t policy,
+                                                          bool allow)
+{
+  if (policy == NULL) {
+    return srtp_err_status_bad_param;
+  }
+  policy->policy.allow_repeat_tx = allow ? 1 : 0;
+
+  return srtp_err_status_ok;
+}
+
+srtp_err_status_t rtccdn_srtp3_create(srtp_t *session,
+                                      const rtccdn_srtp3_policy_t policy)
+{
+  if (session == NULL || policy == NULL || !policy->profile_set) {
+    return srtp_err_status_bad_param;
+  }
+  /* The key must be exactly what both crypto policies of the profile use. */
+  if (policy->key_len == 0 ||
+      policy->key_len != (size_t)policy->policy.rtp.cipher_key_len ||
+      policy->key_len != (size_t)policy->policy.rtcp.cipher_key_len) {
+    return srtp_err_status_bad_param;
+  }
+
+  /* libsrtp 2 copies what it needs from the policy (keys are expanded). */
+  return srtp_create(session, &policy->policy);
 }

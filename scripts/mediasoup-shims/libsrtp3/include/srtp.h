@@ -17,4 +17,14 @@
 #define srtp_unprotect_rtcp rtccdn_srtp3_unprotect_rtcp
 #define srtp_stream_remove rtccdn_srtp3_stream_remove
 
+#define srtp_policy_t rtccdn_srtp3_policy_t
+#define srtp_policy_create rtccdn_srtp3_policy_create
+#define srtp_policy_destroy rtccdn_srtp3_policy_destroy
+#define srtp_policy_set_ssrc rtccdn_srtp3_policy_set_ssrc
+#define srtp_policy_set_profile rtccdn_srtp3_policy_set_profile
+#define srtp_policy_add_key rtccdn_srtp3_policy_add_key
+#define srtp_policy_set_window_size rtccdn_srtp3_policy_set_window_size
+#define srtp_policy_set_allow_repeat_tx rtccdn_srtp3_policy_set_allow_repeat_tx
+#define srtp_create rtccdn_srtp3_create
+
 #endif /* RTCCDN_SRTP3_SHIM_SRTP_H */
