@@ -1,7 +1,8 @@
 /**
- * Writes the CustomResourceDefinitions generated from operator/src/api/v1alpha1.ts to crds/,
- * and the same files to helm/rtccdn/files/crds/ (a chart can only read files inside itself;
- * its templates/crds.yaml renders them with an enable flag and helm.sh/resource-policy: keep).
+ * Writes the CustomResourceDefinitions that scripts/crds/crdgen.ts generates from
+ * operator/src/api/v1alpha1.ts to crds/, and the same files to helm/rtccdn/files/crds/ (a chart
+ * can only read files inside itself; its templates/crds.yaml renders them with an enable flag
+ * and helm.sh/resource-policy: keep). The committed files name this script in their header.
  *
  *   node --import tsx scripts/gen-crds.ts           # (re)generate both
  *   node --import tsx scripts/gen-crds.ts --check   # exit 1 if a committed file is stale
@@ -10,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GENERATED_HEADER, renderCrdFiles } from '../operator/src/api/crdgen.js';
+import { GENERATED_HEADER, renderCrdFiles } from './crds/crdgen.js';
 
 const CRDS_DIR = fileURLToPath(new URL('../crds/', import.meta.url));
 const HELM_CRDS_DIR = fileURLToPath(new URL('../helm/rtccdn/files/crds/', import.meta.url));

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, parseEnvironment } from '../../media-node/contract/runtime.js';
+import { dnsLabel, dnsSubdomain, isDnsLabel } from './kube/names.js';
 import { LOG_LEVELS } from './logger.js';
 
 const booleanFlag = (fallback: 'true' | 'false') =>
@@ -26,8 +27,7 @@ const optionalNonEmpty = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const namespaceName = () => dnsLabel('must be a namespace name (a DNS label)');
 
 export const OperatorEnvSchema = z
   .object({
@@ -42,17 +42,13 @@ export const OperatorEnvSchema = z
     /** kubeconfig file; in-cluster configuration (service account) when unset. */
     KUBECONFIG: optionalNonEmpty,
     /** One namespace to watch; every namespace when unset or empty. */
-    WATCH_NAMESPACE: optionalNonEmpty.pipe(
-      z.string().regex(DNS_LABEL, 'must be a namespace name (a DNS label)').optional(),
-    ),
+    WATCH_NAMESPACE: optionalNonEmpty.pipe(namespaceName().optional()),
     LEADER_ELECTION: booleanFlag('true'),
     /** Namespace of the operator (and of its leader Lease); from the downward API in a pod. */
-    OPERATOR_NAMESPACE: optionalNonEmpty.pipe(
-      z.string().regex(DNS_LABEL, 'must be a namespace name (a DNS label)').optional(),
-    ),
+    OPERATOR_NAMESPACE: optionalNonEmpty.pipe(namespaceName().optional()),
     /** This instance's identity in the Lease; from the downward API in a pod. */
     POD_NAME: optionalNonEmpty,
-    LEASE_NAME: z.string().regex(DNS_SUBDOMAIN, 'must be a DNS subdomain').default('rtccdn-operator'),
+    LEASE_NAME: dnsSubdomain('must be a DNS subdomain').default('rtccdn-operator'),
     LEASE_DURATION_MS: milliseconds(15_000, 1_000, 300_000),
     RENEW_DEADLINE_MS: milliseconds(10_000, 500, 300_000),
     RETRY_PERIOD_MS: milliseconds(2_000, 100, 60_000),
@@ -94,10 +90,10 @@ export const OperatorEnvSchema = z
     ACL_API_DEFAULT_CDN: optionalNonEmpty.pipe(
       z
         .string()
-        .regex(
-          /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
-          'must be namespace/name (DNS labels)',
-        )
+        .refine((value) => {
+          const parts = value.split('/');
+          return parts.length === 2 && parts.every(isDnsLabel);
+        }, 'must be namespace/name (DNS labels)')
         .optional(),
     ),
   })

@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import type { z } from 'zod';
-import { customResourceDefinitions } from '../../operator/src/api/crdgen.js';
 import {
   CDNNodeSchema,
   CDNNodeSpecSchema,
@@ -19,6 +18,7 @@ import {
   StreamACLSchema,
   StreamACLSpecSchema,
 } from '../../operator/src/api/v1alpha1.js';
+import { customResourceDefinitions } from '../../scripts/crds/crdgen.js';
 import { ensureKubeTestEnvBinaries, type KubeTestEnv, startKubeTestEnv } from '../helpers/kube-testenv.js';
 import { CRDS_DIR, ok, waitForCrdsEstablished } from './support.js';
 

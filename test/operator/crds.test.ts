@@ -1,6 +1,6 @@
 /**
  * The operator's API types (operator/src/api/v1alpha1.ts) and the CRDs generated from them
- * (operator/src/api/crdgen.ts): the committed YAML is what the generator produces today, the
+ * (scripts/crds/crdgen.ts): the committed YAML is what the generator produces today, the
  * schemas are structural, and zod accepts and rejects the same objects the CRDs are meant to.
  * The API server's own verdict is in crds-apiserver.test.ts.
  */
@@ -10,6 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { exactlyOneOf, withRules } from '../../operator/src/api/rules.js';
+import {
+  CDNNodeSchema,
+  CDNSchema,
+  CDNSpecSchema,
+  QuantitySchema,
+  StreamACLSchema,
+  StreamACLSpecSchema,
+} from '../../operator/src/api/v1alpha1.js';
 import {
   type CustomResourceDefinition,
   customResourceDefinitions,
@@ -18,17 +27,7 @@ import {
   renderCrdFiles,
   StructuralSchemaError,
   toStructuralSchema,
-} from '../../operator/src/api/crdgen.js';
-import {
-  CDNNodeSchema,
-  CDNSchema,
-  CDNSpecSchema,
-  exactlyOneOf,
-  QuantitySchema,
-  StreamACLSchema,
-  StreamACLSpecSchema,
-  withRules,
-} from '../../operator/src/api/v1alpha1.js';
+} from '../../scripts/crds/crdgen.js';
 
 const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
 const EXAMPLES_DIR = join(CRDS_DIR, 'examples');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { MemoryAclStore } from '../../media-node/contract/acl.js';
+import { StreamACLSchema } from '../../operator/src/api/v1alpha1.js';
 import {
   STREAM_ACL_FINALIZER,
   StreamAclReconciler,
@@ -8,7 +9,7 @@ import {
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import type { EventSink } from '../../operator/src/kube/events.js';
 import type { AclStores } from '../../operator/src/redis/AclStores.js';
-import type { ListWatch } from '../../operator/src/runtime/ListWatch.js';
+import type { CacheReader } from '../../operator/src/runtime/TypedCache.js';
 
 /**
  * Finalizing acts on the live object, not on the cache: the cache can still show a StreamACL
@@ -65,7 +66,7 @@ describe('StreamACL finalizer and a stale cache', () => {
         get: (_namespace: string, name: string) =>
           objects.find((object) => (object as typeof deleting).metadata.name === name),
         list: () => objects,
-      }) as unknown as ListWatch;
+      }) as unknown as CacheReader<never>;
     const reconciler = new StreamAclReconciler({
       client,
       streamAcls: cache([deleting]),
@@ -77,12 +78,13 @@ describe('StreamACL finalizer and a stale cache', () => {
       events: {} as EventSink,
       logger: pino({ level: 'silent' }),
     });
-    return { reconciler, applied };
+    // What the controller hands over: the cached object, parsed.
+    return { reconcile: () => reconciler.reconcile(StreamACLSchema.parse(deleting)), applied };
   }
 
   it('does nothing when the object is already gone from the API server', async () => {
-    const { reconciler, applied } = reconcilerWith(undefined);
-    expect(await reconciler.reconcile({ namespace: 'media', name: 'old' })).toBeUndefined();
+    const { reconcile, applied } = reconcilerWith(undefined);
+    expect(await reconcile()).toBeUndefined();
     expect(applied).toEqual([]); // an apply here would create the deleted object again
   });
 
@@ -91,26 +93,26 @@ describe('StreamACL finalizer and a stale cache', () => {
     // cached copy would remove it — and the new object's finalizer with an apply by name.
     const store = new MemoryAclStore();
     await store.update('show', () => [{ id: 'k', hash: 'b'.repeat(64) }], { owner: 'uid-old' });
-    const { reconciler, applied } = reconcilerWith(
+    const { reconcile, applied } = reconcilerWith(
       { ...deleting, metadata: { ...deleting.metadata, uid: 'uid-new', deletionTimestamp: undefined } },
       { store },
     );
-    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    await reconcile();
     expect(applied).toEqual([]);
     expect((await store.get('show'))?.keys).toEqual([{ id: 'k', hash: 'b'.repeat(64) }]);
   });
 
   it('removes its finalizer when the live object still carries it', async () => {
-    const { reconciler, applied } = reconcilerWith(deleting);
-    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    const { reconcile, applied } = reconcilerWith(deleting);
+    await reconcile();
     expect(applied).toEqual([{ metadata: { name: 'old', namespace: 'media', finalizers: [] } }]);
   });
 
   it('leaves the keys a StreamACL created since has written for the same stream', async () => {
     const store = new MemoryAclStore();
     await store.update('show', () => [{ id: 'k', hash: 'b'.repeat(64) }], { owner: 'uid-new' });
-    const { reconciler, applied } = reconcilerWith(deleting, { store });
-    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    const { reconcile, applied } = reconcilerWith(deleting, { store });
+    await reconcile();
     expect((await store.get('show'))?.owner).toBe('uid-new');
     expect(applied).toHaveLength(1); // and it lets the old object go
   });
@@ -118,8 +120,8 @@ describe('StreamACL finalizer and a stale cache', () => {
   it('removes the keys it wrote itself', async () => {
     const store = new MemoryAclStore();
     await store.update('show', () => [{ id: 'k', hash: 'b'.repeat(64) }], { owner: 'uid-old' });
-    const { reconciler, applied } = reconcilerWith(deleting, { store });
-    await reconciler.reconcile({ namespace: 'media', name: 'old' });
+    const { reconcile, applied } = reconcilerWith(deleting, { store });
+    await reconcile();
     expect(await store.get('show')).toBeUndefined();
     expect(applied).toHaveLength(1);
   });

@@ -194,6 +194,25 @@ describe('StreamACL → Redis → edge (real apiserver, Redis, media nodes)', ()
     );
   }, 40_000);
 
+  it('reports a StreamACL whose CDN does not exist as CDNNotFound, and lets it be deleted', async () => {
+    await apply({
+      ...streamAcl('orphan', 'orphan', [{ id: 'k', value: 'an-orphan-key-0123456789' }]),
+      spec: {
+        cdnRef: { name: 'nowhere' },
+        stream: 'orphan',
+        keys: [{ id: 'k', value: 'an-orphan-key-0123456789' }],
+      },
+    });
+    const notFound = await waitFor('CDNNotFound', async () => {
+      const condition = synced(await get('streamacls.rtccdn.io', 'orphan'));
+      return condition?.reason === 'CDNNotFound' ? condition : undefined;
+    });
+    expect(notFound).toMatchObject({ status: 'False', message: `CDN nowhere not found in ${NS}` });
+    // Without a CDN there is no Redis to clean: the finalizer lets the object go.
+    ok(await kubectl(['delete', 'streamacls.rtccdn.io', 'orphan', '-n', NS, '--wait=true']), 'delete orphan');
+    expect(await get('streamacls.rtccdn.io', 'orphan')).toBeUndefined();
+  }, 40_000);
+
   it('reads keys only from Secrets labelled for them, and leaves the others out (fail closed)', async () => {
     const unlabelledKey = 'unlabelled-key-0123456789';
     const publisher = new TestPublisher();

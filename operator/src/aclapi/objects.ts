@@ -12,9 +12,6 @@ import { LABELS } from '../controllers/shared.js';
 export const ACL_API_MANAGER = 'rtccdn-acl-api';
 export const STREAM_ANNOTATION = 'rtccdn.io/stream';
 
-/** StreamACL key ids are DNS labels (they name keys in Secrets and status alike). */
-export const KUBERNETES_KEY_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 /**
  * A valid object name for a stream pattern, stable and collision-free: a readable slug plus a
  * hash of the exact pattern (patterns may hold upper case, `.`, `~` and `*`).

@@ -22,15 +22,16 @@ import { installErrorHandler, RtccdnError } from '../../../media-node/contract/e
 import { TokenGuard } from '../../../media-node/contract/http.js';
 import { type StreamACL, StreamACLSchema } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
+import { isDnsLabel } from '../kube/names.js';
 import { SecretSchema, secretValue } from '../kube/objects.js';
 import { CDN_TYPE, SECRET_TYPE, STREAM_ACL_TYPE } from '../kube/resources.js';
 import type { Logger } from '../logger.js';
+import { sleep } from '../runtime/backoff.js';
 import {
   ACL_API_MANAGER,
   type ApiAcl,
   desiredKeysSecret,
   desiredStreamAcl,
-  KUBERNETES_KEY_ID,
   keysSecretName,
   streamAclName,
 } from './objects.js';
@@ -105,7 +106,8 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
 
   const keysOf = (request: FastifyRequest): AccessKeyInput[] => {
     const keys = aclKeysBody(request);
-    const bad = keys.find((key) => !KUBERNETES_KEY_ID.test(key.id));
+    // StreamACL key ids are DNS labels (they name keys in Secrets and status alike).
+    const bad = keys.find((key) => !isDnsLabel(key.id));
     if (bad) {
       throw new RtccdnError(
         'INVALID_REQUEST',
@@ -184,7 +186,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
       const current = (condition?.observedGeneration ?? 0) >= generation;
       if (current && condition?.status === 'True') return true;
       failure = current && condition?.status === 'False' ? condition : undefined;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     if (failure)
       throw new RtccdnError(
@@ -308,7 +310,7 @@ export function parseCdnRef(
 ): { namespace: string; cdn: string } {
   const parts = ref.split('/');
   const [namespace, cdn] = parts.length === 1 ? [defaultNamespace ?? 'default', parts[0]!] : parts;
-  if (parts.length > 2 || !DNS_LABEL.test(namespace ?? '') || !DNS_LABEL.test(cdn ?? '')) {
+  if (parts.length > 2 || !isDnsLabel(namespace ?? '') || !isDnsLabel(cdn ?? '')) {
     throw new RtccdnError(
       'INVALID_REQUEST',
       `cdn must be <namespace>/<name> or <name>, each a DNS label (got ${JSON.stringify(ref.slice(0, 300))})`,
@@ -316,5 +318,3 @@ export function parseCdnRef(
   }
   return { namespace: namespace!, cdn: cdn! };
 }
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

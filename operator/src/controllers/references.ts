@@ -2,12 +2,14 @@
  * Reads what a CDN references: the Redis URL (inline or in a Secret), the publish-token Secret
  * and the cluster Secret. A missing reference is a Problem (a status condition), not an error.
  */
-import type { CDN } from '../api/v1alpha1.js';
+import { type CDN, REDIS_URL_PATTERN } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
 import { type SecretObject, SecretSchema, secretValue } from '../kube/objects.js';
 import { SECRET_TYPE } from '../kube/resources.js';
+import { SharedReason } from './reasons.js';
 import { type Problem, redisPrefixFor } from './shared.js';
 
+/** A value read from a reference, or the Problem (a status condition) that kept it from being read. */
 export type Resolved<T> = { ok: true; value: T } | { ok: false; problem: Problem };
 
 export async function readSecret(
@@ -33,7 +35,7 @@ export async function resolveRedis(client: KubeClient, cdn: CDN): Promise<Resolv
   if (!secretRef) {
     return {
       ok: false,
-      problem: { reason: 'InvalidSpec', message: 'spec.redis has neither url nor secretRef' },
+      problem: { reason: SharedReason.InvalidSpec, message: 'spec.redis has neither url nor secretRef' },
     };
   }
   const secret = await readSecret(client, namespace, secretRef.name);
@@ -42,18 +44,18 @@ export async function resolveRedis(client: KubeClient, cdn: CDN): Promise<Resolv
     return {
       ok: false,
       problem: {
-        reason: 'RedisSecretMissing',
+        reason: SharedReason.RedisSecretMissing,
         message: secret
           ? `Secret ${secretRef.name} has no key ${secretRef.key} (spec.redis.secretRef)`
           : `Secret ${secretRef.name} not found (spec.redis.secretRef)`,
       },
     };
   }
-  if (!/^rediss?:\/\//.test(value)) {
+  if (!REDIS_URL_PATTERN.test(value)) {
     return {
       ok: false,
       problem: {
-        reason: 'RedisSecretInvalid',
+        reason: SharedReason.RedisSecretInvalid,
         message: `key ${secretRef.key} of Secret ${secretRef.name} is not a redis:// or rediss:// URL`,
       },
     };
@@ -68,7 +70,7 @@ export async function checkPublishToken(client: KubeClient, cdn: CDN): Promise<P
   const secret = await readSecret(client, cdn.metadata.namespace ?? 'default', ref.name);
   if (secret && secretValue(secret, ref.key)) return undefined;
   return {
-    reason: 'PublishTokenSecretMissing',
+    reason: SharedReason.PublishTokenSecretMissing,
     message: secret
       ? `Secret ${ref.name} has no key ${ref.key} (spec.publishTokenSecretRef)`
       : `Secret ${ref.name} not found (spec.publishTokenSecretRef)`,

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { CDN, Role } from '../api/v1alpha1.js';
+import { DNS_1035_LABEL_PATTERN } from '../kube/names.js';
 
 export const LABELS = {
   /** Every media node pod and the objects around it. */
@@ -78,14 +79,13 @@ export function podOrdinal(node: string, podId: string): number | undefined {
  * label values stop at 63.
  */
 export const MAX_WORKLOAD_NAME = 52;
-const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Why `name` cannot name a StatefulSet and its Services, or undefined when it can. */
 export function workloadNameProblem(name: string): string | undefined {
   if (name.length > MAX_WORKLOAD_NAME) {
     return `${name} is ${name.length} characters; StatefulSet names are limited to ${MAX_WORKLOAD_NAME}`;
   }
-  if (!DNS_1035_LABEL.test(name)) {
+  if (!DNS_1035_LABEL_PATTERN.test(name)) {
     return `${name} is not a DNS-1035 label (lowercase letters, digits and -, starting with a letter)`;
   }
   return undefined;

@@ -1,7 +1,12 @@
+import { z } from 'zod';
+import { ConditionSchema } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
 import { isNotFound } from '../kube/errors.js';
 import type { EventSink, EventSubject } from '../kube/events.js';
-import type { ResourceType } from '../kube/resources.js';
+import { apiVersionOf, type ResourceType } from '../kube/resources.js';
+import { mergeConditions } from '../runtime/conditions.js';
+import type { InvalidObject } from '../runtime/TypedCache.js';
+import { SharedReason } from './reasons.js';
 import { stableJson } from './shared.js';
 
 /**
@@ -58,4 +63,43 @@ export function recordTransition(
   } else if (previous) {
     events.record(subject, 'Normal', reason, next.message ?? '');
   }
+}
+
+/** The status of an object the operator cannot read: whatever is there, conditions if readable. */
+const UnreadStatusSchema = z.looseObject({ conditions: z.array(ConditionSchema).optional() });
+
+/**
+ * The one way an object that does not parse with the operator's schema is reported (the CRD and
+ * the operator are of different versions): `conditions` (e.g. Ready=False) with reason
+ * InvalidSpec and where the object fails, the rest of the status kept, and a Warning Event when
+ * that changed the status. The object is not reconciled until it changes.
+ */
+export async function reportInvalidSpec(
+  dependencies: { client: KubeClient; events: EventSink; now: Date },
+  type: ResourceType,
+  invalid: InvalidObject,
+  conditions: readonly { type: string; status: 'True' | 'False' }[],
+): Promise<undefined> {
+  const { client, events, now } = dependencies;
+  const message = `the operator cannot read this ${type.kind}: ${invalid.problem}`;
+  const current = UnreadStatusSchema.safeParse(invalid.object['status']);
+  const existing = current.success ? current.data : {};
+  const generation = invalid.metadata.generation;
+  const status = {
+    ...existing,
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+    conditions: mergeConditions(
+      existing.conditions,
+      conditions.map((condition) => ({ ...condition, reason: SharedReason.InvalidSpec, message })),
+      generation,
+      now,
+    ),
+  };
+  if (
+    await writeStatus(client, type, { metadata: invalid.metadata, status: invalid.object['status'] }, status)
+  ) {
+    const subject = { apiVersion: apiVersionOf(type), kind: type.kind, metadata: invalid.metadata };
+    events.record(subject, 'Warning', SharedReason.InvalidSpec, message);
+  }
+  return undefined;
 }

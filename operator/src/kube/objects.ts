@@ -76,9 +76,9 @@ export const LeaseSchema = KubeObjectSchema.extend({ spec: LeaseSpecSchema.optio
 export type LeaseObject = z.output<typeof LeaseSchema>;
 
 /** The controller ownerReference of an object, if any. */
-export function controllerOf(
-  object: KubeObject,
-): { apiVersion: string; kind: string; name: string; uid: string } | undefined {
+export function controllerOf(object: {
+  metadata: Pick<KubeObject['metadata'], 'ownerReferences'>;
+}): { apiVersion: string; kind: string; name: string; uid: string } | undefined {
   return object.metadata.ownerReferences?.find((reference) => reference.controller === true);
 }
 

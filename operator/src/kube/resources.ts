@@ -1,4 +1,4 @@
-import { GROUP, NODE_NAMES, STREAM_ACL_NAMES, VERSION } from '../api/v1alpha1.js';
+import { CDN_NAMES, GROUP, NODE_NAMES, STREAM_ACL_NAMES, VERSION } from '../api/v1alpha1.js';
 
 /** What the client needs to build a resource's URL and its objects' apiVersion/kind. */
 export interface ResourceType {
@@ -34,8 +34,8 @@ export function resourcePath(
 export const CDN_TYPE: ResourceType = {
   group: GROUP,
   version: VERSION,
-  kind: 'CDN',
-  plural: 'cdns',
+  kind: CDN_NAMES.kind,
+  plural: CDN_NAMES.plural,
   namespaced: true,
 };
 export const NODE_TYPE: ResourceType = {

@@ -12,6 +12,7 @@ import {
   NodeRecordSchema,
 } from '../../../media-node/contract/redis.js';
 import type { Logger } from '../logger.js';
+import { exponentialDelay } from '../runtime/backoff.js';
 
 export interface ClusterSnapshot {
   /** Live, valid node records (invalid or unknown-version ones are skipped). */
@@ -65,7 +66,7 @@ export class ClusterReader {
       // Fail a read within a reconcile instead of queueing it for a Redis that is down: the
       // status then says "unreachable" and the next reconcile tries again.
       maxRetriesPerRequest: 1,
-      retryStrategy: (attempt) => Math.min(200 * 2 ** attempt, 5_000),
+      retryStrategy: (attempt) => exponentialDelay(attempt, { baseMs: 200, maxMs: 5_000 }),
     });
     // Without a listener ioredis prints every connection error; failures surface in reads.
     this.#redis.on('error', (error: Error) => this.#logger.debug({ err: error }, 'redis connection error'));

@@ -1,15 +1,15 @@
 /**
  * A controller in the controller-runtime sense: watches map cache events to reconcile requests,
  * a deduplicating rate-limited work queue holds them, and N workers run the reconciler, never
- * two on the same object at once. A failed reconcile is logged here, once, and retried with
- * per-object exponential backoff; a reconcile may ask to be run again later (requeueAfterMs).
+ * two on the same object at once (ControllerBuilder sets one up for a kind). A failed reconcile
+ * is logged here, once, and retried with per-object exponential backoff; a reconcile may ask to
+ * be run again later (requeueAfterMs).
  */
 import { performance } from 'node:perf_hooks';
 import { describeError, isConflict } from '../kube/errors.js';
 import { objectKey, parseObjectKey } from '../kube/objects.js';
 import type { Logger } from '../logger.js';
 import type { OperatorMetrics } from '../metrics.js';
-import type { CacheEvent, ListWatch } from './ListWatch.js';
 import { WorkQueue, type WorkQueueOptions } from './WorkQueue.js';
 
 export interface ReconcileRequest {
@@ -30,8 +30,10 @@ export interface Reconciler {
   reconcile(request: ReconcileRequest): Promise<ReconcileResult | undefined>;
 }
 
-/** Turns a cache event into the requests it concerns (none, one, or several). */
-export type EventMapper = (event: CacheEvent) => ReconcileRequest[];
+/** A source of events: a cache (ListWatch, TypedCache). */
+export interface EventSource<E> {
+  addHandler(handler: (event: E) => void): void;
+}
 
 export interface ControllerOptions {
   name: string;
@@ -64,8 +66,8 @@ export class Controller {
     });
   }
 
-  /** Enqueues what `map` returns for every event of `source`. */
-  watch(source: ListWatch, map: EventMapper): void {
+  /** Enqueues what `map` returns for every event of `source` (ControllerBuilder sets these up). */
+  watch<E>(source: EventSource<E>, map: (event: E) => ReconcileRequest[]): void {
     source.addHandler((event) => {
       for (const request of map(event)) this.enqueue(request);
     });
@@ -130,38 +132,3 @@ export class Controller {
     }
   }
 }
-
-/** Maps an event to the object itself. */
-export const self: EventMapper = (event) => [
-  { namespace: event.object.metadata.namespace ?? '', name: event.object.metadata.name },
-];
-
-/**
- * For primary objects: skip updates that changed only the status (the operator's own status
- * writes would otherwise trigger a reconcile each). Spec changes bump metadata.generation;
- * labels, annotations and deletion are checked explicitly.
- */
-export const specChanged =
-  (map: EventMapper): EventMapper =>
-  (event) => {
-    if (event.type !== 'modified' || !event.previous) return map(event);
-    const before = event.previous.metadata;
-    const after = event.object.metadata;
-    const changed =
-      before.generation !== after.generation ||
-      before.deletionTimestamp !== after.deletionTimestamp ||
-      JSON.stringify(before.labels ?? {}) !== JSON.stringify(after.labels ?? {}) ||
-      JSON.stringify(before.annotations ?? {}) !== JSON.stringify(after.annotations ?? {});
-    return changed ? map(event) : [];
-  };
-
-/** Maps an owned object to its controller owner of `kind` (by the controller ownerReference). */
-export const toControllerOwner =
-  (kind: string, apiVersion: string): EventMapper =>
-  (event) => {
-    const owner = event.object.metadata.ownerReferences?.find(
-      (reference) =>
-        reference.controller === true && reference.kind === kind && reference.apiVersion === apiVersion,
-    );
-    return owner ? [{ namespace: event.object.metadata.namespace ?? '', name: owner.name }] : [];
-  };

@@ -27,7 +27,7 @@ import { isGone } from '../kube/errors.js';
 import { type KubeObject, KubeObjectSchema, keyOf, objectKey } from '../kube/objects.js';
 import { type ResourceType, resourceName } from '../kube/resources.js';
 import type { Logger } from '../logger.js';
-import { Backoff, jittered, sleep } from './backoff.js';
+import { Backoff, jittered, randomBetween, sleep } from './backoff.js';
 
 export type CacheEventType = 'added' | 'modified' | 'deleted' | 'resync';
 
@@ -281,7 +281,9 @@ export class ListWatch {
 
   /** One watch. Resolves when it ends normally (the server's timeout, or a requested relist). */
   async #watchOnce(): Promise<void> {
-    const timeoutSeconds = Math.round(this.#watchTimeoutSeconds * (1 + Math.random()));
+    const timeoutSeconds = Math.round(
+      randomBetween(this.#watchTimeoutSeconds, 2 * this.#watchTimeoutSeconds),
+    );
     const abort = new AbortController();
     this.#watchAbort = abort;
     const onStop = (): void => abort.abort();

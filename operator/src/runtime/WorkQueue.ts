@@ -8,6 +8,8 @@
  *   (addAfter) for "look again later";
  * - shutDown() wakes every waiting worker with `undefined`.
  */
+import { exponentialDelay } from './backoff.js';
+
 export interface WorkQueueOptions {
   /** First retry delay of a failing key; doubles per failure. */
   baseDelayMs?: number;
@@ -75,7 +77,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const failures = this.#failures.get(key) ?? 0;
     this.#failures.set(key, failures + 1);
-    const delay = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** Math.min(failures, 30));
+    const delay = exponentialDelay(failures, { baseMs: this.#baseDelayMs, maxMs: this.#maxDelayMs });
     this.addAfter(key, delay);
     return delay;
   }

@@ -17,9 +17,9 @@ export class Backoff {
 
   /** The delay before the next attempt (and counts the attempt). */
   next(): number {
-    const ceiling = Math.min(this.#maxMs, this.#baseMs * 2 ** Math.min(this.#attempt, 30));
+    const ceiling = exponentialDelay(this.#attempt, { baseMs: this.#baseMs, maxMs: this.#maxMs });
     this.#attempt++;
-    return Math.round(ceiling / 2 + (this.#random() * ceiling) / 2);
+    return Math.round(randomBetween(ceiling / 2, ceiling, this.#random));
   }
 
   /** Failures since the last reset. */
@@ -30,6 +30,15 @@ export class Backoff {
   reset(): void {
     this.#attempt = 0;
   }
+}
+
+/**
+ * `baseMs`·2^`attempt`, capped at `maxMs` (attempt 0 gives `baseMs`): the one exponential growth
+ * every retry in the operator follows, with jitter ({@link Backoff}) or without (the work queue,
+ * like client-go's per-item rate limiter).
+ */
+export function exponentialDelay(attempt: number, limits: { baseMs: number; maxMs: number }): number {
+  return Math.min(limits.maxMs, limits.baseMs * 2 ** Math.min(Math.max(attempt, 0), 30));
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
@@ -51,5 +60,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** `ms` ± `fraction`, so periodic work of several replicas or objects does not line up. */
 export function jittered(ms: number, fraction = 0.1, random: () => number = Math.random): number {
-  return Math.round(ms * (1 - fraction + 2 * fraction * random()));
+  return Math.round(randomBetween(ms * (1 - fraction), ms * (1 + fraction), random));
+}
+
+/** A random value in [min, max]: the one jitter formula, so that timers of many objects spread. */
+export function randomBetween(min: number, max: number, random: () => number = Math.random): number {
+  return min + (max - min) * random();
 }

@@ -28,12 +28,18 @@ export const KeyIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9._-]{1,63}$/, 'key id must be 1-63 characters of [A-Za-z0-9._-]');
 
+/** The shortest access key accepted anywhere (both ACL APIs, StreamACLs): use random tokens. */
+export const MIN_ACCESS_KEY_LENGTH = 16;
+
 /** What the API accepts for one key: the secret comes in once and is hashed at once. */
 export const AccessKeyInputSchema = z.object({
   id: KeyIdSchema,
   key: z
     .string()
-    .min(16, 'key must be at least 16 characters (use a random token)')
+    .min(
+      MIN_ACCESS_KEY_LENGTH,
+      `key must be at least ${MIN_ACCESS_KEY_LENGTH} characters (use a random token)`,
+    )
     .max(512, 'key must be at most 512 characters'),
   expiresAt: z.iso
     .datetime({ offset: true, error: 'expiresAt must be an RFC 3339 date-time' })

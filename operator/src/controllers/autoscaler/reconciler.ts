@@ -8,7 +8,7 @@
 
 import { DRAIN_PATH, InternalClient } from '../../../../media-node/contract/internal-api.js';
 import type { NodeRecord } from '../../../../media-node/contract/redis.js';
-import { API_VERSION, type CDN, type CDNNode, CDNNodeSchema, CDNSchema } from '../../api/v1alpha1.js';
+import { API_VERSION, type CDN, CDN_NAMES, type CDNNode } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
 import { controllerOf, secretValue } from '../../kube/objects.js';
@@ -16,8 +16,10 @@ import { NODE_TYPE } from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { OperatorMetrics } from '../../metrics.js';
 import type { ClusterReaders, ClusterSnapshot } from '../../redis/ClusterReader.js';
-import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
-import type { ListWatch } from '../../runtime/ListWatch.js';
+import type { ReconcileRequest, ReconcileResult } from '../../runtime/Controller.js';
+import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
+import type { CacheReader } from '../../runtime/TypedCache.js';
+import type { CachedCDN } from '../caches.js';
 import { readSecret, resolveRedis } from '../references.js';
 import {
   ANNOTATIONS,
@@ -28,6 +30,7 @@ import {
   podOrdinal,
 } from '../shared.js';
 import { decideScale, type ScaleDecision, type ScalePolicy } from './decide.js';
+import { AutoscalerReason } from './reasons.js';
 import { autoscalerStateOf, encodeAutoscalerState, toScalerState } from './state.js';
 
 /** Field manager of spec.replicas and the state annotation of edge Nodes. */
@@ -42,8 +45,7 @@ export interface AutoscalerSettings {
 
 export interface AutoscalerReconcilerOptions extends AutoscalerSettings {
   client: KubeClient;
-  nodes: ListWatch;
-  cdns: ListWatch;
+  cdns: CacheReader<CachedCDN>;
   readers: ClusterReaders;
   events: EventSink;
   logger: Logger;
@@ -52,16 +54,16 @@ export interface AutoscalerReconcilerOptions extends AutoscalerSettings {
 }
 
 /** The edge Nodes a CDN controls: what the autoscaler reconciles. */
-export function isAutoscaledEdge(object: {
-  spec?: unknown;
-  metadata: { ownerReferences?: unknown };
-}): boolean {
-  const role = (object.spec as { role?: unknown } | undefined)?.role;
-  const owner = controllerOf(object as Parameters<typeof controllerOf>[0]);
-  return role === 'edge' && owner?.kind === 'CDN' && owner.apiVersion === API_VERSION;
+export function isAutoscaledEdge(node: CDNNode): boolean {
+  const owner = controllerOf(node);
+  return node.spec.role === 'edge' && owner?.kind === CDN_NAMES.kind && owner.apiVersion === API_VERSION;
 }
 
-export class AutoscalerReconciler implements Reconciler {
+/**
+ * Nodes that do not parse are not reconciled here (no reconcileInvalid): the Node controller
+ * reports them.
+ */
+export class AutoscalerReconciler implements ObjectReconciler<CDNNode> {
   readonly #options: AutoscalerReconcilerOptions;
   readonly #now: () => number;
   /** Metric labels exported per Node, so that they can be removed with it. */
@@ -72,20 +74,15 @@ export class AutoscalerReconciler implements Reconciler {
     this.#now = options.now ?? Date.now;
   }
 
-  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
-    const cached = this.#options.nodes.get(namespace, name);
-    if (!cached || cached.metadata.deletionTimestamp || !isAutoscaledEdge(cached)) {
+  async reconcile(node: CDNNode): Promise<ReconcileResult | undefined> {
+    const { name = '', namespace = 'default' } = node.metadata;
+    if (node.metadata.deletionTimestamp || !isAutoscaledEdge(node)) {
       this.#unexport(`${namespace}/${name}`);
       return undefined;
     }
-    const parsedNode = CDNNodeSchema.safeParse(cached);
-    if (!parsedNode.success) return undefined; // reported by the Node controller
-    const node = parsedNode.data;
-    const owner = controllerOf(cached);
-    const cachedCdn = owner ? this.#options.cdns.get(namespace, owner.name) : undefined;
-    const parsedCdn = cachedCdn ? CDNSchema.safeParse(cachedCdn) : undefined;
-    if (!parsedCdn?.success || parsedCdn.data.metadata.uid !== owner?.uid) return undefined;
-    const cdn = parsedCdn.data;
+    const owner = controllerOf(node);
+    const cdn = owner ? this.#options.cdns.get(namespace, owner.name) : undefined;
+    if (!cdn || cdn.metadata.uid !== owner?.uid) return undefined;
     const region = cdn.spec.regions.find((candidate) => candidate.name === node.spec.region);
     const labels = { namespace, cdn: cdn.metadata.name ?? '', region: node.spec.region };
     if (!region || edgeAutoscalerMode(cdn) === 'external') {
@@ -138,6 +135,10 @@ export class AutoscalerReconciler implements Reconciler {
     }
     this.#report(node, decision, viewers, policy);
     return { requeueAfterMs: this.#options.intervalMs };
+  }
+
+  forget({ namespace, name }: ReconcileRequest): void {
+    this.#unexport(`${namespace}/${name}`);
   }
 
   #unexport(key: string): void {
@@ -243,27 +244,27 @@ export class AutoscalerReconciler implements Reconciler {
     };
     switch (decision.reason) {
       case 'scale-up':
-        event('ScaledUp', `edges ${current} → ${decision.replicas} (${load})`);
+        event(AutoscalerReason.ScaledUp, `edges ${current} → ${decision.replicas} (${load})`);
         break;
       case 'bounds':
         event(
-          'ScaledToBounds',
+          AutoscalerReason.ScaledToBounds,
           `edges ${current} → ${decision.replicas} (bounds ${policy.minReplicas}..${policy.maxReplicas})`,
         );
         break;
       case 'drain-started': {
         const pods = decision.draining.map((ordinal) => podName(node.metadata.name ?? '', ordinal));
         event(
-          'DrainStarted',
+          AutoscalerReason.DrainStarted,
           `draining ${pods.join(', ')} to scale ${current} → ${decision.desired} (${load})`,
         );
         break;
       }
       case 'scale-down':
-        event('ScaledDown', `edges ${current} → ${decision.replicas} (drained)`);
+        event(AutoscalerReason.ScaledDown, `edges ${current} → ${decision.replicas} (drained)`);
         break;
       case 'drain-cancelled':
-        event('DrainCancelled', `viewers came back: edges stay at ${current} (${load})`);
+        event(AutoscalerReason.DrainCancelled, `viewers came back: edges stay at ${current} (${load})`);
         break;
       default:
         break;

@@ -33,6 +33,7 @@ import {
   redisPrefixFor,
   workloadNameProblem,
 } from '../shared.js';
+import { CdnCondition, CdnReason } from './reasons.js';
 
 /** A Node as the CDN controller applies it (server-side apply: only the fields it owns). */
 export interface DesiredNode {
@@ -118,7 +119,7 @@ export function planCdn(cdn: CDN): CdnPlan {
       .filter((problem) => problem !== undefined);
     if (invalid.length > 0) {
       problems.push({
-        reason: 'InvalidName',
+        reason: CdnReason.InvalidName,
         message: `region ${region.name} is not deployed: ${invalid[0]} (shorten the CDN or region name)`,
       });
       continue;
@@ -248,22 +249,37 @@ export function cdnStatus(cdn: CDN, observation: CdnObservation, now: Date): CDN
   const problems = [...observation.problems, ...(observation.loadProblem ? [observation.loadProblem] : [])];
   const configProblem = observation.problems[0];
   const ready: DesiredCondition = configProblem
-    ? { type: 'Ready', status: 'False', reason: configProblem.reason, message: configProblem.message }
+    ? {
+        type: CdnCondition.Ready,
+        status: 'False',
+        reason: configProblem.reason,
+        message: configProblem.message,
+      }
     : notReady.length > 0
-      ? { type: 'Ready', status: 'False', reason: 'NodesNotReady', message: notReady.join('; ') }
-      : { type: 'Ready', status: 'True', reason: 'NodesReady', message: 'every media node is ready' };
+      ? {
+          type: CdnCondition.Ready,
+          status: 'False',
+          reason: CdnReason.NodesNotReady,
+          message: notReady.join('; '),
+        }
+      : {
+          type: CdnCondition.Ready,
+          status: 'True',
+          reason: CdnReason.NodesReady,
+          message: 'every media node is ready',
+        };
   const degraded: DesiredCondition =
     problems.length > 0
       ? {
-          type: 'Degraded',
+          type: CdnCondition.Degraded,
           status: 'True',
           reason: problems[0]!.reason,
           message: problems.map((problem) => problem.message).join('; '),
         }
       : {
-          type: 'Degraded',
+          type: CdnCondition.Degraded,
           status: 'False',
-          reason: 'AsExpected',
+          reason: CdnReason.AsExpected,
           message: 'the CDN is deployed as specified',
         };
 

@@ -7,11 +7,11 @@
  * Deleting a CDN needs no finalizer: everything created here carries an ownerReference to it
  * (controller: true), and Kubernetes' garbage collector deletes it.
  */
-import { API_VERSION, type CDN, CDNNodeSchema, CDNSchema, type Condition } from '../../api/v1alpha1.js';
+import { API_VERSION, type CDN, CDN_NAMES } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import { isAlreadyExists } from '../../kube/errors.js';
 import type { EventSink } from '../../kube/events.js';
-import { controllerOf, type KubeObject, secretValue } from '../../kube/objects.js';
+import { controllerOf, secretValue } from '../../kube/objects.js';
 import {
   CDN_TYPE,
   CONFIG_MAP_TYPE,
@@ -22,12 +22,13 @@ import {
 } from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { ClusterReaders } from '../../redis/ClusterReader.js';
-import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
-import { mergeConditions } from '../../runtime/conditions.js';
-import type { ListWatch } from '../../runtime/ListWatch.js';
+import type { ReconcileResult } from '../../runtime/Controller.js';
+import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
+import type { CachedObject, CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
+import type { CachedNode } from '../caches.js';
 import { checkPublishToken, readSecret, resolveRedis } from '../references.js';
 import { CLUSTER_SECRET_KEY, clusterSecretName, LABELS, type Problem } from '../shared.js';
-import { recordTransition, writeStatus } from '../status.js';
+import { recordTransition, reportInvalidSpec, writeStatus } from '../status.js';
 import {
   type CdnObservation,
   cdnStatus,
@@ -36,12 +37,12 @@ import {
   MIN_CLUSTER_SECRET_LENGTH,
   planCdn,
 } from './desired.js';
+import { CdnCondition, CdnReason } from './reasons.js';
 
 export interface CdnReconcilerOptions {
   client: KubeClient;
-  cdns: ListWatch;
-  nodes: ListWatch;
-  services: ListWatch;
+  nodes: CacheReader<CachedNode>;
+  services: CacheReader<CachedObject>;
   readers: ClusterReaders;
   events: EventSink;
   logger: Logger;
@@ -50,7 +51,13 @@ export interface CdnReconcilerOptions {
   now?: () => Date;
 }
 
-export class CdnReconciler implements Reconciler {
+/** How a CDN the operator cannot read is reported. */
+const INVALID_SPEC_CONDITIONS = [
+  { type: CdnCondition.Ready, status: 'False' },
+  { type: CdnCondition.Degraded, status: 'True' },
+] as const;
+
+export class CdnReconciler implements ObjectReconciler<CDN> {
   readonly #options: CdnReconcilerOptions;
   readonly #now: () => Date;
 
@@ -59,17 +66,11 @@ export class CdnReconciler implements Reconciler {
     this.#now = options.now ?? (() => new Date());
   }
 
-  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
-    const cached = this.#options.cdns.get(namespace, name);
-    // Gone, or going: the garbage collector removes what it owns.
-    if (!cached || cached.metadata.deletionTimestamp) return undefined;
-    const parsed = CDNSchema.safeParse(cached);
-    if (!parsed.success) {
-      await this.#reportInvalid(cached, parsed.error.issues[0]);
-      return undefined;
-    }
-    const cdn = parsed.data;
+  async reconcile(cdn: CDN): Promise<ReconcileResult | undefined> {
+    // Going: the garbage collector removes what it owns.
+    if (cdn.metadata.deletionTimestamp) return undefined;
     const { client } = this.#options;
+    const { name = '', namespace } = cdn.metadata;
     const problems: Problem[] = [];
 
     const secretProblem = await this.#ensureClusterSecret(cdn);
@@ -109,14 +110,21 @@ export class CdnReconciler implements Reconciler {
             .reduce((sum, node) => sum + node.load.viewers, 0),
         };
       } catch (error) {
-        observation.loadProblem = { reason: 'RedisUnreachable', message: (error as Error).message };
+        observation.loadProblem = { reason: CdnReason.RedisUnreachable, message: (error as Error).message };
       }
     }
     const status = cdnStatus(cdn, observation, this.#now());
     if (await writeStatus(client, CDN_TYPE, { metadata: { name, namespace }, status: cdn.status }, status)) {
       const before = cdn.status?.conditions;
-      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], 'Degraded', 'True');
-      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], 'Ready');
+      recordTransition(
+        this.#options.events,
+        cdn,
+        before,
+        status.conditions ?? [],
+        CdnCondition.Degraded,
+        'True',
+      );
+      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], CdnCondition.Ready);
     }
     return { requeueAfterMs: this.#options.statusRefreshMs };
   }
@@ -138,7 +146,12 @@ export class CdnReconciler implements Reconciler {
           { cdn: `${namespace}/${cdn.metadata.name}`, secret: secretName },
           'cluster secret created',
         );
-        this.#options.events.record(cdn, 'Normal', 'ClusterSecretCreated', `created Secret ${secretName}`);
+        this.#options.events.record(
+          cdn,
+          'Normal',
+          CdnReason.ClusterSecretCreated,
+          `created Secret ${secretName}`,
+        );
         return undefined;
       } catch (error) {
         if (!isAlreadyExists(error)) throw error;
@@ -148,17 +161,28 @@ export class CdnReconciler implements Reconciler {
     const value = secret && secretValue(secret, CLUSTER_SECRET_KEY);
     if (!value || value.length < MIN_CLUSTER_SECRET_LENGTH) {
       return {
-        reason: 'ClusterSecretInvalid',
+        reason: CdnReason.ClusterSecretInvalid,
         message: `key ${CLUSTER_SECRET_KEY} of Secret ${secretName} is missing or shorter than ${MIN_CLUSTER_SECRET_LENGTH} characters; the operator never overwrites it: fix it, or delete the Secret to have a new one generated (media nodes pick it up as they restart)`,
       };
     }
     return undefined;
   }
 
+  reconcileInvalid(cdn: InvalidObject): Promise<undefined> {
+    const { client, events } = this.#options;
+    return reportInvalidSpec({ client, events, now: this.#now() }, CDN_TYPE, cdn, INVALID_SPEC_CONDITIONS);
+  }
+
   /** Objects this CDN controls (by ownerReference uid) that the plan no longer has. */
-  async #deleteStale(cdn: CDN, type: ResourceType, cache: ListWatch, wanted: Set<string>): Promise<void> {
+  async #deleteStale(
+    cdn: CDN,
+    type: ResourceType,
+    cache: CacheReader<CachedObject>,
+    wanted: Set<string>,
+  ): Promise<void> {
     const namespace = cdn.metadata.namespace ?? 'default';
-    for (const object of cache.list(namespace)) {
+    // Those that do not parse too: only their metadata is needed.
+    for (const object of cache.listAll(namespace)) {
       if (wanted.has(object.metadata.name) || !this.#controlledBy(object, cdn)) continue;
       const deleted = await this.#options.client.delete(type, namespace, object.metadata.name, {
         preconditions: { uid: object.metadata.uid ?? '' },
@@ -168,54 +192,30 @@ export class CdnReconciler implements Reconciler {
           { cdn: `${namespace}/${cdn.metadata.name}`, [type.kind]: object.metadata.name },
           'removed',
         );
-        this.#options.events.record(cdn, 'Normal', 'Removed', `removed ${type.kind} ${object.metadata.name}`);
+        this.#options.events.record(
+          cdn,
+          'Normal',
+          CdnReason.Removed,
+          `removed ${type.kind} ${object.metadata.name}`,
+        );
       }
     }
   }
 
-  #controlledBy(object: KubeObject, cdn: CDN): boolean {
+  #controlledBy(object: CachedObject, cdn: CDN): boolean {
     const owner = controllerOf(object);
     return (
       owner !== undefined &&
-      owner.kind === 'CDN' &&
+      owner.kind === CDN_NAMES.kind &&
       owner.apiVersion === API_VERSION &&
       owner.uid === cdn.metadata.uid &&
       object.metadata.labels?.[LABELS.cdn] === cdn.metadata.name
     );
   }
 
-  #ownedNodes(cdn: CDN) {
+  #ownedNodes(cdn: CDN): CachedNode[] {
     return this.#options.nodes
       .list(cdn.metadata.namespace ?? 'default')
-      .filter((object) => this.#controlledBy(object, cdn))
-      .flatMap((object) => {
-        const node = CDNNodeSchema.safeParse(object);
-        return node.success ? [node.data] : [];
-      });
-  }
-
-  /** An object the API server accepted but the operator's schema does not (versions apart). */
-  async #reportInvalid(
-    object: KubeObject,
-    issue: { path: PropertyKey[]; message: string } | undefined,
-  ): Promise<void> {
-    const where = issue ? `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}` : 'invalid';
-    const message = `the operator cannot read this CDN: ${where}`;
-    const existing = (object as { status?: { conditions?: Condition[] } }).status;
-    const generation = object.metadata.generation;
-    const conditions = mergeConditions(
-      existing?.conditions,
-      [
-        { type: 'Ready', status: 'False', reason: 'InvalidSpec', message },
-        { type: 'Degraded', status: 'True', reason: 'InvalidSpec', message },
-      ],
-      generation,
-      this.#now(),
-    );
-    await writeStatus(this.#options.client, CDN_TYPE, object, {
-      ...existing,
-      ...(generation === undefined ? {} : { observedGeneration: generation }),
-      conditions,
-    });
+      .filter((node) => this.#controlledBy(node, cdn));
   }
 }

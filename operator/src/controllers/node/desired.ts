@@ -29,6 +29,7 @@ import {
   type Problem,
   workloadNameProblem,
 } from '../shared.js';
+import { NodeCondition, NodeReason } from './reasons.js';
 
 export const CONTAINER_NAME = 'media-node';
 /**
@@ -163,11 +164,11 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
   const cdnName = cdn.metadata.name ?? '';
   const problems: Problem[] = [];
   const nameProblem = workloadNameProblem(name);
-  if (nameProblem) problems.push({ reason: 'InvalidName', message: nameProblem });
+  if (nameProblem) problems.push({ reason: NodeReason.InvalidName, message: nameProblem });
   const { exposure } = cdn.spec.network;
   if (exposure === 'nodePort') {
     problems.push({
-      reason: 'UnsupportedExposure',
+      reason: NodeReason.UnsupportedExposure,
       message:
         'network.exposure nodePort is not supported yet: every pod of a StatefulSet announces the same RTC_PORT, while a NodePort is unique in the cluster; use hostPort or hostNetwork',
     });
@@ -300,18 +301,23 @@ export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Dat
     (set.status?.updatedReplicas ?? 0) >= wanted;
   const problem = observation.problems[0];
   const ready = problem
-    ? { type: 'Ready', status: 'False' as const, reason: problem.reason, message: problem.message }
+    ? {
+        type: NodeCondition.Ready,
+        status: 'False' as const,
+        reason: problem.reason,
+        message: problem.message,
+      }
     : readyReplicas >= wanted && (rolledOut || wanted === 0)
       ? {
-          type: 'Ready',
+          type: NodeCondition.Ready,
           status: 'True' as const,
-          reason: 'PodsReady',
+          reason: NodeReason.PodsReady,
           message: `${readyReplicas}/${wanted} media nodes ready`,
         }
       : {
-          type: 'Ready',
+          type: NodeCondition.Ready,
           status: 'False' as const,
-          reason: 'PodsNotReady',
+          reason: NodeReason.PodsNotReady,
           message: `${readyReplicas}/${wanted} media nodes ready${set && !rolledOut ? ' (rollout in progress)' : ''}`,
         };
   const generation = node.metadata.generation;

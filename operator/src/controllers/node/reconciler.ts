@@ -7,26 +7,27 @@
  * origins and transcoders, the autoscaler or an HPA for edges, `kubectl scale` for a Node
  * without a CDN owner) writes it on the Node, never on the StatefulSet.
  */
-import { type CDNNode, CDNNodeSchema, CDNSchema, type Condition } from '../../api/v1alpha1.js';
+import type { CDNNode } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
-import { type KubeObject, type StatefulSetObject, StatefulSetSchema } from '../../kube/objects.js';
+import { type StatefulSetObject, StatefulSetSchema } from '../../kube/objects.js';
 import { NODE_TYPE, SERVICE_TYPE, STATEFUL_SET_TYPE } from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { ClusterReaders } from '../../redis/ClusterReader.js';
-import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
-import { mergeConditions } from '../../runtime/conditions.js';
-import type { ListWatch } from '../../runtime/ListWatch.js';
+import type { ReconcileResult } from '../../runtime/Controller.js';
+import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
+import { type CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
+import type { CachedCDN } from '../caches.js';
 import { readSecret, resolveRedis } from '../references.js';
 import { clusterSecretName, configHash, type Problem, podOrdinal } from '../shared.js';
-import { recordTransition, writeStatus } from '../status.js';
+import { recordTransition, reportInvalidSpec, writeStatus } from '../status.js';
 import { nodeStatus, planNode } from './desired.js';
+import { NodeCondition, NodeReason } from './reasons.js';
 
 export interface NodeReconcilerOptions {
   client: KubeClient;
-  nodes: ListWatch;
-  cdns: ListWatch;
-  statefulSets: ListWatch;
+  cdns: CacheReader<CachedCDN>;
+  statefulSets: CacheReader<StatefulSetObject>;
   readers: ClusterReaders;
   events: EventSink;
   logger: Logger;
@@ -34,7 +35,10 @@ export interface NodeReconcilerOptions {
   now?: () => Date;
 }
 
-export class NodeReconciler implements Reconciler {
+/** How a Node the operator cannot read is reported. */
+const INVALID_SPEC_CONDITIONS = [{ type: NodeCondition.Ready, status: 'False' }] as const;
+
+export class NodeReconciler implements ObjectReconciler<CDNNode> {
   readonly #options: NodeReconcilerOptions;
   readonly #now: () => Date;
 
@@ -43,31 +47,23 @@ export class NodeReconciler implements Reconciler {
     this.#now = options.now ?? (() => new Date());
   }
 
-  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
-    const cached = this.#options.nodes.get(namespace, name);
-    if (!cached || cached.metadata.deletionTimestamp) return undefined;
-    const parsed = CDNNodeSchema.safeParse(cached);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      await this.#reportProblem(cached, {
-        reason: 'InvalidSpec',
-        message: `the operator cannot read this Node: ${issue?.path.map(String).join('.') || '(root)'}: ${issue?.message}`,
-      });
-      return undefined;
-    }
-    const node = parsed.data;
+  async reconcile(node: CDNNode): Promise<ReconcileResult | undefined> {
+    if (node.metadata.deletionTimestamp) return undefined;
     const { client } = this.#options;
+    const { name = '', namespace = 'default' } = node.metadata;
     const cdnName = node.spec.cdnRef.name;
-    const cachedCdn = this.#options.cdns.get(namespace, cdnName);
-    const cdn = cachedCdn ? CDNSchema.safeParse(cachedCdn) : undefined;
-    if (!cdn?.success) {
+    const cdn = this.#options.cdns.lookup(namespace, cdnName);
+    if (cdn === undefined || cdn instanceof InvalidObject) {
       // Nothing to run without the CDN (image, Redis, secrets); its creation enqueues this Node.
       await this.#writeStatus(node, {
         statefulSet: this.#cachedStatefulSet(namespace, name),
         problems: [
           cdn
-            ? { reason: 'CDNInvalid', message: `CDN ${cdnName} cannot be read by the operator` }
-            : { reason: 'CDNNotFound', message: `CDN ${cdnName} (spec.cdnRef) not found in ${namespace}` },
+            ? { reason: NodeReason.CDNInvalid, message: `CDN ${cdnName} cannot be read by the operator` }
+            : {
+                reason: NodeReason.CDNNotFound,
+                message: `CDN ${cdnName} (spec.cdnRef) not found in ${namespace}`,
+              },
         ],
         load: undefined,
       });
@@ -80,10 +76,13 @@ export class NodeReconciler implements Reconciler {
     if (!secret) {
       // The CDN controller creates it (and its creation enqueues this Node): until then, do not
       // start pods that would fail on a missing Secret, nor roll them once it appears.
-      problems.push({ reason: 'ClusterSecretMissing', message: `Secret ${secretName} not found yet` });
+      problems.push({
+        reason: NodeReason.ClusterSecretMissing,
+        message: `Secret ${secretName} not found yet`,
+      });
     }
     const plan = planNode(node, {
-      cdn: cdn.data,
+      cdn,
       clusterSecretHash: secret ? configHash(secret.data ?? {}) : undefined,
     });
     problems.push(...plan.problems);
@@ -97,7 +96,7 @@ export class NodeReconciler implements Reconciler {
     }
 
     let load: { viewers: number; streams: number } | undefined;
-    const redis = await resolveRedis(client, cdn.data);
+    const redis = await resolveRedis(client, cdn);
     if (redis.ok) {
       try {
         const snapshot = await this.#options.readers.get(redis.value.url, redis.value.prefix).snapshot();
@@ -115,10 +114,13 @@ export class NodeReconciler implements Reconciler {
     return { requeueAfterMs: this.#options.statusRefreshMs };
   }
 
+  reconcileInvalid(node: InvalidObject): Promise<undefined> {
+    const { client, events } = this.#options;
+    return reportInvalidSpec({ client, events, now: this.#now() }, NODE_TYPE, node, INVALID_SPEC_CONDITIONS);
+  }
+
   #cachedStatefulSet(namespace: string, name: string): StatefulSetObject | undefined {
-    const cached = this.#options.statefulSets.get(namespace, name);
-    const parsed = cached ? StatefulSetSchema.safeParse(cached) : undefined;
-    return parsed?.success ? parsed.data : undefined;
+    return this.#options.statefulSets.get(namespace, name);
   }
 
   async #writeStatus(node: CDNNode, observation: Parameters<typeof nodeStatus>[1]): Promise<void> {
@@ -127,28 +129,18 @@ export class NodeReconciler implements Reconciler {
     if (!(await writeStatus(this.#options.client, NODE_TYPE, { metadata, status: node.status }, status)))
       return;
     const problem = observation.problems[0];
-    const before = node.status?.conditions?.find((condition) => condition.type === 'Ready');
+    const before = node.status?.conditions?.find((condition) => condition.type === NodeCondition.Ready);
     // A problem (no CDN, bad name, …) is a Warning as soon as it appears; readiness changes are news.
     if (problem && before?.reason !== problem.reason) {
       this.#options.events.record(node, 'Warning', problem.reason, problem.message);
     } else {
-      recordTransition(this.#options.events, node, node.status?.conditions, status.conditions ?? [], 'Ready');
+      recordTransition(
+        this.#options.events,
+        node,
+        node.status?.conditions,
+        status.conditions ?? [],
+        NodeCondition.Ready,
+      );
     }
-  }
-
-  /** Status of a Node the operator cannot even parse: only the condition and generation. */
-  async #reportProblem(object: KubeObject, problem: Problem): Promise<void> {
-    const existing = (object as { status?: { conditions?: Condition[] } }).status;
-    const generation = object.metadata.generation;
-    await writeStatus(this.#options.client, NODE_TYPE, object, {
-      ...existing,
-      ...(generation === undefined ? {} : { observedGeneration: generation }),
-      conditions: mergeConditions(
-        existing?.conditions,
-        [{ type: 'Ready', status: 'False', ...problem }],
-        generation,
-        this.#now(),
-      ),
-    });
   }
 }

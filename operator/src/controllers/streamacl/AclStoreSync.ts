@@ -6,18 +6,19 @@
  * new Redis, a reset), rewrites every StreamACL of the CDNs on it at once (not at the next
  * resync), and then marks the epoch synced — unless the store was reset again meanwhile.
  */
-import { CDNSchema } from '../../api/v1alpha1.js';
+import { z } from 'zod';
 import type { KubeClient } from '../../kube/client.js';
 import type { Logger } from '../../logger.js';
 import type { OperatorMetrics } from '../../metrics.js';
 import type { AclStores } from '../../redis/AclStores.js';
-import type { ListWatch } from '../../runtime/ListWatch.js';
+import { type CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
+import type { CachedCDN, CachedStreamACL } from '../caches.js';
 import { resolveRedis } from '../references.js';
 
 export interface AclStoreSyncOptions {
   client: KubeClient;
-  cdns: ListWatch;
-  streamAcls: ListWatch;
+  cdns: CacheReader<CachedCDN>;
+  streamAcls: CacheReader<CachedStreamACL>;
   stores: AclStores;
   /** Writes one StreamACL now; true when Redis is as closed as it asks. */
   syncAcl: (namespace: string, name: string) => Promise<boolean>;
@@ -66,17 +67,13 @@ export class AclStoreSync {
       string,
       { url: string; prefix: string; cdns: { namespace: string; name: string }[] }
     >();
-    for (const object of cdns.list()) {
-      const parsed = CDNSchema.safeParse(object);
-      if (!parsed.success || parsed.data.metadata.deletionTimestamp) continue;
-      const redis = await resolveRedis(client, parsed.data);
+    for (const cdn of cdns.list()) {
+      if (cdn.metadata.deletionTimestamp) continue;
+      const redis = await resolveRedis(client, cdn);
       if (!redis.ok) continue; // the CDN's status says why
       const key = `${redis.value.prefix}\n${redis.value.url}`;
       const entry = byStore.get(key) ?? { ...redis.value, cdns: [] };
-      entry.cdns.push({
-        namespace: parsed.data.metadata.namespace ?? 'default',
-        name: parsed.data.metadata.name ?? '',
-      });
+      entry.cdns.push({ namespace: cdn.metadata.namespace ?? 'default', name: cdn.metadata.name });
       byStore.set(key, entry);
     }
     for (const { url, prefix, cdns: members } of byStore.values()) {
@@ -90,8 +87,9 @@ export class AclStoreSync {
       );
       const acls = members.flatMap(({ namespace, name: cdn }) =>
         streamAcls
-          .list(namespace)
-          .filter((acl) => (acl as { spec?: { cdnRef?: { name?: string } } }).spec?.cdnRef?.name === cdn)
+          // Unreadable ones too: they cannot be written, so the store is not marked synced.
+          .listAll(namespace)
+          .filter((acl) => cdnOf(acl) === cdn)
           .map((acl) => ({ namespace, name: acl.metadata.name })),
       );
       let complete = true;
@@ -111,4 +109,13 @@ export class AclStoreSync {
       }
     }
   }
+}
+
+/** Just enough of a StreamACL to know its CDN when the rest does not parse. */
+const CdnRefSchema = z.object({ spec: z.object({ cdnRef: z.object({ name: z.string() }) }) });
+
+function cdnOf(acl: CachedStreamACL | InvalidObject): string | undefined {
+  if (!(acl instanceof InvalidObject)) return acl.spec.cdnRef.name;
+  const readable = CdnRefSchema.safeParse(acl.object);
+  return readable.success ? readable.data.spec.cdnRef.name : undefined;
 }

@@ -9,6 +9,7 @@ import { hashAccessKey } from '../../../../media-node/contract/acl.js';
 import type { StreamACL, StreamACLStatus } from '../../api/v1alpha1.js';
 import { mergeConditions, rfc3339 } from '../../runtime/conditions.js';
 import type { Problem } from '../shared.js';
+import { StreamAclCondition, StreamAclReason } from './reasons.js';
 
 /** A key with its value read (inline or from its Secret). */
 export interface ResolvedKey {
@@ -75,12 +76,12 @@ export function streamAclStatus(
   const previous = acl.status;
   const condition = outcome.synced
     ? {
-        type: 'Synced',
+        type: StreamAclCondition.Synced,
         status: 'True' as const,
-        reason: 'Synced',
+        reason: StreamAclReason.Synced,
         message: `${outcome.keys} key(s) enforced by the edges of CDN ${acl.spec.cdnRef.name}`,
       }
-    : { type: 'Synced', status: 'False' as const, ...outcome.problem };
+    : { type: StreamAclCondition.Synced, status: 'False' as const, ...outcome.problem };
   const syncedKeys = outcome.synced ? outcome.keys : previous?.syncedKeys;
   const written = outcome.synced ? outcome.wroteAt : wroteAt;
   const lastSyncTime = written ? rfc3339(written) : previous?.lastSyncTime;

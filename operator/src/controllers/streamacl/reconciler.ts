@@ -16,18 +16,20 @@ import {
   UNCHANGED,
   UnreadableAclError,
 } from '../../../../media-node/contract/acl.js';
-import { type CDN, CDNSchema, type StreamACL, StreamACLSchema } from '../../api/v1alpha1.js';
+import { MIN_ACCESS_KEY_LENGTH, type StreamACL } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
-import { type KubeObject, SecretSchema, secretValue } from '../../kube/objects.js';
+import { type SecretObject, SecretSchema, secretValue } from '../../kube/objects.js';
 import { SECRET_TYPE, STREAM_ACL_TYPE } from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { AclStores } from '../../redis/AclStores.js';
-import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../runtime/Controller.js';
-import type { ListWatch } from '../../runtime/ListWatch.js';
-import { resolveRedis } from '../references.js';
+import type { ReconcileResult } from '../../runtime/Controller.js';
+import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
+import { type CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
+import type { CachedCDN, CachedStreamACL } from '../caches.js';
+import { type Resolved, resolveRedis } from '../references.js';
 import { CLUSTER_SECRET_KEY, clusterSecretName, LABELS, type Problem } from '../shared.js';
-import { recordTransition, writeStatus } from '../status.js';
+import { recordTransition, reportInvalidSpec, writeStatus } from '../status.js';
 import {
   patternOwner,
   type ResolvedKey,
@@ -36,6 +38,7 @@ import {
   storedKeys,
   streamAclStatus,
 } from './desired.js';
+import { StreamAclCondition, StreamAclReason } from './reasons.js';
 
 /** Removes the ACL from Redis before the StreamACL is deleted. */
 export const STREAM_ACL_FINALIZER = 'rtccdn.io/streamacl-cleanup';
@@ -46,21 +49,22 @@ const RETRY_MS = 5000;
 
 export interface StreamAclReconcilerOptions {
   client: KubeClient;
-  streamAcls: ListWatch;
-  cdns: ListWatch;
+  streamAcls: CacheReader<CachedStreamACL>;
+  cdns: CacheReader<CachedCDN>;
   /** Secrets labelled rtccdn.io/access-keys=true: the only ones keys are read from. */
-  secrets: ListWatch;
+  secrets: CacheReader<SecretObject>;
   /** Secrets the operator created (the CDNs' cluster Secrets). */
-  managedSecrets: ListWatch;
+  managedSecrets: CacheReader<SecretObject>;
   stores: AclStores;
   events: EventSink;
   logger: Logger;
   now?: () => Date;
 }
 
-type Resolved<T> = { ok: true; value: T } | { ok: false; problem: Problem };
+/** How a StreamACL the operator cannot read is reported. */
+const INVALID_SPEC_CONDITIONS = [{ type: StreamAclCondition.Synced, status: 'False' }] as const;
 
-export class StreamAclReconciler implements Reconciler {
+export class StreamAclReconciler implements ObjectReconciler<StreamACL> {
   readonly #options: StreamAclReconcilerOptions;
   readonly #now: () => Date;
 
@@ -69,11 +73,19 @@ export class StreamAclReconciler implements Reconciler {
     this.#now = options.now ?? (() => new Date());
   }
 
-  async reconcile({ namespace, name }: ReconcileRequest): Promise<ReconcileResult | undefined> {
-    const cached = this.#options.streamAcls.get(namespace, name);
-    if (!cached) return undefined;
-    const outcome = await this.#sync(cached);
+  async reconcile(acl: StreamACL): Promise<ReconcileResult | undefined> {
+    const outcome = await this.#sync(acl);
     return outcome.problem ? { requeueAfterMs: RETRY_MS } : undefined;
+  }
+
+  reconcileInvalid(acl: InvalidObject): Promise<undefined> {
+    const { client, events } = this.#options;
+    return reportInvalidSpec(
+      { client, events, now: this.#now() },
+      STREAM_ACL_TYPE,
+      acl,
+      INVALID_SPEC_CONDITIONS,
+    );
   }
 
   /**
@@ -82,8 +94,13 @@ export class StreamAclReconciler implements Reconciler {
    * left to another StreamACL that owns the pattern). For the store sync after a Redis reset.
    */
   async syncAcl(namespace: string, name: string): Promise<boolean> {
-    const cached = this.#options.streamAcls.get(namespace, name);
+    const cached = this.#options.streamAcls.lookup(namespace, name);
     if (!cached) return true;
+    if (cached instanceof InvalidObject) {
+      // Unreadable, so not enforced: its store stays unsynced and the edges admit nobody.
+      await this.reconcileInvalid(cached);
+      return false;
+    }
     return (await this.#sync(cached)).enforced;
   }
 
@@ -93,20 +110,11 @@ export class StreamAclReconciler implements Reconciler {
    * could be read, possibly none — and the status says which and why. What cannot be written at
    * all (no CDN, Redis down) is retried.
    */
-  async #sync(cached: KubeObject): Promise<{ enforced: boolean; problem?: Problem }> {
-    const parsed = StreamACLSchema.safeParse(cached);
-    if (!parsed.success) {
-      // The API server validates the same schema: this only happens with a newer CRD. Say so.
-      const issue = parsed.error.issues[0];
-      const problem = { reason: 'InvalidSpec', message: `${issue?.path.join('.')}: ${issue?.message}` };
-      await this.#report(cached as unknown as StreamACL, { synced: false, problem });
-      return { enforced: false, problem };
-    }
-    const acl = parsed.data;
+  async #sync(acl: StreamACL): Promise<{ enforced: boolean; problem?: Problem }> {
     if (acl.metadata.deletionTimestamp) {
       const result = await this.#finalize(acl);
       return result
-        ? { enforced: false, problem: { reason: 'Finalizing', message: 'retrying' } }
+        ? { enforced: false, problem: { reason: StreamAclReason.Finalizing, message: 'retrying' } }
         : { enforced: true };
     }
     await this.#ensureFinalizer(acl);
@@ -117,7 +125,7 @@ export class StreamAclReconciler implements Reconciler {
     if (owner && owner.metadata.name !== acl.metadata.name) {
       // The owner writes the pattern: Redis is as this StreamACL's CDN wants it once the owner is.
       const problem = {
-        reason: 'PatternConflict',
+        reason: StreamAclReason.PatternConflict,
         message: `StreamACL ${owner.metadata.name} already guards "${acl.spec.stream}" on CDN ${acl.spec.cdnRef.name}`,
       };
       await this.#failed(acl, problem);
@@ -149,8 +157,8 @@ export class StreamAclReconciler implements Reconciler {
     } catch (error) {
       const problem =
         error instanceof InvalidAclError
-          ? { reason: 'InvalidSpec', message: error.message }
-          : { reason: 'RedisUnavailable', message: (error as Error).message };
+          ? { reason: StreamAclReason.InvalidSpec, message: error.message }
+          : { reason: StreamAclReason.RedisUnavailable, message: (error as Error).message };
       return { enforced: false, problem: await this.#failed(acl, problem) };
     }
     if (keyProblem) {
@@ -164,15 +172,18 @@ export class StreamAclReconciler implements Reconciler {
   /** Where the keys go: the CDN's Redis (and prefix), hashed with its cluster secret. */
   async #target(acl: StreamACL): Promise<Resolved<{ store: RedisAclStore; hashKey: Buffer }>> {
     const namespace = acl.metadata.namespace ?? 'default';
-    const cachedCdn = this.#options.cdns.get(namespace, acl.spec.cdnRef.name);
-    const cdn = cachedCdn && CDNSchema.safeParse(cachedCdn);
-    if (!cdn?.success) {
+    // A CDN the operator cannot read counts as none: there is nothing to write to.
+    const cdn = this.#options.cdns.get(namespace, acl.spec.cdnRef.name);
+    if (!cdn) {
       return {
         ok: false,
-        problem: { reason: 'CdnNotFound', message: `CDN ${acl.spec.cdnRef.name} not found in ${namespace}` },
+        problem: {
+          reason: StreamAclReason.CDNNotFound,
+          message: `CDN ${acl.spec.cdnRef.name} not found in ${namespace}`,
+        },
       };
     }
-    const redis = await resolveRedis(this.#options.client, cdn.data as CDN);
+    const redis = await resolveRedis(this.#options.client, cdn);
     if (!redis.ok) return redis;
     const secretName = clusterSecretName(acl.spec.cdnRef.name);
     const secret = await this.#cachedOrLive(this.#options.managedSecrets, namespace, secretName);
@@ -181,7 +192,7 @@ export class StreamAclReconciler implements Reconciler {
       return {
         ok: false,
         problem: {
-          reason: 'ClusterSecretMissing',
+          reason: StreamAclReason.ClusterSecretMissing,
           message: `Secret ${secretName} (created by the CDN controller) has no ${CLUSTER_SECRET_KEY} yet`,
         },
       };
@@ -207,7 +218,7 @@ export class StreamAclReconciler implements Reconciler {
         const secret = await this.#cachedOrLive(this.#options.secrets, namespace, name);
         if (secret && secret.metadata.labels?.[LABELS.accessKeys] !== 'true') {
           problems.push({
-            reason: 'KeySecretNotLabelled',
+            reason: StreamAclReason.KeySecretNotLabelled,
             message: `key ${key.id}: Secret ${name} is not labelled ${LABELS.accessKeys}=true, so its keys are not read`,
           });
           continue;
@@ -215,7 +226,7 @@ export class StreamAclReconciler implements Reconciler {
         value = secret && secretValue(secret, item);
         if (value === undefined) {
           problems.push({
-            reason: 'KeySecretMissing',
+            reason: StreamAclReason.KeySecretMissing,
             message: secret
               ? `key ${key.id}: Secret ${name} has no key ${item}`
               : `key ${key.id}: Secret ${name} not found`,
@@ -223,17 +234,17 @@ export class StreamAclReconciler implements Reconciler {
           continue;
         }
       }
-      if (value === undefined || value.length < 16) {
+      if (value === undefined || value.length < MIN_ACCESS_KEY_LENGTH) {
         problems.push({
-          reason: 'KeyTooShort',
-          message: `key ${key.id}: the value must be at least 16 characters`,
+          reason: StreamAclReason.KeyTooShort,
+          message: `key ${key.id}: the value must be at least ${MIN_ACCESS_KEY_LENGTH} characters`,
         });
         continue;
       }
       const expiresAt = key.expiresAt ? Date.parse(key.expiresAt) : undefined;
       if (expiresAt !== undefined && !(expiresAt > 0)) {
         problems.push({
-          reason: 'InvalidKey',
+          reason: StreamAclReason.InvalidKey,
           message: `key ${key.id}: expiresAt must be after 1970-01-01T00:00:00Z`,
         });
         continue;
@@ -251,19 +262,25 @@ export class StreamAclReconciler implements Reconciler {
    * are not ordered, a StreamACL can arrive before the Secret it names), from the API server —
    * whatever its labels: the caller checks them, so that it can say why a key is not read.
    */
-  async #cachedOrLive(cache: ListWatch, namespace: string, name: string) {
-    const found =
-      cache.get(namespace, name) ?? (await this.#options.client.get(SECRET_TYPE, namespace, name));
-    const parsed = found === undefined ? undefined : SecretSchema.safeParse(found);
+  async #cachedOrLive(
+    cache: CacheReader<SecretObject>,
+    namespace: string,
+    name: string,
+  ): Promise<SecretObject | undefined> {
+    const cached = cache.get(namespace, name);
+    if (cached) return cached;
+    const live = await this.#options.client.get(SECRET_TYPE, namespace, name);
+    const parsed = live === undefined ? undefined : SecretSchema.safeParse(live);
     return parsed?.success ? parsed.data : undefined;
   }
 
   /** The StreamACLs of the same CDN selecting the same streams (this one included). */
-  #claimants(acl: StreamACL): KubeObject[] {
-    return this.#options.streamAcls.list(acl.metadata.namespace ?? 'default').filter((other) => {
-      const spec = (other as { spec?: { cdnRef?: { name?: string }; stream?: string } }).spec;
-      return spec?.cdnRef?.name === acl.spec.cdnRef.name && spec.stream === acl.spec.stream;
-    });
+  #claimants(acl: StreamACL): CachedStreamACL[] {
+    return this.#options.streamAcls
+      .list(acl.metadata.namespace ?? 'default')
+      .filter(
+        (other) => other.spec.cdnRef.name === acl.spec.cdnRef.name && other.spec.stream === acl.spec.stream,
+      );
   }
 
   async #ensureFinalizer(acl: StreamACL): Promise<void> {
@@ -320,11 +337,11 @@ export class StreamAclReconciler implements Reconciler {
           );
         } catch (error) {
           return this.#fail(acl, {
-            reason: 'RedisUnavailable',
+            reason: StreamAclReason.RedisUnavailable,
             message: `cannot remove the ACL: ${(error as Error).message}`,
           });
         }
-      } else if (target.problem.reason !== 'CdnNotFound') {
+      } else if (target.problem.reason !== StreamAclReason.CDNNotFound) {
         // Without the CDN there is no Redis to clean (it went with the CDN); anything else is retried.
         return this.#fail(acl, target.problem);
       }
@@ -350,7 +367,14 @@ export class StreamAclReconciler implements Reconciler {
     const metadata = { name: acl.metadata.name ?? '', namespace: acl.metadata.namespace };
     if (await writeStatus(client, STREAM_ACL_TYPE, { metadata, status: acl.status }, status)) {
       // Losing sync is a Warning; getting it (back) a Normal event.
-      recordTransition(events, acl, acl.status?.conditions, status.conditions ?? [], 'Synced', 'False');
+      recordTransition(
+        events,
+        acl,
+        acl.status?.conditions,
+        status.conditions ?? [],
+        StreamAclCondition.Synced,
+        'False',
+      );
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
- * CustomResourceDefinitions from the zod schemas of ./v1alpha1.ts. Pure functions, no I/O:
- * scripts/gen-crds.ts writes their output to crds/, and the tests compare it with the committed
- * files.
+ * CustomResourceDefinitions from the zod schemas of operator/src/api/v1alpha1.ts: a build tool,
+ * never loaded by the operator at run time. Pure functions, no I/O: scripts/gen-crds.ts writes
+ * their output to crds/, and the tests compare it with the committed files.
  *
  * A CRD schema must be *structural* (the API server refuses anything else), and zod's JSON Schema
  * is not: {@link toStructuralSchema} converts `z.toJSONSchema(schema, { io: 'input',
@@ -18,7 +18,7 @@
  *   enum; a union marked `x-kubernetes-int-or-string` (integer | string) becomes the int-or-string
  *   form, with the string branch's pattern and the integer branch's bounds lifted. Any other union
  *   (objects: "exactly one of" shapes) throws: model those as optional fields plus a CEL rule
- *   (`exactlyOneOf` in v1alpha1.ts).
+ *   (`exactlyOneOf` in operator/src/api/rules.ts).
  * - Open objects (`z.looseObject`, `additionalProperties: {}`) become
  *   `x-kubernetes-preserve-unknown-fields: true`.
  * - `x-kubernetes-*` metadata attached with `.meta()` (CEL rules, list types, …) is copied through.
@@ -26,17 +26,13 @@
  */
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import {
-  API_VERSION,
-  type CelValidation,
-  GROUP,
-  type PrinterColumn,
-  RESOURCES,
-  type ResourceDefinition,
-  type ScaleSubresource,
-  VERSION,
-  X_INT_OR_STRING,
-} from './v1alpha1.js';
+import type {
+  PrinterColumn,
+  ResourceDefinition,
+  ScaleSubresource,
+} from '../../operator/src/api/definition.js';
+import { type CelValidation, X_INT_OR_STRING } from '../../operator/src/api/rules.js';
+import { API_VERSION, GROUP, RESOURCES, VERSION } from '../../operator/src/api/v1alpha1.js';
 
 // --- types ---------------------------------------------------------------------------------------
 
