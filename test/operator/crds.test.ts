@@ -552,7 +552,7 @@ describe('zod validation of the resources', () => {
       'sales-*',
       'sales*',
       '*',
-      'a.b_c~d-e',
+      'a.b_c-d',
       'x'.repeat(128),
       `${'x'.repeat(127)}*`,
     ]) {
@@ -560,6 +560,8 @@ describe('zod validation of the resources', () => {
     }
     for (const stream of [
       '',
+      // `~` is the rendition separator: a rendition follows its source's ACL, never one of its own.
+      'premium~360p',
       'sales-*-eu',
       '*sales',
       'a b',
