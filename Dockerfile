@@ -17,7 +17,6 @@
 # operator has neither mediasoup nor FFmpeg (the closure step fails if it would need mediasoup).
 ARG BASE_IMAGE=node:24-bookworm-slim
 
-<<<<<<< HEAD
 # --- base: Node.js + tini --------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS base
 RUN apt-get update \
@@ -48,10 +47,6 @@ RUN npx tsc -p tsconfig.build.json \
 
 # --- npm packages of each program (cached while package-lock.json and its import set stay) --------
 FROM base AS deps-media-node
-=======
-# --- build: npm packages and the mediasoup worker (built offline against Debian libraries) ------
-FROM node:24-bookworm AS build
->>>>>>> runtime
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY scripts/images/prune-deps.mjs /tmp/
@@ -65,7 +60,6 @@ RUN --mount=type=cache,target=/root/.npm,id=rtccdn-npm --mount=type=secret,id=ca
   && rm -rf node_modules/.package-lock.json \
   && find node_modules/mediasoup/worker -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 
-<<<<<<< HEAD
 FROM base AS deps-operator
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -106,15 +100,6 @@ COPY --from=mediasoup-worker /out/runtime-packages.txt /tmp/
 RUN apt-get update \
   && apt-get install -y --no-install-recommends ffmpeg $(cat /tmp/runtime-packages.txt) \
   && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/runtime-packages.txt
-=======
-# --- media node: origin, edge, transcoder or standalone, by ROLE -------------------------------
-FROM node:24-bookworm-slim AS media-node
-# Runtime libraries the worker links (see build-mediasoup-worker.sh) and FFmpeg for transcoders.
-RUN apt-get update \
-  && apt-get install -y --no-install-recommends libssl3 libuv1 libsrtp2-1 \
-     libabsl20220623 ffmpeg tini \
-  && rm -rf /var/lib/apt/lists/*
->>>>>>> runtime
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps-media-node /app/node_modules ./node_modules
@@ -132,14 +117,8 @@ EXPOSE 8080 8081
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/media-node/src/main.js"]
 
-<<<<<<< HEAD
 # --- operator --------------------------------------------------------------------------------------
 FROM base AS operator
-=======
-# --- operator -------------------------------------------------------------------------------------
-FROM node:24-bookworm-slim AS operator
-RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
->>>>>>> runtime
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps-operator /app/node_modules ./node_modules

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestCluster } from '../test/helpers/cluster.js';
-import { TestPublisher, TestViewer } from '../test/helpers/peers.js';
-import { startRedisServer } from '../test/helpers/redis.js';
+import { TestCluster } from '../scripts/harness/cluster.js';
+import { TestPublisher, TestViewer } from '../scripts/harness/peers.js';
+import { startRedisServer } from '../scripts/harness/redis.js';
 import { measureDirect } from './latency.js';
 import { type Summary, summarize } from './stats.js';
 

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawnNode } from '../test/helpers/node-process.js';
-import { TestPublisher, TestViewer } from '../test/helpers/peers.js';
+import { spawnNode } from '../scripts/harness/node-process.js';
+import { TestPublisher, TestViewer } from '../scripts/harness/peers.js';
 
 /**
  * CPU per viewer: one standalone node (one worker, a separate process), one 640×360@30 VP8 +

@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawnNode } from '../test/helpers/node-process.js';
-import { TestPublisher, TestViewer } from '../test/helpers/peers.js';
+import { spawnNode } from '../scripts/harness/node-process.js';
+import { TestPublisher, TestViewer } from '../scripts/harness/peers.js';
 import { type Summary, summarize } from './stats.js';
 
 /**
  * Glass-to-glass latency: every frame carries its capture time (block code, see
- * test/helpers/framecode.ts); the viewer decodes it and subtracts from its clock. Publisher and
+ * scripts/harness/framecode.ts); the viewer decodes it and subtracts from its clock. Publisher and
  * viewer live in this process, so both read the same clock.
  *
  *  (a) baseline: libwebrtc publisher → libwebrtc viewer, direct peer-to-peer

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { STREAM_ACL_TYPE } from '../operator/src/kube/resources.js';
-import { TestCluster } from '../test/helpers/cluster.js';
-import { postSdp, TestPublisher } from '../test/helpers/peers.js';
-import { startRedisServer } from '../test/helpers/redis.js';
+import { TestCluster } from '../scripts/harness/cluster.js';
+import { postSdp, TestPublisher } from '../scripts/harness/peers.js';
+import { startRedisServer } from '../scripts/harness/redis.js';
 import {
   clientFor,
   kubectlApply,

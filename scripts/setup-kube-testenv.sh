@@ -144,7 +144,7 @@ ensure_apt() { # ensure_apt <command> <package>...: install the packages when <c
   command -v "$cmd" >/dev/null || die "'$cmd' still missing after installing $*"
 }
 
-# Run-time needs of test/helpers/kube-testenv.ts: openssl (test PKI) and setpriv (util-linux:
+# Run-time needs of scripts/harness/kube-testenv.ts: openssl (test PKI) and setpriv (util-linux:
 # children die with the test process). Checked on every run; installed only when missing.
 STEP="install Debian packages"
 ensure_apt openssl openssl

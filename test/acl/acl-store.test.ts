@@ -5,8 +5,12 @@ import { InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/cont
 import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
 import { createLogger } from '../../media-node/src/logger.js';
-import { eventually } from '../helpers/node.js';
-import { type RedisServer, startRedisServer, startSubscribeHoldingProxy } from '../helpers/redis.js';
+import { eventually } from '../../scripts/harness/node.js';
+import {
+  type RedisServer,
+  startRedisServer,
+  startSubscribeHoldingProxy,
+} from '../../scripts/harness/redis.js';
 
 const logger = createLogger('silent');
 const key = (id: string): StoredKey => ({ id, hash: id.padEnd(64, '0').replace(/[^0-9a-f]/g, 'a') });

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { deriveSigningKey, signRequest } from '../../media-node/contract/internal-api.js';
-import { TEST_CLUSTER_SECRET, workerTotal } from '../helpers/cluster.js';
-import { useTestCluster } from '../helpers/cluster-fixture.js';
-import { eventually, sleep } from '../helpers/node.js';
-import { postSdp, type TestViewer } from '../helpers/peers.js';
+import { TEST_CLUSTER_SECRET, workerTotal } from '../../scripts/harness/cluster.js';
+import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
+import { eventually, sleep } from '../../scripts/harness/node.js';
+import { postSdp, type TestViewer } from '../../scripts/harness/peers.js';
 
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 

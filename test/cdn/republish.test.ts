@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { useTestCluster } from '../helpers/cluster-fixture.js';
-import { eventually, sleep } from '../helpers/node.js';
+import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
+import { eventually, sleep } from '../../scripts/harness/node.js';
 
 /**
  * SOURCE_LOSS_GRACE_MS: an edge keeps the viewers of a stream whose publish went away, and when

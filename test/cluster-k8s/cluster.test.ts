@@ -14,7 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type CommandResult, ensureKubeTestEnvBinaries, runCommand } from '../helpers/kube-testenv.js';
+import {
+  type CommandResult,
+  ensureKubeTestEnvBinaries,
+  runCommand,
+} from '../../scripts/harness/kube-testenv.js';
 
 const CLUSTER = fileURLToPath(new URL('../../scripts/cluster/cluster.sh', import.meta.url));
 const IMAGE = 'rtccdn/media-node:latest';

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
-import { type RunningNode, startNode } from '../helpers/node.js';
+import { type RunningNode, startNode } from '../../scripts/harness/node.js';
 import { type LaunchedChromium, launchChromium } from './chromium.js';
 
 /** What the demo page exposes as window.rtccdnDemo.state. */

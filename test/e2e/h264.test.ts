@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
-import { type RunningNode, startNode } from '../helpers/node.js';
+import { type RunningNode, startNode } from '../../scripts/harness/node.js';
 import { type LaunchedChromium, launchChromium } from './chromium.js';
 
 interface Played {

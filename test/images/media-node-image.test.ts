@@ -12,9 +12,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { docker, dockerOk, requireImage } from '../helpers/docker.js';
-import { TestPublisher, TestViewer } from '../helpers/peers.js';
-import { freeTcpPort, portBlock } from '../helpers/ports.js';
+import { docker, dockerOk, requireImage } from '../../scripts/harness/docker.js';
+import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
+import { freeTcpPort, portBlock } from '../../scripts/harness/ports.js';
 
 const IMAGE = process.env.RTCCDN_MEDIA_NODE_IMAGE ?? 'rtccdn/media-node:latest';
 

@@ -3,7 +3,7 @@
  * and neither mediasoup nor FFmpeg. Needs `npm run images`; run with `npm run test:images`.
  */
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { docker, dockerOk, requireImage } from '../helpers/docker.js';
+import { docker, dockerOk, requireImage } from '../../scripts/harness/docker.js';
 
 const IMAGE = process.env.RTCCDN_OPERATOR_IMAGE ?? 'rtccdn/operator:latest';
 

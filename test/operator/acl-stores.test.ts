@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { AclStores } from '../../operator/src/redis/AclStores.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 
 /** The operator's connections to CDNs' ACL stores, against a real redis-server. */
 describe('AclStores', () => {

@@ -20,8 +20,8 @@ import { ANNOTATIONS, redisPrefixFor } from '../../operator/src/controllers/shar
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import type { Manager } from '../../operator/src/manager.js';
 import type { OperatorMetrics } from '../../operator/src/metrics.js';
-import type { KubeTestEnv } from '../helpers/kube-testenv.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 import {
   clientFor,
   type FakeMediaNode,

@@ -1,5 +1,5 @@
 /**
- * The generated CRDs (crds/) against a REAL kube-apiserver + etcd (test/helpers/kube-testenv.ts):
+ * The generated CRDs (crds/) against a REAL kube-apiserver + etcd (scripts/harness/kube-testenv.ts):
  * the API server accepts them only if their schemas are structural, evaluates their CEL rules,
  * applies their defaults, serves the status and scale subresources, the printer columns and the
  * `rtccdn` category. Each rejected object is also checked against the zod schemas, so the
@@ -19,10 +19,14 @@ import {
   StreamACLSpecSchema,
 } from '../../operator/src/api/v1alpha1.js';
 import { customResourceDefinitions } from '../../scripts/crds/crdgen.js';
-import { ensureKubeTestEnvBinaries, type KubeTestEnv, startKubeTestEnv } from '../helpers/kube-testenv.js';
+import {
+  ensureKubeTestEnvBinaries,
+  type KubeTestEnv,
+  startKubeTestEnv,
+} from '../../scripts/harness/kube-testenv.js';
 import { CRDS_DIR, ok, waitForCrdsEstablished } from './support.js';
 
-const EXAMPLES_DIR = fileURLToPath(new URL('../../crds/examples/', import.meta.url));
+const EXAMPLES_DIR = fileURLToPath(new URL('../../crds/examples', import.meta.url));
 const API_VERSION = 'rtccdn.io/v1alpha1';
 
 function example(file: string): Record<string, unknown> & { spec: Record<string, unknown> } {

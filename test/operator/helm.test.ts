@@ -13,9 +13,9 @@ import { parseAllDocuments } from 'yaml';
 import { KubeClient } from '../../operator/src/kube/client.js';
 import { KubeConfigTransport } from '../../operator/src/kube/transport.js';
 import { renderCrdFiles } from '../../scripts/crds/crdgen.js';
-import type { KubeTestEnv } from '../helpers/kube-testenv.js';
-import { ensureKubeTestEnvBinaries, startKubeTestEnv } from '../helpers/kube-testenv.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
+import { ensureKubeTestEnvBinaries, startKubeTestEnv } from '../../scripts/harness/kube-testenv.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 import { CRDS_DIR, counterValue, ok, REPO_DIR, testManager, waitFor } from './support.js';
 
 const CHART = join(REPO_DIR, 'helm/rtccdn');

@@ -18,8 +18,8 @@ import { LEASE_TYPE } from '../../operator/src/kube/resources.js';
 import type { KubeRequest, KubeTransport } from '../../operator/src/kube/transport.js';
 import { KubeConfigTransport } from '../../operator/src/kube/transport.js';
 import { LeaderElector } from '../../operator/src/runtime/LeaderElector.js';
-import type { KubeTestEnv } from '../helpers/kube-testenv.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 import {
   counterValue,
   ok,

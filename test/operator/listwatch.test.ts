@@ -19,8 +19,12 @@ import {
   type KubeTransport,
 } from '../../operator/src/kube/transport.js';
 import { type CacheEvent, ListWatch } from '../../operator/src/runtime/ListWatch.js';
-import { ensureKubeTestEnvBinaries, type KubeTestEnv, startKubeTestEnv } from '../helpers/kube-testenv.js';
-import { settlesWithin } from '../helpers/node.js';
+import {
+  ensureKubeTestEnvBinaries,
+  type KubeTestEnv,
+  startKubeTestEnv,
+} from '../../scripts/harness/kube-testenv.js';
+import { settlesWithin } from '../../scripts/harness/node.js';
 import { ok, sleep, testLogger, waitFor } from './support.js';
 
 /** A transport that can be made unreachable, or hand out one watch that never says anything. */

@@ -14,11 +14,11 @@ import { streamAclName } from '../../operator/src/aclapi/objects.js';
 import { createAclApiServer } from '../../operator/src/aclapi/server.js';
 import { redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { Manager } from '../../operator/src/manager.js';
-import { TestCluster } from '../helpers/cluster.js';
-import type { KubeTestEnv } from '../helpers/kube-testenv.js';
-import { eventually } from '../helpers/node.js';
-import { postSdp, TestPublisher, TestViewer } from '../helpers/peers.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { TestCluster } from '../../scripts/harness/cluster.js';
+import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
+import { eventually } from '../../scripts/harness/node.js';
+import { postSdp, TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 import {
   clientFor,
   kubectlApply,

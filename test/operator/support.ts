@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the operator's tests against a real kube-apiserver (test/helpers/kube-testenv.ts)
+ * Shared pieces of the operator's tests against a real kube-apiserver (scripts/harness/kube-testenv.ts)
  * and a real redis-server: starting both with the CRDs installed, an operator Manager tuned for
  * tests, synthetic media nodes that register in Redis through the media node's own
  * ClusterRegistry (so the layout is the real one), and polling.
@@ -18,10 +18,10 @@ import {
   ensureKubeTestEnvBinaries,
   type KubeTestEnv,
   startKubeTestEnv,
-} from '../helpers/kube-testenv.js';
+} from '../../scripts/harness/kube-testenv.js';
 
-export const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
-export const REPO_DIR = fileURLToPath(new URL('../../', import.meta.url));
+export const CRDS_DIR = fileURLToPath(new URL('../../crds', import.meta.url));
+export const REPO_DIR = fileURLToPath(new URL('../..', import.meta.url));
 
 /** RTCCDN_TEST_LOG_LEVEL=debug shows the operator's logs while a test runs. */
 export const LOG_LEVEL = (process.env.RTCCDN_TEST_LOG_LEVEL ?? 'silent') as LogLevel;

@@ -26,8 +26,8 @@ import { ControllerBuilder } from '../../operator/src/runtime/ControllerBuilder.
 import { ListWatch } from '../../operator/src/runtime/ListWatch.js';
 import { InvalidObject, type TypedCacheEvent, typedCache } from '../../operator/src/runtime/TypedCache.js';
 import { customResourceDefinitions } from '../../scripts/crds/crdgen.js';
-import type { KubeTestEnv } from '../helpers/kube-testenv.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 import {
   clientFor,
   kubectlApply,

@@ -10,9 +10,9 @@ import { Redis } from 'ioredis';
 import { RedisAclStore } from '../../media-node/contract/acl.js';
 import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { createLogger } from '../../media-node/src/logger.js';
-import { useTestCluster } from '../helpers/cluster-fixture.js';
-import { eventually } from '../helpers/node.js';
-import { postSdp } from '../helpers/peers.js';
+import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
+import { eventually } from '../../scripts/harness/node.js';
+import { postSdp } from '../../scripts/harness/peers.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');

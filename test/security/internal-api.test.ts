@@ -21,10 +21,10 @@ import {
   verifyResponse,
 } from '../../media-node/contract/internal-api.js';
 import { ClusterKeys, InternalUrlSchema } from '../../media-node/contract/redis.js';
-import { TEST_CLUSTER_SECRET } from '../helpers/cluster.js';
-import { useTestCluster } from '../helpers/cluster-fixture.js';
-import { postSdp } from '../helpers/peers.js';
-import { rawRequest } from '../helpers/raw-http.js';
+import { TEST_CLUSTER_SECRET } from '../../scripts/harness/cluster.js';
+import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
+import { postSdp } from '../../scripts/harness/peers.js';
+import { rawRequest } from '../../scripts/harness/raw-http.js';
 
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 const key = deriveSigningKey(TEST_CLUSTER_SECRET);

@@ -6,9 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { eventually, type RunningNode, sleep, startNode } from '../helpers/node.js';
-import { postSdp, renumberPayloadTypes, TestPublisher, TestViewer } from '../helpers/peers.js';
-import { rawRequest } from '../helpers/raw-http.js';
+import { eventually, type RunningNode, sleep, startNode } from '../../scripts/harness/node.js';
+import { postSdp, renumberPayloadTypes, TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
+import { rawRequest } from '../../scripts/harness/raw-http.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');

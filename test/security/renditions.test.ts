@@ -4,8 +4,8 @@
  * that squats a rendition paying viewers would be sent. Real FFmpeg, real libwebrtc peers.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { type RunningNode, startNode } from '../helpers/node.js';
-import { TestPublisher, TestViewer } from '../helpers/peers.js';
+import { type RunningNode, startNode } from '../../scripts/harness/node.js';
+import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const KEY = 'premium-key-0123456789';

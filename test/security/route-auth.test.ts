@@ -9,10 +9,10 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../../media-node/src/logger.js';
 import { createAclApiServer } from '../../operator/src/aclapi/server.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
-import { TestCluster } from '../helpers/cluster.js';
-import { type RunningNode, startNode } from '../helpers/node.js';
-import { rawRequest } from '../helpers/raw-http.js';
-import { type RedisServer, startRedisServer } from '../helpers/redis.js';
+import { TestCluster } from '../../scripts/harness/cluster.js';
+import { type RunningNode, startNode } from '../../scripts/harness/node.js';
+import { rawRequest } from '../../scripts/harness/raw-http.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 

@@ -5,8 +5,8 @@
  * meanwhile, and the origin is resumed. Real processes, Redis and libwebrtc peers.
  */
 import { describe, expect, it } from '@jest/globals';
-import { useTestCluster } from '../helpers/cluster-fixture.js';
-import { sleep } from '../helpers/node.js';
+import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
+import { sleep } from '../../scripts/harness/node.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const KEY = 'viewer-key-0123456789';

@@ -14,7 +14,7 @@ import {
   ensureKubeTestEnvBinaries,
   type KubeTestEnv,
   startKubeTestEnv,
-} from '../helpers/kube-testenv.js';
+} from '../../scripts/harness/kube-testenv.js';
 
 const CRD = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type RunningNode, startNode } from '../helpers/node.js';
-import { postSdp, TestPublisher } from '../helpers/peers.js';
+import { type RunningNode, startNode } from '../../scripts/harness/node.js';
+import { postSdp, TestPublisher } from '../../scripts/harness/peers.js';
 
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 const PROFILES = JSON.stringify([

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { useTestCluster } from '../helpers/cluster-fixture.js';
-import { eventually } from '../helpers/node.js';
-import { postSdp } from '../helpers/peers.js';
+import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
+import { eventually } from '../../scripts/harness/node.js';
+import { postSdp } from '../../scripts/harness/peers.js';
 
 const whepOffer = readFileSync(new URL('../fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';

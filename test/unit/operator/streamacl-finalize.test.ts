@@ -1,15 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
-import { MemoryAclStore } from '../../media-node/contract/acl.js';
-import { StreamACLSchema } from '../../operator/src/api/v1alpha1.js';
+import { MemoryAclStore } from '../../../media-node/contract/acl.js';
+import { StreamACLSchema } from '../../../operator/src/api/v1alpha1.js';
 import {
   STREAM_ACL_FINALIZER,
   StreamAclReconciler,
-} from '../../operator/src/controllers/streamacl/reconciler.js';
-import type { KubeClient } from '../../operator/src/kube/client.js';
-import type { EventSink } from '../../operator/src/kube/events.js';
-import type { AclStores } from '../../operator/src/redis/AclStores.js';
-import type { CacheReader } from '../../operator/src/runtime/TypedCache.js';
+} from '../../../operator/src/controllers/streamacl/reconciler.js';
+import type { KubeClient } from '../../../operator/src/kube/client.js';
+import type { EventSink } from '../../../operator/src/kube/events.js';
+import type { AclStores } from '../../../operator/src/redis/AclStores.js';
+import type { CacheReader } from '../../../operator/src/runtime/TypedCache.js';
 
 /**
  * Finalizing acts on the live object, not on the cache: the cache can still show a StreamACL

@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
-import { sleep } from '../helpers/node.js';
-import { spawnNode } from '../helpers/node-process.js';
-import { TestPublisher, TestViewer } from '../helpers/peers.js';
-import { freeTcpPort, freeTcpPorts, portBlock } from '../helpers/ports.js';
+import { sleep } from '../../scripts/harness/node.js';
+import { spawnNode } from '../../scripts/harness/node-process.js';
+import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
+import { freeTcpPort, freeTcpPorts, portBlock } from '../../scripts/harness/ports.js';
 
 const MAIN = fileURLToPath(new URL('../../media-node/src/main.ts', import.meta.url));
 

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { eventually, type RunningNode, startNode } from '../helpers/node.js';
-import { TestPublisher, TestViewer } from '../helpers/peers.js';
+import { eventually, type RunningNode, startNode } from '../../scripts/harness/node.js';
+import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 

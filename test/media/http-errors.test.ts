@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { eventually, type RunningNode, startNode } from '../helpers/node.js';
-import { postSdp, TestPublisher } from '../helpers/peers.js';
+import { eventually, type RunningNode, startNode } from '../../scripts/harness/node.js';
+import { postSdp, TestPublisher } from '../../scripts/harness/peers.js';
 
 const libwebrtcOffer = readFileSync(new URL('../fixtures/libwebrtc-whip-offer.sdp', import.meta.url), 'utf8');
 const vp9OnlyOffer = readFileSync(new URL('../fixtures/obs-h264-whip-offer.sdp', import.meta.url), 'utf8')

@@ -3,7 +3,7 @@
  * work queue, leader election and the Redis readers all go through.
  */
 import { describe, expect, it } from '@jest/globals';
-import { Backoff, exponentialDelay, jittered, randomBetween } from '../../operator/src/runtime/backoff.js';
+import { Backoff, exponentialDelay, jittered, randomBetween } from '../../../operator/src/runtime/backoff.js';
 
 describe('backoff', () => {
   it('doubles from the base per attempt and stops at the cap', () => {

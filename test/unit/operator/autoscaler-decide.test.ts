@@ -12,7 +12,7 @@ import {
   type ScaleInput,
   type ScalePolicy,
   type ScalerState,
-} from '../../operator/src/controllers/autoscaler/decide.js';
+} from '../../../operator/src/controllers/autoscaler/decide.js';
 
 const MIN = 60_000;
 const policy: ScalePolicy = {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import type { V1EnvVar } from '@kubernetes/client-node';
-import { EnvSchema as MediaNodeEnvSchema } from '../../media-node/src/config.js';
+import { EnvSchema as MediaNodeEnvSchema } from '../../../media-node/src/config.js';
 import {
   API_VERSION,
   type CDN,
@@ -14,27 +14,27 @@ import {
   type CDNNode,
   CDNNodeSchema,
   CDNSchema,
-} from '../../operator/src/api/v1alpha1.js';
+} from '../../../operator/src/api/v1alpha1.js';
 import {
   cdnStatus,
   configMapData,
   desiredClusterSecret,
   planCdn,
-} from '../../operator/src/controllers/cdn/desired.js';
+} from '../../../operator/src/controllers/cdn/desired.js';
 import {
   mediaNodeEnv,
   nodeStatus,
   planNode,
   selectorString,
   TERMINATION_GRACE_SECONDS,
-} from '../../operator/src/controllers/node/desired.js';
+} from '../../../operator/src/controllers/node/desired.js';
 import {
   ANNOTATIONS,
   MEDIA_NODE_SHUTDOWN_TIMEOUT_MS,
   podOrdinal,
   redisPrefixFor,
   workloadNameProblem,
-} from '../../operator/src/controllers/shared.js';
+} from '../../../operator/src/controllers/shared.js';
 
 const NOW = new Date('2025-01-01T00:00:00Z');
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { exactlyOneOf, withRules } from '../../operator/src/api/rules.js';
+import { exactlyOneOf, withRules } from '../../../operator/src/api/rules.js';
 import {
   CDNNodeSchema,
   CDNSchema,
@@ -18,7 +18,7 @@ import {
   QuantitySchema,
   StreamACLSchema,
   StreamACLSpecSchema,
-} from '../../operator/src/api/v1alpha1.js';
+} from '../../../operator/src/api/v1alpha1.js';
 import {
   type CustomResourceDefinition,
   customResourceDefinitions,
@@ -27,9 +27,9 @@ import {
   renderCrdFiles,
   StructuralSchemaError,
   toStructuralSchema,
-} from '../../scripts/crds/crdgen.js';
+} from '../../../scripts/crds/crdgen.js';
 
-const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
+const CRDS_DIR = fileURLToPath(new URL('../../../crds', import.meta.url));
 const EXAMPLES_DIR = join(CRDS_DIR, 'examples');
 
 const crds = customResourceDefinitions();

@@ -3,7 +3,7 @@ import type { types } from 'mediasoup';
 import * as mediasoup from 'mediasoup';
 import { internalCodecParameters, PUBLISHABLE_CODECS } from '../../media-node/src/media/codecs.js';
 import { StableProducer } from '../../media-node/src/relay/StableProducer.js';
-import { eventually } from '../helpers/node.js';
+import { eventually } from '../../scripts/harness/node.js';
 
 function rtp(seq: number, ts: number, ssrc: number, payload: number[]): Buffer {
   const packet = Buffer.alloc(12 + payload.length);

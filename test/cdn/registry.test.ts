@@ -14,8 +14,12 @@ import {
   type ClusterRegistryEvents,
 } from '../../media-node/src/cluster/ClusterRegistry.js';
 import { createLogger, type Logger } from '../../media-node/src/logger.js';
-import { settlesWithin } from '../helpers/node.js';
-import { type RedisServer, startRedisServer, startSubscribeHoldingProxy } from '../helpers/redis.js';
+import { settlesWithin } from '../../scripts/harness/node.js';
+import {
+  type RedisServer,
+  startRedisServer,
+  startSubscribeHoldingProxy,
+} from '../../scripts/harness/redis.js';
 
 // Short enough for a quick suite; assertions leave generous slack (2 shared cores).
 const HEARTBEAT_MS = 200;

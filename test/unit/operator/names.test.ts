@@ -3,8 +3,8 @@
  * enforced outside the CRDs: the operator's configuration.
  */
 import { describe, expect, it } from '@jest/globals';
-import { loadOperatorConfig } from '../../operator/src/config.js';
-import { dnsLabel, dnsSubdomain, isDnsLabel } from '../../operator/src/kube/names.js';
+import { loadOperatorConfig } from '../../../operator/src/config.js';
+import { dnsLabel, dnsSubdomain, isDnsLabel } from '../../../operator/src/kube/names.js';
 
 const label63 = `a${'b'.repeat(61)}c`;
 

@@ -1,13 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { randomAclHashKey } from '../../media-node/contract/acl.js';
-import type { StreamACL } from '../../operator/src/api/v1alpha1.js';
+import { randomAclHashKey } from '../../../media-node/contract/acl.js';
+import type { StreamACL } from '../../../operator/src/api/v1alpha1.js';
 import {
   patternOwner,
   referencedSecrets,
   sameKeys,
   storedKeys,
   streamAclStatus,
-} from '../../operator/src/controllers/streamacl/desired.js';
+} from '../../../operator/src/controllers/streamacl/desired.js';
 
 const acl = (status?: StreamACL['status']): StreamACL =>
   ({

@@ -3,7 +3,7 @@
  * exponential backoff, shutdown.
  */
 import { describe, expect, it } from '@jest/globals';
-import { WorkQueue } from '../../operator/src/runtime/WorkQueue.js';
+import { WorkQueue } from '../../../operator/src/runtime/WorkQueue.js';
 
 const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freeTcpPorts } from './ports.js';
 
-const SETUP_SCRIPT = fileURLToPath(new URL('../../scripts/setup-kube-testenv.sh', import.meta.url));
+const SETUP_SCRIPT = fileURLToPath(new URL('../setup-kube-testenv.sh', import.meta.url));
 
 export interface CommandResult {
   /** Exit code; 128 + signal number when the command was killed by a signal. */

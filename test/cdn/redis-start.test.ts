@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { eventually, startNode } from '../helpers/node.js';
-import { startRedisServer } from '../helpers/redis.js';
+import { eventually, startNode } from '../../scripts/harness/node.js';
+import { startRedisServer } from '../../scripts/harness/redis.js';
 
 describe('a CDN node started while Redis is down', () => {
   it('reports not ready, keeps retrying, and becomes ready once Redis is up', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { eventually, type RunningNode, startNode } from '../helpers/node.js';
-import { TestPublisher, TestViewer } from '../helpers/peers.js';
+import { eventually, type RunningNode, startNode } from '../../scripts/harness/node.js';
+import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
 
 describe('a mediasoup worker that dies', () => {
   let running: RunningNode;

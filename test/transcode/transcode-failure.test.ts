@@ -2,8 +2,8 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { eventually, startNode } from '../helpers/node.js';
-import { TestPublisher, TestViewer } from '../helpers/peers.js';
+import { eventually, startNode } from '../../scripts/harness/node.js';
+import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
 
 describe('a rendition whose FFmpeg keeps failing (standalone node)', () => {
   it('is retried a bounded number of times, then its viewers are closed with the reason', async () => {
