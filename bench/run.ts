@@ -21,7 +21,7 @@ const only = new Set(
     .split(',')
     .map((name) => name.trim()),
 );
-const resultsDir = new URL('./results', import.meta.url);
+const resultsDir = new URL('./results/', import.meta.url);
 mkdirSync(resultsDir, { recursive: true });
 
 const machine = {

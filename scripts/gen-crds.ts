@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GENERATED_HEADER, renderCrdFiles } from './crds/crdgen.js';
 
-const CRDS_DIR = fileURLToPath(new URL('../crds', import.meta.url));
-const HELM_CRDS_DIR = fileURLToPath(new URL('../helm/rtccdn/files/crds', import.meta.url));
+const CRDS_DIR = fileURLToPath(new URL('../crds/', import.meta.url));
+const HELM_CRDS_DIR = fileURLToPath(new URL('../helm/rtccdn/files/crds/', import.meta.url));
 /** Where the generated files go, with the name shown in messages. */
 const OUTPUTS = [
   { dir: CRDS_DIR, shown: 'crds/' },

@@ -26,7 +26,7 @@ import {
 } from '../../scripts/harness/kube-testenv.js';
 import { CRDS_DIR, ok, waitForCrdsEstablished } from './support.js';
 
-const EXAMPLES_DIR = fileURLToPath(new URL('../../crds/examples', import.meta.url));
+const EXAMPLES_DIR = fileURLToPath(new URL('../../crds/examples/', import.meta.url));
 const API_VERSION = 'rtccdn.io/v1alpha1';
 
 function example(file: string): Record<string, unknown> & { spec: Record<string, unknown> } {

@@ -20,8 +20,8 @@ import {
   startKubeTestEnv,
 } from '../../scripts/harness/kube-testenv.js';
 
-export const CRDS_DIR = fileURLToPath(new URL('../../crds', import.meta.url));
-export const REPO_DIR = fileURLToPath(new URL('../..', import.meta.url));
+export const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
+export const REPO_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
 /** RTCCDN_TEST_LOG_LEVEL=debug shows the operator's logs while a test runs. */
 export const LOG_LEVEL = (process.env.RTCCDN_TEST_LOG_LEVEL ?? 'silent') as LogLevel;

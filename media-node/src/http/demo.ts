@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 
-const DEMO_DIR = fileURLToPath(new URL('../demo', import.meta.url));
+const DEMO_DIR = fileURLToPath(new URL('../demo/', import.meta.url));
 const FILES: Record<string, string> = {
   '/': 'index.html',
   '/demo/app.js': 'app.js',

@@ -29,7 +29,7 @@ import {
   toStructuralSchema,
 } from '../../../scripts/crds/crdgen.js';
 
-const CRDS_DIR = fileURLToPath(new URL('../../../crds', import.meta.url));
+const CRDS_DIR = fileURLToPath(new URL('../../../crds/', import.meta.url));
 const EXAMPLES_DIR = join(CRDS_DIR, 'examples');
 
 const crds = customResourceDefinitions();
