@@ -86,6 +86,13 @@ export const OperatorEnvSchema = z
       .min(1, 'must be between 1 and 65535')
       .max(65535, 'must be between 1 and 65535')
       .default(8091),
+    /**
+     * Where the ACL REST API is reached (set by the chart when it runs one): reported in CDN
+     * statuses (status.aclApiUrl).
+     */
+    ACL_API_URL: optionalNonEmpty.pipe(
+      z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    ),
     /** `namespace/name` of the CDN an ACL API call applies to when it names none. */
     ACL_API_DEFAULT_CDN: optionalNonEmpty.pipe(
       z
@@ -144,6 +151,8 @@ export interface OperatorConfig {
   statusRefreshMs: number;
   autoscaler: { intervalMs: number; stabilizationMs: number; drainGraceMs: number };
   watchTimeoutSeconds: number;
+  /** Where users reach the ACL REST API (reported in CDN statuses). */
+  aclApiUrl: string | undefined;
   /** The ACL REST API (OPERATOR_MODE=acl-api). */
   aclApi: { port: number; adminToken: string; defaultCdn: string | undefined } | undefined;
 }
@@ -180,6 +189,7 @@ export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): Operat
       drainGraceMs: parsed.AUTOSCALER_DRAIN_GRACE_MS,
     },
     watchTimeoutSeconds: parsed.WATCH_TIMEOUT_SECONDS,
+    aclApiUrl: parsed.ACL_API_URL,
     aclApi: parsed.ADMIN_TOKEN
       ? { port: parsed.ACL_API_PORT, adminToken: parsed.ADMIN_TOKEN, defaultCdn: parsed.ACL_API_DEFAULT_CDN }
       : undefined,

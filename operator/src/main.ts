@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     workers: config.workers,
     resyncMs: config.resyncMs,
     statusRefreshMs: config.statusRefreshMs,
+    aclApiUrl: config.aclApiUrl,
     autoscaler: config.autoscaler,
     watch: { timeoutSeconds: config.watchTimeoutSeconds },
     onFailure: () => process.exit(1),

@@ -49,6 +49,8 @@ export interface ManagerOptions {
   resyncMs: number;
   /** How often CDN and Node statuses are refreshed from Redis. */
   statusRefreshMs: number;
+  /** The ACL REST API's URL for CDN statuses, when one runs. */
+  aclApiUrl?: string | undefined;
   autoscaler: AutoscalerSettings;
   /** How often ACL stores are checked for a reset that needs every StreamACL rewritten. */
   aclStoreCheckMs?: number | undefined;
@@ -217,6 +219,7 @@ export class Manager {
       metrics,
       workers: this.#options.workers,
       statusRefreshMs: this.#options.statusRefreshMs,
+      aclApiUrl: this.#options.aclApiUrl,
       autoscaler: this.#options.autoscaler,
       aclStoreCheckMs: this.#options.aclStoreCheckMs ?? 1000,
     };

@@ -553,6 +553,178 @@ describe('CDN and Node controllers on a real API server', () => {
     expect(await get('statefulset', 'orphan')).toBeUndefined();
   });
 
+  it('gives every pod its own NodePorts with exposure nodePort, and moves a group that grew without touching the others', async () => {
+    const regions = (edgeMax: number) => [
+      { name: 'eu-west', edges: { minReplicas: 1, maxReplicas: edgeMax } },
+      { name: 'us-east', edges: { minReplicas: 1, maxReplicas: 2 } },
+    ];
+    await apply(
+      cdn('np', {
+        regions: regions(2),
+        network: { exposure: 'nodePort', rtcPortBase: 31000, workersPerNode: 2, serviceType: 'NodePort' },
+      }),
+    );
+    const rtcPorts = async (service: string) => {
+      const object = await mustGet('service', service);
+      return (object.spec.ports as { protocol: string; port: number; nodePort: number }[]).map(
+        (port) => `${port.protocol}/${port.port}/${port.nodePort}`,
+      );
+    };
+    const edge = await waitFor('eu edge with a port block', async () => {
+      const node = await get('nodes.rtccdn.io', 'np-eu-west-edge');
+      return node?.spec?.ports?.podSlots === 2 ? node : undefined;
+    });
+    expect(edge.spec.ports).toEqual({ rtcPortBase: 31002, workers: 2, podSlots: 2 });
+    // The apiserver allocated exactly the node ports asked for: pod 1 of the block owns 31004-31005.
+    expect(await rtcPorts('np-eu-west-edge-rtc-1')).toEqual([
+      'UDP/31004/31004',
+      'TCP/31004/31004',
+      'UDP/31005/31005',
+      'TCP/31005/31005',
+    ]);
+    const set = await mustGet('statefulset', 'np-eu-west-edge');
+    const env = set.spec.template.spec.containers[0].env as { name: string; valueFrom?: unknown }[];
+    expect(env.find((variable) => variable.name === 'POD_INDEX')?.valueFrom).toEqual({
+      fieldRef: { apiVersion: 'v1', fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']" },
+    });
+    const usEdgeBefore = (await get('nodes.rtccdn.io', 'np-us-east-edge'))?.spec.ports;
+
+    // The eu edges may now grow to 3: their group moves to a free block, the us groups stay.
+    await apply(
+      cdn('np', {
+        regions: regions(3),
+        network: { exposure: 'nodePort', rtcPortBase: 31000, workersPerNode: 2, serviceType: 'NodePort' },
+      }),
+    );
+    const grown = await waitFor('eu edge with 3 slots', async () => {
+      const node = await get('nodes.rtccdn.io', 'np-eu-west-edge');
+      return node?.spec?.ports?.podSlots === 3 ? node : undefined;
+    });
+    expect((await get('nodes.rtccdn.io', 'np-us-east-edge'))?.spec.ports).toEqual(usEdgeBefore);
+    expect(grown.spec.ports.rtcPortBase).toBeGreaterThanOrEqual(31000 + 2 * 2 + 2 * 2 + 2 * 2);
+    await waitFor('slot 2 Service', () => get('service', 'np-eu-west-edge-rtc-2'));
+    expect((await rtcPorts('np-eu-west-edge-rtc-0'))[0]).toBe(
+      `UDP/${grown.spec.ports.rtcPortBase}/${grown.spec.ports.rtcPortBase}`,
+    );
+
+    // The WHEP Service is a NodePort: its URL in the status needs a Kubernetes node's address
+    // (none here, the test API server has no nodes), the ClusterIP-less URL is not invented.
+    const status = (await mustGet('cdn', 'np')).status;
+    expect(status.regions[0].whepUrl).toBeUndefined();
+  });
+
+  it('refuses a NodePort the cluster cannot give, on the Node, with the API server message', async () => {
+    // Outside the test API server's NodePort range (30000-32767).
+    await apply(cdn('np-high', { network: { exposure: 'nodePort', rtcPortBase: 40000, workersPerNode: 1 } }));
+    const origin = await waitFor('RtcPortsUnavailable', async () => {
+      const node = await get('nodes.rtccdn.io', 'np-high-eu-west-origin');
+      return condition(node, 'Ready')?.reason === 'RtcPortsUnavailable' ? node : undefined;
+    });
+    expect((condition(origin, 'Ready') as { message?: string }).message).toMatch(
+      /np-high-eu-west-origin-rtc-0 refused: .*range/,
+    );
+  });
+
+  it('quotes why pods do not run (image pull, crash loop) in the Node and CDN Ready conditions and events', async () => {
+    await apply(cdn('broken', {}));
+    const set = await mustGet('statefulset', 'broken-eu-west-origin');
+    // No kubelet here: play it by creating the pod and writing the status it would report.
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'broken-eu-west-origin-0',
+        namespace: NS,
+        labels: set.spec.template.metadata.labels,
+      },
+      spec: { containers: [{ name: 'media-node', image: 'rtccdn/media-node:missing' }] },
+    });
+    const podType = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
+    await client.patchStatus(podType, NS, 'broken-eu-west-origin-0', {
+      phase: 'Pending',
+      containerStatuses: [
+        {
+          name: 'media-node',
+          image: 'rtccdn/media-node:missing',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: {
+            waiting: {
+              reason: 'ImagePullBackOff',
+              message: 'Back-off pulling image "rtccdn/media-node:missing"',
+            },
+          },
+        },
+      ],
+    });
+    const node = await waitFor('Node ImagePullFailed', async () => {
+      const object = await get('nodes.rtccdn.io', 'broken-eu-west-origin');
+      return condition(object, 'Ready')?.reason === 'ImagePullFailed' ? object : undefined;
+    });
+    expect((condition(node, 'Ready') as { message?: string }).message).toContain(
+      'pod broken-eu-west-origin-0: ImagePullBackOff: Back-off pulling image "rtccdn/media-node:missing"',
+    );
+    const broken = await waitFor('CDN ImagePullFailed', async () => {
+      const object = await get('cdn', 'broken');
+      return condition(object, 'Ready')?.reason === 'ImagePullFailed' ? object : undefined;
+    });
+    expect((condition(broken, 'Ready') as { message?: string }).message).toContain(
+      'Node broken-eu-west-origin: 0/1 media nodes ready; pod broken-eu-west-origin-0',
+    );
+    const events = await waitFor('Warning events', async () => {
+      const list = JSON.parse(
+        ok(
+          await kubectl([
+            'get',
+            'events',
+            '-n',
+            NS,
+            '--field-selector',
+            'reason=ImagePullFailed',
+            '-o',
+            'json',
+          ]),
+        ),
+      ) as { items: { involvedObject: { kind: string; name: string }; type: string }[] };
+      const kinds = list.items
+        .filter((event) => event.type === 'Warning')
+        .map((event) => event.involvedObject.kind);
+      return kinds.includes('CDN') && kinds.includes('Node') ? kinds : undefined;
+    });
+    expect(events).toEqual(expect.arrayContaining(['CDN', 'Node']));
+
+    // The media node keeps exiting: its last words (termination message) become the reason.
+    await client.patchStatus(podType, NS, 'broken-eu-west-origin-0', {
+      containerStatuses: [
+        {
+          name: 'media-node',
+          image: 'rtccdn/media-node:0.1.0',
+          imageID: '',
+          ready: false,
+          restartCount: 3,
+          state: {
+            waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' },
+          },
+          lastState: {
+            terminated: {
+              exitCode: 2,
+              reason: 'Error',
+              message: 'invalid configuration: REDIS_URL unreachable',
+            },
+          },
+        },
+      ],
+    });
+    const crashing = await waitFor('CDN CrashLooping', async () => {
+      const object = await get('cdn', 'broken');
+      return condition(object, 'Ready')?.reason === 'CrashLooping' ? object : undefined;
+    });
+    expect((condition(crashing, 'Ready') as { message?: string }).message).toContain(
+      'exited with code 2: invalid configuration: REDIS_URL unreachable',
+    );
+  });
+
   it('deletes a CDN without a finalizer: what it owns is left to the garbage collector, with correct owner chains', async () => {
     const live = await mustGet('cdn', 'live');
     const owned = JSON.parse(

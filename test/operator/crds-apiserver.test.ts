@@ -162,7 +162,7 @@ describe('CRDs on a real kube-apiserver', () => {
         },
       ],
       acl: { defaultPolicy: 'allow' },
-      network: { exposure: 'hostPort', rtcPortBase: 40000, workersPerNode: 2 },
+      network: { exposure: 'hostPort', serviceType: 'ClusterIP', rtcPortBase: 40000, workersPerNode: 2 },
     });
     const full = await getJson('cdns', 'live');
     expect(full.spec.regions[1]).toEqual({

@@ -140,7 +140,13 @@ describe('Helm chart helm/rtccdn', () => {
 
   it('scopes RBAC to one namespace with a Role when watchNamespace is set', async () => {
     const manifests = await render('operator.watchNamespace=media');
-    expect(find(manifests, 'ClusterRole')).toBeUndefined();
+    // Only the read-only list of Kubernetes Nodes (cluster-scoped) stays a ClusterRole, and goes
+    // with rbac.readNodes=false.
+    expect(
+      manifests.filter((m) => m.kind === 'ClusterRole').map((m) => [m.metadata.name, m.rules]),
+    ).toEqual([['rtccdn-operator-nodes', [{ apiGroups: [''], resources: ['nodes'], verbs: ['list'] }]]]);
+    const noNodes = await render('operator.watchNamespace=media', 'rbac.readNodes=false');
+    expect(find(noNodes, 'ClusterRole')).toBeUndefined();
     expect(find(manifests, 'Role', 'rtccdn-operator')?.metadata.namespace).toBe('media');
     expect(find(manifests, 'RoleBinding', 'rtccdn-operator')?.metadata.namespace).toBe('media');
     expect(find(manifests, 'Role', 'rtccdn-operator-leader-election')?.metadata.namespace).toBe(NS);
@@ -197,6 +203,8 @@ describe('Helm chart helm/rtccdn', () => {
       ['watch', 'streamacls.rtccdn.io'],
       ['patch', 'streamacls.rtccdn.io'],
       ['patch', 'streamacls.rtccdn.io/status'],
+      ['watch', 'pods'],
+      ['list', 'nodes'],
     ]) {
       expect(`${verb} ${resource}: ${await can(verb!, resource!)}`).toBe(`${verb} ${resource}: yes`);
     }
@@ -205,7 +213,8 @@ describe('Helm chart helm/rtccdn', () => {
       ['delete', 'secrets'],
       ['patch', 'cdns.rtccdn.io'],
       ['delete', 'statefulsets.apps'],
-      ['get', 'pods'],
+      ['delete', 'pods'],
+      ['patch', 'nodes'],
       ['create', 'deployments.apps'],
       ['delete', 'streamacls.rtccdn.io'],
       ['create', 'streamacls.rtccdn.io'],

@@ -13,6 +13,8 @@ import {
 import {
   type KubeObject,
   KubeObjectSchema,
+  type PodObject,
+  PodSchema,
   type SecretObject,
   SecretSchema,
   type StatefulSetObject,
@@ -22,6 +24,7 @@ import {
   CDN_TYPE,
   CONFIG_MAP_TYPE,
   NODE_TYPE,
+  POD_TYPE,
   type ResourceType,
   SECRET_TYPE,
   SERVICE_TYPE,
@@ -51,6 +54,8 @@ export interface Caches {
   streamAcls: TypedCache<CachedStreamACL>;
   /** Secrets labelled rtccdn.io/access-keys=true: the only ones access keys are read from. */
   keySecrets: TypedCache<SecretObject>;
+  /** The media node pods (they carry the operator's labels from the pod templates). */
+  pods: TypedCache<PodObject>;
 }
 
 export function createCaches(listWatch: ListWatchFactory, logger: Logger): Caches {
@@ -67,6 +72,7 @@ export function createCaches(listWatch: ListWatchFactory, logger: Logger): Cache
     // Access keys live in users' Secrets labelled for it (any name), and their changes (a key
     // rotated in its Secret re-syncs the ACLs that read it). No other Secret is cached.
     keySecrets: typedCache(listWatch(SECRET_TYPE, ACCESS_KEYS_SELECTOR), SecretSchema, logger),
+    pods: typedCache(listWatch(POD_TYPE, MANAGED_SELECTOR), PodSchema, logger),
   };
 }
 

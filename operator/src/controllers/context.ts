@@ -26,6 +26,8 @@ export interface ControllerContext {
   workers: number;
   /** How often CDN and Node statuses are refreshed from Redis. */
   statusRefreshMs: number;
+  /** The ACL REST API's URL for CDN statuses, when one runs. */
+  aclApiUrl?: string | undefined;
   autoscaler: AutoscalerSettings;
   /** How often ACL stores are checked for a reset that needs every StreamACL rewritten. */
   aclStoreCheckMs: number;

@@ -52,6 +52,89 @@ export const StatefulSetSchema = KubeObjectSchema.extend({
 });
 export type StatefulSetObject = z.output<typeof StatefulSetSchema>;
 
+/** The parts of a Service the operator reads: assigned node ports and load balancer addresses. */
+export const ServiceSchema = KubeObjectSchema.extend({
+  spec: z
+    .looseObject({
+      type: z.string().optional(),
+      ports: z
+        .array(
+          z.looseObject({
+            name: z.string().optional(),
+            port: z.number().int(),
+            nodePort: z.number().int().optional(),
+          }),
+        )
+        .nullish(),
+    })
+    .optional(),
+  status: z
+    .looseObject({
+      loadBalancer: z
+        .looseObject({
+          ingress: z
+            .array(z.looseObject({ ip: z.string().optional(), hostname: z.string().optional() }))
+            .nullish(),
+        })
+        .optional(),
+    })
+    .optional(),
+});
+export type ServiceObject = z.output<typeof ServiceSchema>;
+
+const ContainerStateSchema = z.looseObject({
+  waiting: z.looseObject({ reason: z.string().optional(), message: z.string().optional() }).optional(),
+  terminated: z
+    .looseObject({
+      reason: z.string().optional(),
+      message: z.string().optional(),
+      exitCode: z.number().int(),
+    })
+    .optional(),
+});
+
+/** The parts of a Pod the operator reads: why it is not running or not ready. */
+export const PodSchema = KubeObjectSchema.extend({
+  status: z
+    .looseObject({
+      phase: z.string().optional(),
+      conditions: z
+        .array(
+          z.looseObject({
+            type: z.string(),
+            status: z.string(),
+            reason: z.string().optional(),
+            message: z.string().optional(),
+          }),
+        )
+        .nullish(),
+      containerStatuses: z
+        .array(
+          z.looseObject({
+            name: z.string(),
+            ready: z.boolean().optional(),
+            restartCount: z.number().int().optional(),
+            state: ContainerStateSchema.optional(),
+            lastState: ContainerStateSchema.optional(),
+          }),
+        )
+        .nullish(),
+    })
+    .optional(),
+});
+export type PodObject = z.output<typeof PodSchema>;
+
+/** The parts of a Kubernetes Node the operator reads: its addresses and readiness. */
+export const KubeNodeSchema = KubeObjectSchema.extend({
+  status: z
+    .looseObject({
+      addresses: z.array(z.looseObject({ type: z.string(), address: z.string() })).nullish(),
+      conditions: z.array(z.looseObject({ type: z.string(), status: z.string() })).nullish(),
+    })
+    .optional(),
+});
+export type KubeNodeObject = z.output<typeof KubeNodeSchema>;
+
 export const SecretSchema = KubeObjectSchema.extend({
   /** Values are base64. */
   data: z.record(z.string(), z.string()).nullish(),

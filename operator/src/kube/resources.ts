@@ -94,3 +94,18 @@ export const LEASE_TYPE: ResourceType = {
   plural: 'leases',
   namespaced: true,
 };
+export const POD_TYPE: ResourceType = {
+  group: '',
+  version: 'v1',
+  kind: 'Pod',
+  plural: 'pods',
+  namespaced: true,
+};
+/** Kubernetes' own Node (cluster-scoped), not rtccdn's. */
+export const KUBE_NODE_TYPE: ResourceType = {
+  group: '',
+  version: 'v1',
+  kind: 'Node',
+  plural: 'nodes',
+  namespaced: false,
+};

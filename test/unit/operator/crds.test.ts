@@ -420,7 +420,7 @@ describe('zod validation of the resources', () => {
       ],
       profiles: [{ name: '720p', width: 1280, height: 720, fps: 30, codec: 'VP8', bitrate: 2_500_000 }],
       acl: { defaultPolicy: 'allow' },
-      network: { exposure: 'hostPort', rtcPortBase: 40000, workersPerNode: 2 },
+      network: { exposure: 'hostPort', serviceType: 'ClusterIP', rtcPortBase: 40000, workersPerNode: 2 },
     });
   });
 
@@ -596,7 +596,7 @@ describe('zod validation of the resources', () => {
     expect(
       issues(CDNNodeSchema, { ...node, spec: { ...node.spec, ports: { rtcPortBase: 65535, workers: 2 } } }),
     ).toEqual([
-      { path: ['spec', 'ports', 'rtcPortBase'], message: 'rtcPortBase + workers - 1 must not exceed 65535' },
+      { path: ['spec', 'ports', 'rtcPortBase'], message: 'the ports (rtcPortBase + podSlots × workers - 1) must not exceed 65535' },
     ]);
     expect(issues(CDNNodeSchema, { ...node, kind: 'CDN' })[0]?.path).toEqual(['kind']);
     expect(issues(CDNNodeSchema, { ...node, apiVersion: 'rtccdn.io/v1' })[0]?.path).toEqual(['apiVersion']);

@@ -342,11 +342,16 @@ describe('planNode', () => {
     expect(hash(base, 'a')).not.toBe(hash(cdn({ acl: { defaultPolicy: 'deny' } }), 'a'));
   });
 
-  it('refuses nodePort exposure and invalid names with a reason instead of a broken StatefulSet', () => {
+  it('refuses nodePort exposure without pod slots and invalid names with a reason instead of a broken StatefulSet', () => {
     const nodePort = cdn({ network: { exposure: 'nodePort', announcedAddress: '203.0.113.7' } });
-    const plan = planNode(nodeOf(nodePort, 'edge'), { cdn: nodePort });
+    // A Node written by hand, without the port block the CDN controller would give it.
+    const handWritten = CDNNodeSchema.parse({
+      ...nodeOf(nodePort, 'edge'),
+      spec: { ...nodeOf(nodePort, 'edge').spec, ports: { rtcPortBase: 30000, workers: 2 } },
+    });
+    const plan = planNode(handWritten, { cdn: nodePort });
     expect(plan.statefulSet).toBeUndefined();
-    expect(plan.problems[0]?.reason).toBe('UnsupportedExposure');
+    expect(plan.problems[0]?.reason).toBe('PodSlotsMissing');
     const longName = CDNNodeSchema.parse({
       ...nodeOf(owner, 'edge'),
       metadata: { name: 'x'.repeat(53), namespace: 'media', uid: 'u' },

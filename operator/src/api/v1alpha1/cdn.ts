@@ -108,6 +108,7 @@ export const AclSpecSchema = z.object({
 });
 
 export const EXPOSURES = ['hostPort', 'hostNetwork', 'nodePort'] as const;
+export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer'] as const;
 
 export const NetworkSpecSchema = withRules(
   z.object({
@@ -115,7 +116,13 @@ export const NetworkSpecSchema = withRules(
       .enum(EXPOSURES)
       .default('hostPort')
       .describe(
-        'How media nodes expose their WebRTC ports: hostPort (ports on the Kubernetes node), hostNetwork (the pod uses the node network) or nodePort (a NodePort Service per port).',
+        'How media nodes expose their WebRTC ports: hostPort (ports on the Kubernetes node, one media node per role and Kubernetes node), hostNetwork (the pod uses the node network, same limit) or nodePort (every pod gets its own ports from a block per group and a NodePort Service for them, so several edges share a Kubernetes node; rtcPortBase must then lie in the cluster NodePort range, 30000-32767 by default).',
+      ),
+    serviceType: z
+      .enum(SERVICE_TYPES)
+      .default('ClusterIP')
+      .describe(
+        'Type of the per-region WHIP (origins) and WHEP (edges) Services. NodePort or LoadBalancer make them reachable from outside the cluster; status.regions[] gives their URLs.',
       ),
     rtcPortBase: portBase()
       .default(40000)
@@ -183,6 +190,16 @@ export const RegionStatusSchema = z.object({
   originsReady: count().optional().describe('Origin nodes that are ready.'),
   edgesReady: count().optional().describe('Edge nodes that are ready.'),
   edgesDesired: count().optional().describe('Edge nodes the autoscaler currently wants.'),
+  whipUrl: z
+    .string()
+    .optional()
+    .describe(
+      'Where publishers POST WHIP offers (append the stream name): outside the cluster with network.serviceType NodePort or LoadBalancer, inside it with ClusterIP.',
+    ),
+  whepUrl: z
+    .string()
+    .optional()
+    .describe('Where viewers POST WHEP offers (append the stream name), reachable like whipUrl.'),
 });
 
 export const CDNStatusSchema = z
@@ -192,6 +209,10 @@ export const CDNStatusSchema = z
     regions: keyedList(RegionStatusSchema, 'name', 'region names must be unique', { max: 32 })
       .optional()
       .describe('Per-region node counts.'),
+    aclApiUrl: z
+      .string()
+      .optional()
+      .describe('The ACL REST API of the operator, when it is enabled (append {stream}/acl).'),
     liveStreams: count().optional().describe('Streams being published now.'),
     viewers: count().optional().describe('Viewers playing now, over all regions.'),
   })
@@ -212,4 +233,5 @@ export type Profile = z.output<typeof ProfileSchema>;
 export type RedisSpec = z.output<typeof RedisSpecSchema>;
 export type NetworkSpec = z.output<typeof NetworkSpecSchema>;
 export type Exposure = (typeof EXPOSURES)[number];
+export type ServiceType = (typeof SERVICE_TYPES)[number];
 export type Codec = (typeof CODECS)[number];

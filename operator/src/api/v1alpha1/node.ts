@@ -30,17 +30,29 @@ export const NODE_NAMES = {
   categories: [CATEGORY],
 } as const satisfies ResourceNames;
 
+/** Most pods a Node can give ports of their own (nodePort exposure). */
+export const MAX_POD_SLOTS = 1000;
+
 export const NodePortsSchema = withRules(
   z.object({
     rtcPortBase: portBase().describe('First WebRTC port (UDP and TCP); worker i listens on rtcPortBase + i.'),
     workers: workers().describe('mediasoup workers (one CPU core each) per media node.'),
+    podSlots: z
+      .int()
+      .min(1)
+      .max(MAX_POD_SLOTS)
+      .optional()
+      .describe(
+        'With network exposure nodePort: how many pods get ports of their own. Pod i listens on rtcPortBase + i × workers + w and gets a NodePort Service with those ports; pods beyond podSlots are not run. Set by the CDN controller.',
+      ),
   }),
   [
     {
-      rule: 'self.rtcPortBase + self.workers - 1 <= 65535',
-      message: 'rtcPortBase + workers - 1 must not exceed 65535',
+      rule: 'self.rtcPortBase + (has(self.podSlots) ? self.podSlots : 1) * self.workers - 1 <= 65535',
+      message: 'the ports (rtcPortBase + podSlots × workers - 1) must not exceed 65535',
       fieldPath: '.rtcPortBase',
-      violation: (ports) => (ports.rtcPortBase + ports.workers - 1 <= 65535 ? undefined : ['rtcPortBase']),
+      violation: (ports) =>
+        ports.rtcPortBase + (ports.podSlots ?? 1) * ports.workers - 1 <= 65535 ? undefined : ['rtcPortBase'],
     },
   ],
 );

@@ -20,6 +20,8 @@ import {
 import { controllerReference } from '../../kube/objects.js';
 import { type DesiredCondition, mergeConditions } from '../../runtime/conditions.js';
 import { autoscalerStateOf } from '../autoscaler/state.js';
+import { POD_FAILURE_REASONS } from '../node/pods.js';
+import { NodeCondition } from '../node/reasons.js';
 import {
   CLUSTER_SECRET_KEY,
   clusterSecretName,
@@ -33,6 +35,7 @@ import {
   redisPrefixFor,
   workloadNameProblem,
 } from '../shared.js';
+import { allocatePortBlocks, type PortBlock } from './ports.js';
 import { CdnCondition, CdnReason } from './reasons.js';
 
 /** A Node as the CDN controller applies it (server-side apply: only the fields it owns). */
@@ -54,6 +57,11 @@ export interface CdnPlan {
   configMap: V1ConfigMap & { metadata: { name: string; namespace: string } };
   /** Regions left out, and why (e.g. names too long for a StatefulSet). */
   problems: Problem[];
+  /**
+   * Set when nothing may be applied or removed (the WebRTC ports of the groups cannot be
+   * allocated): what runs keeps running, and the problem says why nothing changes.
+   */
+  blocked?: Problem;
 }
 
 /** Roles that get a Service: origins take WHIP, edges serve WHEP; transcoders serve nobody. */
@@ -80,7 +88,7 @@ export function configMapData(cdn: CDN): Record<string, string> {
 }
 
 /** The Node spec of one role in one region, as the CDN dictates it. */
-function nodeSpec(cdn: CDN, region: RegionSpec, role: Role): CDNNodeSpecInput {
+function nodeSpec(cdn: CDN, region: RegionSpec, role: Role, ports: PortBlock | undefined): CDNNodeSpecInput {
   const resources = cdn.spec.resources?.[role];
   // Edges: spec.replicas belongs to the autoscaler (built-in or external), never to this
   // controller: leaving it out of the applied object leaves it to them.
@@ -96,8 +104,34 @@ function nodeSpec(cdn: CDN, region: RegionSpec, role: Role): CDNNodeSpecInput {
     region: region.name,
     ...(replicas === undefined ? {} : { replicas }),
     ...(resources === undefined ? {} : { resources }),
-    ports: { rtcPortBase: cdn.spec.network.rtcPortBase, workers: cdn.spec.network.workersPerNode },
+    ports: ports ?? { rtcPortBase: cdn.spec.network.rtcPortBase, workers: cdn.spec.network.workersPerNode },
   };
+}
+
+/** How many pods of a role may run in a region: each needs its own ports with nodePort. */
+function podSlotsOf(region: RegionSpec, role: Role): number {
+  const most =
+    role === 'origin'
+      ? region.origins.replicas
+      : role === 'edge'
+        ? region.edges.maxReplicas
+        : region.transcoders.replicas;
+  return Math.max(1, most);
+}
+
+/** The port blocks of the groups with exposure nodePort (none otherwise), or why there are none. */
+function portBlocks(
+  cdn: CDN,
+  groups: readonly { node: string; region: RegionSpec; role: Role }[],
+  existing: ReadonlyMap<string, PortBlock>,
+): ReturnType<typeof allocatePortBlocks> {
+  const { network } = cdn.spec;
+  if (network.exposure !== 'nodePort') return { blocks: new Map() };
+  return allocatePortBlocks(
+    groups.map(({ node, region, role }) => ({ node, slots: podSlotsOf(region, role) })),
+    existing,
+    { base: network.rtcPortBase, last: 65535, workers: network.workersPerNode },
+  );
 }
 
 /** The roles a region runs: transcoders only when asked for (the default is none). */
@@ -105,16 +139,20 @@ export function rolesOf(region: RegionSpec): Role[] {
   return region.transcoders.replicas > 0 ? ['origin', 'edge', 'transcoder'] : ['origin', 'edge'];
 }
 
-export function planCdn(cdn: CDN): CdnPlan {
+/**
+ * @param existingPorts the port blocks the CDN's Nodes have now (spec.ports with podSlots): kept
+ *   while they fit, so that a change elsewhere does not restart their pods.
+ */
+export function planCdn(cdn: CDN, existingPorts: ReadonlyMap<string, PortBlock> = new Map()): CdnPlan {
   const name = cdn.metadata.name ?? '';
   const namespace = cdn.metadata.namespace ?? 'default';
   const owner = [controllerReference(cdn)];
   const problems: Problem[] = [];
   const nodes: DesiredNode[] = [];
   const services: CdnPlan['services'] = [];
+  const regions: RegionSpec[] = [];
   for (const region of cdn.spec.regions) {
-    const roles = rolesOf(region);
-    const invalid = roles
+    const invalid = rolesOf(region)
       .map((role) => workloadNameProblem(nodeName(name, region.name, role)))
       .filter((problem) => problem !== undefined);
     if (invalid.length > 0) {
@@ -124,17 +162,38 @@ export function planCdn(cdn: CDN): CdnPlan {
       });
       continue;
     }
-    for (const role of roles) {
+    regions.push(region);
+  }
+  const groups = regions.flatMap((region) =>
+    rolesOf(region).map((role) => ({ node: nodeName(name, region.name, role), region, role })),
+  );
+  const allocation = portBlocks(cdn, groups, existingPorts);
+  const configMap: CdnPlan['configMap'] = {
+    metadata: { name: configMapName(name), namespace, labels: cdnLabels(name), ownerReferences: owner },
+    data: configMapData(cdn),
+  };
+  if ('problem' in allocation) {
+    return {
+      nodes: [],
+      services: [],
+      configMap,
+      problems: [...problems, allocation.problem],
+      blocked: allocation.problem,
+    };
+  }
+  for (const region of regions) {
+    for (const role of rolesOf(region)) {
+      const node = nodeName(name, region.name, role);
       nodes.push({
         apiVersion: API_VERSION,
         kind: NODE_NAMES.kind,
         metadata: {
-          name: nodeName(name, region.name, role),
+          name: node,
           namespace,
           labels: cdnLabels(name, region.name, role),
           ownerReferences: owner,
         },
-        spec: nodeSpec(cdn, region, role),
+        spec: nodeSpec(cdn, region, role, allocation.blocks.get(node)),
       });
     }
     for (const role of PUBLIC_ROLES) {
@@ -146,7 +205,7 @@ export function planCdn(cdn: CDN): CdnPlan {
           ownerReferences: owner,
         },
         spec: {
-          type: 'ClusterIP',
+          type: cdn.spec.network.serviceType,
           selector: { [LABELS.name]: MEDIA_NODE_APP, ...cdnLabels(name, region.name, role) },
           ports: [
             {
@@ -161,20 +220,7 @@ export function planCdn(cdn: CDN): CdnPlan {
       });
     }
   }
-  return {
-    nodes,
-    services,
-    configMap: {
-      metadata: {
-        name: configMapName(name),
-        namespace,
-        labels: cdnLabels(name),
-        ownerReferences: owner,
-      },
-      data: configMapData(cdn),
-    },
-    problems,
-  };
+  return { nodes, services, configMap, problems };
 }
 
 /** 256 random bits, URL-safe: the CLUSTER_SECRET that signs node-to-node calls. */
@@ -214,6 +260,10 @@ export interface CdnObservation {
   load: { liveStreams: number; viewers: number } | undefined;
   /** Why the load is unknown (Redis unreachable), if it is. */
   loadProblem?: Problem | undefined;
+  /** Per region, where publishers and viewers go (see urls.ts). */
+  urls?: ReadonlyMap<string, { whipUrl?: string | undefined; whepUrl?: string | undefined }>;
+  /** The operator's ACL REST API, when it is enabled. */
+  aclApiUrl?: string | undefined;
 }
 
 export function cdnStatus(cdn: CDN, observation: CdnObservation, now: Date): CDNStatus {
@@ -222,6 +272,13 @@ export function cdnStatus(cdn: CDN, observation: CdnObservation, now: Date): CDN
     observation.nodes.find((node) => node.metadata.name === nodeName(name, region, role));
   const regions: RegionStatus[] = [];
   const notReady: string[] = [];
+  // Why pods do not run (an image pull failing, a crash loop), as the Nodes report it.
+  let podFailure: Problem | undefined;
+  const explain = (node: CDNNode | undefined): void => {
+    const ready = node?.status?.conditions?.find((condition) => condition.type === NodeCondition.Ready);
+    if (podFailure || ready?.status !== 'False' || !POD_FAILURE_REASONS.has(ready.reason ?? '')) return;
+    podFailure = { reason: ready.reason ?? '', message: `Node ${node?.metadata.name}: ${ready.message}` };
+  };
   for (const region of cdn.spec.regions) {
     const origins = findNode(region.name, 'origin');
     const edges = findNode(region.name, 'edge');
@@ -232,15 +289,30 @@ export function cdnStatus(cdn: CDN, observation: CdnObservation, now: Date): CDN
     const recommended =
       edges && edgeAutoscalerMode(cdn) === 'builtin' ? autoscalerStateOf(edges)?.desired : undefined;
     const edgesDesired = recommended ?? edgesWanted;
-    regions.push({ name: region.name, originsReady, edgesReady, edgesDesired });
+    const urls = observation.urls?.get(region.name);
+    regions.push({
+      name: region.name,
+      originsReady,
+      edgesReady,
+      edgesDesired,
+      ...(urls?.whipUrl ? { whipUrl: urls.whipUrl } : {}),
+      ...(urls?.whepUrl ? { whepUrl: urls.whepUrl } : {}),
+    });
     const missing: string[] = [];
-    if (originsReady < region.origins.replicas)
+    if (originsReady < region.origins.replicas) {
       missing.push(`origins ${originsReady}/${region.origins.replicas}`);
-    if (edgesReady < edgesWanted) missing.push(`edges ${edgesReady}/${edgesWanted}`);
+      explain(origins);
+    }
+    if (edgesReady < edgesWanted) {
+      missing.push(`edges ${edgesReady}/${edgesWanted}`);
+      explain(edges);
+    }
     if (region.transcoders.replicas > 0) {
-      const transcodersReady = findNode(region.name, 'transcoder')?.status?.readyReplicas ?? 0;
+      const transcoders = findNode(region.name, 'transcoder');
+      const transcodersReady = transcoders?.status?.readyReplicas ?? 0;
       if (transcodersReady < region.transcoders.replicas) {
         missing.push(`transcoders ${transcodersReady}/${region.transcoders.replicas}`);
+        explain(transcoders);
       }
     }
     if (missing.length > 0) notReady.push(`${region.name}: ${missing.join(', ')} ready`);
@@ -259,8 +331,9 @@ export function cdnStatus(cdn: CDN, observation: CdnObservation, now: Date): CDN
       ? {
           type: CdnCondition.Ready,
           status: 'False',
-          reason: CdnReason.NodesNotReady,
-          message: notReady.join('; '),
+          // A failure the pods report is the news; "not ready" alone is not.
+          reason: (podFailure as Problem | undefined)?.reason ?? CdnReason.NodesNotReady,
+          message: [...notReady, ...(podFailure ? [(podFailure as Problem).message] : [])].join('; '),
         }
       : {
           type: CdnCondition.Ready,
@@ -293,6 +366,7 @@ export function cdnStatus(cdn: CDN, observation: CdnObservation, now: Date): CDN
       now,
     ),
     regions,
+    ...(observation.aclApiUrl ? { aclApiUrl: observation.aclApiUrl } : {}),
     ...(observation.load
       ? { liveStreams: observation.load.liveStreams, viewers: observation.load.viewers }
       : {}),

@@ -22,6 +22,8 @@ export const CdnReason = {
   RedisSecretMissing: SharedReason.RedisSecretMissing,
   RedisSecretInvalid: SharedReason.RedisSecretInvalid,
   PublishTokenSecretMissing: SharedReason.PublishTokenSecretMissing,
+  /** Ready=False and Degraded=True: the nodePort exposure's port blocks do not fit below 65536. */
+  PortRangeExhausted: 'PortRangeExhausted',
   /** Degraded=True only: the load (streams, viewers) cannot be read from Redis. */
   RedisUnreachable: 'RedisUnreachable',
   /** Event: the cluster Secret was generated. */

@@ -11,10 +11,18 @@ import { API_VERSION, type CDN, CDN_NAMES } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import { isAlreadyExists } from '../../kube/errors.js';
 import type { EventSink } from '../../kube/events.js';
-import { controllerOf, secretValue } from '../../kube/objects.js';
+import {
+  controllerOf,
+  type KubeNodeObject,
+  KubeNodeSchema,
+  type ServiceObject,
+  ServiceSchema,
+  secretValue,
+} from '../../kube/objects.js';
 import {
   CDN_TYPE,
   CONFIG_MAP_TYPE,
+  KUBE_NODE_TYPE,
   NODE_TYPE,
   type ResourceType,
   SECRET_TYPE,
@@ -26,8 +34,9 @@ import type { ReconcileResult } from '../../runtime/Controller.js';
 import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
 import type { CachedObject, CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
 import type { CachedNode } from '../caches.js';
+import { POD_FAILURE_REASONS } from '../node/pods.js';
 import { checkPublishToken, readSecret, resolveRedis } from '../references.js';
-import { CLUSTER_SECRET_KEY, clusterSecretName, LABELS, type Problem } from '../shared.js';
+import { CLUSTER_SECRET_KEY, clusterSecretName, LABELS, nodeName, type Problem } from '../shared.js';
 import { recordTransition, reportInvalidSpec, writeStatus } from '../status.js';
 import {
   type CdnObservation,
@@ -37,7 +46,19 @@ import {
   MIN_CLUSTER_SECRET_LENGTH,
   planCdn,
 } from './desired.js';
+import type { PortBlock } from './ports.js';
 import { CdnCondition, CdnReason } from './reasons.js';
+import { serviceUrl } from './urls.js';
+
+/** The port blocks (nodePort exposure) the Nodes have now. */
+function portBlocksOf(nodes: readonly CachedNode[]): Map<string, PortBlock> {
+  const blocks = new Map<string, PortBlock>();
+  for (const node of nodes) {
+    const ports = node.spec.ports;
+    if (ports?.podSlots !== undefined) blocks.set(node.metadata.name, { ...ports, podSlots: ports.podSlots });
+  }
+  return blocks;
+}
 
 export interface CdnReconcilerOptions {
   client: KubeClient;
@@ -48,6 +69,8 @@ export interface CdnReconcilerOptions {
   logger: Logger;
   /** How often the status is refreshed (viewers and streams change without any event). */
   statusRefreshMs: number;
+  /** The ACL REST API's URL, reported in CDN statuses (when the API is enabled). */
+  aclApiUrl?: string | undefined;
   now?: () => Date;
 }
 
@@ -76,30 +99,40 @@ export class CdnReconciler implements ObjectReconciler<CDN> {
     const secretProblem = await this.#ensureClusterSecret(cdn);
     if (secretProblem) problems.push(secretProblem);
 
-    const plan = planCdn(cdn);
+    const plan = planCdn(cdn, portBlocksOf(this.#ownedNodes(cdn)));
     problems.push(...plan.problems);
     await client.apply(CONFIG_MAP_TYPE, plan.configMap);
-    for (const node of plan.nodes) await client.apply(NODE_TYPE, node);
-    for (const service of plan.services) await client.apply(SERVICE_TYPE, service);
-    await this.#deleteStale(
-      cdn,
-      NODE_TYPE,
-      this.#options.nodes,
-      new Set(plan.nodes.map((n) => n.metadata.name)),
-    );
-    await this.#deleteStale(
-      cdn,
-      SERVICE_TYPE,
-      this.#options.services,
-      new Set(plan.services.map((s) => s.metadata.name)),
-    );
+    const services: ServiceObject[] = [];
+    if (!plan.blocked) {
+      for (const node of plan.nodes) await client.apply(NODE_TYPE, node);
+      for (const service of plan.services)
+        services.push(ServiceSchema.parse(await client.apply(SERVICE_TYPE, service)));
+      await this.#deleteStale(
+        cdn,
+        NODE_TYPE,
+        this.#options.nodes,
+        new Set(plan.nodes.map((n) => n.metadata.name)),
+      );
+      await this.#deleteStale(
+        cdn,
+        SERVICE_TYPE,
+        this.#options.services,
+        new Set(plan.services.map((s) => s.metadata.name)),
+      );
+    }
 
     const redis = await resolveRedis(client, cdn);
     if (!redis.ok) problems.push(redis.problem);
     const tokenProblem = await checkPublishToken(client, cdn);
     if (tokenProblem) problems.push(tokenProblem);
 
-    const observation: CdnObservation = { nodes: this.#ownedNodes(cdn), problems, load: undefined };
+    const observation: CdnObservation = {
+      nodes: this.#ownedNodes(cdn),
+      problems,
+      load: undefined,
+      urls: await this.#urls(cdn, services),
+      aclApiUrl: this.#options.aclApiUrl,
+    };
     if (redis.ok) {
       try {
         const snapshot = await this.#options.readers.get(redis.value.url, redis.value.prefix).snapshot();
@@ -124,7 +157,14 @@ export class CdnReconciler implements ObjectReconciler<CDN> {
         CdnCondition.Degraded,
         'True',
       );
-      recordTransition(this.#options.events, cdn, before, status.conditions ?? [], CdnCondition.Ready);
+      const ready = status.conditions?.find((condition) => condition.type === CdnCondition.Ready);
+      const readyBefore = before?.find((condition) => condition.type === CdnCondition.Ready);
+      if (ready && POD_FAILURE_REASONS.has(ready.reason) && readyBefore?.reason !== ready.reason) {
+        // Pods failing (image, crash loop, no room) is news on the CDN too, not only on its Nodes.
+        this.#options.events.record(cdn, 'Warning', ready.reason, ready.message);
+      } else {
+        recordTransition(this.#options.events, cdn, before, status.conditions ?? [], CdnCondition.Ready);
+      }
     }
     return { requeueAfterMs: this.#options.statusRefreshMs };
   }
@@ -211,6 +251,35 @@ export class CdnReconciler implements ObjectReconciler<CDN> {
       owner.uid === cdn.metadata.uid &&
       object.metadata.labels?.[LABELS.cdn] === cdn.metadata.name
     );
+  }
+
+  /** Per region, the WHIP and WHEP URLs of its Services. */
+  async #urls(cdn: CDN, services: readonly ServiceObject[]): Promise<CdnObservation['urls']> {
+    let kubeNodes: KubeNodeObject[] = [];
+    if (services.some((service) => service.spec?.type === 'NodePort')) {
+      try {
+        const list = await this.#options.client.list(KUBE_NODE_TYPE, undefined);
+        kubeNodes = list.items.flatMap((item) => {
+          const parsed = KubeNodeSchema.safeParse(item);
+          return parsed.success ? [parsed.data] : [];
+        });
+      } catch (error) {
+        // Without the right to list nodes (RBAC), NodePort URLs are left out of the status.
+        this.#options.logger.debug({ err: error }, 'Kubernetes nodes not listed');
+      }
+    }
+    const name = cdn.metadata.name ?? '';
+    const urls = new Map<string, { whipUrl?: string; whepUrl?: string }>();
+    for (const region of cdn.spec.regions) {
+      const find = (role: 'origin' | 'edge') =>
+        services.find((service) => service.metadata.name === nodeName(name, region.name, role));
+      const origins = find('origin');
+      const edges = find('edge');
+      const whipUrl = origins && serviceUrl(origins, region.name, kubeNodes, '/whip/');
+      const whepUrl = edges && serviceUrl(edges, region.name, kubeNodes, '/whep/');
+      urls.set(region.name, { ...(whipUrl ? { whipUrl } : {}), ...(whepUrl ? { whepUrl } : {}) });
+    }
+    return urls;
   }
 
   #ownedNodes(cdn: CDN): CachedNode[] {

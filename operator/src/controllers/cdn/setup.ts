@@ -5,7 +5,7 @@ import type { ControllerContext } from '../context.js';
 import { CdnReconciler } from './reconciler.js';
 
 export function setupCdnController(context: ControllerContext): Controller {
-  const { caches, client, readers, events, logger, statusRefreshMs } = context;
+  const { caches, client, readers, events, logger, statusRefreshMs, aclApiUrl } = context;
   return new ControllerBuilder('cdn', context)
     .for(caches.cdns, { predicate: specChanged })
     .owns(caches.nodes)
@@ -21,6 +21,7 @@ export function setupCdnController(context: ControllerContext): Controller {
         events,
         logger: logger.child({ controller: 'cdn' }),
         statusRefreshMs,
+        aclApiUrl,
       }),
     );
 }

@@ -27,6 +27,7 @@ import {
   MEDIA_NODE_PORTS,
   MEDIA_NODE_SHUTDOWN_TIMEOUT_MS,
   type Problem,
+  podName,
   workloadNameProblem,
 } from '../shared.js';
 import { NodeCondition, NodeReason } from './reasons.js';
@@ -50,12 +51,25 @@ export function selectorString(node: string): string {
     .join(',');
 }
 
+type Named<T> = T & { metadata: { name: string; namespace: string } };
+
 export interface NodePlan {
   /** Absent when a problem keeps the Node from being deployed. */
-  statefulSet?: V1StatefulSet & { metadata: { name: string; namespace: string } };
-  headlessService?: V1Service & { metadata: { name: string; namespace: string } };
+  statefulSet?: Named<V1StatefulSet>;
+  headlessService?: Named<V1Service>;
+  /** With exposure nodePort: one NodePort Service per pod slot, carrying that pod's ports. */
+  rtcServices: Named<V1Service>[];
   problems: Problem[];
 }
+
+/** The label on per-pod RTC Services: the pod slot (ordinal) they serve. */
+export const RTC_SLOT_LABEL = 'rtccdn.io/rtc-slot';
+/** The per-pod RTC Service of slot `ordinal`. */
+export const rtcServiceName = (node: string, ordinal: number): string => `${node}-rtc-${ordinal}`;
+/** StatefulSet pods carry their ordinal in this label (Kubernetes 1.28+). */
+const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
+/** StatefulSet pods carry their name in this label: a Service can select one pod. */
+const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';
 
 export interface NodeContext {
   /** The CDN the Node belongs to (spec.cdnRef). */
@@ -100,6 +114,15 @@ export function mediaNodeEnv(node: CDNNode, cdn: CDN): V1EnvVar[] {
     { name: 'INTERNAL_PORT', value: String(MEDIA_NODE_PORTS.internal) },
     { name: 'RTC_PORT', value: String(ports.rtcPortBase) },
     { name: 'WORKERS', value: String(ports.workers) },
+    // nodePort: the pod's ordinal moves its ports to its own slot of the group's block.
+    ...(cdn.spec.network.exposure === 'nodePort'
+      ? [
+          {
+            name: 'POD_INDEX',
+            valueFrom: { fieldRef: { fieldPath: `metadata.labels['${POD_INDEX_LABEL}']` } },
+          },
+        ]
+      : []),
     redisUrl(cdn),
     fromConfigMap(cdnName, 'REDIS_PREFIX'),
     {
@@ -120,29 +143,44 @@ export function mediaNodeEnv(node: CDNNode, cdn: CDN): V1EnvVar[] {
   ];
 }
 
-export function effectivePorts(node: CDNNode, cdn: CDN): { rtcPortBase: number; workers: number } {
+export function effectivePorts(
+  node: CDNNode,
+  cdn: CDN,
+): { rtcPortBase: number; workers: number; podSlots?: number | undefined } {
   return (
     node.spec.ports ?? { rtcPortBase: cdn.spec.network.rtcPortBase, workers: cdn.spec.network.workersPerNode }
   );
+}
+
+/** The pods a Node runs: spec.replicas, bounded by its pod slots with exposure nodePort. */
+export function runnableReplicas(node: CDNNode, cdn: CDN): number {
+  const { podSlots } = effectivePorts(node, cdn);
+  return cdn.spec.network.exposure === 'nodePort' && podSlots !== undefined
+    ? Math.min(node.spec.replicas, podSlots)
+    : node.spec.replicas;
 }
 
 function effectiveResources(node: CDNNode, cdn: CDN): ResourceRequirements | undefined {
   return node.spec.resources ?? cdn.spec.resources?.[node.spec.role];
 }
 
-/** HTTP, internal API, and one UDP + one TCP WebRTC port per worker (on the host unless nodePort). */
+/**
+ * HTTP, internal API, and one UDP + one TCP WebRTC port per worker on the host. With nodePort
+ * every pod has ports of its own, which one pod template cannot list: they are on the per-pod
+ * Services only.
+ */
 export function containerPorts(node: CDNNode, cdn: CDN): V1ContainerPort[] {
   const { rtcPortBase, workers } = effectivePorts(node, cdn);
   const onHost = cdn.spec.network.exposure !== 'nodePort';
   const rtc: V1ContainerPort[] = [];
-  for (let worker = 0; worker < workers; worker++) {
+  for (let worker = 0; onHost && worker < workers; worker++) {
     const port = rtcPortBase + worker;
     for (const protocol of ['UDP', 'TCP'] as const) {
       rtc.push({
         name: `rtc-${protocol.toLowerCase()}-${worker}`,
         containerPort: port,
         protocol,
-        ...(onHost ? { hostPort: port } : {}),
+        hostPort: port,
       });
     }
   }
@@ -166,14 +204,14 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
   const nameProblem = workloadNameProblem(name);
   if (nameProblem) problems.push({ reason: NodeReason.InvalidName, message: nameProblem });
   const { exposure } = cdn.spec.network;
-  if (exposure === 'nodePort') {
+  if (exposure === 'nodePort' && effectivePorts(node, cdn).podSlots === undefined) {
     problems.push({
-      reason: NodeReason.UnsupportedExposure,
+      reason: NodeReason.PodSlotsMissing,
       message:
-        'network.exposure nodePort is not supported yet: every pod of a StatefulSet announces the same RTC_PORT, while a NodePort is unique in the cluster; use hostPort or hostNetwork',
+        'network.exposure nodePort needs spec.ports.podSlots (every pod gets ports of its own, and a NodePort is unique in the cluster); the CDN controller sets it on the Nodes it creates',
     });
   }
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0) return { rtcServices: [], problems };
 
   const labels = {
     [LABELS.name]: MEDIA_NODE_APP,
@@ -188,6 +226,9 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
     ...(cdn.spec.imagePullPolicy ? { imagePullPolicy: cdn.spec.imagePullPolicy } : {}),
     env: mediaNodeEnv(node, cdn),
     ports: containerPorts(node, cdn),
+    // A node that exits on a bad configuration (Redis unreachable, a bad Secret) says why in the
+    // pod status, which the Node's Ready condition quotes.
+    terminationMessagePolicy: 'FallbackToLogsOnError',
     ...(resources ? { resources: resources as V1Container['resources'] } : {}),
     // Draining edges and nodes that lost Redis answer 503: they leave the Services at once.
     readinessProbe: {
@@ -219,7 +260,7 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
     metadata: { name, namespace, labels, ownerReferences: owner },
     spec: {
       serviceName: headlessServiceName(name),
-      replicas: node.spec.replicas,
+      replicas: runnableReplicas(node, cdn),
       // Media nodes need no ordered start; OrderedReady would also block a scale-up behind a
       // draining (unready) pod.
       podManagementPolicy: 'Parallel',
@@ -275,7 +316,53 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
       ],
     },
   };
-  return { statefulSet, headlessService, problems };
+  return { statefulSet, headlessService, rtcServices: rtcServices(node, cdn, labels, owner), problems };
+}
+
+/**
+ * With exposure nodePort: per pod slot, a NodePort Service selecting that one pod, whose node
+ * ports are the pod's own ports (pod i: rtcPortBase + i × workers + w, UDP and TCP), so the pod
+ * announces its Kubernetes node's address with the very port it listens on. Traffic policy
+ * Local: packets reach the pod on the node they were sent to, with the client's address kept.
+ * Not-ready addresses are published: a draining edge (unready on purpose, to leave the WHEP
+ * Service) keeps its viewers' media flowing until they are gone.
+ */
+function rtcServices(
+  node: CDNNode,
+  cdn: CDN,
+  labels: Record<string, string>,
+  owner: ReturnType<typeof controllerReference>[],
+): Named<V1Service>[] {
+  const { rtcPortBase, workers, podSlots } = effectivePorts(node, cdn);
+  if (cdn.spec.network.exposure !== 'nodePort' || podSlots === undefined) return [];
+  const name = node.metadata.name ?? '';
+  const namespace = node.metadata.namespace ?? 'default';
+  return Array.from({ length: podSlots }, (_, ordinal) => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: rtcServiceName(name, ordinal),
+      namespace,
+      labels: { ...labels, [RTC_SLOT_LABEL]: String(ordinal) },
+      ownerReferences: owner,
+    },
+    spec: {
+      type: 'NodePort',
+      externalTrafficPolicy: 'Local',
+      publishNotReadyAddresses: true,
+      selector: { ...podSelector(name), [POD_NAME_LABEL]: podName(name, ordinal) },
+      ports: Array.from({ length: workers }, (_, worker) => rtcPortBase + ordinal * workers + worker).flatMap(
+        (port, worker) =>
+          (['UDP', 'TCP'] as const).map((protocol) => ({
+            name: `${protocol.toLowerCase()}-${worker}`,
+            protocol,
+            port,
+            targetPort: port,
+            nodePort: port,
+          })),
+      ),
+    },
+  }));
 }
 
 // --- status -----------------------------------------------------------------------------------
@@ -287,6 +374,10 @@ export interface NodeObservation {
   problems: readonly Problem[];
   /** Load of the Node's pods from Redis; undefined when unknown. */
   load: { viewers: number; streams: number } | undefined;
+  /** Why pods do not run, read from them (podFailure()). */
+  podFailure?: Problem | undefined;
+  /** The pods run (runnableReplicas()): fewer than spec.replicas when pod slots run out. */
+  runnable?: number | undefined;
 }
 
 export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Date): CDNNodeStatus {
@@ -300,6 +391,13 @@ export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Dat
     (set.status?.observedGeneration ?? 0) >= (set.metadata.generation ?? 0) &&
     (set.status?.updatedReplicas ?? 0) >= wanted;
   const problem = observation.problems[0];
+  const runnable = observation.runnable ?? wanted;
+  const notReady = (reason: string, message: string) => ({
+    type: NodeCondition.Ready,
+    status: 'False' as const,
+    reason,
+    message,
+  });
   const ready = problem
     ? {
         type: NodeCondition.Ready,
@@ -314,12 +412,20 @@ export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Dat
           reason: NodeReason.PodsReady,
           message: `${readyReplicas}/${wanted} media nodes ready`,
         }
-      : {
-          type: NodeCondition.Ready,
-          status: 'False' as const,
-          reason: NodeReason.PodsNotReady,
-          message: `${readyReplicas}/${wanted} media nodes ready${set && !rolledOut ? ' (rollout in progress)' : ''}`,
-        };
+      : observation.podFailure
+        ? notReady(
+            observation.podFailure.reason,
+            `${readyReplicas}/${wanted} media nodes ready; ${observation.podFailure.message}`,
+          )
+        : runnable < wanted
+          ? notReady(
+              NodeReason.PodSlotsExhausted,
+              `${readyReplicas}/${wanted} media nodes ready; only ${runnable} run: spec.ports.podSlots gives ports to ${runnable} pods (exposure nodePort)`,
+            )
+          : notReady(
+              NodeReason.PodsNotReady,
+              `${readyReplicas}/${wanted} media nodes ready${set && !rolledOut ? ' (rollout in progress)' : ''}`,
+            );
   const generation = node.metadata.generation;
   return {
     replicas,

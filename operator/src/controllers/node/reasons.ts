@@ -18,5 +18,18 @@ export const NodeReason = {
   CDNInvalid: 'CDNInvalid',
   ClusterSecretMissing: SharedReason.ClusterSecretMissing,
   InvalidName: SharedReason.InvalidName,
-  UnsupportedExposure: 'UnsupportedExposure',
+  /** exposure nodePort, and the Node has no spec.ports.podSlots. */
+  PodSlotsMissing: 'PodSlotsMissing',
+  /** More replicas than pod slots (nodePort): the extra pods are not run. */
+  PodSlotsExhausted: 'PodSlotsExhausted',
+  /** The apiserver refused a per-pod NodePort Service (port taken, outside the NodePort range). */
+  RtcPortsUnavailable: 'RtcPortsUnavailable',
+  /** Ready=False, from the pods: their image cannot be pulled. */
+  ImagePullFailed: 'ImagePullFailed',
+  /** Ready=False, from the pods: the media node keeps exiting (the message quotes why). */
+  CrashLooping: 'CrashLooping',
+  /** Ready=False, from the pods: a container cannot be created (a missing Secret or key). */
+  ContainerConfigError: 'ContainerConfigError',
+  /** Ready=False, from the pods: no Kubernetes node can take a pod (ports taken, resources). */
+  Unschedulable: 'Unschedulable',
 } as const;

@@ -9,25 +9,36 @@
  */
 import type { CDNNode } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
+import { KubeApiError } from '../../kube/errors.js';
 import type { EventSink } from '../../kube/events.js';
-import { type StatefulSetObject, StatefulSetSchema } from '../../kube/objects.js';
+import {
+  controllerOf,
+  type PodObject,
+  type StatefulSetObject,
+  StatefulSetSchema,
+} from '../../kube/objects.js';
 import { NODE_TYPE, SERVICE_TYPE, STATEFUL_SET_TYPE } from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { ClusterReaders } from '../../redis/ClusterReader.js';
 import type { ReconcileResult } from '../../runtime/Controller.js';
 import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
-import { type CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
+import { type CachedObject, type CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
 import type { CachedCDN } from '../caches.js';
 import { readSecret, resolveRedis } from '../references.js';
-import { clusterSecretName, configHash, type Problem, podOrdinal } from '../shared.js';
+import { clusterSecretName, configHash, LABELS, type Problem, podOrdinal } from '../shared.js';
 import { recordTransition, reportInvalidSpec, writeStatus } from '../status.js';
-import { nodeStatus, planNode } from './desired.js';
+import { type NodePlan, nodeStatus, planNode, RTC_SLOT_LABEL, runnableReplicas } from './desired.js';
+import { POD_FAILURE_REASONS, podFailure } from './pods.js';
 import { NodeCondition, NodeReason } from './reasons.js';
 
 export interface NodeReconcilerOptions {
   client: KubeClient;
   cdns: CacheReader<CachedCDN>;
   statefulSets: CacheReader<StatefulSetObject>;
+  /** The operator's Services (per-pod RTC Services are pruned from it). */
+  services: CacheReader<CachedObject>;
+  /** The media node pods (why they do not run goes into the status). */
+  pods: CacheReader<PodObject>;
   readers: ClusterReaders;
   events: EventSink;
   logger: Logger;
@@ -91,6 +102,8 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     if (problems.length === 0 && plan.statefulSet && plan.headlessService) {
       statefulSet = StatefulSetSchema.parse(await client.apply(STATEFUL_SET_TYPE, plan.statefulSet));
       await client.apply(SERVICE_TYPE, plan.headlessService);
+      const refused = await this.#applyRtcServices(node, plan.rtcServices);
+      if (refused) problems.push(refused);
     } else {
       statefulSet = this.#cachedStatefulSet(namespace, name);
     }
@@ -110,8 +123,49 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
         this.#options.logger.debug({ err: error, node: `${namespace}/${name}` }, 'load unknown');
       }
     }
-    await this.#writeStatus(node, { statefulSet, problems, load });
+    const pods = this.#options.pods
+      .list(namespace)
+      .filter((pod) => pod.metadata.labels?.[LABELS.node] === name);
+    await this.#writeStatus(node, {
+      statefulSet,
+      problems,
+      load,
+      podFailure: podFailure(pods),
+      runnable: runnableReplicas(node, cdn),
+    });
     return { requeueAfterMs: this.#options.statusRefreshMs };
+  }
+
+  /**
+   * Applies the per-pod NodePort Services (exposure nodePort) and removes those of slots the
+   * Node no longer has. A Service the apiserver refuses (its port taken by another Service,
+   * or outside the cluster's NodePort range) is reported, not retried in a hot loop.
+   */
+  async #applyRtcServices(node: CDNNode, services: NodePlan['rtcServices']): Promise<Problem | undefined> {
+    const { client } = this.#options;
+    const { name = '', namespace = 'default' } = node.metadata;
+    let refused: Problem | undefined;
+    for (const service of services) {
+      try {
+        await client.apply(SERVICE_TYPE, service);
+      } catch (error) {
+        if (!(error instanceof KubeApiError) || (error.status !== 422 && error.status !== 409)) throw error;
+        refused ??= {
+          reason: NodeReason.RtcPortsUnavailable,
+          message: `Service ${service.metadata.name} refused: ${error.message}`,
+        };
+      }
+    }
+    const wanted = new Set(services.map((service) => service.metadata.name));
+    for (const service of this.#options.services.listAll(namespace)) {
+      const labels = service.metadata.labels ?? {};
+      if (labels[LABELS.node] !== name || labels[RTC_SLOT_LABEL] === undefined) continue;
+      if (wanted.has(service.metadata.name) || controllerOf(service)?.uid !== node.metadata.uid) continue;
+      await client.delete(SERVICE_TYPE, namespace, service.metadata.name, {
+        preconditions: { uid: service.metadata.uid ?? '' },
+      });
+    }
+    return refused;
   }
 
   reconcileInvalid(node: InvalidObject): Promise<undefined> {
@@ -128,9 +182,15 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     const metadata = { name: node.metadata.name ?? '', namespace: node.metadata.namespace };
     if (!(await writeStatus(this.#options.client, NODE_TYPE, { metadata, status: node.status }, status)))
       return;
-    const problem = observation.problems[0];
     const before = node.status?.conditions?.find((condition) => condition.type === NodeCondition.Ready);
-    // A problem (no CDN, bad name, …) is a Warning as soon as it appears; readiness changes are news.
+    const after = status.conditions?.find((condition) => condition.type === NodeCondition.Ready);
+    const problem =
+      observation.problems[0] ??
+      (after && POD_FAILURE_REASONS.has(after.reason)
+        ? { reason: after.reason, message: after.message }
+        : undefined);
+    // A problem (no CDN, bad name, pods failing, …) is a Warning as soon as it appears;
+    // readiness changes are news.
     if (problem && before?.reason !== problem.reason) {
       this.#options.events.record(node, 'Warning', problem.reason, problem.message);
     } else {

@@ -16,6 +16,11 @@ export function setupNodeController(context: ControllerContext): Controller {
       .for(caches.nodes, { predicate: specChanged })
       .owns(caches.statefulSets)
       .owns(caches.services)
+      // Pods are the StatefulSet's, not the Node's: mapped by their Node label.
+      .watches(caches.pods, ({ object: pod }) => {
+        const node = pod.metadata.labels?.[LABELS.node];
+        return node === undefined ? [] : [{ namespace: pod.metadata.namespace ?? '', name: node }];
+      })
       .watches(
         caches.cdns,
         ({ object: cdn }) =>
@@ -33,6 +38,8 @@ export function setupNodeController(context: ControllerContext): Controller {
           client,
           cdns: caches.cdns,
           statefulSets: caches.statefulSets,
+          services: caches.services,
+          pods: caches.pods,
           readers,
           events,
           logger: logger.child({ controller: 'node' }),
