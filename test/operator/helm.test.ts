@@ -142,9 +142,9 @@ describe('Helm chart helm/rtccdn', () => {
     const manifests = await render('operator.watchNamespace=media');
     // Only the read-only list of Kubernetes Nodes (cluster-scoped) stays a ClusterRole, and goes
     // with rbac.readNodes=false.
-    expect(
-      manifests.filter((m) => m.kind === 'ClusterRole').map((m) => [m.metadata.name, m.rules]),
-    ).toEqual([['rtccdn-operator-nodes', [{ apiGroups: [''], resources: ['nodes'], verbs: ['list'] }]]]);
+    expect(manifests.filter((m) => m.kind === 'ClusterRole').map((m) => [m.metadata.name, m.rules])).toEqual([
+      ['rtccdn-operator-nodes', [{ apiGroups: [''], resources: ['nodes'], verbs: ['list'] }]],
+    ]);
     const noNodes = await render('operator.watchNamespace=media', 'rbac.readNodes=false');
     expect(find(noNodes, 'ClusterRole')).toBeUndefined();
     expect(find(manifests, 'Role', 'rtccdn-operator')?.metadata.namespace).toBe('media');

@@ -596,7 +596,10 @@ describe('zod validation of the resources', () => {
     expect(
       issues(CDNNodeSchema, { ...node, spec: { ...node.spec, ports: { rtcPortBase: 65535, workers: 2 } } }),
     ).toEqual([
-      { path: ['spec', 'ports', 'rtcPortBase'], message: 'the ports (rtcPortBase + podSlots × workers - 1) must not exceed 65535' },
+      {
+        path: ['spec', 'ports', 'rtcPortBase'],
+        message: 'the ports (rtcPortBase + podSlots × workers - 1) must not exceed 65535',
+      },
     ]);
     expect(issues(CDNNodeSchema, { ...node, kind: 'CDN' })[0]?.path).toEqual(['kind']);
     expect(issues(CDNNodeSchema, { ...node, apiVersion: 'rtccdn.io/v1' })[0]?.path).toEqual(['apiVersion']);
