@@ -3,6 +3,7 @@ import os from 'node:os';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import { runFanoutBench } from './fanout.js';
+import { runK8sBench } from './k8s.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
 import type { Summary } from './stats.js';
@@ -11,13 +12,15 @@ import { runTranscodeBench } from './transcode.js';
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,fanout,cascade,acl,transcode,operator), BENCH_ACLS (StreamACLs
- * for the operator's throughput run, default 1000), BENCH_VIEWERS (viewers of the CPU-per-viewer run, default 10).
+ * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,fanout,cascade,acl,transcode,operator,k8s), BENCH_ACLS (StreamACLs
+ * for the operator's throughput run, default 1000), BENCH_VIEWERS (viewers of the CPU-per-viewer run, default 10),
+ * BENCH_K8S_VIEWERS (viewers of the pod usage run on the local cluster, default 50). `k8s` needs
+ * root and Docker (it builds what is missing and brings the local cluster up).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator')
+  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator,k8s')
     .split(',')
     .map((name) => name.trim()),
 );
@@ -128,5 +131,28 @@ if (only.has('operator')) {
     `  ${operator.throughput.objects} StreamACLs → all Synced in ${operator.throughput.totalMs} ms (${operator.throughput.objectsPerSecond}/s); per object ${fmt(operator.throughput.perObjectMs)}`,
   );
   write('operator', operator);
+}
+if (only.has('k8s')) {
+  const k8s = await runK8sBench({
+    aclTrials: Math.min(joins, 5),
+    viewers: Number(process.env.BENCH_K8S_VIEWERS ?? 50),
+  });
+  console.log(
+    '\nKubernetes (local cluster: 3 kubelets in network namespaces on this machine), helm-installed CDN',
+  );
+  console.log(
+    `  helm install → first frame through an edge: ${k8s.helmInstallToFirstFrameMs} ms (helm --wait ${k8s.phasesMs.helmInstall}, CDN Ready +${k8s.phasesMs.cdnReady}, first frame +${k8s.phasesMs.firstFrame})`,
+  );
+  console.log(
+    `  kubectl apply StreamACL → keyless viewers of both regions cut: ${fmt(k8s.streamAclToEnforcedMs)}`,
+  );
+  console.log(`  scale-up decision → new edge serving: ${k8s.scaleUpDecisionToServingMs} ms`);
+  for (const [pod, idle] of Object.entries(k8s.podUsage.idle)) {
+    const loaded = k8s.podUsage.withViewers[pod];
+    console.log(
+      `  ${pod}: idle ${idle.cpuMillicores} mcores ${idle.memoryMiB} MiB; with ${k8s.podUsage.viewers} viewers ${loaded?.cpuMillicores ?? '-'} mcores ${loaded?.memoryMiB ?? '-'} MiB`,
+    );
+  }
+  write('k8s', k8s);
 }
 process.exit(0);

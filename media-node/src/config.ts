@@ -1,7 +1,13 @@
 import { isIP } from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
-import { ConfigError, parseEnvironment } from '../contract/runtime.js';
+import {
+  booleanFlag,
+  ConfigError,
+  milliseconds,
+  optionalNonEmpty,
+  parseEnvironment,
+} from '../contract/runtime.js';
 
 export { ConfigError };
 
@@ -19,30 +25,11 @@ const port = z.coerce
   .min(1, 'must be between 1 and 65535')
   .max(65535, 'must be between 1 and 65535');
 
-const optionalNonEmpty = z
-  .string()
-  .optional()
-  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
-
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** origin: WHIP ingest; edge: WHEP playback; transcoder: renditions; all: standalone (both). */
 export const ROLES = ['origin', 'edge', 'transcoder', 'all'] as const;
 export type Role = (typeof ROLES)[number];
-
-const booleanFlag = (fallback: 'true' | 'false') =>
-  z
-    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
-    .default(fallback)
-    .transform((value) => value === 'true' || value === '1');
-
-const milliseconds = (fallback: number, min = 0) =>
-  z.coerce
-    .number({ error: 'must be a number of milliseconds' })
-    .int('must be an integer')
-    .min(min, `must be at least ${min}`)
-    .max(3_600_000, 'must be at most 3600000')
-    .default(fallback);
 
 /** "min-max" UDP port range. */
 const portRange = z

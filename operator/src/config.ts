@@ -4,28 +4,15 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, parseEnvironment } from '../../media-node/contract/runtime.js';
+import {
+  booleanFlag,
+  ConfigError,
+  milliseconds,
+  optionalNonEmpty,
+  parseEnvironment,
+} from '../../media-node/contract/runtime.js';
 import { dnsLabel, dnsSubdomain, isDnsLabel } from './kube/names.js';
 import { LOG_LEVELS } from './logger.js';
-
-const booleanFlag = (fallback: 'true' | 'false') =>
-  z
-    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
-    .default(fallback)
-    .transform((value) => value === 'true' || value === '1');
-
-const milliseconds = (fallback: number, min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number of milliseconds' })
-    .int('must be an integer')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`)
-    .default(fallback);
-
-const optionalNonEmpty = z
-  .string()
-  .optional()
-  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
 const namespaceName = () => dnsLabel('must be a namespace name (a DNS label)');
 

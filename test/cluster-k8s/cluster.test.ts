@@ -14,11 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  type CommandResult,
-  ensureKubeTestEnvBinaries,
-  runCommand,
-} from '../../scripts/harness/kube-testenv.js';
+import { type Kube, localCluster } from '../../scripts/harness/k8s-cdn.js';
+import { type CommandResult, runCommand } from '../../scripts/harness/kube-testenv.js';
 
 const CLUSTER = fileURLToPath(new URL('../../scripts/cluster/cluster.sh', import.meta.url));
 const IMAGE = 'rtccdn/media-node:latest';
@@ -41,22 +38,12 @@ const SERVER = [
 const HOST_PORT_TCP = 18080;
 const HOST_PORT_UDP = 18081;
 
-let kubeconfig = '';
-let kubectlBin = '';
+let kube: Kube;
 const nodes: { name: string; ip: string; region: string; podCIDR: string }[] = [];
 const pods = new Map<string, { ip: string; node: string }>();
 
-async function kubectl(args: string[], input?: string): Promise<CommandResult> {
-  return runCommand(kubectlBin, ['--kubeconfig', kubeconfig, ...args], {
-    timeoutMs: 120_000,
-    ...(input === undefined ? {} : { input }),
-  });
-}
-async function kubectlOk(args: string[], input?: string): Promise<string> {
-  const result = await kubectl(args, input);
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-  return result.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<CommandResult> => kube.kubectl(args, input);
+const kubectlOk = (args: string[], input?: string): Promise<string> => kube.kubectlOk(args, input);
 /** Runs a Node.js snippet inside a pod (kubectl exec) and returns its stdout. */
 async function nodeInPod(pod: string, script: string): Promise<CommandResult> {
   return kubectl(['-n', NS, 'exec', pod, '--', 'node', '-e', script]);
@@ -73,18 +60,7 @@ function inCidr(ip: string, cidr: string): boolean {
 
 describe('local Kubernetes cluster (scripts/cluster/cluster.sh)', () => {
   beforeAll(async () => {
-    const up = await runCommand('bash', [CLUSTER, 'up'], {
-      timeoutMs: 60 * 60_000,
-      teeStderr: process.stderr,
-    });
-    const last = up.stdout.trim().split('\n').pop() ?? '';
-    if (up.code !== 0 || !last.startsWith('KUBECONFIG=')) {
-      throw new Error(
-        `cluster up failed (exit ${up.code}): ${up.stderr.trim().split('\n').slice(-5).join('\n')}`,
-      );
-    }
-    kubeconfig = last.slice('KUBECONFIG='.length);
-    kubectlBin = join(await ensureKubeTestEnvBinaries(), 'kubectl');
+    kube = await localCluster();
 
     const list = JSON.parse(await kubectlOk(['get', 'nodes', '-o', 'json']));
     for (const node of list.items) {
@@ -288,7 +264,7 @@ describe('local Kubernetes cluster (scripts/cluster/cluster.sh)', () => {
   it('is idempotent: a second `up` reuses the running cluster and prints the same KUBECONFIG', async () => {
     const again = await runCommand('bash', [CLUSTER, 'up'], { timeoutMs: 600_000 });
     expect(again.code).toBe(0);
-    expect(again.stdout.trim().split('\n').pop()).toBe(`KUBECONFIG=${kubeconfig}`);
+    expect(again.stdout.trim().split('\n').pop()).toBe(`KUBECONFIG=${kube.kubeconfig}`);
     expect(again.stderr).toMatch(/already up/);
     // The pods were not disturbed.
     const podList = JSON.parse(await kubectlOk(['-n', NS, 'get', 'pods', '-o', 'json']));

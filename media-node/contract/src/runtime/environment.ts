@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -20,3 +20,25 @@ export function parseEnvironment<Schema extends z.ZodTypeAny>(
   const shown = raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
   throw new ConfigError(`invalid configuration: ${variable} ${issue.message}${shown}`);
 }
+
+/** An optional variable: unset and blank are the same (Kubernetes writes empty values). */
+export const optionalNonEmpty = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+/** true/false (or 1/0), with a default. */
+export const booleanFlag = (fallback: 'true' | 'false') =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default(fallback)
+    .transform((value) => value === 'true' || value === '1');
+
+/** A whole number of milliseconds within [min, max], with a default. */
+export const milliseconds = (fallback: number, min = 0, max = 3_600_000) =>
+  z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be an integer')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`)
+    .default(fallback);
