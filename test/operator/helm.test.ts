@@ -132,6 +132,10 @@ describe('Helm chart helm/rtccdn', () => {
       allowPrivilegeEscalation: false,
     });
     expect(find(manifests, 'PodDisruptionBudget')?.spec.minAvailable).toBe(1);
+    // The leader Lease is the chart's (so that uninstall deletes it), with no spec for upgrades to reset.
+    const lease = find(manifests, 'Lease', 'rtccdn-operator')!;
+    expect(lease.metadata.namespace).toBe(NS);
+    expect(lease.spec).toBeUndefined();
     expect(find(manifests, 'CDN')).toBeUndefined();
     // Two replicas without leader election would reconcile twice: refused at render time.
     const refused = await env.helm([
@@ -143,6 +147,8 @@ describe('Helm chart helm/rtccdn', () => {
     ]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('requires operator.leaderElection.enabled');
+    const single = await render('operator.replicas=1', 'operator.leaderElection.enabled=false');
+    expect(find(single, 'Lease')).toBeUndefined();
   });
 
   it('scopes RBAC to one namespace with a Role when watchNamespace is set', async () => {
@@ -462,7 +468,7 @@ describe('Helm chart helm/rtccdn', () => {
     const left = ok(
       await env.kubectl([
         'get',
-        'secrets,services,statefulsets,deployments,serviceaccounts',
+        'secrets,services,statefulsets,deployments,serviceaccounts,leases,roles,rolebindings',
         '-n',
         'redis-keep',
         '-l',
