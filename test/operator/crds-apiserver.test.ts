@@ -5,7 +5,7 @@
  * `rtccdn` category. Each rejected object is also checked against the zod schemas, so the
  * operator and the API server agree on what is invalid and say it with the same words.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
@@ -130,12 +130,23 @@ describe('CRDs on a real kube-apiserver', () => {
     expect(stream).toContain(flat(StreamACLSpecSchema.shape.stream.description!));
   }, 60_000);
 
-  it.each([
+  const examples = [
     ['cdn-minimal.yaml', 'cdns', CDNSchema],
     ['cdn.yaml', 'cdns', CDNSchema],
+    ['cdn-local.yaml', 'cdns', CDNSchema],
     ['node.yaml', 'cdnnodes', CDNNodeSchema],
     ['streamacl.yaml', 'streamacls', StreamACLSchema],
-  ] as const)(
+  ] as const;
+
+  it('applies every example of crds/examples/ below', () => {
+    expect(examples.map(([file]) => file).sort()).toEqual(
+      readdirSync(EXAMPLES_DIR)
+        .filter((file) => file.endsWith('.yaml'))
+        .sort(),
+    );
+  });
+
+  it.each(examples)(
     'accepts the example %s and applies the same defaults as zod',
     async (file, resource, schema) => {
       const object = example(file);

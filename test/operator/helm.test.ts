@@ -5,6 +5,9 @@
  * `kubectl auth can-i` as the chart's ServiceAccount), and an example CDN only on request.
  * Finally an operator authenticated *as that ServiceAccount* (a TokenRequest token) reconciles
  * the example CDN without a single Forbidden: the Roles are sufficient, not just small.
+ * The chart's Redis (redis.enabled): a non-root StatefulSet with a volume or an emptyDir, its
+ * Services, a Secret whose password `helm upgrade` keeps (a real install on the API server), and
+ * values checked by values.schema.json; the operator's command is the image's (the Dockerfile).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +24,7 @@ import { CRDS_DIR, counterValue, ok, REPO_DIR, testManager, waitFor } from './su
 const CHART = join(REPO_DIR, 'helm/rtccdn');
 const NS = 'rtccdn-system';
 const SERVICE_ACCOUNT = `system:serviceaccount:${NS}:rtccdn-operator`;
+const LOCAL_VALUES = join(CHART, 'values-local.yaml');
 
 interface Manifest {
   apiVersion: string;
@@ -50,11 +54,14 @@ describe('Helm chart helm/rtccdn', () => {
         CHART,
         '--namespace',
         NS,
-        ...set.flatMap((value) => ['--set', value]),
+        ...set.flatMap((value, index) =>
+          value === '-f' || set[index - 1] === '-f' ? [value] : ['--set', value],
+        ),
       ]),
     )
       .map((document) => document.toJS() as Manifest | null)
       .filter((manifest): manifest is Manifest => manifest !== null);
+  const renderLocal = async (...set: string[]): Promise<Manifest[]> => render('-f', LOCAL_VALUES, ...set);
   const find = (manifests: Manifest[], kind: string, name?: string) =>
     manifests.find(
       (manifest) => manifest.kind === kind && (name === undefined || manifest.metadata.name === name),
@@ -125,6 +132,10 @@ describe('Helm chart helm/rtccdn', () => {
       allowPrivilegeEscalation: false,
     });
     expect(find(manifests, 'PodDisruptionBudget')?.spec.minAvailable).toBe(1);
+    // The leader Lease is the chart's (so that uninstall deletes it), with no spec for upgrades to reset.
+    const lease = find(manifests, 'Lease', 'rtccdn-operator')!;
+    expect(lease.metadata.namespace).toBe(NS);
+    expect(lease.spec).toBeUndefined();
     expect(find(manifests, 'CDN')).toBeUndefined();
     // Two replicas without leader election would reconcile twice: refused at render time.
     const refused = await env.helm([
@@ -136,6 +147,8 @@ describe('Helm chart helm/rtccdn', () => {
     ]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('requires operator.leaderElection.enabled');
+    const single = await render('operator.replicas=1', 'operator.leaderElection.enabled=false');
+    expect(find(single, 'Lease')).toBeUndefined();
   });
 
   it('scopes RBAC to one namespace with a Role when watchNamespace is set', async () => {
@@ -150,6 +163,178 @@ describe('Helm chart helm/rtccdn', () => {
     expect(find(manifests, 'Role', 'rtccdn-operator')?.metadata.namespace).toBe('media');
     expect(find(manifests, 'RoleBinding', 'rtccdn-operator')?.metadata.namespace).toBe('media');
     expect(find(manifests, 'Role', 'rtccdn-operator-leader-election')?.metadata.namespace).toBe(NS);
+  });
+
+  it('runs the operator as the image built from the Dockerfile does (tini, compiled JavaScript)', async () => {
+    // The operator stage's ENTRYPOINT and CMD, read from the Dockerfile the images are built from.
+    const dockerfile = readFileSync(join(REPO_DIR, 'Dockerfile'), 'utf8');
+    const stage = dockerfile.slice(dockerfile.indexOf('AS operator\n'));
+    const instruction = (name: string) =>
+      JSON.parse(new RegExp(`^${name} (\\[.*\\])$`, 'm').exec(stage)?.[1] ?? 'null') as string[];
+    const imageCommand = [...instruction('ENTRYPOINT'), ...instruction('CMD')];
+    expect(imageCommand).toEqual(['/usr/bin/tini', '--', 'node', 'dist/operator/src/main.js']);
+    for (const manifests of [
+      await render(),
+      await renderLocal(),
+      await render('operator.aclApi.adminTokenSecretRef.name=acl-admin'),
+    ]) {
+      for (const deployment of manifests.filter((manifest) => manifest.kind === 'Deployment')) {
+        expect(deployment.spec.template.spec.containers[0].command).toEqual(imageCommand);
+      }
+    }
+    // An empty command leaves the image's own.
+    const own = find(await render('operator.command=null'), 'Deployment', 'rtccdn-operator')!;
+    expect(own.spec.template.spec.containers[0].command).toBeUndefined();
+  });
+
+  it('renders Redis when redis.enabled (the default): a non-root StatefulSet, its Services and Secret', async () => {
+    const manifests = await render();
+    const redisObjects = manifests
+      .filter((manifest) => manifest.metadata.labels?.['app.kubernetes.io/name'] === 'rtccdn-redis')
+      .map((manifest) => `${manifest.kind}/${manifest.metadata.name}`)
+      .sort();
+    expect(redisObjects).toEqual([
+      'Secret/rtccdn-redis',
+      'Service/rtccdn-redis',
+      'Service/rtccdn-redis-headless',
+      'StatefulSet/rtccdn-redis',
+    ]);
+    const set = find(manifests, 'StatefulSet', 'rtccdn-redis')!;
+    expect(set.metadata.namespace).toBe(NS);
+    expect(set.spec.replicas).toBe(1);
+    expect(set.spec.serviceName).toBe('rtccdn-redis-headless');
+    expect(find(manifests, 'Service', 'rtccdn-redis-headless')!.spec.clusterIP).toBe('None');
+    const service = find(manifests, 'Service', 'rtccdn-redis')!;
+    expect(service.spec.type).toBe('ClusterIP');
+    expect(service.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
+    expect(set.spec.template.metadata.labels).toMatchObject(service.spec.selector);
+    const pod = set.spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000 });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    const container = pod.containers[0];
+    expect(container.image).toBe('ghcr.io/rtccdn/redis:0.1.0');
+    expect(container.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(container.resources.limits.memory).toBe('256Mi');
+    // The password reaches the server and redis-cli (the probes) from the Secret, never inline.
+    for (const variable of ['REDIS_PASSWORD', 'REDISCLI_AUTH']) {
+      expect(container.env).toContainEqual({
+        name: variable,
+        valueFrom: { secretKeyRef: { name: 'rtccdn-redis', key: 'password' } },
+      });
+    }
+    expect(container.readinessProbe.exec.command.join(' ')).toContain(
+      'redis-cli -h 127.0.0.1 -p 6379 ping)" = PONG',
+    );
+    // Persistence by default: a claim per pod for /data, of the configured size and class.
+    expect(container.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
+    expect(pod.volumes).toBeUndefined();
+    expect(set.spec.volumeClaimTemplates).toHaveLength(1);
+    expect(set.spec.volumeClaimTemplates[0].metadata.name).toBe('data');
+    expect(set.spec.volumeClaimTemplates[0].spec).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '1Gi' } },
+    });
+    const sized = find(
+      await render('redis.persistence.size=5Gi', 'redis.persistence.storageClass=fast'),
+      'StatefulSet',
+    )!;
+    expect(sized.spec.volumeClaimTemplates[0].spec).toMatchObject({
+      storageClassName: 'fast',
+      resources: { requests: { storage: '5Gi' } },
+    });
+    const noClass = find(await render('redis.persistence.storageClass=-'), 'StatefulSet')!;
+    expect(noClass.spec.volumeClaimTemplates[0].spec.storageClassName).toBe('');
+    // Without persistence: an emptyDir.
+    const ephemeral = find(await render('redis.persistence.enabled=false'), 'StatefulSet')!;
+    expect(ephemeral.spec.volumeClaimTemplates).toBeUndefined();
+    expect(ephemeral.spec.template.spec.volumes).toEqual([{ name: 'data', emptyDir: {} }]);
+  });
+
+  it('puts a generated password and the URL a CDN references in the Redis Secret', async () => {
+    const secret = find(await render(), 'Secret', 'rtccdn-redis')!;
+    // biome-ignore lint/suspicious/noExplicitAny: test access to the Secret's data
+    const data = (secret as any).data as Record<string, string>;
+    const password = Buffer.from(data.password!, 'base64').toString();
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(Buffer.from(data.url!, 'base64').toString()).toBe(
+      `redis://:${password}@rtccdn-redis.${NS}.svc:6379/0`,
+    );
+    // `helm template` cannot look the Secret up: each render draws a new password.
+    const again = find(await render(), 'Secret', 'rtccdn-redis')!;
+    // biome-ignore lint/suspicious/noExplicitAny: test access to the Secret's data
+    expect((again as any).data.password).not.toBe(data.password);
+  });
+
+  it('renders no Redis object when redis.enabled is false', async () => {
+    const manifests = await render('redis.enabled=false');
+    expect(
+      manifests.filter((manifest) => JSON.stringify(manifest).includes('rtccdn-redis')).map((m) => m.kind),
+    ).toEqual([]);
+    expect(find(manifests, 'Deployment', 'rtccdn-operator')).toBeDefined();
+  });
+
+  it('points the example CDN at the chart’s Redis unless it names one, and refuses neither', async () => {
+    const own = find(await render('exampleCdn.enabled=true'), 'CDN', 'live')!;
+    expect(own.metadata.namespace).toBe(NS);
+    expect(own.spec.redis).toEqual({ secretRef: { name: 'rtccdn-redis', key: 'url' } });
+    const byUrl = find(
+      await render(
+        'exampleCdn.enabled=true',
+        'redis.enabled=false',
+        'exampleCdn.spec.redis.url=redis://r:6379',
+      ),
+      'CDN',
+    )!;
+    expect(byUrl.spec.redis).toEqual({ url: 'redis://r:6379' });
+    const refused = await env.helm([
+      'template',
+      'rtccdn',
+      CHART,
+      '--set',
+      'exampleCdn.enabled=true',
+      '--set',
+      'redis.enabled=false',
+    ]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('exampleCdn.spec.redis is required when redis.enabled is false');
+  });
+
+  it('validates values against values.schema.json, naming the bad one', async () => {
+    for (const [value, message] of [
+      ['redis.enabled=maybe', "at '/redis/enabled': got string, want boolean"],
+      ['redis.persistence.size=lots', "at '/redis/persistence/size': 'lots' does not match pattern"],
+      ['redis.persistance.enabled=false', "at '/redis': additional properties 'persistance' not allowed"],
+      ['redis.image.pullPolicy=Sometimes', "at '/redis/image/pullPolicy': value must be one of"],
+      ['operator.logLevel=loud', "at '/operator/logLevel': value must be one of"],
+      ['operator.replicas=-1', "at '/operator/replicas'"],
+    ]) {
+      const result = await env.helm(['template', 'rtccdn', CHART, '--set', value!]);
+      expect(`${value}: exit ${result.code === 0 ? 0 : 'non-zero'}`).toBe(`${value}: exit non-zero`);
+      expect(result.stderr).toContain(message);
+    }
+    // The shipped values files pass.
+    expect(await helm(['lint', CHART, '-f', LOCAL_VALUES])).toContain('0 chart(s) failed');
+  });
+
+  it('renders the local cluster’s values: local images never pulled, Redis on an emptyDir', async () => {
+    const manifests = await renderLocal();
+    const operator = find(manifests, 'Deployment', 'rtccdn-operator')!.spec.template.spec.containers[0];
+    expect([operator.image, operator.imagePullPolicy]).toEqual(['rtccdn/operator:latest', 'Never']);
+    const set = find(manifests, 'StatefulSet', 'rtccdn-redis')!;
+    const redisContainer = set.spec.template.spec.containers[0];
+    expect([redisContainer.image, redisContainer.imagePullPolicy]).toEqual(['rtccdn/redis:latest', 'Never']);
+    expect(set.spec.volumeClaimTemplates).toBeUndefined();
+    expect(set.spec.template.spec.volumes).toEqual([{ name: 'data', emptyDir: {} }]);
+    // The example CDN for the local cluster references this release's Redis Secret.
+    const local = parseAllDocuments(
+      readFileSync(join(REPO_DIR, 'crds/examples/cdn-local.yaml'), 'utf8'),
+    )[0]!.toJS();
+    expect(local.spec.redis).toEqual({ secretRef: { name: 'rtccdn-redis', key: 'url' } });
+    expect(find(manifests, 'Secret', 'rtccdn-redis')).toBeDefined();
   });
 
   it('applies to the API server, and grants the operator what it needs and nothing more', async () => {
@@ -246,6 +431,62 @@ describe('Helm chart helm/rtccdn', () => {
     expect(apiDeployment.spec.template.spec.serviceAccountName).toBe('rtccdn-operator-acl-api');
     const controllers = find(manifests, 'Deployment', 'rtccdn-operator')!;
     expect(JSON.stringify(controllers.spec.template.spec.containers[0].env)).not.toContain('ADMIN_TOKEN');
+  });
+
+  it('installs for real, keeps the Redis password across upgrades, and uninstalls the Secret too', async () => {
+    // A release of its own (its ClusterRoles are keep-rtccdn-*), CRDs left to the test above.
+    const release = ['keep', CHART, '--namespace', 'redis-keep', '--set', 'crds.install=false'];
+    ok(await env.helm(['install', ...release, '--create-namespace'], { timeoutMs: 120_000 }), 'helm install');
+    const password = async () => {
+      const secret = JSON.parse(
+        ok(await env.kubectl(['get', 'secret', 'keep-rtccdn-redis', '-n', 'redis-keep', '-o', 'json'])),
+      );
+      return {
+        password: Buffer.from(secret.data.password, 'base64').toString(),
+        url: Buffer.from(secret.data.url, 'base64').toString(),
+      };
+    };
+    const first = await password();
+    expect(first.url).toBe(`redis://:${first.password}@keep-rtccdn-redis.redis-keep.svc:6379/0`);
+    const hash = async () =>
+      ok(
+        await env.kubectl([
+          'get',
+          'statefulset',
+          'keep-rtccdn-redis',
+          '-n',
+          'redis-keep',
+          '-o',
+          'jsonpath={.spec.template.metadata.annotations.rtccdn\\.io/password-hash}',
+        ]),
+      );
+    const firstHash = await hash();
+    ok(
+      await env.helm(['upgrade', ...release, '--set', 'redis.resources.limits.memory=300Mi'], {
+        timeoutMs: 120_000,
+      }),
+      'helm upgrade',
+    );
+    expect(await password()).toEqual(first);
+    // Same password, same pod template annotation: the upgrade does not restart Redis for it.
+    expect(await hash()).toBe(firstHash);
+    ok(
+      await env.helm(['uninstall', 'keep', '--namespace', 'redis-keep'], { timeoutMs: 120_000 }),
+      'helm uninstall',
+    );
+    const left = ok(
+      await env.kubectl([
+        'get',
+        'secrets,services,statefulsets,deployments,serviceaccounts,leases,roles,rolebindings',
+        '-n',
+        'redis-keep',
+        '-l',
+        'app.kubernetes.io/instance=keep',
+        '-o',
+        'name',
+      ]),
+    );
+    expect(left.trim()).toBe('');
   });
 
   it('an operator running as the chart ServiceAccount reconciles the example CDN without a Forbidden', async () => {

@@ -38,3 +38,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/name: rtccdn-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* Name of the chart's Redis: its StatefulSet, Service and Secret (`<name>-headless` governs the pods). */}}
+{{- define "rtccdn.redisName" -}}
+{{- printf "%s-redis" (include "rtccdn.fullname" .) -}}
+{{- end -}}
+
+{{/* Selector of the Redis pod (immutable in a StatefulSet: keep it minimal). */}}
+{{- define "rtccdn.redisSelector" -}}
+app.kubernetes.io/name: rtccdn-redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of the chart's Redis objects: the chart's, plus its name and component. */}}
+{{- define "rtccdn.redisLabels" -}}
+{{ include "rtccdn.labels" . }}
+app.kubernetes.io/name: rtccdn-redis
+app.kubernetes.io/component: redis
+{{- end -}}
