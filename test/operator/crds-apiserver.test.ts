@@ -174,6 +174,7 @@ describe('CRDs on a real kube-apiserver', () => {
       ],
       acl: { defaultPolicy: 'allow' },
       network: { exposure: 'hostPort', serviceType: 'ClusterIP', rtcPortBase: 40000, workersPerNode: 2 },
+      placement: { regionLabel: 'topology.kubernetes.io/region' },
     });
     const full = await getJson('cdns', 'live');
     expect(full.spec.regions[1]).toEqual({

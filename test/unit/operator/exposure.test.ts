@@ -142,7 +142,20 @@ describe('a Node with exposure nodePort', () => {
     const container = plan.statefulSet?.spec?.template.spec?.containers[0];
     // No host ports (several edges share a Kubernetes node) and no anti-affinity forcing one per node.
     expect(container?.ports?.some((port) => port.hostPort !== undefined)).toBe(false);
-    expect(plan.statefulSet?.spec?.template.spec?.affinity).toBeUndefined();
+    expect(plan.statefulSet?.spec?.template.spec?.affinity?.podAntiAffinity).toBeUndefined();
+  });
+
+  it('runs a region’s pods on that region’s Kubernetes nodes, unless the CDN names no region label', () => {
+    expect(plan.statefulSet?.spec?.template.spec?.affinity?.nodeAffinity).toEqual({
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [
+          { matchExpressions: [{ key: 'topology.kubernetes.io/region', operator: 'In', values: ['eu'] }] },
+        ],
+      },
+    });
+    const anywhere = cdn({ placement: { regionLabel: '' } });
+    const free = planNode(nodeFrom(anywhere, 'live-eu-edge', 1), { cdn: anywhere, clusterSecretHash: 'x' });
+    expect(free.statefulSet?.spec?.template.spec?.affinity).toBeUndefined();
   });
 
   it('gets one NodePort Service per pod slot carrying exactly that pod ports', () => {

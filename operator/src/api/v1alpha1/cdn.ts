@@ -148,6 +148,20 @@ export const NetworkSpecSchema = withRules(
   ],
 );
 
+export const PlacementSpecSchema = z.object({
+  regionLabel: z
+    .string()
+    .max(316)
+    .regex(
+      /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$|^$/,
+      'must be a label key, or empty',
+    )
+    .default('topology.kubernetes.io/region')
+    .describe(
+      'Label of the Kubernetes nodes naming their region: the media nodes of a region run only on Kubernetes nodes whose label equals the region name. Empty: anywhere.',
+    ),
+});
+
 export const RoleResourcesSchema = z.object({
   origin: ResourceRequirementsSchema.optional().describe('Resources of each origin node.'),
   edge: ResourceRequirementsSchema.optional().describe('Resources of each edge node.'),
@@ -178,6 +192,7 @@ export const CDNSpecSchema = z
       ),
     acl: defaulted(AclSpecSchema).describe('Access control defaults; StreamACL objects add keys per stream.'),
     network: defaulted(NetworkSpecSchema).describe('How media nodes receive WebRTC traffic.'),
+    placement: defaulted(PlacementSpecSchema).describe('Where the media nodes of each region run.'),
     publishTokenSecretRef: SecretKeySelectorSchema.optional().describe(
       'Secret key holding the bearer token publishers must present to WHIP. Publishing is open when omitted.',
     ),

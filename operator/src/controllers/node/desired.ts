@@ -5,6 +5,7 @@
  * pod DNS names, and the Node's status from what was observed.
  */
 import type {
+  V1Affinity,
   V1Container,
   V1ContainerPort,
   V1EnvVar,
@@ -254,6 +255,7 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
     securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
   };
   const onHost = exposure === 'hostPort' || exposure === 'hostNetwork';
+  const { regionLabel } = cdn.spec.placement;
   const statefulSet: NodePlan['statefulSet'] = {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -281,21 +283,7 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
           // Service links would add variables such as <SVC>_PORT to a process configured by env.
           enableServiceLinks: false,
           terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
-          ...(onHost
-            ? {
-                // Host ports: two media nodes of one group can never share a Kubernetes node.
-                affinity: {
-                  podAntiAffinity: {
-                    requiredDuringSchedulingIgnoredDuringExecution: [
-                      {
-                        labelSelector: { matchLabels: podSelector(name) },
-                        topologyKey: 'kubernetes.io/hostname',
-                      },
-                    ],
-                  },
-                },
-              }
-            : {}),
+          ...affinity(name, node.spec.region, regionLabel, onHost),
           containers: [container],
         },
       },
@@ -363,6 +351,36 @@ function rtcServices(
       ),
     },
   }));
+}
+
+/**
+ * A region's media nodes run on that region's Kubernetes nodes (viewers are routed by region);
+ * with host ports, two media nodes of one group can never share a Kubernetes node.
+ */
+function affinity(
+  name: string,
+  region: string,
+  regionLabel: string,
+  onHost: boolean,
+): { affinity?: V1Affinity } {
+  const nodeAffinity = regionLabel
+    ? {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: regionLabel, operator: 'In', values: [region] }] }],
+        },
+      }
+    : undefined;
+  const podAntiAffinity = onHost
+    ? {
+        requiredDuringSchedulingIgnoredDuringExecution: [
+          { labelSelector: { matchLabels: podSelector(name) }, topologyKey: 'kubernetes.io/hostname' },
+        ],
+      }
+    : undefined;
+  if (!nodeAffinity && !podAntiAffinity) return {};
+  return {
+    affinity: { ...(nodeAffinity ? { nodeAffinity } : {}), ...(podAntiAffinity ? { podAntiAffinity } : {}) },
+  };
 }
 
 // --- status -----------------------------------------------------------------------------------
