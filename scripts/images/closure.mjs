@@ -7,11 +7,12 @@
 // <out dir>/modules.txt (those modules, relative to dist) and <out dir>/packages.txt (the npm
 // packages they import, one per line, sorted). Fails if a relative import does not exist or a
 // forbidden package (e.g. mediasoup for the operator) is reachable, naming the importing file.
-// Specifiers are read with TypeScript's own import scanner (static, dynamic and re-exports).
+// Specifiers are read with es-module-lexer (static imports, re-exports, and dynamic imports of a
+// string literal; a dynamic import of anything else fails, since its target cannot be known).
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
-import ts from 'typescript';
+import { init, parse } from 'es-module-lexer';
 
 const [distArg, entryArg, outArg, ...rest] = process.argv.slice(2);
 if (!distArg || !entryArg || !outArg) {
@@ -34,6 +35,7 @@ const packageOf = (specifier) => {
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 };
 
+await init;
 const modules = new Set();
 const packages = new Map(); // package -> first importer
 const queue = [resolve(dist, entryArg)];
@@ -45,8 +47,13 @@ while (queue.length > 0) {
     throw new Error(`closure.mjs: ${rel} is imported but is not a compiled module under ${dist}`);
   }
   modules.add(rel);
-  const { importedFiles } = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
-  for (const { fileName: specifier } of importedFiles) {
+  const [imports] = parse(readFileSync(file, 'utf8'), rel);
+  for (const { n: specifier, d: dynamic } of imports) {
+    if (specifier === undefined) {
+      // import.meta (d === -2) names no module; an import() of a computed specifier cannot be followed.
+      if (dynamic === -2) continue;
+      throw new Error(`closure.mjs: ${rel} imports a computed specifier, which cannot be followed`);
+    }
     if (specifier.startsWith('.') || specifier.startsWith('/')) {
       queue.push(resolve(dirname(file), specifier));
     } else if (specifier.startsWith('node:') || builtins.has(specifier)) {
