@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ageOf, nowCode, readCode, writeCode } from './framecode.js';
 import { wrtc } from './wrtc.js';
 
@@ -54,17 +56,45 @@ export function renumberPayloadTypes(sdp: string, map: Record<number, number>): 
     .join('\r\n');
 }
 
-export async function postSdp(
-  url: string,
-  sdp: string,
-  headers: Record<string, string> = {},
-): Promise<HttpResult> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/sdp', ...headers },
-    body: sdp,
+/**
+ * POSTs an SDP offer on a connection of its own (no keep-alive), as a separate client would: a
+ * load-balanced Service (kube-proxy picks a backend per connection) then spreads the peers.
+ */
+export function postSdp(url: string, sdp: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+  const target = new URL(url);
+  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      target,
+      {
+        method: 'POST',
+        agent: false,
+        timeout: 30_000,
+        headers: { 'Content-Type': 'application/sdp', 'Content-Length': Buffer.byteLength(sdp), ...headers },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const received = new Headers();
+          for (const [name, value] of Object.entries(response.headers)) {
+            for (const each of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+              received.append(name, each);
+            }
+          }
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: received,
+            body: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    outgoing.on('timeout', () => outgoing.destroy(new Error(`POST ${url} timed out`)));
+    outgoing.on('error', reject);
+    outgoing.end(sdp);
   });
-  return { status: response.status, headers: response.headers, body: await response.text() };
 }
 
 export interface PublisherOptions {
@@ -201,6 +231,11 @@ export class TestViewer {
   lastFrameSize: { width: number; height: number } | undefined;
   readonly latencies: number[] = [];
   firstFrameAt: number | undefined;
+  /**
+   * When the last frame was decoded: once the server cuts the session, media stops at once while
+   * the peer connection notices only later (ICE consent, seconds): this is when the cut landed.
+   */
+  lastFrameAt: number | undefined;
   #sink: InstanceType<typeof wrtc.nonstandard.RTCVideoSink> | undefined;
   readonly #frameWaiters: { count: number; resolve: () => void }[] = [];
   audioTracks = 0;
@@ -254,6 +289,7 @@ export class TestViewer {
   #onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void {
     this.framesDecoded++;
     this.firstFrameAt ??= Date.now();
+    this.lastFrameAt = Date.now();
     this.lastFrameSize = { width: frame.width, height: frame.height };
     const code = readCode(frame.data, frame.width, frame.height);
     if (code !== undefined) {

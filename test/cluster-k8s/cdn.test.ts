@@ -38,6 +38,8 @@ const KEY_A = `key-a-${randomSuffix()}-0123456789`;
 const KEY_B = `key-b-${randomSuffix()}-0123456789`;
 
 let kube: Kube;
+/** Whether this run's release installed the CRDs (then it deletes them at the end). */
+let installsCrds = false;
 const peers: { close(): void }[] = [];
 let publisher: TestPublisher;
 /** Per region: the base URLs (scheme, host, port) of its WHIP and WHEP Services. */
@@ -69,6 +71,9 @@ async function stillPlaying(peer: TestViewer, count = 10): Promise<void> {
 describe('a CDN installed with helm on the local cluster', () => {
   beforeAll(async () => {
     kube = await localCluster();
+    // CRDs a release kept (helm.sh/resource-policy: keep) belong to that release: a new one in
+    // another namespace installs without them.
+    installsCrds = (await kube.getJson(undefined, 'crd', 'cdns.rtccdn.io')) === undefined;
     await kube.kubectlOk(['create', 'namespace', NS]);
     await kube.kubectlOk([
       '-n',
@@ -88,6 +93,16 @@ describe('a CDN installed with helm on the local cluster', () => {
     // Whatever a failed step left: the namespace (and the release's cluster-scoped RBAC).
     await kube.helm(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '120s']);
     await kube.kubectl(['delete', 'namespace', NS, '--wait=true', '--timeout=180s']);
+    if (installsCrds) {
+      await kube.kubectl([
+        'delete',
+        'crd',
+        'cdns.rtccdn.io',
+        'nodes.rtccdn.io',
+        'streamacls.rtccdn.io',
+        '--ignore-not-found',
+      ]);
+    }
   }, 300_000);
 
   it(
@@ -112,6 +127,8 @@ describe('a CDN installed with helm on the local cluster', () => {
         'operator.autoscaler.stabilizationMs=15000',
         '--set',
         'operator.statusRefreshMs=3000',
+        '--set',
+        `crds.install=${installsCrds}`,
         '--wait',
         '--timeout',
         '300s',
@@ -221,8 +238,11 @@ describe('a CDN installed with helm on the local cluster', () => {
       '-p',
       '[{"op":"remove","path":"/data/a"}]',
     ]);
-    await keyed.viewer.waitForDisconnect(10_000);
-    console.log(`key removed from its Secret → viewer cut after ${Date.now() - removedAt} ms`);
+    await keyed.viewer.waitForDisconnect(15_000);
+    // The peer connection notices seconds later (ICE consent); media stopped when the edge cut it.
+    console.log(
+      `key removed from its Secret → last frame ${(keyed.viewer.lastFrameAt ?? removedAt) - removedAt} ms later; peer connection ${keyed.viewer.pc.connectionState} after ${Date.now() - removedAt} ms`,
+    );
     expect((await viewer('us', KEY_A)).status).toBe(403);
   }, 120_000);
 
@@ -324,6 +344,22 @@ describe('a CDN installed with helm on the local cluster', () => {
       240_000,
       1000,
     );
+    // By draining: the autoscaler told the edges to go before removing them (events on the Node).
+    const reasons = (
+      await kube.kubectlOk([
+        '-n',
+        NS,
+        'get',
+        'events',
+        '--field-selector',
+        'involvedObject.name=local-eu-edge',
+        '--sort-by=.lastTimestamp',
+        '-o',
+        'jsonpath={.items[*].reason}',
+      ])
+    ).split(' ');
+    expect(reasons).toEqual(expect.arrayContaining(['ScaledUp', 'DrainStarted', 'ScaledDown']));
+    expect(reasons.lastIndexOf('DrainStarted')).toBeLessThan(reasons.lastIndexOf('ScaledDown'));
     expect(sentinel.pc.connectionState).toBe('connected');
     await stillPlaying(sentinel);
   }, 300_000);
@@ -442,5 +478,9 @@ describe('a CDN installed with helm on the local cluster', () => {
     // The CRDs stay (helm.sh/resource-policy: keep, documented): deleting them would delete
     // every CDN of the cluster.
     expect(await kube.getJson(undefined, 'crd', 'cdns.rtccdn.io')).toBeDefined();
+    if (installsCrds) {
+      await kube.kubectlOk(['delete', 'crd', 'cdns.rtccdn.io', 'nodes.rtccdn.io', 'streamacls.rtccdn.io']);
+      installsCrds = false;
+    }
   }, 600_000);
 });
