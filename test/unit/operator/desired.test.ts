@@ -309,6 +309,11 @@ describe('planNode', () => {
     expect(container.lifecycle?.preStop?.sleep?.seconds).toBeGreaterThan(0);
     // SIGTERM comes after preStop; the node then needs up to SHUTDOWN_TIMEOUT_MS.
     expect(pod.terminationGracePeriodSeconds).toBe(TERMINATION_GRACE_SECONDS);
+    // Evicted from a lost Kubernetes node after 30 s, not the default 300 s.
+    expect(pod.tolerations?.map((t) => [t.key, t.effect, t.tolerationSeconds])).toEqual([
+      ['node.kubernetes.io/unreachable', 'NoExecute', 30],
+      ['node.kubernetes.io/not-ready', 'NoExecute', 30],
+    ]);
     expect(TERMINATION_GRACE_SECONDS).toBeGreaterThan(
       container.lifecycle!.preStop!.sleep!.seconds + MEDIA_NODE_SHUTDOWN_TIMEOUT_MS / 1000,
     );

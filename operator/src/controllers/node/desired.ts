@@ -192,6 +192,9 @@ export function containerPorts(node: CDNNode, cdn: CDN): V1ContainerPort[] {
   ];
 }
 
+/** How long media nodes stay bound to a Kubernetes node that is unreachable or not ready. */
+export const LOST_NODE_TOLERATION_SECONDS = 30;
+
 /** Seconds Kubernetes waits after SIGTERM: the preStop pause, the node's own bound, a margin. */
 export const TERMINATION_GRACE_SECONDS =
   PRE_STOP_SECONDS + Math.ceil(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS / 1000) + 5;
@@ -283,6 +286,24 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
           // Service links would add variables such as <SVC>_PORT to a process configured by env.
           enableServiceLinks: false,
           terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+          // A media node on a Kubernetes node that stopped answering serves nobody: evict it after
+          // 30 s instead of Kubernetes' 300 s default, so that its replacement can start as soon
+          // as the node is known to be gone (a StatefulSet waits for that: a deleted Node object
+          // or the node.kubernetes.io/out-of-service taint).
+          tolerations: [
+            {
+              key: 'node.kubernetes.io/unreachable',
+              operator: 'Exists',
+              effect: 'NoExecute',
+              tolerationSeconds: LOST_NODE_TOLERATION_SECONDS,
+            },
+            {
+              key: 'node.kubernetes.io/not-ready',
+              operator: 'Exists',
+              effect: 'NoExecute',
+              tolerationSeconds: LOST_NODE_TOLERATION_SECONDS,
+            },
+          ],
           ...affinity(name, node.spec.region, regionLabel, onHost),
           containers: [container],
         },
