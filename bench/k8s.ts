@@ -205,6 +205,7 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
       podUsage: { idle, withViewers, viewers: options.viewers },
       notes: [
         'One machine: three kubelets, their pods, kube-apiserver/etcd and the host peers share its cores.',
+        'The stream is small (160x120@15 VP8, no audio) so that 50 libwebrtc viewers decoding on the host fit on 2 cores: pod CPU with viewers is for that stream, not a capacity figure.',
         'helm install includes pulling nothing (images preloaded, pullPolicy Never) and the operator start.',
         'StreamACL → enforced: from kubectl apply returning to the last frame the later of two keyless viewers (one per region) decoded (the edge cuts the session; libwebrtc reports the connection down only after its ICE consent timeout, seconds later).',
         'Scale-up: from the edge Node spec.replicas written (polled every 100 ms) to the first frame of a viewer admitted by the new pod (new viewers retried until one lands on it).',

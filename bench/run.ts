@@ -35,7 +35,11 @@ const machine = {
   loadavg: os.loadavg().map((value) => Math.round(value * 100) / 100),
 };
 
-const fmt = (s: Summary) => `p50 ${s.p50} ms  p95 ${s.p95} ms  p99 ${s.p99} ms  (n=${s.n})`;
+/** Percentiles need samples: below 20 a p95 is just the maximum, and is called that. */
+const fmt = (s: Summary) =>
+  s.n < 20
+    ? `p50 ${s.p50} ms  max ${s.max} ms  (n=${s.n})`
+    : `p50 ${s.p50} ms  p95 ${s.p95} ms  p99 ${s.p99} ms  (n=${s.n})`;
 
 function write(name: string, result: object): void {
   writeFileSync(
