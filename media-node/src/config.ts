@@ -1,9 +1,11 @@
 import { isIP } from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
+import { dnsLabel } from '../contract/names.js';
 import {
   booleanFlag,
   ConfigError,
+  LOG_LEVELS,
   milliseconds,
   optionalNonEmpty,
   parseEnvironment,
@@ -25,7 +27,7 @@ const port = z.coerce
   .min(1, 'must be between 1 and 65535')
   .max(65535, 'must be between 1 and 65535');
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export { LOG_LEVELS };
 
 /** origin: WHIP ingest; edge: WHEP playback; transcoder: renditions; all: standalone (both). */
 export const ROLES = ['origin', 'edge', 'transcoder', 'all'] as const;
@@ -45,10 +47,7 @@ export const EnvSchema = z
   .object({
     ROLE: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }).default('all'),
     /** Region this node serves; edges prefer relays and transcoders of their own region. */
-    REGION: z
-      .string()
-      .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lowercase letters, digits, -)')
-      .default('default'),
+    REGION: dnsLabel('must be a DNS label (lowercase letters, digits, -)').default('default'),
     NODE_ID: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of [A-Za-z0-9._-]')

@@ -23,3 +23,23 @@ export const PublishedStreamNameSchema = z
   );
 
 export const SessionIdSchema = z.uuid();
+
+/** RFC 1123 label (Kubernetes' rule): regions, profile names, namespaces, key ids. */
+export const DNS_LABEL_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const DNS_LABEL_MAX_LENGTH = 63;
+
+export const isDnsLabel = (value: string): boolean =>
+  value.length <= DNS_LABEL_MAX_LENGTH && DNS_LABEL_PATTERN.test(value);
+
+/**
+ * A DNS label of at most `maxLength` characters; `message` is the error for any violation (empty,
+ * too long, other characters). The pattern leaves the length out so that a CRD states it as
+ * maxLength.
+ */
+export const dnsLabel = (
+  message = 'must be a DNS label (lowercase letters, digits and -)',
+  maxLength = DNS_LABEL_MAX_LENGTH,
+) => z.string().min(1, message).max(maxLength, message).regex(DNS_LABEL_PATTERN, message);
+
+/** A region: a DNS label, like Kubernetes' topology.kubernetes.io/region values (eu-west-1). */
+export const RegionSchema = dnsLabel('region must be a DNS label (lowercase letters, digits, -)');

@@ -1,4 +1,4 @@
-import { TypedEmitter } from '../../contract/runtime.js';
+import { exponentialDelay, TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import { MediaWorker } from './MediaWorker.js';
@@ -87,7 +87,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         this.emit('workerreplaced', replacement, dead);
         return;
       } catch (error) {
-        const delayMs = Math.min(5000, 100 * 2 ** attempt);
+        const delayMs = exponentialDelay(attempt, { baseMs: 100, maxMs: 5000 });
         logger.error(
           { worker: dead.index, attempt, err: error, retryInMs: delayMs },
           'worker restart failed',

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
-import { TypedEmitter } from '../../contract/runtime.js';
+import { exponentialDelay, TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import { defaultNumbering, internalCodecParameters, PUBLISHABLE_CODECS } from '../media/codecs.js';
 import type { MediaWorker } from '../media/MediaWorker.js';
@@ -204,7 +204,7 @@ export class TranscodeJob extends TypedEmitter<TranscodeJobEvents> {
       return;
     }
     // Back off a little from one restart to the next: a crash loop must not spin.
-    const delayMs = Math.min(2000, 250 * 2 ** (this.#restarts.length - 1));
+    const delayMs = exponentialDelay(this.#restarts.length - 1, { baseMs: 250, maxMs: 2000 });
     this.#logger.warn({ code, signal, stderr: stderrTail, delayMs }, 'ffmpeg exited; restarting');
     this.#video.switchInput();
     this.#restartTimer = setTimeout(() => {

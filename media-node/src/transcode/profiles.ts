@@ -1,25 +1,17 @@
 import { z } from 'zod';
 import { RENDITION_SEPARATOR } from '../../contract/names.js';
+import { MAX_PROFILES, type Profile, ProfileSchema } from '../../contract/profiles.js';
 
 /**
  * Renditions: lower-resolution copies of a stream made on demand by transcoder nodes. A
  * rendition is just another live stream, named `{stream}~{profile}` (e.g. `match~360p`), that
- * edges relay like any other.
+ * edges relay like any other. The profile itself is part of the contract (PROFILES).
  */
-export const ProfileSchema = z.object({
-  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'profile name must be a short DNS label'),
-  width: z.number().int().min(16).max(7680).multipleOf(2, 'width must be even'),
-  height: z.number().int().min(16).max(4320).multipleOf(2, 'height must be even'),
-  fps: z.number().int().min(1).max(120).default(30),
-  codec: z.enum(['VP8', 'H264']).default('VP8'),
-  /** Video bitrate, bits per second. */
-  bitrate: z.number().int().min(50_000).max(100_000_000),
-});
-export type Profile = z.infer<typeof ProfileSchema>;
+export { type Profile, ProfileSchema };
 
 export const ProfilesSchema = z
   .array(ProfileSchema)
-  .max(16, 'at most 16 profiles')
+  .max(MAX_PROFILES, `at most ${MAX_PROFILES} profiles`)
   .refine(
     (profiles) => new Set(profiles.map((profile) => profile.name)).size === profiles.length,
     'profile names must be unique',

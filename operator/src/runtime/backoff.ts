@@ -1,3 +1,5 @@
+import { exponentialDelay } from '../../../media-node/contract/runtime.js';
+
 /**
  * Exponential backoff with full jitter: each delay is random in [base·2^n / 2, base·2^n], capped
  * at `maxMs`. Jitter keeps many clients (operator replicas, watches of several kinds) from
@@ -32,14 +34,8 @@ export class Backoff {
   }
 }
 
-/**
- * `baseMs`·2^`attempt`, capped at `maxMs` (attempt 0 gives `baseMs`): the one exponential growth
- * every retry in the operator follows, with jitter ({@link Backoff}) or without (the work queue,
- * like client-go's per-item rate limiter).
- */
-export function exponentialDelay(attempt: number, limits: { baseMs: number; maxMs: number }): number {
-  return Math.min(limits.maxMs, limits.baseMs * 2 ** Math.min(Math.max(attempt, 0), 30));
-}
+// The work queue uses the growth without jitter, like client-go's per-item rate limiter.
+export { exponentialDelay };
 
 /** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

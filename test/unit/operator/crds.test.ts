@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { parseProfiles } from '../../../media-node/src/transcode/profiles.js';
 import { exactlyOneOf, withRules } from '../../../operator/src/api/rules.js';
 import {
   CDNNodeSchema,
@@ -259,7 +260,13 @@ describe('generated CRDs (crds/*.rtccdn.io.yaml)', () => {
       enum: ['hostPort', 'hostNetwork', 'nodePort'],
     });
     expect(at(cdn, 'spec.acl.defaultPolicy')).toMatchObject({ default: 'allow', enum: ['allow', 'deny'] });
-    expect(at(cdn, 'spec.profiles[*].width')).toMatchObject({ type: 'integer', multipleOf: 2, minimum: 2 });
+    expect(at(cdn, 'spec.profiles[*].width')).toMatchObject({
+      type: 'integer',
+      multipleOf: 2,
+      minimum: 16,
+      maximum: 7680,
+    });
+    expect(at(cdn, 'spec.profiles[*].name')).toMatchObject({ maxLength: 32 });
     expect(at(cdn, 'spec.resources.edge.requests').additionalProperties).toMatchObject({
       'x-kubernetes-int-or-string': true,
       anyOf: [{ type: 'integer' }, { type: 'string' }],
@@ -397,6 +404,29 @@ describe('toStructuralSchema (the rewriter)', () => {
 });
 
 describe('zod validation of the resources', () => {
+  it('accepts exactly the rendition profiles the media nodes run (one schema, in their contract)', () => {
+    const base = { name: 'p360', width: 640, height: 360, bitrate: 800_000 };
+    const cases: [string, Record<string, unknown>][] = [
+      ['smallest', { ...base, width: 16, height: 16 }],
+      ['too narrow', { ...base, width: 14 }],
+      ['tallest', { ...base, width: 7680, height: 4320 }],
+      ['too tall', { ...base, height: 4322 }],
+      ['longest name', { ...base, name: 'p'.repeat(32) }],
+      ['name too long', { ...base, name: 'p'.repeat(33) }],
+      ['odd', { ...base, width: 641 }],
+    ];
+    for (const [label, profile] of cases) {
+      const cdnAccepts = CDNSpecSchema.safeParse(cdnSpec({ profiles: [profile] })).success;
+      let nodeAccepts = true;
+      try {
+        parseProfiles(JSON.stringify([profile]));
+      } catch {
+        nodeAccepts = false;
+      }
+      expect(`${label}: CDN ${cdnAccepts}`).toBe(`${label}: CDN ${nodeAccepts}`);
+    }
+  });
+
   it.each(examples())('accepts the example $file', ({ object }) => {
     const schema = SCHEMA_OF_KIND[object.kind as string];
     expect(schema).toBeDefined();
@@ -479,7 +509,7 @@ describe('zod validation of the resources', () => {
       'odd width',
       cdnSpec({ profiles: [{ name: 'p', width: 641, height: 360, bitrate: 800_000 }] }),
       ['profiles', 0, 'width'],
-      /multiple of 2/,
+      /must be even/,
     ],
     [
       'bitrate too low',

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { AclPatternSchema } from '../acl/model.js';
-import { StreamNameSchema } from '../names.js';
+import { RegionSchema, StreamNameSchema } from '../names.js';
 
 /**
  * THE Redis layout of an rtccdn cluster: the contract shared by media nodes (origins, edges,
@@ -68,12 +68,7 @@ export const NodeIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9._-]{1,128}$/, 'node id must be 1-128 characters of [A-Za-z0-9._-]');
 
-/** A DNS label, like Kubernetes' topology.kubernetes.io/region values (eu-west-1, us-central1). */
-export const RegionSchema = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'region must be a DNS label (lowercase letters, digits, -)');
-
-export { StreamNameSchema };
+export { RegionSchema, StreamNameSchema };
 
 export const NODE_ROLES = ['origin', 'edge', 'transcoder', 'all'] as const;
 export const NodeRoleSchema = z.enum(NODE_ROLES);

@@ -1,5 +1,6 @@
 /** The `CDN` kind: a CDN for sub-second WebRTC live streaming, with its regions and settings. */
 import { z } from 'zod';
+import { CODECS, type Codec, MAX_PROFILES, ProfileSchema } from '../../../../media-node/contract/profiles.js';
 import { dnsLabel } from '../../kube/names.js';
 import type { ResourceNames } from '../definition.js';
 import { defaulted, exactlyOneOf, keyedList, withRules } from '../rules.js';
@@ -89,16 +90,8 @@ export const RegionSpecSchema = z.object({
   transcoders: defaulted(TranscodersSpecSchema).describe('Transcoder nodes of the region.'),
 });
 
-export const CODECS = ['VP8', 'H264'] as const;
-
-export const ProfileSchema = z.object({
-  name: dnsLabel().describe('Profile name, a DNS label (e.g. 720p); part of the rendition name.'),
-  width: z.int().min(2).max(7680).multipleOf(2).describe('Width in pixels (even).'),
-  height: z.int().min(2).max(7680).multipleOf(2).describe('Height in pixels (even).'),
-  fps: z.int().min(1).max(120).default(30).describe('Frame rate, 1 to 120.'),
-  codec: z.enum(CODECS).default('VP8').describe('Video codec: VP8 or H264.'),
-  bitrate: z.int().min(50_000).max(100_000_000).describe('Target video bitrate in bits per second.'),
-});
+/** The media node's own profile schema (its PROFILES): the CDN accepts exactly what it runs. */
+export { CODECS, ProfileSchema };
 
 export const AclSpecSchema = z.object({
   defaultPolicy: z
@@ -185,7 +178,7 @@ export const CDNSpecSchema = z
     regions: keyedList(RegionSpecSchema, 'name', 'region names must be unique', { min: 1, max: 32 }).describe(
       'Regions of the CDN, each with its origins, edges and transcoders. At least one; names are unique.',
     ),
-    profiles: keyedList(ProfileSchema, 'name', 'profile names must be unique', { max: 16 })
+    profiles: keyedList(ProfileSchema, 'name', 'profile names must be unique', { max: MAX_PROFILES })
       .optional()
       .describe(
         'Transcoding ladder: renditions the transcoders produce from each stream. Empty: viewers get the published stream only.',
@@ -249,4 +242,4 @@ export type RedisSpec = z.output<typeof RedisSpecSchema>;
 export type NetworkSpec = z.output<typeof NetworkSpecSchema>;
 export type Exposure = (typeof EXPOSURES)[number];
 export type ServiceType = (typeof SERVICE_TYPES)[number];
-export type Codec = (typeof CODECS)[number];
+export type { Codec };
