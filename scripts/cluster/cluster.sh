@@ -218,6 +218,13 @@ check_addresses() {
     [ -z "$route" ] || die "$cidr contains the existing route '$route' (set RTCCDN_CLUSTER_NET)"
   done
   ! ip link show "$BRIDGE" >/dev/null 2>&1 || die "network interface $BRIDGE exists but no cluster is recorded in $STATE (run down first)"
+  local name
+  for name in "${NODE_NAMES[@]}"; do
+    ! ip link show "$(veth_of "$name")" >/dev/null 2>&1 ||
+      die "network interface $(veth_of "$name") exists but no cluster is recorded in $STATE (left by an earlier cluster: ip link del $(veth_of "$name"))"
+    [ ! -e "/run/netns/$(netns_of "$name")" ] ||
+      die "network namespace $(netns_of "$name") exists but no cluster is recorded in $STATE (left by an earlier cluster: ip netns del $(netns_of "$name"))"
+  done
   local port
   for port in "${ETCD_CLIENT##*:}" "${ETCD_PEER##*:}"; do
     ! ss -Hltn "sport = :$port" | grep -q . || die "port $port on 127.0.0.1 (etcd) is in use"
@@ -249,6 +256,9 @@ setup_network() {
     ip netns add "$ns"
     record "netns $ns"
     ip link add "$veth" type veth peer name eth0 netns "$ns"
+    # Deleting the host end removes the pair at once; `ip netns del` alone frees it only when the
+    # last process in the namespace has gone, which can be after the next `up` wants the name.
+    record "link $veth"
     ip link set "$veth" master "$BRIDGE" up
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "$ip/24" dev eth0
@@ -807,6 +817,11 @@ teardown() {
       esac
     done < <(tac "$STATE/created.txt")
   fi
+  # Node ends of the network recorded by older versions (netns only) or left by a failed step.
+  for name in "${NODE_NAMES[@]}"; do
+    ip link del "$(veth_of "$name")" 2>/dev/null || true
+    ip netns del "$(netns_of "$name")" 2>/dev/null || true
+  done
 
   # Fixed host paths: remove what this run added, nothing else.
   if [ -f "$STATE/host-paths-before.txt" ]; then
