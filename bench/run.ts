@@ -56,6 +56,11 @@ console.log(
   `results: ${run.name} (commit ${run.file.git.commit.slice(0, 12)}${run.file.git.dirty ? ', dirty tree' : ''}; load average ${run.file.loadavg.start.join(' ')})`,
 );
 
+if (run.file.loadavg.start[0] >= 1) {
+  // Numbers taken on a busy machine are noisy; the load is recorded, but say it now too.
+  console.log('warning: load average ≥ 1 at start: other work shares these cores, numbers will be noisy');
+}
+
 /** Tail percentiles only where the sample has them (stats.ts); always max and n. */
 const fmt = (s: Summary) => formatSummary(s);
 /** A per-round difference: its mean, spread and range over the rounds. */
