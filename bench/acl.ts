@@ -1,18 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestCluster } from '../scripts/harness/cluster.js';
-import { postSdp, TestPublisher } from '../scripts/harness/peers.js';
+import { postSdp, TestPublisher, TestViewer } from '../scripts/harness/peers.js';
 import { startRedisServer } from '../scripts/harness/redis.js';
-import { type Summary, summarize } from './stats.js';
+import { round, type Summary, summarize } from './stats.js';
 
 /**
  * Access control on a CDN of one origin and two edges (Redis, one process each):
  *
  *  - admission latency: WHEP POST → 201 at a steady request rate, for a public stream and for a
- *    protected one with a valid key (each session is deleted right after);
- *  - revocation cut-off: N sessions admitted with one key, spread over both edges; the key is
- *    removed through the origin's REST API; time until the last of them is closed (polling
- *    both edges every few ms), over several trials.
+ *    protected one with a valid key (each session is deleted right after: admission is the
+ *    answer, the session need not connect);
+ *  - revocation cut-off: N libwebrtc viewers admitted with one key, spread over both edges, each
+ *    through ICE and DTLS and decoding frames; the key is removed through the origin's REST API.
+ *    Measured per trial, from the REST call: until both edges report no session left (polled
+ *    back to back: the server-side close), and until the last frame the last viewer decoded
+ *    (the client side: media stops at once, while libwebrtc reports the connection down only
+ *    seconds later, when ICE consent fails).
  */
 
 const whepOffer = readFileSync(new URL('../test/fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
@@ -23,10 +27,19 @@ export interface AclBenchResult {
     public: Summary;
     protected: Summary;
     ratioP50: number;
-    ratioP99: number;
+    /** Absent when either sample is too small to have a p99. */
+    ratioP99?: number;
     ratePerSecond: number;
   };
-  revocation: { lastViewerCutMs: Summary; viewersPerTrial: number; edges: number; trials: number };
+  revocation: {
+    /** REST call → both edges report no session (the last session closed, server side). */
+    serverClosedMs: Summary;
+    /** REST call → the last frame decoded by the last viewer still receiving (client side). */
+    lastFrameMs: Summary;
+    viewersPerTrial: number;
+    edges: number;
+    trials: number;
+  };
 }
 
 export async function runAclBench(options: {
@@ -35,7 +48,7 @@ export async function runAclBench(options: {
   trials: number;
 }): Promise<AclBenchResult> {
   const redis = await startRedisServer();
-  const cluster = new TestCluster(redis.url, { ADMIN_TOKEN, LOG_LEVEL: 'warn', CONNECT_TIMEOUT_MS: '60000' });
+  const cluster = new TestCluster(redis.url, { ADMIN_TOKEN, LOG_LEVEL: 'warn' });
   const publisher = new TestPublisher({ width: 320, height: 240 });
   try {
     await cluster.add(
@@ -79,30 +92,7 @@ export async function runAclBench(options: {
     }
     protectedPublisher.close();
 
-    // Revocation cut-off.
-    const cuts: number[] = [];
-    for (let trial = 0; trial < options.trials; trial++) {
-      const key = `trial-${trial}-key-0123456789`;
-      await api('PUT', '/api/v1/streams/public/acl', { keys: [{ id: `t${trial}`, key }] });
-      await sleep(100);
-      const sessions = await Promise.all(
-        Array.from({ length: options.viewers }, (_, index) =>
-          postSdp(`${url(index % 2 === 0 ? 'edge-1' : 'edge-2')}/whep/public`, whepOffer, {
-            Authorization: `Bearer ${key}`,
-          }),
-        ),
-      );
-      if (sessions.some((session) => session.status !== 201)) throw new Error('admission failed in trial');
-      const removedAt = performance.now();
-      await api('DELETE', `/api/v1/streams/public/acl/keys/t${trial}`);
-      for (;;) {
-        const [one, two] = await Promise.all([cluster.dump('edge-1'), cluster.dump('edge-2')]);
-        if (one.sessions === 0 && two.sessions === 0) break;
-        if (performance.now() - removedAt > 10_000) throw new Error('sessions not cut within 10 s');
-      }
-      cuts.push(Math.round(performance.now() - removedAt));
-      await api('DELETE', '/api/v1/streams/public/acl');
-    }
+    const revocation = await measureRevocation(cluster, api, options);
 
     const pub = summarize(latencies.public);
     const prot = summarize(latencies.protected);
@@ -110,20 +100,92 @@ export async function runAclBench(options: {
       admission: {
         public: pub,
         protected: prot,
-        ratioP50: Math.round((prot.p50 / pub.p50) * 100) / 100,
-        ratioP99: Math.round((prot.p99 / pub.p99) * 100) / 100,
+        ratioP50: round(prot.p50 / pub.p50, 2),
+        // Only when both samples are large enough to have a p99 (see stats.ts).
+        ...(prot.p99 !== undefined && pub.p99 !== undefined
+          ? { ratioP99: round(prot.p99 / pub.p99, 2) }
+          : {}),
         ratePerSecond,
       },
-      revocation: {
-        lastViewerCutMs: summarize(cuts),
-        viewersPerTrial: options.viewers,
-        edges: 2,
-        trials: options.trials,
-      },
+      revocation,
     };
   } finally {
     publisher.close();
     await cluster.stopAll();
     await redis.stop();
+  }
+}
+
+/**
+ * Per trial: a fresh key on the public stream (which makes it protected), `viewers` real viewers
+ * admitted with it on both edges and decoding, then the key removed.
+ */
+async function measureRevocation(
+  cluster: TestCluster,
+  api: (method: string, path: string, body?: unknown) => Promise<void>,
+  options: { viewers: number; trials: number },
+): Promise<AclBenchResult['revocation']> {
+  const edges = ['edge-1', 'edge-2'];
+  const serverClosed: number[] = [];
+  const lastFrame: number[] = [];
+  for (let trial = 0; trial < options.trials; trial++) {
+    const key = `trial-${trial}-key-0123456789`;
+    await api('PUT', '/api/v1/streams/public/acl', { keys: [{ id: `t${trial}`, key }] });
+    await sleep(100);
+    const viewers = Array.from({ length: options.viewers }, () => new TestViewer());
+    try {
+      await Promise.all(
+        viewers.map(async (viewer, index) => {
+          const played = await viewer.play(cluster.node(edges[index % 2]!).baseUrl, 'public', {
+            key,
+            audio: false,
+          });
+          if (played.status !== 201)
+            throw new Error(`WHEP in trial ${trial}: ${played.status} ${played.body}`);
+          await viewer.waitForFrames(10, 30_000);
+        }),
+      );
+      const sessions = await sessionsOn(cluster, edges);
+      if (sessions !== options.viewers)
+        throw new Error(`${sessions} sessions on the edges, not ${options.viewers}`);
+
+      const removedAt = performance.now();
+      const removedAtWall = Date.now(); // TestViewer.lastFrameAt is wall-clock time
+      await api('DELETE', `/api/v1/streams/public/acl/keys/t${trial}`);
+      while ((await sessionsOn(cluster, edges)) > 0) {
+        if (performance.now() - removedAt > 10_000) throw new Error('sessions not closed within 10 s');
+      }
+      serverClosed.push(Math.round(performance.now() - removedAt));
+      await mediaStopped(viewers);
+      lastFrame.push(Math.max(...viewers.map((viewer) => viewer.lastFrameAt!)) - removedAtWall);
+    } finally {
+      for (const viewer of viewers) viewer.close();
+    }
+    await api('DELETE', '/api/v1/streams/public/acl');
+  }
+  return {
+    serverClosedMs: summarize(serverClosed),
+    lastFrameMs: summarize(lastFrame),
+    viewersPerTrial: options.viewers,
+    edges: edges.length,
+    trials: options.trials,
+  };
+}
+
+async function sessionsOn(cluster: TestCluster, edges: string[]): Promise<number> {
+  const dumps = await Promise.all(edges.map((edge) => cluster.dump(edge)));
+  return dumps.reduce((sum, dump) => sum + dump.sessions, 0);
+}
+
+/**
+ * Waits until no viewer has decoded a frame for a second (far longer than a frame interval or
+ * the jitter buffer): their lastFrameAt is then final. Throws if one keeps playing.
+ */
+async function mediaStopped(viewers: TestViewer[]): Promise<void> {
+  const quietMs = 1000;
+  const deadline = Date.now() + 10_000;
+  while (viewers.some((viewer) => Date.now() - viewer.lastFrameAt! < quietMs)) {
+    if (Date.now() > deadline) throw new Error('a viewer still decodes frames 10 s after revocation');
+    await sleep(100);
   }
 }

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import { EnvSchema as MediaNodeEnvSchema } from '../media-node/src/config.js';
+import { loadOperatorConfig } from '../operator/src/config.js';
 import { STREAM_ACL_TYPE } from '../operator/src/kube/resources.js';
 import { TestCluster } from '../scripts/harness/cluster.js';
 import { postSdp, TestPublisher } from '../scripts/harness/peers.js';
@@ -23,23 +25,90 @@ import { type Summary, summarize } from './stats.js';
  *    kubectl command to the first admission (the stream is private by default);
  *  - reconcile throughput: N StreamACLs created through the API at once → all Synced: total
  *    time, and per object from its creation to its Synced status being observed.
+ *
+ * The operator runs its defaults (operator/src/config.ts) except `workers` (BENCH_OPERATOR_WORKERS);
+ * the media nodes run theirs except what the bench needs (MEDIA_NODE_ENV, each with its reason).
+ * The result lists every setting that differs from its default, and run.ts prints them.
  */
 
 const NS = 'bench';
 const whepOffer = readFileSync(new URL('../test/fixtures/libwebrtc-whep-offer.sdp', import.meta.url), 'utf8');
 
+/** Media node settings the bench needs, and why (each is compared with its default). */
+const MEDIA_NODE_ENV = {
+  ACL_DEFAULT_POLICY: 'deny', // as the CDN resource below says: a stream is private until its StreamACL
+  LOG_LEVEL: 'warn', // keeps the bench output readable
+  // The apply run polls with a key before it is valid: every early poll is a failed key.
+  ACL_FAILURES_PER_CLIENT: '1000000',
+  ACL_FAILURES_PER_STREAM: '1000000',
+};
+
+export interface NonDefaultSetting {
+  component: 'operator' | 'media node';
+  setting: string;
+  value: unknown;
+  default: unknown;
+}
+
 export interface OperatorBenchResult {
   applyToEnforcedMs: Summary;
   throughput: { objects: number; totalMs: number; perObjectMs: Summary; objectsPerSecond: number };
+  settings: {
+    operator: OperatorSettings;
+    mediaNodeEnv: Record<string, string>;
+    /** Every setting above that differs from the component's default. */
+    nonDefault: NonDefaultSetting[];
+  };
+}
+
+type OperatorSettings = Pick<
+  ReturnType<typeof loadOperatorConfig>,
+  'workers' | 'resyncMs' | 'statusRefreshMs' | 'autoscaler'
+>;
+
+/** The operator's reconcile settings when nothing is configured (what `npm run operator` uses). */
+function operatorDefaults(): OperatorSettings {
+  const { workers, resyncMs, statusRefreshMs, autoscaler } = loadOperatorConfig({
+    OPERATOR_NAMESPACE: 'bench',
+  });
+  return { workers, resyncMs, statusRefreshMs, autoscaler };
+}
+
+/** Which settings differ from their defaults: the operator's, then the media nodes' variables. */
+function nonDefaultSettings(
+  operator: OperatorSettings,
+  mediaNodeEnv: Record<string, string>,
+): NonDefaultSetting[] {
+  const differences: NonDefaultSetting[] = [];
+  const defaults = operatorDefaults();
+  for (const [setting, value] of Object.entries(operator)) {
+    const fallback = defaults[setting as keyof OperatorSettings];
+    if (JSON.stringify(value) !== JSON.stringify(fallback))
+      differences.push({ component: 'operator', setting, value, default: fallback });
+  }
+  const nodeDefaults = MediaNodeEnvSchema.parse({}) as Record<string, unknown>;
+  const nodeValues = MediaNodeEnvSchema.parse(mediaNodeEnv) as Record<string, unknown>;
+  for (const setting of Object.keys(mediaNodeEnv)) {
+    if (JSON.stringify(nodeValues[setting]) !== JSON.stringify(nodeDefaults[setting]))
+      differences.push({
+        component: 'media node',
+        setting,
+        value: nodeValues[setting],
+        default: nodeDefaults[setting],
+      });
+  }
+  return differences;
 }
 
 export async function runOperatorBench(options: {
   applies: number;
   objects: number;
+  workers: number;
 }): Promise<OperatorBenchResult> {
+  const operatorSettings: OperatorSettings = { ...operatorDefaults(), workers: options.workers };
   const [env, redis] = await Promise.all([startApiServerWithCrds(), startRedisServer()]);
   const client = clientFor(env);
-  const { manager } = testManager({ client, workers: 4 });
+  const { manager } = testManager({ client, ...operatorSettings });
   let cluster: TestCluster | undefined;
   const publisher = new TestPublisher({ width: 320, height: 240 });
   const kubectl = (args: string[], input?: string) =>
@@ -71,13 +140,8 @@ export async function runOperatorBench(options: {
     const config = await secretData('configmap', 'cdn-config');
     cluster = new TestCluster(
       redis.url,
-      {
-        REDIS_PREFIX: config.REDIS_PREFIX!,
-        ACL_DEFAULT_POLICY: 'deny',
-        LOG_LEVEL: 'warn',
-        ACL_FAILURES_PER_CLIENT: '1000000',
-        ACL_FAILURES_PER_STREAM: '1000000',
-      },
+      // REDIS_PREFIX: the CDN's, from its ConfigMap, as the operator gives it to its pods.
+      { REDIS_PREFIX: config.REDIS_PREFIX!, ...MEDIA_NODE_ENV },
       clusterSecret,
     );
     await cluster.add(
@@ -171,6 +235,11 @@ export async function runOperatorBench(options: {
         totalMs,
         perObjectMs: summarize(names.map((name) => Math.round(syncedAt.get(name)! - createdAt.get(name)!))),
         objectsPerSecond: Math.round((names.length / totalMs) * 1000 * 10) / 10,
+      },
+      settings: {
+        operator: operatorSettings,
+        mediaNodeEnv: MEDIA_NODE_ENV,
+        nonDefault: nonDefaultSettings(operatorSettings, MEDIA_NODE_ENV),
       },
     };
   } finally {

@@ -1,72 +1,98 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import { runFanoutBench } from './fanout.js';
 import { runK8sBench } from './k8s.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
-import type { Summary } from './stats.js';
+import { BenchRun } from './record.js';
+import { formatSummary, type Spread, type Summary } from './stats.js';
 import { runTranscodeBench } from './transcode.js';
 
 /**
- * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
- * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,fanout,cascade,acl,transcode,operator,k8s), BENCH_ACLS (StreamACLs
- * for the operator's throughput run, default 1000), BENCH_VIEWERS (viewers of the CPU-per-viewer run, default 10),
- * BENCH_K8S_VIEWERS (viewers of the pod usage run on the local cluster, default 50). `k8s` needs
- * root and Docker (it builds what is missing and brings the local cluster up).
+ * `npm run bench`: measurements, not assertions. Each scenario prints its numbers; the run writes
+ * one file, bench/results/<UTC start>.json, with the commit, the machine, its load and the
+ * settings next to every scenario's results (bench/README.md). Knobs:
+ *
+ *   BENCH_ONLY         comma list of latency,fanout,cascade,acl,transcode,operator,k8s (default all)
+ *   BENCH_SECONDS      measuring time (default 20): per path for latency and cascade (split over
+ *                      the rounds), per window for fanout, of the admission run for acl, …
+ *   BENCH_ROUNDS       alternating direct / via-node rounds of latency and cascade (default 8)
+ *   BENCH_JOINS        time-to-first-frame samples (default 10)
+ *   BENCH_VIEWERS      viewers of the CPU-per-viewer run (default 10)
+ *   BENCH_ACL_VIEWERS  real viewers cut per revocation trial (default 16), BENCH_ACL_TRIALS (default 20)
+ *   BENCH_ACLS         StreamACLs of the operator's throughput run (default 1000)
+ *   BENCH_OPERATOR_WORKERS  the operator's workers per controller (default 4; the operator's own is 2)
+ *   BENCH_K8S_VIEWERS  viewers of the pod usage run on the local cluster (default 50)
+ *
+ * `k8s` needs root and Docker (it builds what is missing and brings the local cluster up).
  */
-const seconds = Number(process.env.BENCH_SECONDS ?? 20);
-const joins = Number(process.env.BENCH_JOINS ?? 10);
+const knob = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const seconds = knob('BENCH_SECONDS', 20);
+const joins = knob('BENCH_JOINS', 10);
+const rounds = knob('BENCH_ROUNDS', 8);
 const only = new Set(
   (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator,k8s')
     .split(',')
     .map((name) => name.trim()),
 );
-const resultsDir = new URL('./results/', import.meta.url);
-mkdirSync(resultsDir, { recursive: true });
-
-const machine = {
-  cpus: os.cpus().length,
-  cpuModel: os.cpus()[0]?.model,
-  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-  node: process.version,
-  loadavg: os.loadavg().map((value) => Math.round(value * 100) / 100),
+/** What every knob resolved to, defaults included: stored with the results. */
+const settings = {
+  only: [...only],
+  seconds,
+  joins,
+  latency: { rounds, roundSeconds: Math.max(2, seconds / rounds), joins },
+  fanout: { seconds, viewers: knob('BENCH_VIEWERS', 10) },
+  acl: { seconds, viewers: knob('BENCH_ACL_VIEWERS', 16), trials: knob('BENCH_ACL_TRIALS', 20) },
+  transcode: { seconds, coldStarts: Math.min(joins, 8) },
+  operator: {
+    applies: Math.min(joins, 10),
+    objects: knob('BENCH_ACLS', 1000),
+    workers: knob('BENCH_OPERATOR_WORKERS', 4),
+  },
+  k8s: { aclTrials: Math.min(joins, 5), viewers: knob('BENCH_K8S_VIEWERS', 50) },
 };
+const run = new BenchRun(settings);
+console.log(
+  `results: ${run.name} (commit ${run.file.git.commit.slice(0, 12)}${run.file.git.dirty ? ', dirty tree' : ''}; load average ${run.file.loadavg.start.join(' ')})`,
+);
 
-/** Percentiles need samples: below 20 a p95 is just the maximum, and is called that. */
-const fmt = (s: Summary) =>
-  s.n < 20
-    ? `p50 ${s.p50} ms  max ${s.max} ms  (n=${s.n})`
-    : `p50 ${s.p50} ms  p95 ${s.p95} ms  p99 ${s.p99} ms  (n=${s.n})`;
+if (run.file.loadavg.start[0] >= 1) {
+  // Numbers taken on a busy machine are noisy; the load is recorded, but say it now too.
+  console.log('warning: load average ≥ 1 at start: other work shares these cores, numbers will be noisy');
+}
+
+/** Tail percentiles only where the sample has them (stats.ts); always max and n. */
+const fmt = (s: Summary) => formatSummary(s);
+/** A per-round difference: its mean, spread and range over the rounds. */
+const fmtSpread = (s: Spread) =>
+  `mean ${s.mean} ms  stdev ${s.stdev} ms  min ${s.min}  max ${s.max} ms  (${s.n} rounds)`;
 
 function write(name: string, result: object): void {
-  writeFileSync(
-    new URL(`${name}.json`, resultsDir),
-    `${JSON.stringify({ date: new Date().toISOString(), machine, ...result }, null, 2)}\n`,
-  );
-  console.log(`wrote bench/results/${name}.json`);
+  run.add(name, result);
+  console.log(`recorded ${name} in ${run.name}`);
 }
 
 if (only.has('latency')) {
-  const latency = await runLatencyBench({ seconds, joins, rtcPort: 47000 });
+  const latency = await runLatencyBench({ ...settings.latency, rtcPort: 47000 });
   console.log('\nGlass-to-glass latency, 640x360@30 VP8, libwebrtc peers, loopback');
-  console.log(`  (a) direct peer→peer baseline : ${fmt(latency.baseline)}`);
-  console.log(`  (b) WHIP → node → WHEP        : ${fmt(latency.viaNode)}`);
   console.log(
-    `  ratio b/a (p50)               : ${latency.ratioP50}   Δp50 = ${latency.deltaP50Ms} ms (target ≤ 10 ms)`,
+    `  ${latency.settings.rounds} alternating rounds of ${latency.settings.roundSeconds} s per path, fresh peers each`,
   );
+  for (const [index, round] of latency.rounds.entries()) {
+    console.log(
+      `  round ${index + 1} (${round.first} first): direct p50 ${round.direct.p50} ms (n=${round.direct.n}), via node p50 ${round.viaNode.p50} ms (n=${round.viaNode.n}), Δ ${round.deltaP50Ms} ms`,
+    );
+  }
+  console.log(`  Δp50 via node − direct, per round : ${fmtSpread(latency.deltaP50Ms)} (target ≤ 10 ms)`);
+  console.log(`  (a) direct peer→peer, pooled     : ${fmt(latency.pooled.direct)}`);
+  console.log(`  (b) WHIP → node → WHEP, pooled   : ${fmt(latency.pooled.viaNode)}`);
+  console.log(`  pooled: Δp50 ${latency.pooled.deltaP50Ms} ms, ratio b/a (p50) ${latency.pooled.ratioP50}`);
   console.log(`Time to first frame, viewer joining a live stream: ${fmt(latency.timeToFirstFrame)}`);
   write('latency', latency);
 }
 
 if (only.has('fanout')) {
-  const fanout = await runFanoutBench({
-    seconds,
-    viewers: Number(process.env.BENCH_VIEWERS ?? 10),
-    rtcPort: 47010,
-  });
+  const fanout = await runFanoutBench({ ...settings.fanout, rtcPort: 47010 });
   const cores = (c: { node: number; worker: number }) => `node ${c.node}, worker ${c.worker} cores`;
   console.log('\nCPU per viewer, standalone node with one worker, 640x360@30 VP8 + Opus, libwebrtc viewers');
   console.log(`  publisher only          : ${cores(fanout.publishOnlyCores)}`);
@@ -78,14 +104,22 @@ if (only.has('fanout')) {
 }
 
 if (only.has('cascade')) {
-  const cascade = await runCascadeBench({ seconds, joins });
+  const cascade = await runCascadeBench(settings.latency);
+  const hops = cascade.addedP50PerHopMs;
   console.log('\nCDN cascade (Redis, origin + 3 edges of one region, one process each), 640x360@30 VP8');
-  console.log(`  (a) direct peer→peer baseline        : ${fmt(cascade.baseline)}`);
-  console.log(`  (b) origin → edge                    : ${fmt(cascade.originToEdge)}`);
-  console.log(`  (c) origin → relay edge → edge       : ${fmt(cascade.originToRelayEdgeToEdge)}`);
   console.log(
-    `  added p50 per hop: origin→edge ${cascade.addedP50PerHopMs.originToEdge} ms, relay hop ${cascade.addedP50PerHopMs.relayHop} ms (target ≤ 5 ms)`,
+    `  ${cascade.settings.rounds} alternating rounds of ${cascade.settings.roundSeconds} s: direct, then (b) and (c) watched together`,
   );
+  for (const [index, round] of cascade.rounds.entries()) {
+    console.log(
+      `  round ${index + 1} (${round.first} first): p50 direct ${round.direct.p50}, edge ${round.originToEdge.p50}, relay edge → edge ${round.originToRelayEdgeToEdge.p50} ms`,
+    );
+  }
+  console.log(`  added p50, origin→edge, per round: ${fmtSpread(hops.originToEdge)}`);
+  console.log(`  added p50, relay hop, per round  : ${fmtSpread(hops.relayHop)} (target ≤ 5 ms)`);
+  console.log(`  (a) direct peer→peer, pooled          : ${fmt(cascade.pooled.direct)}`);
+  console.log(`  (b) origin → edge, pooled             : ${fmt(cascade.pooled.originToEdge)}`);
+  console.log(`  (c) origin → relay edge → edge, pooled: ${fmt(cascade.pooled.originToRelayEdgeToEdge)}`);
   console.log(
     `  time to first frame, cold edge : ${fmt(cascade.timeToFirstFrame.coldEdge)} (target ≤ 600 ms)`,
   );
@@ -98,20 +132,23 @@ if (only.has('cascade')) {
   write('cascade', cascade);
 }
 if (only.has('acl')) {
-  const acl = await runAclBench({ seconds, viewers: 40, trials: 20 });
+  const acl = await runAclBench(settings.acl);
+  const { admission, revocation } = acl;
   console.log('\nAccess control (Redis, origin + 2 edges, one process each)');
-  console.log(`  admission (WHEP POST → 201), public    : ${fmt(acl.admission.public)}`);
-  console.log(`  admission (WHEP POST → 201), protected : ${fmt(acl.admission.protected)}`);
+  console.log(`  admission (WHEP POST → 201), public    : ${fmt(admission.public)}`);
+  console.log(`  admission (WHEP POST → 201), protected : ${fmt(admission.protected)}`);
   console.log(
-    `  protected / public: p50 ×${acl.admission.ratioP50}, p99 ×${acl.admission.ratioP99} (target ≤ 1.1×) at ${acl.admission.ratePerSecond} req/s`,
+    `  protected / public: p50 ×${admission.ratioP50}${admission.ratioP99 === undefined ? '' : `, p99 ×${admission.ratioP99}`} (target ≤ 1.1×) at ${admission.ratePerSecond} req/s`,
   );
   console.log(
-    `  revocation, last of ${acl.revocation.viewersPerTrial} sessions on ${acl.revocation.edges} edges cut: ${fmt(acl.revocation.lastViewerCutMs)} (target p99 ≤ 250 ms)`,
+    `  revocation, ${revocation.viewersPerTrial} connected viewers on ${revocation.edges} edges, key removed →`,
   );
+  console.log(`    last session closed (server side): ${fmt(revocation.serverClosedMs)} (target ≤ 250 ms)`);
+  console.log(`    last frame decoded (client side) : ${fmt(revocation.lastFrameMs)}`);
   write('acl', acl);
 }
 if (only.has('transcode')) {
-  const transcode = await runTranscodeBench({ seconds, coldStarts: Math.min(joins, 8) });
+  const transcode = await runTranscodeBench(settings.transcode);
   console.log('\nRenditions (Redis, origin + edge + transcoder, real FFmpeg), source 640x480@30 VP8');
   console.log(`  source on the edge        : ${fmt(transcode.latency.source)}`);
   console.log(`  360p rendition on the edge: ${fmt(transcode.latency.rendition360p)}`);
@@ -125,22 +162,21 @@ if (only.has('transcode')) {
   write('transcode', transcode);
 }
 if (only.has('operator')) {
-  const operator = await runOperatorBench({
-    applies: Math.min(joins, 10),
-    objects: Number(process.env.BENCH_ACLS ?? 1000),
-  });
+  const operator = await runOperatorBench(settings.operator);
   console.log('\nOperator (real kube-apiserver + etcd, Redis, origin + edge processes)');
+  for (const { component, setting, value, default: fallback } of operator.settings.nonDefault) {
+    console.log(
+      `  non-default ${component} setting: ${setting} ${JSON.stringify(value)} (default ${JSON.stringify(fallback)})`,
+    );
+  }
   console.log(`  kubectl apply StreamACL → edge admits the key: ${fmt(operator.applyToEnforcedMs)}`);
   console.log(
-    `  ${operator.throughput.objects} StreamACLs → all Synced in ${operator.throughput.totalMs} ms (${operator.throughput.objectsPerSecond}/s); per object ${fmt(operator.throughput.perObjectMs)}`,
+    `  ${operator.throughput.objects} StreamACLs → all Synced in ${operator.throughput.totalMs} ms (${operator.throughput.objectsPerSecond}/s, ${operator.settings.operator.workers} workers); per object ${fmt(operator.throughput.perObjectMs)}`,
   );
   write('operator', operator);
 }
 if (only.has('k8s')) {
-  const k8s = await runK8sBench({
-    aclTrials: Math.min(joins, 5),
-    viewers: Number(process.env.BENCH_K8S_VIEWERS ?? 50),
-  });
+  const k8s = await runK8sBench(settings.k8s);
   console.log(
     '\nKubernetes (local cluster: 3 kubelets in network namespaces on this machine), helm-installed CDN',
   );
@@ -159,4 +195,8 @@ if (only.has('k8s')) {
   }
   write('k8s', k8s);
 }
+run.finish();
+console.log(
+  `\nwrote ${run.name} (load average ${run.file.loadavg.start.join(' ')} at start, ${run.file.loadavg.end?.join(' ')} at end)`,
+);
 process.exit(0);
