@@ -2,6 +2,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
+import type { FailoverScenario } from './failover.js';
+import { runFailoverBench } from './failover.js';
 import { runFanoutBench } from './fanout.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
@@ -11,13 +13,14 @@ import { runTranscodeBench } from './transcode.js';
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
- * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,fanout,cascade,acl,transcode,operator), BENCH_ACLS (StreamACLs
- * for the operator's throughput run, default 1000), BENCH_VIEWERS (viewers of the CPU-per-viewer run, default 10).
+ * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,fanout,cascade,acl,transcode,operator,failover), BENCH_ACLS (StreamACLs
+ * for the operator's throughput run, default 1000), BENCH_VIEWERS (viewers of the CPU-per-viewer run, default 10),
+ * BENCH_FAILOVER_TRIALS (failures per failover scenario, default 5), BENCH_FAILOVER (comma list: relay,transcoder,publisher).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator')
+  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator,failover')
     .split(',')
     .map((name) => name.trim()),
 );
@@ -128,5 +131,17 @@ if (only.has('operator')) {
     `  ${operator.throughput.objects} StreamACLs → all Synced in ${operator.throughput.totalMs} ms (${operator.throughput.objectsPerSecond}/s); per object ${fmt(operator.throughput.perObjectMs)}`,
   );
   write('operator', operator);
+}
+if (only.has('failover')) {
+  const failover = await runFailoverBench({ trials: Number(process.env.BENCH_FAILOVER_TRIALS ?? 5) });
+  const line = (s: FailoverScenario) =>
+    `${s.freezeMs.n > 0 ? `freeze ${fmt(s.freezeMs)}, max ${s.freezeMs.max} ms` : 'no freeze measured'}; viewers dropped ${s.dropped}/${s.trials.length}`;
+  console.log(
+    '\nFailover freeze at a libwebrtc viewer on another node (last frame before → first after), 640x360@30 VP8',
+  );
+  console.log(`  relay edge killed            : ${line(failover.relayEdgeKilled)}`);
+  console.log(`  transcoder killed (${failover.settings.rendition}): ${line(failover.transcoderKilled)}`);
+  console.log(`  publisher moved to an origin : ${line(failover.publisherMoved)}`);
+  write('failover', failover);
 }
 process.exit(0);

@@ -200,6 +200,8 @@ export class TestViewer {
   framesWithCode = 0;
   lastFrameSize: { width: number; height: number } | undefined;
   readonly latencies: number[] = [];
+  /** Wall-clock time (ms) of every decoded frame: freezes are the gaps (failover benchmark). */
+  readonly frameTimes: number[] = [];
   firstFrameAt: number | undefined;
   #sink: InstanceType<typeof wrtc.nonstandard.RTCVideoSink> | undefined;
   readonly #frameWaiters: { count: number; resolve: () => void }[] = [];
@@ -253,6 +255,7 @@ export class TestViewer {
 
   #onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void {
     this.framesDecoded++;
+    this.frameTimes.push(Date.now());
     this.firstFrameAt ??= Date.now();
     this.lastFrameSize = { width: frame.width, height: frame.height };
     const code = readCode(frame.data, frame.width, frame.height);
