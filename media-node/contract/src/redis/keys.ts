@@ -148,6 +148,12 @@ export const StreamRecordSchema = z.object({
   claimId: ClaimIdSchema,
   startedAt: epochMs,
   kinds: z.array(MediaKindSchema).max(2),
+  /**
+   * The claim this one took over from a holder found dead (its internal API refused the
+   * connection, or it no longer held the claim) before its TTL ran out: the same stream moved,
+   * so edges keep its viewers and relink.
+   */
+  replaces: ClaimIdSchema.optional(),
 });
 export type StreamRecord = z.infer<typeof StreamRecordSchema>;
 
@@ -175,6 +181,8 @@ export const StreamUpMessageSchema = z.object({
   stream: StreamNameSchema,
   nodeId: NodeIdSchema,
   claimId: ClaimIdSchema,
+  /** As in StreamRecord: the dead holder's claim this one took over. */
+  replaces: ClaimIdSchema.optional(),
 });
 export type StreamUpMessage = z.infer<typeof StreamUpMessageSchema>;
 
