@@ -141,7 +141,17 @@ export class TestPublisher {
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
   }
 
-  #startFrames(): void {
+  /** Stops feeding video frames (the encoder then sends nothing): a publisher gone quiet. */
+  pauseFrames(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  resumeFrames(): void {
+    if (!this.#timer) this.#pumpFrames();
+  }
+
+  #pumpFrames(): void {
     const { width, height } = this;
     const data = new Uint8ClampedArray(width * height * 1.5);
     data.fill(128, width * height); // neutral chroma
@@ -150,6 +160,10 @@ export class TestPublisher {
       this.source.onFrame({ width, height, data });
       this.framesSent++;
     }, 1000 / this.fps);
+  }
+
+  #startFrames(): void {
+    this.#pumpFrames();
     if (this.audioSource) {
       // 10 ms of a 440 Hz tone per tick, 48 kHz mono.
       const samples = new Int16Array(480);
