@@ -92,16 +92,26 @@ export async function startRedisServer(): Promise<RedisServer> {
   };
 }
 
-class PortInUseError extends Error {}
+export class PortInUseError extends Error {}
 
-interface RunningServer {
+export interface RunningServer {
   child: ChildProcess;
   terminate(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
 
-async function launch(dir: string, port: number): Promise<RunningServer> {
+/**
+ * Starts redis-server (or, with `binary`, redis-sentinel and a config file first in `extraArgs`)
+ * on `port` and waits until it answers PING. PortInUseError if the port was taken meanwhile.
+ */
+export async function launch(
+  dir: string,
+  port: number,
+  extraArgs: string[] = [],
+  binary = REDIS_SERVER,
+): Promise<RunningServer> {
   const logPath = join(dir, `redis-${port}.log`);
   const args = [
+    ...extraArgs,
     '--port',
     String(port),
     '--bind',
@@ -117,9 +127,7 @@ async function launch(dir: string, port: number): Promise<RunningServer> {
     '--daemonize',
     'no',
   ];
-  const [file, argv] = SETPRIV
-    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', REDIS_SERVER, ...args]]
-    : [REDIS_SERVER, args];
+  const [file, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, args];
   const child = spawn(file, argv, { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
