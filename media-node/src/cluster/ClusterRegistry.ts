@@ -13,6 +13,7 @@ import {
   NodeRecordSchema,
   type NodeRole,
   NodeRoleSchema,
+  parseRedisUrl,
   RegionSchema,
   type RelayRecord,
   RelayRecordSchema,
@@ -57,7 +58,13 @@ export type ClusterNodeIdentity = z.infer<typeof ClusterNodeIdentitySchema>;
 
 const OptionsSchema = z
   .object({
-    redisUrl: z.string().regex(/^rediss?:\/\//, 'redisUrl must be a redis:// or rediss:// URL'),
+    redisUrl: z.string().superRefine((url, context) => {
+      try {
+        parseRedisUrl(url);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: `redisUrl ${(error as Error).message}` });
+      }
+    }),
     prefix: KeyPrefixSchema.default(DEFAULT_PREFIX),
     self: ClusterNodeIdentitySchema,
     heartbeatMs: z.number().int().min(50).max(60_000).default(DEFAULT_HEARTBEAT_MS),
@@ -70,7 +77,7 @@ const OptionsSchema = z
   });
 
 export interface ClusterRegistryOptions {
-  /** redis:// or rediss:// URL (credentials included, if any). */
+  /** redis://, rediss:// or redis+sentinel:// URL (credentials included, if any): see parseRedisUrl. */
   redisUrl: string;
   /** Key prefix of the layout (keys.ts). Default "rtccdn:". */
   prefix?: string;

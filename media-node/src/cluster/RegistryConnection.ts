@@ -1,8 +1,8 @@
-import { Redis, type RedisOptions } from 'ioredis';
-import { failFastRedisOptions, type RedisScript } from '../../contract/redis.js';
+import type { Redis, RedisOptions } from 'ioredis';
+import { createRedis, failFastRedisOptions, type RedisScript, redactRedisUrl } from '../../contract/redis.js';
 import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { ClusterRegistryError, describeRedisError, isTimeout, redactedAddress } from './errors.js';
+import { ClusterRegistryError, describeRedisError, isTimeout } from './errors.js';
 
 export type RegistryConnectionEvents = {
   /** Both connections are up and the subscription is active: time to register everything again. */
@@ -52,17 +52,17 @@ export class RegistryConnection extends TypedEmitter<RegistryConnectionEvents> {
     super();
     this.#options = options;
     this.#logger = options.logger;
-    this.#address = redactedAddress(options.redisUrl);
+    this.#address = redactRedisUrl(options.redisUrl);
     const connectionOptions: RedisOptions = {
       ...failFastRedisOptions(options.commandTimeoutMs),
       // Re-subscribed by hand on 'ready', so that readiness means "the subscription is active".
       autoResubscribe: false,
     };
-    this.redis = new Redis(options.redisUrl, {
+    this.redis = createRedis(options.redisUrl, {
       ...connectionOptions,
       connectionName: `rtccdn-registry-${options.clientName}`,
     });
-    this.#subscriber = new Redis(options.redisUrl, {
+    this.#subscriber = createRedis(options.redisUrl, {
       ...connectionOptions,
       connectionName: `rtccdn-events-${options.clientName}`,
     });

@@ -24,13 +24,3 @@ export function describeRedisError(error: unknown): string {
   if (message === 'Connection is closed.') return 'the connection to Redis is closed';
   return message;
 }
-
-/** host:port of a Redis URL, without credentials, for logs and errors. */
-export function redactedAddress(redisUrl: string): string {
-  try {
-    const url = new URL(redisUrl);
-    return `${url.hostname}:${url.port || '6379'}`;
-  } catch {
-    return 'redis';
-  }
-}
