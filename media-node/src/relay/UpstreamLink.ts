@@ -122,8 +122,10 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
       const producers: types.Producer[] = [];
       for (const upstream of relay.producers) {
         producers.push(
+          // A fresh id, not the source's: a new link to the same source (it dropped our relay) is
+          // opened while the old one still holds producers with the source's ids, and mediasoup
+          // refuses a second producer with an id its worker already has.
           await transport.produce({
-            id: upstream.id,
             kind: upstream.kind,
             // Checked by mediasoup itself as it produces (the wire schema only checks the shape).
             rtpParameters: upstream.rtpParameters as unknown as types.RtpParameters,
