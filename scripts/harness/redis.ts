@@ -32,8 +32,12 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-/** Starts redis-server on a free 127.0.0.1 port and waits until it answers PING. */
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * Starts redis-server on a free port of 127.0.0.1 (and of `options.bind`, more addresses
+ * separated by spaces) and waits until it answers PING.
+ */
+export async function startRedisServer(options: { bind?: string } = {}): Promise<RedisServer> {
+  const bind = ['127.0.0.1', ...(options.bind ? options.bind.split(' ') : [])];
   if (!existsSync(REDIS_SERVER)) {
     throw new Error(
       `${REDIS_SERVER} not found: run scripts/setup.sh --test (installs Debian's redis-server)`,
@@ -47,7 +51,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     for (let attempt = 1; !running; attempt++) {
       port = await freeTcpPort();
       try {
-        running = await launch(dir, port);
+        running = await launch(dir, port, [], REDIS_SERVER, bind);
       } catch (error) {
         if (!(error instanceof PortInUseError) || attempt >= 5) throw error;
       }
@@ -87,7 +91,7 @@ export async function startRedisServer(): Promise<RedisServer> {
       await current?.terminate('SIGKILL');
       current = undefined;
       // The port is ours again at once (no TIME_WAIT on a listening socket), unless someone took it.
-      current = await launch(dir, port);
+      current = await launch(dir, port, [], REDIS_SERVER, bind);
     },
   };
 }
@@ -108,6 +112,7 @@ export async function launch(
   port: number,
   extraArgs: string[] = [],
   binary = REDIS_SERVER,
+  bind: string[] = ['127.0.0.1'],
 ): Promise<RunningServer> {
   const logPath = join(dir, `redis-${port}.log`);
   const args = [
@@ -115,7 +120,9 @@ export async function launch(
     '--port',
     String(port),
     '--bind',
-    '127.0.0.1',
+    ...bind,
+    // Clients from a test's network namespace are not loopback: protected mode would refuse them.
+    ...(bind.length > 1 ? ['--protected-mode', 'no'] : []),
     '--save',
     '',
     '--appendonly',
