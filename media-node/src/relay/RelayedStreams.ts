@@ -109,8 +109,9 @@ interface Tracked {
   /** When the quiet upstream may be probed again, and the current interval. */
   nextProbeAt: number;
   probeIntervalMs: number;
-  /** A remake (rendition) asked of another node, in flight. */
+  /** A remake (rendition) asked of another node, in flight; and whether one failed already. */
   remaking?: Promise<void>;
+  remakeFailed?: boolean;
 }
 
 /**
@@ -454,9 +455,15 @@ export class RelayedStreams {
             .then(() => {
               tracked.recoveredAt = 0; // look again at once
             })
-            .catch((error: Error) =>
-              logger.warn({ stream: name, err: error }, 'cannot have the rendition made elsewhere; retrying'),
-            )
+            .catch((error: Error) => {
+              // Retried every RECOVER_RETRY_MS until the dead maker's claim expires: logged once.
+              const level = tracked.remakeFailed ? 'debug' : 'warn';
+              tracked.remakeFailed = true;
+              logger[level](
+                { stream: name, err: error },
+                'cannot have the rendition made elsewhere; retrying',
+              );
+            })
             .finally(() => {
               tracked.remaking = undefined;
             });
@@ -632,6 +639,7 @@ export class RelayedStreams {
       tracked.quietSince = undefined;
       const lostFor = tracked.upstreamLost && Date.now() - tracked.upstreamLost.at;
       tracked.upstreamLost = undefined;
+      tracked.remakeFailed = undefined;
       tracked.probeIntervalMs = this.#silenceMs;
       tracked.nextProbeAt = 0;
       metrics.upstreamSwitches.inc({ reason });
