@@ -1,8 +1,8 @@
 import type { Redis, RedisOptions } from 'ioredis';
-import { createRedis, failFastRedisOptions, type RedisScript, redactRedisUrl } from '../../contract/redis.js';
+import { createRedis, failFastRedisOptions, type RedisScript } from '../../contract/redis.js';
 import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
-import { ClusterRegistryError, describeRedisError, isTimeout } from './errors.js';
+import { ClusterRegistryError, describeRedisError, isTimeout, redactedAddress } from './errors.js';
 
 export type RegistryConnectionEvents = {
   /** Both connections are up and the subscription is active: time to register everything again. */
@@ -52,7 +52,7 @@ export class RegistryConnection extends TypedEmitter<RegistryConnectionEvents> {
     super();
     this.#options = options;
     this.#logger = options.logger;
-    this.#address = redactRedisUrl(options.redisUrl);
+    this.#address = redactedAddress(options.redisUrl);
     const connectionOptions: RedisOptions = {
       ...failFastRedisOptions(options.commandTimeoutMs),
       // Re-subscribed by hand on 'ready', so that readiness means "the subscription is active".

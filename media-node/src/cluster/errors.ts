@@ -1,3 +1,5 @@
+import { redactRedisUrl } from '../../contract/redis.js';
+
 /** A failed registry operation: what was attempted, on which key, and why (cause: the Redis error). */
 export class ClusterRegistryError extends Error {
   override name = 'ClusterRegistryError';
@@ -23,4 +25,18 @@ export function describeRedisError(error: unknown): string {
   if (isTimeout(error)) return 'Redis did not answer in time';
   if (message === 'Connection is closed.') return 'the connection to Redis is closed';
   return message;
+}
+
+/**
+ * Where the registry's Redis is, without credentials, for logs and errors: host:port of a server,
+ * or the Sentinel URL (redacted) of a Sentinel-managed primary.
+ */
+export function redactedAddress(redisUrl: string): string {
+  if (/^rediss?\+sentinel:/.test(redisUrl)) return redactRedisUrl(redisUrl);
+  try {
+    const url = new URL(redisUrl);
+    return `${url.hostname}:${url.port || '6379'}`;
+  } catch {
+    return 'redis';
+  }
 }
