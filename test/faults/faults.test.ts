@@ -142,3 +142,56 @@ describe('a Redis that hangs (SIGSTOP) for longer than the registry TTL', () => 
     for (const viewer of [onEdge1, onEdge2]) expect(viewer.pc.connectionState).toBe('connected');
   }, 60_000);
 });
+
+describe('a transcoder that hangs (SIGSTOP): it refuses nothing and answers nothing', () => {
+  const fixture = useTestCluster(
+    {
+      PROFILES: JSON.stringify([
+        { name: '180p', width: 320, height: 180, fps: 15, codec: 'VP8', bitrate: 200_000 },
+      ]),
+      TRANSCODE_LINGER_MS: '1000',
+    },
+    { id: 'origin', role: 'origin', region: 'a' },
+    { id: 'edge', role: 'edge', region: 'a' },
+    { id: 'transcoder-a', role: 'transcoder', region: 'a' },
+    { id: 'transcoder-b', role: 'transcoder', region: 'a' },
+  );
+  const { url } = fixture;
+  const making = async () => {
+    const found: string[] = [];
+    for (const id of ['transcoder-a', 'transcoder-b']) {
+      if ((await fixture.cluster.dump(id)).renditions.some((job) => job.name === 'frozen~180p'))
+        found.push(id);
+    }
+    return found;
+  };
+
+  it('has the rendition made by the other transcoder once its claim expires; the viewer keeps its session; one maker after', async () => {
+    const pub = fixture.publisher();
+    expect((await pub.publish(url('origin'), 'frozen')).status).toBe(201);
+    const v = fixture.viewer();
+    expect((await v.play(url('edge'), 'frozen', { query: '?profile=180p' })).status).toBe(201);
+    await v.waitForFrames(5, 20_000);
+    const [hung] = await making();
+    expect(hung).toBeDefined();
+    const other = hung === 'transcoder-a' ? 'transcoder-b' : 'transcoder-a';
+    const pid = fixture.cluster.node(hung!).process.child.pid!;
+
+    process.kill(pid, 'SIGSTOP');
+    try {
+      // Not provably dead (no refusal): its claim is waited out, then the other one makes it.
+      await v.waitForFrames(v.framesWithCode + 20, 20_000);
+      expect(v.pc.connectionState).toBe('connected');
+      expect((await fixture.cluster.dump('edge')).relayedStreams).toContainEqual(
+        expect.objectContaining({ name: 'frozen~180p', upstream: other }),
+      );
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Back, the hung one finds its claim taken and stops its job: one maker.
+    expect(
+      await eventually(async () => JSON.stringify(await making()) === JSON.stringify([other]), 15_000),
+    ).toBe(true);
+    await v.waitForFrames(v.framesWithCode + 10);
+  }, 90_000);
+});

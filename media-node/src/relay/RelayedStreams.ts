@@ -26,6 +26,8 @@ const PULSE_MS = 50;
 const RECOVER_RETRY_MS = 250;
 /** A relay request during recovery: a live source answers fast; the dead one must not hold us. */
 const RECOVER_OPEN_TIMEOUT_MS = 2000;
+/** A rendition whose claim is gone and that no transcoder could make this many times ends. */
+const MAX_REMAKE_FAILURES = 3;
 /** Nodes found dead are avoided for this long (their registry records expire within it). */
 const DEAD_NODE_MEMORY_MS = 10_000;
 
@@ -109,9 +111,9 @@ interface Tracked {
   /** When the quiet upstream may be probed again, and the current interval. */
   nextProbeAt: number;
   probeIntervalMs: number;
-  /** A remake (rendition) asked of another node, in flight; and whether one failed already. */
+  /** A remake (rendition) asked of another node, in flight; and how many failed. */
   remaking?: Promise<void>;
-  remakeFailed?: boolean;
+  remakeFailures?: number;
 }
 
 /**
@@ -433,41 +435,36 @@ export class RelayedStreams {
     if (tracked.relinking) return tracked.relinking;
     tracked.recoveredAt = performance.now();
     return this.#exclusive(tracked, async () => {
-      const { directory, logger } = this.#options;
+      const { directory } = this.#options;
       let record: LiveStreamRecord | undefined;
       try {
         record = await directory.lookupStream(name);
       } catch {
         record = tracked.record; // registry down: the source we know of may still be alive
       }
+      const rendition = Boolean(this.#options.remake) && isRendition(name);
       if (!record) {
-        // Nobody holds the name any more and our source is gone: the publish ended.
-        this.#sourceLost(name, tracked, 'publish no longer registered');
+        // Nobody holds the name any more and our source is gone. A rendition is asked of a
+        // transcoder again (its maker died; the claim expired); a publish ended.
+        if (rendition && (tracked.remakeFailures ?? 0) < MAX_REMAKE_FAILURES) {
+          this.#remake(name, tracked, tracked.upstreamLost?.nodeId ?? tracked.record.nodeId);
+          return;
+        }
+        const { sourceLossGraceMs } = this.#options;
+        if (tracked.sourceLostAt !== undefined && Date.now() - tracked.sourceLostAt >= sourceLossGraceMs) {
+          tracked.relayed.close('source-lost: publish did not come back');
+        } else {
+          this.#sourceLost(name, tracked, 'publish no longer registered');
+        }
         return;
       }
-      if (this.#isDead(record.nodeId)) {
-        // The claim still names the dead node. A rendition is made elsewhere; a publish waits for
-        // its publisher to move (a claim taken over) or for the claim to expire (then it ends).
-        const { remake } = this.#options;
-        if (remake && isRendition(name) && !tracked.remaking) {
-          const deadNodeId = record.nodeId;
-          tracked.remaking = remake(name, deadNodeId)
-            .then(() => {
-              tracked.recoveredAt = 0; // look again at once
-            })
-            .catch((error: Error) => {
-              // Retried every RECOVER_RETRY_MS until the dead maker's claim expires: logged once.
-              const level = tracked.remakeFailed ? 'debug' : 'warn';
-              tracked.remakeFailed = true;
-              logger[level](
-                { stream: name, err: error },
-                'cannot have the rendition made elsewhere; retrying',
-              );
-            })
-            .finally(() => {
-              tracked.remaking = undefined;
-            });
-        }
+      const dead = this.#isDead(record.nodeId) ? this.#deadNodes.get(record.nodeId) : undefined;
+      if (dead && (dead.refused || rendition)) {
+        // The claim still names a node that is gone (it refused us; a rendition's maker that does
+        // not answer). A rendition is made elsewhere; a publish waits for its publisher to move
+        // (a claim taken over) or for the claim to expire (then it ends). A source that only did
+        // not answer in time may be alive but slow: it is tried again like any other.
+        if (rendition) this.#remake(name, tracked, record.nodeId);
         return;
       }
       if (record.claimId === tracked.relayed.claimId) {
@@ -480,6 +477,28 @@ export class RelayedStreams {
         await this.#moveTo(name, tracked, record, 'republished', RECOVER_OPEN_TIMEOUT_MS);
       }
     });
+  }
+
+  /**
+   * Asks (once at a time) for the rendition `name` to be made by another transcoder than
+   * `deadNodeId`, which takes the claim over (or finds it free), then looks again at once.
+   * Failures are logged once; a rendition whose claim is gone ends after a few (see #recover).
+   */
+  #remake(name: string, tracked: Tracked, deadNodeId: string): void {
+    const { remake, logger } = this.#options;
+    if (!remake || tracked.remaking) return;
+    tracked.remaking = remake(name, deadNodeId)
+      .then(() => {
+        tracked.recoveredAt = 0; // look again at once
+      })
+      .catch((error: Error) => {
+        tracked.remakeFailures = (tracked.remakeFailures ?? 0) + 1;
+        const level = tracked.remakeFailures === 1 ? 'warn' : 'debug';
+        logger[level]({ stream: name, err: error }, 'cannot have the rendition made elsewhere; retrying');
+      })
+      .finally(() => {
+        tracked.remaking = undefined;
+      });
   }
 
   /**
@@ -534,14 +553,15 @@ export class RelayedStreams {
 
   async #check(name: string, tracked: Tracked): Promise<void> {
     const { directory, self, sourceLossGraceMs } = this.#options;
-    if (tracked.relinking || tracked.relayed.closed) return;
+    // A lost upstream is the failover path's (#recover), which also ends the stream if need be.
+    if (tracked.relinking || tracked.relayed.closed || tracked.upstreamLost) return;
     const { relayed } = tracked;
     // Media still arriving means the source lives, whatever the registry says right now (Redis
     // restarted empty and the origin has not re-registered yet, a lease between refreshes).
     // Sampled before the lookup, so that checks failing while Redis is down keep the baseline.
     const flowing = await this.#mediaFlowing(tracked);
     const record = await directory.lookupStream(name);
-    if (tracked.relinking || relayed.closed) return; // the failover path got there meanwhile
+    if (tracked.relinking || relayed.closed || tracked.upstreamLost) return; // the failover path got there meanwhile
     if (!record && flowing) return;
     if (!record) {
       if (tracked.sourceLostAt !== undefined && Date.now() - tracked.sourceLostAt >= sourceLossGraceMs) {
@@ -639,7 +659,7 @@ export class RelayedStreams {
       tracked.quietSince = undefined;
       const lostFor = tracked.upstreamLost && Date.now() - tracked.upstreamLost.at;
       tracked.upstreamLost = undefined;
-      tracked.remakeFailed = undefined;
+      tracked.remakeFailures = undefined;
       tracked.probeIntervalMs = this.#silenceMs;
       tracked.nextProbeAt = 0;
       metrics.upstreamSwitches.inc({ reason });
