@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AclBenchResult } from './acl.js';
 import type { CascadeResult } from './cascade.js';
+import type { FailoverResult, FailoverScenario } from './failover.js';
 import type { FanoutResult } from './fanout.js';
 import type { K8sBenchResult } from './k8s.js';
 import type { LatencyResult } from './latency.js';
@@ -42,6 +43,7 @@ type Sources = {
   acl?: Source<AclBenchResult>;
   transcode?: Source<TranscodeBenchResult>;
   operator?: Source<OperatorBenchResult>;
+  failover?: Source<FailoverResult>;
   k8s?: Source<K8sBenchResult>;
 };
 
@@ -140,6 +142,14 @@ const BLOCKS: Record<string, Block> = {
           `${setting.setting} ${JSON.stringify(setting.value)}, default ${JSON.stringify(setting.default)}`,
       );
     return `(${cite(operator)}${nonDefault.length > 0 ? `; non-default operator settings: ${nonDefault.join('; ')}` : ''}): apply → admitted ${summary(o.applyToEnforcedMs)} (the kubectl process included); ${o.throughput.objects} StreamACLs → all \`Synced\` in ${seconds(o.throughput.totalMs)} (${o.throughput.objectsPerSecond}/s; per object ${summary(o.throughput.perObjectMs)}, mostly queueing)`;
+  },
+
+  failover: ({ failover }) => {
+    if (!failover) return undefined;
+    const f = failover.result;
+    const freeze = (s: FailoverScenario) =>
+      `${s.freezeMs.n > 0 ? summary(s.freezeMs) : 'no freeze measured'}${s.dropped > 0 ? `, viewers dropped in ${s.dropped} of ${s.trials.length} trials` : ''}`;
+    return `(${cite(failover)}; ${f.settings.width}×${f.settings.height}@${f.settings.fps}, a libwebrtc viewer on another node, last frame before → first frame after): relay edge killed ${freeze(f.relayEdgeKilled)}; transcoder killed (${f.settings.rendition}) ${freeze(f.transcoderKilled)}; publisher moved to another origin ${freeze(f.publisherMoved)}`;
   },
 
   'k8s-streamacl': ({ k8s }) => {

@@ -1,5 +1,7 @@
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
+import type { FailoverScenario } from './failover.js';
+import { runFailoverBench } from './failover.js';
 import { runFanoutBench } from './fanout.js';
 import { runK8sBench } from './k8s.js';
 import { runLatencyBench } from './latency.js';
@@ -13,7 +15,7 @@ import { runTranscodeBench } from './transcode.js';
  * one file, bench/results/<UTC start>.json, with the commit, the machine, its load and the
  * settings next to every scenario's results (bench/README.md). Knobs:
  *
- *   BENCH_ONLY         comma list of latency,fanout,cascade,acl,transcode,operator,k8s (default all)
+ *   BENCH_ONLY         comma list of latency,fanout,cascade,acl,transcode,operator,failover,k8s (default all)
  *   BENCH_SECONDS      measuring time (default 20): per path for latency and cascade (split over
  *                      the rounds), per window for fanout, of the admission run for acl, …
  *   BENCH_ROUNDS       alternating direct / via-node rounds of latency and cascade (default 8)
@@ -22,6 +24,8 @@ import { runTranscodeBench } from './transcode.js';
  *   BENCH_ACL_VIEWERS  real viewers cut per revocation trial (default 16), BENCH_ACL_TRIALS (default 20)
  *   BENCH_ACLS         StreamACLs of the operator's throughput run (default 1000)
  *   BENCH_OPERATOR_WORKERS  the operator's workers per controller (default 4; the operator's own is 2)
+ *   BENCH_FAILOVER_TRIALS  failures per failover scenario (default 5); BENCH_FAILOVER picks them
+ *                      (comma list of relay,transcoder,publisher; default all)
  *   BENCH_K8S_VIEWERS  viewers of the pod usage run on the local cluster (default 50)
  *
  * `k8s` needs root and Docker (it builds what is missing and brings the local cluster up).
@@ -31,7 +35,7 @@ const seconds = knob('BENCH_SECONDS', 20);
 const joins = knob('BENCH_JOINS', 10);
 const rounds = knob('BENCH_ROUNDS', 8);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator,k8s')
+  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator,failover,k8s')
     .split(',')
     .map((name) => name.trim()),
 );
@@ -49,6 +53,7 @@ const settings = {
     objects: knob('BENCH_ACLS', 1000),
     workers: knob('BENCH_OPERATOR_WORKERS', 4),
   },
+  failover: { trials: knob('BENCH_FAILOVER_TRIALS', 5) },
   k8s: { aclTrials: Math.min(joins, 5), viewers: knob('BENCH_K8S_VIEWERS', 50) },
 };
 const run = new BenchRun(settings);
@@ -174,6 +179,18 @@ if (only.has('operator')) {
     `  ${operator.throughput.objects} StreamACLs → all Synced in ${operator.throughput.totalMs} ms (${operator.throughput.objectsPerSecond}/s, ${operator.settings.operator.workers} workers); per object ${fmt(operator.throughput.perObjectMs)}`,
   );
   write('operator', operator);
+}
+if (only.has('failover')) {
+  const failover = await runFailoverBench(settings.failover);
+  const line = (s: FailoverScenario) =>
+    `${s.freezeMs.n > 0 ? `freeze ${fmt(s.freezeMs)}` : 'no freeze measured'}; viewers dropped ${s.dropped}/${s.trials.length}`;
+  console.log(
+    '\nFailover freeze at a libwebrtc viewer on another node (last frame before → first after), 640x360@30 VP8',
+  );
+  console.log(`  relay edge killed            : ${line(failover.relayEdgeKilled)}`);
+  console.log(`  transcoder killed (${failover.settings.rendition}): ${line(failover.transcoderKilled)}`);
+  console.log(`  publisher moved to an origin : ${line(failover.publisherMoved)}`);
+  write('failover', failover);
 }
 if (only.has('k8s')) {
   const k8s = await runK8sBench(settings.k8s);

@@ -5,7 +5,7 @@
 #   scripts/setup.sh            everything (runtime + tests + benchmarks)
 #   scripts/setup.sh --runtime  what `npm start` needs: npm packages + the mediasoup worker
 #   scripts/setup.sh --test     runtime + test tools (Chromium for the browser end-to-end test,
-#                               redis-server for the cluster registry tests)
+#                               redis-server and redis-sentinel for the registry and HA tests)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,8 +36,9 @@ APT_PACKAGES=()
 if [ "$MODE" != "--runtime" ]; then
   # Chromium drives the demo page end-to-end test; fonts make its screenshots legible.
   APT_PACKAGES+=(chromium fonts-dejavu-core)
-  # The cluster registry tests start their own redis-server (temp dir, free loopback port).
-  APT_PACKAGES+=(redis-server)
+  # The cluster registry tests start their own redis-server (temp dir, free loopback port), and
+  # the high-availability tests their own redis-sentinel processes.
+  APT_PACKAGES+=(redis-server redis-sentinel)
   # Transcoder nodes spawn FFmpeg (renditions); their tests use the real one.
   APT_PACKAGES+=(ffmpeg)
 fi
@@ -52,15 +53,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The package starts a system Redis on port 6379 (where services may start at all); the tests
-  # run their own servers, so one installed just now is stopped again. An existing one is left alone.
-  if [[ " ${missing[*]} " == *" redis-server "* ]]; then
-    if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
-      $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || log "warning: could not stop the redis-server service"
-    elif command -v service >/dev/null && service redis-server status >/dev/null 2>&1; then
-      $SUDO service redis-server stop >/dev/null 2>&1 || log "warning: could not stop the redis-server service"
+  # The packages start a system Redis on port 6379 and a Sentinel on 26379 (where services may
+  # start at all); the tests run their own, so one installed just now is stopped again. An
+  # existing one is left alone.
+  for service in redis-server redis-sentinel; do
+    [[ " ${missing[*]} " == *" $service "* ]] || continue
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+      $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || log "warning: could not stop the $service service"
+    elif command -v service >/dev/null && service "$service" status >/dev/null 2>&1; then
+      $SUDO service "$service" stop >/dev/null 2>&1 || log "warning: could not stop the $service service"
     fi
-  fi
+  done
 fi
 
 # --- npm packages ----------------------------------------------------------------------------

@@ -1,6 +1,13 @@
 import { RtccdnError } from '../contract/errors.js';
-import { InternalCallError, InternalClient, RENDITIONS_PATH } from '../contract/internal-api.js';
-import type { NodeLoad } from '../contract/redis.js';
+import {
+  CLAIMS_PATH,
+  ClaimStatusSchema,
+  InternalCallError,
+  InternalClient,
+  RENDITIONS_PATH,
+} from '../contract/internal-api.js';
+import { RENDITION_SEPARATOR } from '../contract/names.js';
+import type { NodeLoad, StreamRecord } from '../contract/redis.js';
 import { TypedEmitter } from '../contract/runtime.js';
 import { ClusterRegistry } from './cluster/ClusterRegistry.js';
 import type { ClusterConfig, Role } from './config.js';
@@ -15,6 +22,9 @@ import { RelayServer } from './relay/RelayServer.js';
 import type { StreamLookup, StreamResolver } from './streams/LocalStreams.js';
 import type { StreamClaims } from './streams/StreamClaims.js';
 import { renditionName } from './transcode/profiles.js';
+
+/** A live node answers a probe in milliseconds; one that takes longer is not judged dead by it. */
+const HOLDER_PROBE_TIMEOUT_MS = 500;
 
 export interface ClusterMemberOptions {
   config: ClusterConfig;
@@ -84,6 +94,7 @@ export class ClusterMember
         lingerMs: config.relayLingerMs,
         sourceLossGraceMs: config.sourceLossGraceMs,
         fanoutLingerMs: options.fanoutLingerMs,
+        remake: (name, deadNodeId) => this.#remake(name, deadNodeId),
         metrics,
         logger,
       });
@@ -102,6 +113,9 @@ export class ClusterMember
     this.registry.on('streamdown', (message) =>
       this.relayedStreams?.onStreamDown(message.stream, message.claimId, message.reason),
     );
+    this.registry.on('streamup', (message) =>
+      this.relayedStreams?.onStreamUp(message.stream, message.claimId, message.replaces),
+    );
     this.registry.on('leaselost', (lost) => {
       if (lost.kind !== 'stream') return;
       logger.error({ stream: lost.name }, 'another origin now holds this stream; ending the local publish');
@@ -114,19 +128,19 @@ export class ClusterMember
   }
 
   /**
-   * Claims `name` CDN-wide for a publish on this node. Throws STREAM_CLAIMED naming the holder
-   * when another origin has it, REGISTRY_UNAVAILABLE when the registry cannot be reached (never
-   * publish unclaimed: two origins would serve one name).
+   * Claims `name` CDN-wide for a publish (or a rendition) on this node. A holder that is gone —
+   * its internal API refuses the connection, or it answers that it holds no such claim (a
+   * restarted process) — is taken over at once instead of after its TTL: that is how a publisher
+   * moves to another origin (and a rendition to another transcoder) within a second of its node
+   * dying. A holder that does not answer in time may be alive behind a partition: its claim is
+   * waited out. Throws STREAM_CLAIMED naming the holder when another node has it,
+   * REGISTRY_UNAVAILABLE when the registry cannot be reached (never publish unclaimed: two
+   * origins would serve one name).
    */
   async claim(name: string, kinds: ('audio' | 'video')[]): Promise<void> {
-    let result: Awaited<ReturnType<ClusterRegistry['claimStream']>>;
-    try {
-      result = await this.registry.claimStream({ name, kinds });
-    } catch (error) {
-      this.#options.logger.error({ stream: name, err: error }, 'cannot claim stream in the registry');
-      throw new RtccdnError('REGISTRY_UNAVAILABLE', 'the CDN registry is unavailable; try again', {
-        retryAfterMs: 2000,
-      });
+    let result = await this.#claim(name, kinds);
+    if (!result.claimed && (await this.#holderGone(result.holder))) {
+      result = await this.#claim(name, kinds, result.holder.claimId);
     }
     if (!result.claimed) {
       throw new RtccdnError(
@@ -134,6 +148,51 @@ export class ClusterMember
         `stream "${name}" is already being published on ${result.holder.nodeId}`,
         { data: { stream: name, holder: result.holder.nodeId } },
       );
+    }
+  }
+
+  async #claim(name: string, kinds: ('audio' | 'video')[], replaces?: string) {
+    try {
+      return await this.registry.claimStream({ name, kinds }, replaces ? { replaces } : {});
+    } catch (error) {
+      this.#options.logger.error({ stream: name, err: error }, 'cannot claim stream in the registry');
+      throw new RtccdnError('REGISTRY_UNAVAILABLE', 'the CDN registry is unavailable; try again', {
+        retryAfterMs: 2000,
+      });
+    }
+  }
+
+  /** Whether the node holding `holder` is gone (so its claim may be taken over now). */
+  async #holderGone(holder: StreamRecord): Promise<boolean> {
+    const { logger, config } = this.#options;
+    if (holder.nodeId === config.nodeId) {
+      // Our own id but not our claim: left by an earlier run of this node.
+      return this.registry.heldStream(holder.name)?.claimId !== holder.claimId;
+    }
+    try {
+      const answer = await this.#client.request(
+        'GET',
+        holder,
+        `${CLAIMS_PATH}/${encodeURIComponent(holder.name)}`,
+        undefined,
+        { timeoutMs: HOLDER_PROBE_TIMEOUT_MS },
+      );
+      // Alive and holding a claim on the name: never taken over, whichever claim its answer names.
+      if (!ClaimStatusSchema.safeParse(answer).success) {
+        logger.warn({ stream: holder.name, holder: holder.nodeId }, 'invalid claim status from the holder');
+      }
+      return false;
+    } catch (error) {
+      const gone =
+        error instanceof InternalCallError &&
+        (error.unreachable === 'refused' || error.code === 'STREAM_NOT_LIVE');
+      logger.info(
+        { stream: holder.name, holder: holder.nodeId, reason: (error as Error).message, gone },
+        gone
+          ? 'the holder of the stream is gone; taking its claim over'
+          : 'the holder of the stream may be alive',
+      );
+      return gone;
     }
   }
 
@@ -198,11 +257,25 @@ export class ClusterMember
     }
   }
 
-  async #startRendition(source: string, profile: string, name: string): Promise<void> {
+  /**
+   * The node making `name` died (RelayedStreams found it dead): a rendition is asked of another
+   * transcoder (which takes the dead one's claim over); a published stream only its publisher can
+   * bring back.
+   */
+  async #remake(name: string, deadNodeId: string): Promise<void> {
+    const at = name.lastIndexOf(RENDITION_SEPARATOR);
+    if (at <= 0) return;
+    await this.#startRendition(name.slice(0, at), name.slice(at + 1), name, deadNodeId);
+  }
+
+  async #startRendition(source: string, profile: string, name: string, excluded?: string): Promise<void> {
     const { config, logger } = this.#options;
     const candidates = (await this.registry.listNodes({ role: 'transcoder' }).catch(() => []))
       .filter(
-        (node) => !node.draining && (node.region === config.region || this.#options.transcodeOtherRegions),
+        (node) =>
+          node.id !== excluded &&
+          !node.draining &&
+          (node.region === config.region || this.#options.transcodeOtherRegions),
       )
       // Own region first, then the least loaded.
       .sort(

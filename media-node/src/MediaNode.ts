@@ -22,6 +22,8 @@ export interface NodeDump {
   relayedStreams: {
     name: string;
     upstream: string | undefined;
+    /** The relay's id at its upstream (GET/DELETE /internal/v1/relays/{id} there). */
+    relayId: string | undefined;
     references: number;
     packets: Record<string, { forwarded: number; dropped: number }>;
   }[];
@@ -223,6 +225,7 @@ export class MediaNode {
         this.cluster?.relayedStreams?.streams.map((relayed) => ({
           name: relayed.name,
           upstream: relayed.link?.source.nodeId,
+          relayId: relayed.link?.relayId,
           references: relayed.stream.references,
           packets: relayed.counters,
         })) ?? [],

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
 import { dnsLabel } from '../contract/names.js';
+import { parseRedisUrl } from '../contract/redis.js';
 import {
   booleanFlag,
   ConfigError,
@@ -55,7 +56,13 @@ export const EnvSchema = z
     REDIS_URL: optionalNonEmpty.pipe(
       z
         .string()
-        .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+        .superRefine((url, context) => {
+          try {
+            parseRedisUrl(url);
+          } catch (error) {
+            context.addIssue({ code: 'custom', message: (error as Error).message });
+          }
+        })
         .optional(),
     ),
     REDIS_PREFIX: z

@@ -10,6 +10,10 @@ export interface ClusterNodeSpec {
   role: 'origin' | 'edge' | 'transcoder' | 'all';
   region: string;
   env?: Record<string, string>;
+  /** The address the node listens on and announces (default 127.0.0.1). */
+  address?: string;
+  /** A command the node runs under, e.g. ['ip', 'netns', 'exec', 'ns1']. */
+  wrap?: string[];
 }
 
 export interface ClusterNode {
@@ -66,9 +70,9 @@ export class TestCluster {
         CLUSTER_SECRET: this.#secret,
         PORT: String(port),
         INTERNAL_PORT: String(internalPort),
-        HOST: '127.0.0.1',
-        RTC_LISTEN_IP: '127.0.0.1',
-        INTERNAL_ADDRESS: '127.0.0.1',
+        HOST: spec.address ?? '127.0.0.1',
+        RTC_LISTEN_IP: spec.address ?? '127.0.0.1',
+        INTERNAL_ADDRESS: spec.address ?? '127.0.0.1',
         RTC_PORT: String(rtcPort),
         PIPE_PORT_RANGE: `${pipeStart}-${pipeStart + 39}`,
         WORKERS: '1',
@@ -76,12 +80,13 @@ export class TestCluster {
         ...spec.env,
       },
       spec.id,
+      spec.wrap ? { wrap: spec.wrap } : {},
     );
     const node: ClusterNode = {
       spec,
       process,
       baseUrl: process.baseUrl,
-      internalUrl: `http://127.0.0.1:${internalPort}`,
+      internalUrl: process.internalUrl,
     };
     this.nodes.set(spec.id, node);
     return node;

@@ -24,7 +24,11 @@ export interface NodeProcess {
 export async function spawnNode(
   env: Record<string, string>,
   logName?: string,
-  options: { captureLogs?: boolean } = {},
+  options: {
+    captureLogs?: boolean;
+    /** A command the node runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (a node in a netns). */
+    wrap?: string[];
+  } = {},
 ): Promise<NodeProcess> {
   const port = env.PORT ?? '18080';
   const internalPort = env.INTERNAL_PORT ?? String((await freeTcpPorts(1))[0]);
@@ -35,10 +39,13 @@ export async function spawnNode(
       ? openSync(`${logDir}/${logName ?? `node-${port}`}.log`, 'a')
       : 'ignore';
   // With setpriv, the node dies with the test process even if the test never stops it.
-  const [file, args] = SETPRIV
-    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', process.execPath, '--import', 'tsx', MAIN]]
-    : [process.execPath, ['--import', 'tsx', MAIN]];
-  const child = spawn(file, args, {
+  const [command, ...commandArgs] = [
+    ...(options.wrap ?? []),
+    ...(SETPRIV
+      ? [SETPRIV, '--pdeathsig', 'KILL', '--', process.execPath, '--import', 'tsx', MAIN]
+      : [process.execPath, '--import', 'tsx', MAIN]),
+  ] as [string, ...string[]];
+  const child = spawn(command, commandArgs, {
     env: {
       ...process.env,
       LOG_LEVEL: options.captureLogs ? 'info' : logDir ? 'debug' : 'warn',
@@ -73,7 +80,9 @@ export async function spawnNode(
       }
     });
   }
-  const baseUrl = `http://127.0.0.1:${port}`;
+  // Where the node listens (HOST), unless that is every address.
+  const host = env.HOST && env.HOST !== '0.0.0.0' ? env.HOST : '127.0.0.1';
+  const baseUrl = `http://${host}:${port}`;
   // A liveness bound: a node that is not ready by then is not coming (a loaded CI box is slow).
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -97,7 +106,7 @@ export async function spawnNode(
   return {
     baseUrl,
     logs,
-    internalUrl: `http://127.0.0.1:${internalPort}`,
+    internalUrl: `http://${host}:${internalPort}`,
     child,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;

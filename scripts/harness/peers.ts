@@ -171,7 +171,17 @@ export class TestPublisher {
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
   }
 
-  #startFrames(): void {
+  /** Stops feeding video frames (the encoder then sends nothing): a publisher gone quiet. */
+  pauseFrames(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  resumeFrames(): void {
+    if (!this.#timer) this.#pumpFrames();
+  }
+
+  #pumpFrames(): void {
     const { width, height } = this;
     const data = new Uint8ClampedArray(width * height * 1.5);
     data.fill(128, width * height); // neutral chroma
@@ -180,6 +190,10 @@ export class TestPublisher {
       this.source.onFrame({ width, height, data });
       this.framesSent++;
     }, 1000 / this.fps);
+  }
+
+  #startFrames(): void {
+    this.#pumpFrames();
     if (this.audioSource) {
       // 10 ms of a 440 Hz tone per tick, 48 kHz mono.
       const samples = new Int16Array(480);
@@ -230,6 +244,8 @@ export class TestViewer {
   framesWithCode = 0;
   lastFrameSize: { width: number; height: number } | undefined;
   readonly latencies: number[] = [];
+  /** Wall-clock time (ms) of every decoded frame: freezes are the gaps (failover benchmark). */
+  readonly frameTimes: number[] = [];
   firstFrameAt: number | undefined;
   /**
    * When the last frame was decoded: once the server cuts the session, media stops at once while
@@ -288,6 +304,7 @@ export class TestViewer {
 
   #onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void {
     this.framesDecoded++;
+    this.frameTimes.push(Date.now());
     this.firstFrameAt ??= Date.now();
     this.lastFrameAt = Date.now();
     this.lastFrameSize = { width: frame.width, height: frame.height };

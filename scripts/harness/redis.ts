@@ -32,8 +32,12 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-/** Starts redis-server on a free 127.0.0.1 port and waits until it answers PING. */
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * Starts redis-server on a free port of 127.0.0.1 (and of `options.bind`, more addresses
+ * separated by spaces) and waits until it answers PING.
+ */
+export async function startRedisServer(options: { bind?: string } = {}): Promise<RedisServer> {
+  const bind = ['127.0.0.1', ...(options.bind ? options.bind.split(' ') : [])];
   if (!existsSync(REDIS_SERVER)) {
     throw new Error(
       `${REDIS_SERVER} not found: run scripts/setup.sh --test (installs Debian's redis-server)`,
@@ -47,7 +51,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     for (let attempt = 1; !running; attempt++) {
       port = await freeTcpPort();
       try {
-        running = await launch(dir, port);
+        running = await launch(dir, port, [], REDIS_SERVER, bind);
       } catch (error) {
         if (!(error instanceof PortInUseError) || attempt >= 5) throw error;
       }
@@ -87,25 +91,38 @@ export async function startRedisServer(): Promise<RedisServer> {
       await current?.terminate('SIGKILL');
       current = undefined;
       // The port is ours again at once (no TIME_WAIT on a listening socket), unless someone took it.
-      current = await launch(dir, port);
+      current = await launch(dir, port, [], REDIS_SERVER, bind);
     },
   };
 }
 
-class PortInUseError extends Error {}
+export class PortInUseError extends Error {}
 
-interface RunningServer {
+export interface RunningServer {
   child: ChildProcess;
   terminate(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
 
-async function launch(dir: string, port: number): Promise<RunningServer> {
+/**
+ * Starts redis-server (or, with `binary`, redis-sentinel and a config file first in `extraArgs`)
+ * on `port` and waits until it answers PING. PortInUseError if the port was taken meanwhile.
+ */
+export async function launch(
+  dir: string,
+  port: number,
+  extraArgs: string[] = [],
+  binary = REDIS_SERVER,
+  bind: string[] = ['127.0.0.1'],
+): Promise<RunningServer> {
   const logPath = join(dir, `redis-${port}.log`);
   const args = [
+    ...extraArgs,
     '--port',
     String(port),
     '--bind',
-    '127.0.0.1',
+    ...bind,
+    // Clients from a test's network namespace are not loopback: protected mode would refuse them.
+    ...(bind.length > 1 ? ['--protected-mode', 'no'] : []),
     '--save',
     '',
     '--appendonly',
@@ -117,9 +134,7 @@ async function launch(dir: string, port: number): Promise<RunningServer> {
     '--daemonize',
     'no',
   ];
-  const [file, argv] = SETPRIV
-    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', REDIS_SERVER, ...args]]
-    : [REDIS_SERVER, args];
+  const [file, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, args];
   const child = spawn(file, argv, { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => resolve());

@@ -139,6 +139,35 @@ describe('ACL store and cache (real redis-server)', () => {
     expect(await eventually(() => edge.version === 2, 3000)).toBe(true);
   });
 
+  it('follows the store when a failover takes it back and hands the same version numbers to other writes', async () => {
+    const writer = await store('t-back:');
+    const edge = await cache('t-back:');
+    const direct = new Redis(redis.url);
+    closers.push(() => void direct.disconnect());
+    const ids = (pattern: string) => edge.governing(pattern)?.keys.map((stored) => stored.id);
+    await writer.update('a', () => [key('k1')]);
+    expect(await eventually(() => edge.version === 1, 3000)).toBe(true);
+    // What a replica has when it is promoted before the next write reached it.
+    const aclKeys = await direct.keys('t-back:acl:*');
+    const dumps = await Promise.all(
+      aclKeys.map(async (name) => [name, await direct.dumpBuffer(name)] as const),
+    );
+
+    await writer.update('a', () => [key('k2')]); // version 2, lost in the failover
+    expect(await eventually(() => ids('a')?.[0] === 'k2', 3000)).toBe(true);
+    await direct.del(...(await direct.keys('t-back:acl:*')));
+    for (const [name, dump] of dumps) if (dump) await direct.restore(name, 0, dump);
+
+    // The next write gets version 2 again, with other contents: the edge must not take it for
+    // the version 2 it has, nor keep the lost write.
+    await writer.update('b', () => [key('k3')]);
+    expect(await eventually(() => ids('a')?.[0] === 'k1' && ids('b')?.[0] === 'k3', 5000)).toBe(true);
+    expect(edge.version).toBe(2);
+    // Later writes apply on top, one by one.
+    await writer.update('a', () => [key('k4')]);
+    expect(await eventually(() => ids('a')?.[0] === 'k4' && edge.version === 3, 3000)).toBe(true);
+  });
+
   it('locks what it protected when the store loses its data, until the ACL is written again or deleted', async () => {
     const writer = await store('t4:');
     const edge = await cache('t4:');

@@ -451,6 +451,51 @@ describe('ClusterRegistry', () => {
     expect(await survivor.lookupStream('phoenix')).toMatchObject({ nodeId: 'survivor' });
   });
 
+  it('takes over only the named claim of a holder found dead, announcing which claim it replaces', async () => {
+    const prefix = freshPrefix();
+    const dead = await openReady(server, prefix, identity('dead'));
+    const heir = await openReady(server, prefix, identity('heir'));
+    const held = await dead.claimStream({ name: 'moving', kinds: ['video'] });
+    if (!held.claimed) throw new Error('the first origin should have claimed the stream');
+
+    // Another claim id than the holder's: refused, the holder is returned and stays.
+    expect(
+      await heir.claimStream({ name: 'moving', kinds: ['video'] }, { replaces: 'not-the-holder' }),
+    ).toEqual({
+      claimed: false,
+      holder: held.record,
+    });
+    const up = nextEvent(heir, 'streamup');
+    const taken = await heir.claimStream({ name: 'moving', kinds: ['video'] }, { replaces: held.claimId });
+    expect(taken).toMatchObject({ claimed: true, record: { nodeId: 'heir', replaces: held.claimId } });
+    expect(await up).toEqual([
+      expect.objectContaining({
+        type: 'stream-up',
+        stream: 'moving',
+        nodeId: 'heir',
+        replaces: held.claimId,
+      }),
+    ]);
+    expect(await heir.lookupStream('moving')).toMatchObject({ nodeId: 'heir', replaces: held.claimId });
+    // The old holder (had it been alive after all) finds its claim lost and stops refreshing it.
+    const lost = nextEvent(dead, 'leaselost');
+    await dead.heartbeatNow();
+    expect(await lost).toEqual([expect.objectContaining({ kind: 'stream', name: 'moving' })]);
+
+    // Relay leases likewise.
+    const edgeA = await openReady(server, prefix, identity('edge-a', { role: 'edge' }));
+    const edgeB = await openReady(server, prefix, identity('edge-b', { role: 'edge' }));
+    const lease = await edgeA.claimRelay('eu-west-1', 'moving');
+    if (!lease.acquired) throw new Error('edge A should have the lease');
+    expect(await edgeB.claimRelay('eu-west-1', 'moving', { replaces: 'other' })).toMatchObject({
+      acquired: false,
+    });
+    expect(await edgeB.claimRelay('eu-west-1', 'moving', { replaces: lease.claimId })).toMatchObject({
+      acquired: true,
+      record: { nodeId: 'edge-b' },
+    });
+  });
+
   it('reports a stream claim taken over by another origin, and stops refreshing it', async () => {
     const prefix = freshPrefix();
     const keys = new ClusterKeys(prefix);

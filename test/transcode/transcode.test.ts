@@ -152,7 +152,7 @@ describe('transcoder nodes (real FFmpeg)', () => {
     ).toBe(true);
   }, 40_000);
 
-  it('starts a rendition elsewhere when its transcoder dies', async () => {
+  it('moves a rendition to another transcoder when its transcoder dies; its viewers keep their sessions', async () => {
     await fixture.cluster.add({ id: 'transcoder-2', role: 'transcoder', region: 'a' });
     const pub = publisher();
     expect((await pub.publish(url('origin'), 'moving')).status).toBe(201);
@@ -168,14 +168,18 @@ describe('transcoder nodes (real FFmpeg)', () => {
     const [dead] = holders as [string];
     const survivor = dead === 'transcoder' ? 'transcoder-2' : 'transcoder';
     fixture.cluster.kill(dead);
-    // The rendition's claim expires; the edge ends its viewers (source gone) within seconds.
-    expect(await eventually(async () => (await fixture.cluster.dump('edge-1')).sessions === 0, 10_000)).toBe(
-      true,
+    // The edge finds the rendition's maker dead, has the survivor take it over (its claim, before
+    // the dead one's TTL) and relinks: the viewer decodes frames again on the same session.
+    const framesAtKill = first.framesWithCode;
+    await first.waitForFrames(framesAtKill + 30, 20_000);
+    expect(first.pc.connectionState).toBe('connected');
+    expect((await fixture.cluster.dump('edge-1')).relayedStreams).toContainEqual(
+      expect.objectContaining({ name: 'moving~180p', upstream: survivor }),
     );
+    expect((await fixture.cluster.dump(survivor)).renditions.map((job) => job.name)).toContain('moving~180p');
     const second = viewer();
     expect((await second.play(url('edge-1'), 'moving', { query: '?profile=180p' })).status).toBe(201);
     await second.waitForFrames(5, 20_000);
-    expect((await fixture.cluster.dump(survivor)).renditions.map((job) => job.name)).toContain('moving~180p');
     await pub.unpublish(url('origin'));
   }, 60_000);
 });

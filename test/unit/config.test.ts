@@ -91,6 +91,15 @@ describe('loadConfig', () => {
       /^invalid configuration: CLUSTER_SECRET must be at least 16 characters/,
     ],
     [{ REDIS_URL: 'http://r:6379' }, /^invalid configuration: REDIS_URL must be a redis:\/\//],
+    [
+      { REDIS_URL: 'redis+sentinel://s1:26379' },
+      /^invalid configuration: REDIS_URL must be redis\+sentinel:\/\//,
+    ],
+    [
+      { REDIS_URL: 'redis+sentinel://:p4ss@s1/m?sentinelPasword=x' },
+      // Shown without the password.
+      /^invalid configuration: REDIS_URL has an unknown option "sentinelPasword" \(got "redis\+sentinel:\/\/\*\*\*@s1\/m\?sentinelPasword=x"\)$/,
+    ],
     [{ PIPE_PORT_RANGE: '42000-41000' }, /^invalid configuration: PIPE_PORT_RANGE must be min-max/],
     [{ REGION: 'EU West' }, /^invalid configuration: REGION must be a DNS label/],
     [{ RTC_LISTEN_IP: 'not-an-ip' }, /^invalid configuration: RTC_LISTEN_IP/],

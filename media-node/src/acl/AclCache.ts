@@ -32,6 +32,12 @@ export interface AclCacheOptions {
  * something, and we re-read everything. A periodic version check catches a lost last message,
  * and doubles as the freshness signal: `confirmedAt` is when we last knew we were current.
  *
+ * Versions alone are not enough behind a Redis failover: a replica promoted without the last
+ * writes hands their version numbers out again for other changes. Every write also has a random
+ * id and names the one before it (the store's head): a change is applied only on top of the
+ * write we last saw, and the periodic check compares heads too — so the cache re-reads instead
+ * of skipping a write whose version it thinks it has (no write lost, none applied out of order).
+ *
  * What the cache cannot read is never taken for absent (absent means public under the allow
  * policy): a lost or unreadable ACL locks its pattern until it is written again or deleted.
  */
@@ -50,6 +56,8 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
   #epoch: string | undefined;
   #syncedEpoch = '';
   #version = -1;
+  /** Id of the last write we have ('' unknown: written by an older version, or never loaded). */
+  #head = '';
   #confirmedAt: number | undefined;
   #resyncing: Promise<void> | undefined;
   #closed = false;
@@ -148,15 +156,27 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
         return;
       }
     }
-    if (change.version <= this.#version) return;
+    if (change.version <= this.#version) {
+      // Usually a change the last snapshot already had. One with our version but another id is
+      // a write made after a failover lost ours (or a later one): compare with the store.
+      if (change.id && this.#head && !(change.version === this.#version && change.id === this.#head)) {
+        if (change.version === this.#version) await this.#resyncLogged();
+        else void this.#check();
+      }
+      return;
+    }
     if (this.#resyncing) {
       // The snapshot in flight may predate this change: look again once it is in.
       await this.#resyncing.catch(() => undefined);
       if (change.version <= this.#version) return;
     }
-    if (change.version !== this.#version + 1) {
-      // A gap: we missed messages. The snapshot is the truth.
-      await this.#resync().catch((error: Error) => this.#logger.warn({ err: error }, 'ACL resync failed'));
+    if (
+      change.version !== this.#version + 1 ||
+      (change.prev !== undefined && this.#head && change.prev !== this.#head)
+    ) {
+      // A gap (we missed messages), or a change on top of a write we never saw (the store's
+      // history forked in a failover): the snapshot is the truth.
+      await this.#resyncLogged();
       return;
     }
     try {
@@ -175,6 +195,7 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
       if (record) this.#put(record);
       else if (unreadable) this.#locked.set(change.pattern, 'unreadable');
       this.#version = change.version;
+      this.#head = change.id ?? '';
       this.#confirmedAt = Date.now();
       this.emit('changed', new Set([change.pattern]), change.at);
     } catch (error) {
@@ -187,7 +208,12 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
     if (this.#closed || this.#resyncing) return;
     try {
       const version = await this.#store.version();
-      if (version.version !== this.#version || version.epoch !== this.#epoch) await this.#resync();
+      if (
+        version.version !== this.#version ||
+        version.epoch !== this.#epoch ||
+        (version.head !== '' && this.#head !== '' && version.head !== this.#head)
+      )
+        await this.#resync();
       else {
         this.#syncedEpoch = version.syncedEpoch;
         this.#confirmedAt = Date.now();
@@ -197,10 +223,31 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
     }
   }
 
+  #resyncLogged(): Promise<void> {
+    return this.#resync().catch((error: Error) => this.#logger.warn({ err: error }, 'ACL resync failed'));
+  }
+
   #resync(): Promise<void> {
     this.#resyncing ??= (async () => {
       try {
         const snapshot = await this.#store.snapshot();
+        if (
+          this.#epoch !== undefined &&
+          snapshot.epoch === this.#epoch &&
+          (snapshot.version < this.#version ||
+            (snapshot.version === this.#version &&
+              snapshot.head !== '' &&
+              this.#head !== '' &&
+              snapshot.head !== this.#head))
+        ) {
+          // Not an outage: the store itself went back (a Redis failover to a replica that had
+          // not got the last writes — writes whose callers were told they failed, if they waited
+          // for replicas). The store is the truth; every session is checked against it again.
+          this.#logger.error(
+            { from: this.#version, to: snapshot.version, epoch: snapshot.epoch },
+            'the ACL store went back to an earlier state (a Redis failover lost writes): following it',
+          );
+        }
         const present = new Set(snapshot.records.map((record) => record.pattern));
         const known = [...this.#exact.values(), ...this.#prefixes.values()].map((record) => record.pattern);
         const changed = new Set<string>([...known, ...present, ...snapshot.unreadable]);
@@ -227,6 +274,7 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
         }
         this.#epoch = snapshot.epoch;
         this.#syncedEpoch = snapshot.syncedEpoch;
+        this.#head = snapshot.head;
         this.#exact.clear();
         this.#prefixes.clear();
         for (const record of snapshot.records) this.#put(record);

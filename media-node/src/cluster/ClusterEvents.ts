@@ -39,6 +39,7 @@ export class ClusterEvents extends TypedEmitter<ClusterEventsEvents> {
       stream: record.name,
       nodeId: record.nodeId,
       claimId: record.claimId,
+      ...(record.replaces ? { replaces: record.replaces } : {}),
     };
     return { channel: this.channel, message: JSON.stringify(message) };
   }

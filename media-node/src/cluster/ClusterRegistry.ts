@@ -13,6 +13,7 @@ import {
   NodeRecordSchema,
   type NodeRole,
   NodeRoleSchema,
+  parseRedisUrl,
   RegionSchema,
   type RelayRecord,
   RelayRecordSchema,
@@ -57,7 +58,13 @@ export type ClusterNodeIdentity = z.infer<typeof ClusterNodeIdentitySchema>;
 
 const OptionsSchema = z
   .object({
-    redisUrl: z.string().regex(/^rediss?:\/\//, 'redisUrl must be a redis:// or rediss:// URL'),
+    redisUrl: z.string().superRefine((url, context) => {
+      try {
+        parseRedisUrl(url);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: `redisUrl ${(error as Error).message}` });
+      }
+    }),
     prefix: KeyPrefixSchema.default(DEFAULT_PREFIX),
     self: ClusterNodeIdentitySchema,
     heartbeatMs: z.number().int().min(50).max(60_000).default(DEFAULT_HEARTBEAT_MS),
@@ -70,7 +77,7 @@ const OptionsSchema = z
   });
 
 export interface ClusterRegistryOptions {
-  /** redis:// or rediss:// URL (credentials included, if any). */
+  /** redis://, rediss:// or redis+sentinel:// URL (credentials included, if any): see parseRedisUrl. */
   redisUrl: string;
   /** Key prefix of the layout (keys.ts). Default "rtccdn:". */
   prefix?: string;
@@ -213,10 +220,15 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
 
   /**
    * Claims `name` CDN-wide for this node (its origin) and announces stream-up. Fails (no throw)
-   * when another node holds it, returning that holder. Throws ClusterRegistryError if Redis is
-   * unreachable.
+   * when another node holds it, returning that holder. With `replaces`, the claim of that id is
+   * taken over (its holder was found dead: see ClusterMember.claim) instead of waited out for
+   * its TTL; the record and the announcement say which claim it replaced. Throws
+   * ClusterRegistryError if Redis is unreachable.
    */
-  async claimStream(claim: { name: string; kinds: MediaKind[] }): Promise<StreamClaimResult> {
+  async claimStream(
+    claim: { name: string; kinds: MediaKind[] },
+    options: { replaces?: string } = {},
+  ): Promise<StreamClaimResult> {
     const key = this.keys.stream(claim.name);
     this.#assertOpen('claimStream', key);
     const record = validated(StreamRecordSchema, 'stream claim', {
@@ -228,6 +240,7 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
       claimId: randomUUID(),
       startedAt: Date.now(),
       kinds: claim.kinds,
+      ...(options.replaces ? { replaces: options.replaces } : {}),
     });
     const lease = new Lease(this.#connection.redis, {
       key,
@@ -235,8 +248,9 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
       ttlMs: this.ttlMs,
       index: { key: this.keys.streams, member: record.name },
     });
+    const announce = this.#events.up(record);
     const result = await this.#connection.command('claimStream', key, () =>
-      lease.acquire(this.#events.up(record)),
+      options.replaces ? lease.takeOver(options.replaces, announce) : lease.acquire(announce),
     );
     if (!result.acquired) {
       return { claimed: false, holder: holderRecord(StreamRecordSchema, 'claimStream', key, result.holder) };
@@ -247,8 +261,16 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
       throw new ClusterRegistryError('claimStream', key, new Error('the registry closed during the claim'));
     }
     this.#leases.holdStream({ lease, record });
-    this.#logger.info({ stream: record.name, claimId: record.claimId }, 'stream claimed');
+    this.#logger.info(
+      { stream: record.name, claimId: record.claimId, replaces: options.replaces },
+      options.replaces ? 'stream claim taken over from a dead holder' : 'stream claimed',
+    );
     return { claimed: true, claimId: record.claimId, record };
+  }
+
+  /** The claim this node holds on `name`, if any (what GET /internal/v1/claims answers). */
+  heldStream(name: string): StreamRecord | undefined {
+    return this.#leases.stream(name)?.record;
   }
 
   /**
@@ -308,8 +330,16 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
 
   // --- regional relays ----------------------------------------------------------------------------
 
-  /** Claims being the edge of `region` that pulls `name` from its origin for the region's edges. */
-  async claimRelay(region: string, name: string): Promise<RelayClaimResult> {
+  /**
+   * Claims being the edge of `region` that pulls `name` from its origin for the region's edges;
+   * with `replaces`, takes the lease over from the edge holding it under that claim id (found
+   * dead) instead of waiting out its TTL.
+   */
+  async claimRelay(
+    region: string,
+    name: string,
+    options: { replaces?: string } = {},
+  ): Promise<RelayClaimResult> {
     const key = this.keys.relay(region, name);
     this.#assertOpen('claimRelay', key);
     const record = validated(RelayRecordSchema, 'relay lease', {
@@ -326,7 +356,9 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
       value: JSON.stringify(record),
       ttlMs: this.ttlMs,
     });
-    const result = await this.#connection.command('claimRelay', key, () => lease.acquire());
+    const result = await this.#connection.command('claimRelay', key, () =>
+      options.replaces ? lease.takeOver(options.replaces) : lease.acquire(),
+    );
     if (!result.acquired) {
       return { acquired: false, holder: holderRecord(RelayRecordSchema, 'claimRelay', key, result.holder) };
     }

@@ -54,6 +54,22 @@ return {0, current}
 `,
 );
 
+// Same KEYS/ARGV as acquire, plus ARGV[6]: the claimId of the holder to replace. Values are JSON
+// records with a claimId (keys.ts); one that cannot be decoded is never replaced.
+const TAKE_OVER = new RedisScript(
+  'lease-take-over',
+  `${LUA_SERVER_EXPIRY}${INDEX_AND_ANNOUNCE}
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, record = pcall(cjson.decode, current)
+  if not ok or type(record) ~= 'table' or record.claimId ~= ARGV[6] then return {0, current} end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+index_and_announce()
+return {1}
+`,
+);
+
 // KEYS[1] lease key, KEYS[2] optional index ZSET.
 // ARGV[1] value, ARGV[2] index member, ARGV[3] channel ('' for none), ARGV[4] message.
 const RELEASE = new RedisScript(
@@ -112,12 +128,24 @@ export class Lease {
 
   /** Caches the lease scripts on a (re)connected server. */
   static async loadScripts(redis: Redis): Promise<void> {
-    await Promise.all([ACQUIRE, REFRESH, RELEASE].map((script) => script.load(redis)));
+    await Promise.all([ACQUIRE, REFRESH, TAKE_OVER, RELEASE].map((script) => script.load(redis)));
   }
 
   /** Takes the lease if nobody holds it; otherwise returns the holder's value. */
   async acquire(announce?: Announcement): Promise<AcquireResult> {
     const reply = (await ACQUIRE.run(this.#redis, this.#keys(), this.#args(announce))) as [number, string?];
+    return reply[0] === 1 ? { acquired: true } : { acquired: false, holder: reply[1] ?? '' };
+  }
+
+  /**
+   * Takes the lease from the holder whose claim is `claimId` (found dead by the caller: it is not
+   * waited out for its TTL), or if nobody holds it; otherwise returns the holder's value.
+   */
+  async takeOver(claimId: string, announce?: Announcement): Promise<AcquireResult> {
+    const reply = (await TAKE_OVER.run(this.#redis, this.#keys(), [...this.#args(announce), claimId])) as [
+      number,
+      string?,
+    ];
     return reply[0] === 1 ? { acquired: true } : { acquired: false, holder: reply[1] ?? '' };
   }
 

@@ -60,6 +60,10 @@ export class LeaseKeeper extends TypedEmitter<LeaseKeeperEvents> {
     return this.#relays.size;
   }
 
+  stream(name: string): HeldStream | undefined {
+    return this.#streams.get(name);
+  }
+
   holdStream(held: HeldStream): void {
     this.#streams.set(held.record.name, held);
   }

@@ -1,5 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
-import { failFastRedisOptions, type RedisScript } from '../../contract/redis.js';
+import type { Redis, RedisOptions } from 'ioredis';
+import { createRedis, failFastRedisOptions, type RedisScript } from '../../contract/redis.js';
 import { TypedEmitter } from '../../contract/runtime.js';
 import type { Logger } from '../logger.js';
 import { ClusterRegistryError, describeRedisError, isTimeout, redactedAddress } from './errors.js';
@@ -58,11 +58,11 @@ export class RegistryConnection extends TypedEmitter<RegistryConnectionEvents> {
       // Re-subscribed by hand on 'ready', so that readiness means "the subscription is active".
       autoResubscribe: false,
     };
-    this.redis = new Redis(options.redisUrl, {
+    this.redis = createRedis(options.redisUrl, {
       ...connectionOptions,
       connectionName: `rtccdn-registry-${options.clientName}`,
     });
-    this.#subscriber = new Redis(options.redisUrl, {
+    this.#subscriber = createRedis(options.redisUrl, {
       ...connectionOptions,
       connectionName: `rtccdn-events-${options.clientName}`,
     });

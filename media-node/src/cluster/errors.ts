@@ -1,3 +1,5 @@
+import { redactRedisUrl } from '../../contract/redis.js';
+
 /** A failed registry operation: what was attempted, on which key, and why (cause: the Redis error). */
 export class ClusterRegistryError extends Error {
   override name = 'ClusterRegistryError';
@@ -25,8 +27,12 @@ export function describeRedisError(error: unknown): string {
   return message;
 }
 
-/** host:port of a Redis URL, without credentials, for logs and errors. */
+/**
+ * Where the registry's Redis is, without credentials, for logs and errors: host:port of a server,
+ * or the Sentinel URL (redacted) of a Sentinel-managed primary.
+ */
 export function redactedAddress(redisUrl: string): string {
+  if (/^rediss?\+sentinel:/.test(redisUrl)) return redactRedisUrl(redisUrl);
   try {
     const url = new URL(redisUrl);
     return `${url.hostname}:${url.port || '6379'}`;

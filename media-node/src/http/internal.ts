@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { installErrorHandler, RtccdnError } from '../../contract/errors.js';
 import {
+  CLAIMS_PATH,
+  type ClaimStatus,
   DRAIN_PATH,
   DrainRequestSchema,
   deriveSigningKey,
@@ -8,6 +10,7 @@ import {
   RENDITIONS_PATH,
   RESPONSE_SIGNATURE_HEADER,
   RelayRequestSchema,
+  type RelayStatus,
   RenditionRequestSchema,
   RequestVerifier,
   signResponse,
@@ -115,6 +118,20 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
       throw new RtccdnError('RELAY_NOT_FOUND', `no relay ${request.params.id}`);
     }
     return reply.code(204).send();
+  });
+
+  // Probes of failover (cheap, no I/O): the receiving end of a quiet relay, a node finding a claim.
+  app.get<{ Params: { id: string } }>(`${RELAYS_PATH}/:id`, async (request): Promise<RelayStatus> => {
+    const relay = node.relayServer?.relays.get(request.params.id);
+    if (!relay || relay.closed) throw new RtccdnError('RELAY_NOT_FOUND', `no relay ${request.params.id}`);
+    return { relayId: relay.id, stream: relay.streamName };
+  });
+
+  app.get<{ Params: { stream: string } }>(`${CLAIMS_PATH}/:stream`, async (request): Promise<ClaimStatus> => {
+    const held = node.cluster?.registry.heldStream(request.params.stream);
+    if (!held)
+      throw new RtccdnError('STREAM_NOT_LIVE', `this node holds no claim on ${request.params.stream}`);
+    return { stream: held.name, claimId: held.claimId };
   });
 
   app.get('/internal/v1/dump', async () => node.dump());

@@ -60,9 +60,16 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
     });
   }
 
-  /** What lives in the worker process, counted by the worker itself. */
+  /**
+   * What lives in the worker process, counted by the worker itself; nothing for a worker that
+   * died and is being replaced (a dump taken then must not fail: it is how a crash is watched).
+   */
   async dump(): Promise<WorkerDump> {
-    const { routerIds } = await this.worker.dump();
+    const empty = { index: this.index, pid: this.pid, routers: 0, transports: 0, producers: 0, consumers: 0 };
+    if (this.worker.died || this.worker.closed) return { ...empty, webRtcTransports: 0 };
+    const dumped = await this.worker.dump().catch(() => undefined);
+    if (!dumped) return { ...empty, webRtcTransports: 0 };
+    const { routerIds } = dumped;
     const counts = { transports: 0, producers: 0, consumers: 0 };
     await Promise.all(
       [...this.routers].map(async (router) => {
@@ -78,7 +85,8 @@ export class MediaWorker extends TypedEmitter<MediaWorkerEvents> {
       pid: this.pid,
       routers: routerIds.length,
       ...counts,
-      webRtcTransports: (await this.webRtcServer.dump()).webRtcTransportIds.length,
+      webRtcTransports:
+        (await this.webRtcServer.dump().catch(() => undefined))?.webRtcTransportIds.length ?? 0,
     };
   }
 

@@ -39,6 +39,8 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
   #link: UpstreamLink | undefined;
   /** Claim of the publish currently feeding the stream (changes on republish). */
   #claimId: string | undefined;
+  /** When the current upstream last delivered an RTP packet (or was attached), performance.now(). */
+  #lastPacketAt = performance.now();
   #closed = false;
 
   private constructor(
@@ -109,6 +111,19 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
     return this.#claimId;
   }
 
+  /** How long the current upstream has sent no RTP (since it was attached, if it never has). */
+  get quietForMs(): number {
+    return performance.now() - this.#lastPacketAt;
+  }
+
+  /**
+   * The publish moved to another claim, and the current upstream (the region's relay edge,
+   * which followed it) already feeds it: nothing to relink.
+   */
+  adoptClaim(claimId: string): void {
+    this.#claimId = claimId;
+  }
+
   /** Packets forwarded / held back per kind (introspection, tests). */
   get counters(): Record<string, { forwarded: number; dropped: number }> {
     return Object.fromEntries(this.#tracks.map((track) => [track.stable.kind, track.stable.counters]));
@@ -145,11 +160,14 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
       track.feed = feed;
       track.stable.switchInput();
       feed.on('rtp', (packet) => {
-        if (track.feed === feed) track.stable.send(packet);
+        if (track.feed !== feed) return;
+        this.#lastPacketAt = performance.now();
+        track.stable.send(packet);
       });
     });
     this.#link = link;
     this.#claimId = claimId;
+    this.#lastPacketAt = performance.now();
     link.once('close', (reason) => {
       if (this.#link === link && !this.#closed) {
         this.#logger.warn({ reason, upstream: link.source.nodeId }, 'upstream link lost');

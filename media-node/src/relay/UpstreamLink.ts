@@ -27,6 +27,8 @@ export interface UpstreamLinkOptions {
   client: InternalClient;
   pipe: PipeListen;
   selfNodeId: string;
+  /** Bound of the relay request (the client's own timeout if unset). */
+  timeoutMs?: number;
   logger: Logger;
 }
 
@@ -73,7 +75,7 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
   }
 
   static async open(options: UpstreamLinkOptions): Promise<UpstreamLink> {
-    const { streamName, source, worker, client, pipe, selfNodeId } = options;
+    const { streamName, source, worker, client, pipe, selfNodeId, timeoutMs } = options;
     // Any numbering works here: the pipe producers are re-numbered by the stable router later.
     const router = await worker.worker.createRouter({
       mediaCodecs: PUBLISHABLE_CODECS,
@@ -88,16 +90,22 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
         appData: { relayFrom: source.nodeId },
       });
       const { localIp, localAddress, localPort } = transport.tuple;
-      const reply = await client.request<unknown>('POST', source, RELAYS_PATH, {
-        stream: streamName,
-        nodeId: selfNodeId,
-        pipe: {
-          ip: localAddress ?? localIp,
-          port: localPort,
-          // enableSrtp guarantees them.
-          srtpParameters: sealSrtp(client.sealer, transport.srtpParameters!),
+      const reply = await client.request<unknown>(
+        'POST',
+        source,
+        RELAYS_PATH,
+        {
+          stream: streamName,
+          nodeId: selfNodeId,
+          pipe: {
+            ip: localAddress ?? localIp,
+            port: localPort,
+            // enableSrtp guarantees them.
+            srtpParameters: sealSrtp(client.sealer, transport.srtpParameters!),
+          },
         },
-      });
+        timeoutMs === undefined ? {} : { timeoutMs },
+      );
       const parsed = RelayResponseSchema.safeParse(reply);
       if (!parsed.success) {
         throw new InternalCallError(
@@ -114,8 +122,10 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
       const producers: types.Producer[] = [];
       for (const upstream of relay.producers) {
         producers.push(
+          // A fresh id, not the source's: a new link to the same source (it dropped our relay) is
+          // opened while the old one still holds producers with the source's ids, and mediasoup
+          // refuses a second producer with an id its worker already has.
           await transport.produce({
-            id: upstream.id,
             kind: upstream.kind,
             // Checked by mediasoup itself as it produces (the wire schema only checks the shape).
             rtpParameters: upstream.rtpParameters as unknown as types.RtpParameters,
@@ -143,6 +153,21 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
       rtpCapabilities: this.router.rtpCapabilities,
       enableRtx: false,
     });
+  }
+
+  /**
+   * Asks the source whether it still serves this relay: resolves if so, throws the
+   * InternalCallError otherwise (`unreachable` set when the node did not answer at all, code
+   * RELAY_NOT_FOUND when it dropped the relay).
+   */
+  async probe(timeoutMs: number): Promise<void> {
+    await this.#client.request(
+      'GET',
+      this.source,
+      `${RELAYS_PATH}/${encodeURIComponent(this.relayId)}`,
+      undefined,
+      { timeoutMs },
+    );
   }
 
   /** Bytes received over the pipe so far: a link that stops growing is dead upstream. */

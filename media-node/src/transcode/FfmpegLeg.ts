@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
 import { TypedEmitter } from '../../contract/runtime.js';
@@ -57,6 +57,7 @@ export async function freeUdpPortPair(): Promise<number> {
  * port another process grabbed in the meantime cannot wedge a restart loop).
  */
 export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
+  readonly inputPort: number;
   readonly #toFfmpeg: types.PlainTransport;
   readonly #consumer: types.Consumer;
   readonly #fromFfmpeg: types.PlainTransport;
@@ -68,8 +69,10 @@ export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
     consumer: types.Consumer,
     fromFfmpeg: types.PlainTransport,
     ffmpeg: FfmpegProcess,
+    inputPort: number,
   ) {
     super();
+    this.inputPort = inputPort;
     this.#toFfmpeg = toFfmpeg;
     this.#consumer = consumer;
     this.#fromFfmpeg = fromFfmpeg;
@@ -141,7 +144,7 @@ export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
           output: { profile, payloadType, ssrc, port: fromFfmpeg.tuple.localPort, localPort },
         }),
       );
-      return new FfmpegLeg(toFfmpeg, consumer, fromFfmpeg, ffmpeg);
+      return new FfmpegLeg(toFfmpeg, consumer, fromFfmpeg, ffmpeg, inputPort);
     } catch (error) {
       for (const transport of transports) transport.close();
       throw error;
@@ -154,6 +157,19 @@ export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
 
   cpuSeconds(): number | undefined {
     return this.#ffmpeg.cpuSeconds();
+  }
+
+  /**
+   * Resolves once FFmpeg reads its input port (it binds it ~60–200 ms after it is spawned), or
+   * after `timeoutMs`. A key frame sent before that is lost, and FFmpeg starts only at one: the
+   * first request worth making is the one made then.
+   */
+  async listening(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.#closed && performance.now() < deadline) {
+      if (await udpPortBound(this.inputPort)) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   /** Asks the source for a key frame (FFmpeg cannot: it only starts at one). */
@@ -169,4 +185,16 @@ export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
     this.#toFfmpeg.close();
     this.#fromFfmpeg.close();
   }
+}
+
+/** Whether a local UDP socket is bound to `port` (Linux /proc; false where it cannot tell). */
+async function udpPortBound(port: number): Promise<boolean> {
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const local = line.trim().split(/\s+/)[1];
+      if (local && Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port) return true;
+    }
+  }
+  return false;
 }

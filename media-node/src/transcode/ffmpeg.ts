@@ -47,8 +47,8 @@ export function inputSdp(options: {
 }
 
 /**
- * FFmpeg arguments for one rendition: read RTP as fast as it comes (no probing delay beyond the
- * first key frame, no reordering queue), scale, encode with a GOP of one second so new viewers
+ * FFmpeg arguments for one rendition: read RTP as fast as it comes (no probing beyond the first
+ * packet, no reordering queue), scale, encode with a GOP of one second so new viewers
  * start fast, and send RTP back with a fixed payload type, SSRC and source port.
  */
 export function ffmpegArgs(plan: FfmpegPlan): string[] {
@@ -112,14 +112,16 @@ export function ffmpegArgs(plan: FfmpegPlan): string[] {
     'warning',
     '-protocol_whitelist',
     'file,udp,rtp',
-    '-fflags',
-    'nobuffer',
+    // Not `-fflags nobuffer`: it drops the packets read while probing, so the first key frame
+    // would be lost and FFmpeg would start only at the next one (≥ 300 ms later: libwebrtc
+    // encoders space key frames). A 32-byte probe reads one packet; the decoder takes the
+    // picture size from the key frame itself.
     '-flags',
     'low_delay',
     '-analyzeduration',
     '0',
     '-probesize',
-    '32768',
+    '32',
     '-reorder_queue_size',
     '0',
     '-i',

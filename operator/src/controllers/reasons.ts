@@ -15,7 +15,7 @@ export const SharedReason = {
   InvalidName: 'InvalidName',
   /** spec.redis.secretRef names a Secret or key that does not exist. */
   RedisSecretMissing: 'RedisSecretMissing',
-  /** The Secret's value is not a redis:// or rediss:// URL. */
+  /** The Secret's value is not a Redis URL the media nodes accept (redis://, rediss://, redis+sentinel://…). */
   RedisSecretInvalid: 'RedisSecretInvalid',
   /** spec.publishTokenSecretRef names a Secret or key that does not exist. */
   PublishTokenSecretMissing: 'PublishTokenSecretMissing',

@@ -2,7 +2,8 @@
  * Reads what a CDN references: the Redis URL (inline or in a Secret), the publish-token Secret
  * and the cluster Secret. A missing reference is a Problem (a status condition), not an error.
  */
-import { type CDN, REDIS_URL_PATTERN } from '../api/v1alpha1.js';
+import { parseRedisUrl } from '../../../media-node/contract/redis.js';
+import type { CDN } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
 import { type SecretObject, SecretSchema, secretValue } from '../kube/objects.js';
 import { SECRET_TYPE } from '../kube/resources.js';
@@ -51,12 +52,14 @@ export async function resolveRedis(client: KubeClient, cdn: CDN): Promise<Resolv
       },
     };
   }
-  if (!REDIS_URL_PATTERN.test(value)) {
+  try {
+    parseRedisUrl(value);
+  } catch (error) {
     return {
       ok: false,
       problem: {
         reason: SharedReason.RedisSecretInvalid,
-        message: `key ${secretRef.key} of Secret ${secretRef.name} is not a redis:// or rediss:// URL`,
+        message: `key ${secretRef.key} of Secret ${secretRef.name} is not a usable Redis URL: ${(error as Error).message}`,
       },
     };
   }

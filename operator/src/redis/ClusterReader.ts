@@ -4,12 +4,14 @@
  * live nodes (index members whose expiry, in Redis server time, has not passed) and counts
  * live streams, exactly as the layout document tells other readers to.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import {
   ClusterKeys,
+  createRedis,
   NodeIdSchema,
   type NodeRecord,
   NodeRecordSchema,
+  redactRedisUrl,
 } from '../../../media-node/contract/redis.js';
 import type { Logger } from '../logger.js';
 import { exponentialDelay } from '../runtime/backoff.js';
@@ -37,16 +39,6 @@ export class ClusterReadError extends Error {
   }
 }
 
-/** redis://user:secret@host:6379/0 → redis://host:6379/0 (for logs and status messages). */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`;
-  } catch {
-    return 'redis (unparseable URL)';
-  }
-}
-
 const COMMAND_TIMEOUT_MS = 2_000;
 
 export class ClusterReader {
@@ -59,7 +51,7 @@ export class ClusterReader {
     this.keys = new ClusterKeys(prefix);
     this.address = redactRedisUrl(url);
     this.#logger = logger.child({ redis: this.address, prefix });
-    this.#redis = new Redis(url, {
+    this.#redis = createRedis(url, {
       connectionName: 'rtccdn-operator',
       connectTimeout: COMMAND_TIMEOUT_MS,
       commandTimeout: COMMAND_TIMEOUT_MS,

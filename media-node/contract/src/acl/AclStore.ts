@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
-import { failFastRedisOptions } from '../redis/connection.js';
+import type { Redis, RedisOptions } from 'ioredis';
+import {
+  createRedis,
+  failFastRedisOptions,
+  REPLICA_ACK_TIMEOUT_MS,
+  replicaAcks,
+} from '../redis/connection.js';
 import { type AclChangeMessage, AclChangeMessageSchema, ClusterKeys, LAYOUT_VERSION } from '../redis/keys.js';
 import { RedisScript } from '../redis/RedisScript.js';
 import type { Logger } from '../runtime/logger.js';
@@ -17,6 +22,9 @@ export interface AclChange {
   op: 'put' | 'delete';
   /** Writer's clock at the change (ms). */
   at: number;
+  /** This write's id and the previous write's ('' for none): see AclChangeMessage. */
+  id?: string | undefined;
+  prev?: string | undefined;
 }
 
 export interface AclSnapshot extends AclStoreVersion {
@@ -37,6 +45,8 @@ export interface AclStoreVersion {
    * operator-managed CDN, edges admit nobody until it equals `epoch`.
    */
   syncedEpoch: string;
+  /** Id of the last write ('' if none, or written by an older version): with `version`, where the store is. */
+  head: string;
 }
 
 export type AclStoreEvents = {
@@ -135,10 +145,10 @@ function parseRecord(value: string, pattern: string): AclRecord {
 // --- Redis ----------------------------------------------------------------------------------------
 
 /**
- * Compare-and-set of one ACL record, its index entry, the version counter and the change
- * message, atomically. ARGV[1] is the value the writer read ("" = none, so the record must not
- * exist); ARGV[2] the new value ("" = delete); ARGV[7] an epoch id, set if none exists yet.
- * Returns {1, version} or {0} on a conflict.
+ * Compare-and-set of one ACL record, its index entry, the version counter, the head (id of the
+ * last write) and the change message, atomically. ARGV[1] is the value the writer read ("" =
+ * none, so the record must not exist); ARGV[2] the new value ("" = delete); ARGV[7] an epoch id,
+ * set if none exists yet; ARGV[8] this write's id. Returns {1, version} or {0} on a conflict.
  */
 const WRITE_ACL = new RedisScript(
   'acl-write',
@@ -160,20 +170,23 @@ else
 end
 local version = redis.call('INCR', KEYS[3])
 local epoch = redis.call('GET', KEYS[4])
+local prev = redis.call('GET', KEYS[5]) or ''
+redis.call('SET', KEYS[5], ARGV[8])
 redis.call('PUBLISH', ARGV[4], '{"v":' .. ARGV[6] .. ',"version":' .. version .. ',"epoch":"' .. epoch .. '","pattern":"' .. ARGV[3] ..
-  '","op":"' .. op .. '","at":' .. ARGV[5] .. '}')
+  '","op":"' .. op .. '","at":' .. ARGV[5] .. ',"id":"' .. ARGV[8] .. '","prev":"' .. prev .. '"}')
 return {1, version}
 `,
 );
 
 /**
- * Epoch, version, synced epoch and every (pattern, record), read in one atomic step (a
+ * Epoch, version, synced epoch, head and every (pattern, record), read in one atomic step (a
  * consistent snapshot).
  */
 const SNAPSHOT_ACLS = new RedisScript(
-  'acl-snapshot',
+  'acl-snapshot-v2',
   `
-local out = {redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[4]) or ''}
+local out = {redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[4]) or '',
+  redis.call('GET', KEYS[5]) or ''}
 for _, pattern in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   out[#out + 1] = pattern
   out[#out + 1] = redis.call('GET', ARGV[1] .. pattern) or ''
@@ -202,6 +215,7 @@ return {1}
 );
 
 export interface RedisAclStoreOptions {
+  /** Any URL parseRedisUrl() accepts: a server, or a Sentinel-managed primary. */
   redisUrl: string;
   prefix?: string;
   /** Subscribe to changes (edges); writers that only write (the operator) may skip it. */
@@ -213,6 +227,11 @@ export interface RedisAclStoreOptions {
 /**
  * ACLs in Redis under {prefix}acl: (layout in redis/keys.ts). Commands fail fast while Redis
  * is down (no offline queue): admission decides from its cache, the REST API answers 503.
+ *
+ * Behind Sentinel, a write is acknowledged only once it has reached the URL's `acks` replicas
+ * (WAIT): a failover promotes the most up-to-date replica, so it never loses a write whose
+ * caller was told it succeeded — a revocation stays revoked. A write that does not reach them
+ * in time fails (the caller writes it again); readers follow whatever the store then holds.
  */
 export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclStore {
   readonly keys: ClusterKeys;
@@ -222,18 +241,24 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
   readonly #subscribedWaiters = new Set<() => void>();
   readonly #logger: Logger;
   readonly #recordKeyPrefix: string;
+  /** Replicas a write must reach before update() resolves (0: a single server, no wait). */
+  readonly #acks: number;
 
   constructor(options: RedisAclStoreOptions) {
     super();
     this.keys = new ClusterKeys(options.prefix);
+    this.#acks = replicaAcks(options.redisUrl);
     this.#recordKeyPrefix = this.keys.aclRecord('x').slice(0, -1);
     this.#logger = options.logger.child({ component: 'acl-store' });
     const connection: RedisOptions = failFastRedisOptions(options.commandTimeoutMs ?? 1000);
-    this.#redis = new Redis(options.redisUrl, { ...connection, connectionName: 'rtccdn-acl' });
+    this.#redis = createRedis(options.redisUrl, { ...connection, connectionName: 'rtccdn-acl' });
     // Connection errors are reported by the callers' failures and by AclCache's staleness.
     this.#redis.on('error', (error) => this.#logger.debug({ err: error }, 'acl store connection error'));
     if (options.subscribe) {
-      const subscriber = new Redis(options.redisUrl, { ...connection, connectionName: 'rtccdn-acl-events' });
+      const subscriber = createRedis(options.redisUrl, {
+        ...connection,
+        connectionName: 'rtccdn-acl-events',
+      });
       subscriber.on('error', (error) => this.#logger.debug({ err: error }, 'acl events connection error'));
       subscriber.on('ready', () => {
         subscriber.subscribe(this.keys.aclEvents).then(
@@ -290,10 +315,10 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
   }
 
   async version(): Promise<AclStoreVersion> {
-    const [epoch, version, synced] = await this.#command('version', '', () =>
-      this.#redis.mget(this.keys.aclEpoch, this.keys.aclVersion, this.keys.aclSynced),
+    const [epoch, version, synced, head] = await this.#command('version', '', () =>
+      this.#redis.mget(this.keys.aclEpoch, this.keys.aclVersion, this.keys.aclSynced, this.keys.aclHead),
     );
-    return { epoch: epoch ?? '', version: Number(version ?? 0), syncedEpoch: synced ?? '' };
+    return { epoch: epoch ?? '', version: Number(version ?? 0), syncedEpoch: synced ?? '', head: head ?? '' };
   }
 
   async ensureEpoch(): Promise<string> {
@@ -313,11 +338,17 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
     const reply = (await this.#command('snapshot', '', () =>
       SNAPSHOT_ACLS.run(
         this.#redis,
-        [this.keys.aclPatterns, this.keys.aclVersion, this.keys.aclEpoch, this.keys.aclSynced],
+        [
+          this.keys.aclPatterns,
+          this.keys.aclVersion,
+          this.keys.aclEpoch,
+          this.keys.aclSynced,
+          this.keys.aclHead,
+        ],
         [this.#recordKeyPrefix],
       ),
     )) as string[];
-    const [epoch, version, syncedEpoch, ...pairs] = reply;
+    const [epoch, version, syncedEpoch, head, ...pairs] = reply;
     const records: AclRecord[] = [];
     const unreadable: string[] = [];
     for (let index = 0; index + 1 < pairs.length; index += 2) {
@@ -335,6 +366,7 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
       epoch: epoch ?? '',
       version: Number(version ?? 0),
       syncedEpoch: syncedEpoch ?? '',
+      head: head ?? '',
       records,
       unreadable,
     };
@@ -355,7 +387,7 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
       const reply = (await this.#command('write', pattern, () =>
         WRITE_ACL.run(
           this.#redis,
-          [key, this.keys.aclPatterns, this.keys.aclVersion, this.keys.aclEpoch],
+          [key, this.keys.aclPatterns, this.keys.aclVersion, this.keys.aclEpoch, this.keys.aclHead],
           [
             currentValue,
             next ? JSON.stringify(next) : '',
@@ -364,12 +396,29 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
             Date.now(),
             LAYOUT_VERSION,
             randomUUID(),
+            randomUUID(),
           ],
         ),
       )) as [number, number?];
-      if (reply[0] === 1) return next;
+      if (reply[0] === 1) {
+        await this.#replicated(pattern);
+        return next;
+      }
     }
     throw new AclStoreError(`ACL ${pattern}: too many concurrent writers, gave up after 20 attempts`);
+  }
+
+  /** Waits until the write just made has reached `acks` replicas; AclStoreError if it does not. */
+  async #replicated(pattern: string): Promise<void> {
+    if (this.#acks === 0) return;
+    const reached = await this.#command('replicate', pattern, () =>
+      this.#redis.wait(this.#acks, REPLICA_ACK_TIMEOUT_MS),
+    );
+    if (reached < this.#acks) {
+      throw new AclStoreError(
+        `ACL ${pattern}: written on the Redis primary but on ${reached} of ${this.#acks} replicas within ${REPLICA_ACK_TIMEOUT_MS} ms, so a failover could lose it: not acknowledged, write it again`,
+      );
+    }
   }
 
   #onMessage(text: string): void {
@@ -386,6 +435,8 @@ export class RedisAclStore extends TypedEmitter<AclStoreEvents> implements AclSt
       pattern: message.pattern,
       op: message.op,
       at: message.at,
+      id: message.id,
+      prev: message.prev,
     });
   }
 
@@ -442,6 +493,7 @@ export class MemoryAclStore extends TypedEmitter<AclStoreEvents> implements AclS
   readonly #records = new Map<string, AclRecord>();
   readonly #epoch = randomUUID();
   #version = 0;
+  #head = '';
 
   async connected(): Promise<void> {}
 
@@ -451,7 +503,7 @@ export class MemoryAclStore extends TypedEmitter<AclStoreEvents> implements AclS
 
   /** A standalone node's store needs no operator: it is synced by definition. */
   async version(): Promise<AclStoreVersion> {
-    return { epoch: this.#epoch, version: this.#version, syncedEpoch: this.#epoch };
+    return { epoch: this.#epoch, version: this.#version, syncedEpoch: this.#epoch, head: this.#head };
   }
 
   async ensureEpoch(): Promise<string> {
@@ -478,12 +530,16 @@ export class MemoryAclStore extends TypedEmitter<AclStoreEvents> implements AclS
     if (next) this.#records.set(pattern, next);
     else this.#records.delete(pattern);
     this.#version++;
+    const prev = this.#head;
+    this.#head = randomUUID();
     this.emit('change', {
       version: this.#version,
       epoch: this.#epoch,
       pattern,
       op: next ? 'put' : 'delete',
       at: Date.now(),
+      id: this.#head,
+      prev,
     });
     return next;
   }

@@ -2,6 +2,13 @@ import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { deriveSigningKey, RESPONSE_SIGNATURE_HEADER, signRequest, verifyResponse } from './hmac.js';
 import { KeySealer } from './KeySealer.js';
 
+/**
+ * Why a call got no answer at all: `refused` — nothing listens at the node's address (its process
+ * is gone: the strongest sign of a dead node short of its registry TTL); `timeout` — no answer in
+ * time (dead host, partition, or a node too busy); `failed` — anything else on the way.
+ */
+export type Unreachable = 'refused' | 'timeout' | 'failed';
+
 /** A failed node-to-node call, with what was called and what came back. */
 export class InternalCallError extends Error {
   override name = 'InternalCallError';
@@ -11,9 +18,21 @@ export class InternalCallError extends Error {
     /** The error code (errors.ts) and message the other node answered with, when it sent them. */
     readonly code?: ErrorCode,
     readonly reason?: string,
+    /** Set when the node did not answer at all, and how. */
+    readonly unreachable?: Unreachable,
   ) {
     super(message);
   }
+}
+
+/** How a fetch that got no answer failed (undici puts the socket error in `cause`). */
+function unreachableKind(error: unknown): Unreachable {
+  const name = (error as Error | undefined)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') return 'timeout';
+  const code = (error as { cause?: { code?: string } } | undefined)?.cause?.code;
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return 'timeout';
+  return 'failed';
 }
 
 /** The node a call is for: its id is part of the signature, so the call is good for it alone. */
@@ -41,11 +60,13 @@ export class InternalClient {
     this.#timeoutMs = timeoutMs;
   }
 
+  /** `options.timeoutMs` overrides the client's timeout for this call (probes of a suspect node). */
   async request<T>(
     method: 'GET' | 'POST' | 'DELETE',
     target: InternalTarget,
     path: string,
     body?: unknown,
+    options: { timeoutMs?: number } = {},
   ): Promise<T> {
     const text = body === undefined ? '' : JSON.stringify(body);
     const call = `${method} ${target.internalUrl}${path}`;
@@ -64,12 +85,19 @@ export class InternalClient {
         method,
         headers,
         ...(body !== undefined ? { body: text } : {}),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: AbortSignal.timeout(options.timeoutMs ?? this.#timeoutMs),
         redirect: 'error',
       });
       reply = await readCapped(response, MAX_INTERNAL_RESPONSE_BYTES);
     } catch (error) {
-      throw new InternalCallError(`${call} failed: ${(error as Error).message}`, undefined);
+      const unreachable = unreachableKind(error);
+      throw new InternalCallError(
+        `${call} failed: ${unreachable === 'failed' ? (error as Error).message : `connection ${unreachable === 'refused' ? 'refused' : 'timed out'}`}`,
+        undefined,
+        undefined,
+        undefined,
+        unreachable,
+      );
     }
     if (
       !verifyResponse(

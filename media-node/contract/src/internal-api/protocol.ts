@@ -104,6 +104,24 @@ export type RelayResponse = z.infer<typeof RelayResponseSchema>;
 
 export const RELAYS_PATH = '/internal/v1/relays';
 
+/**
+ * GET `${RELAYS_PATH}/{relayId}`: whether the source still serves that relay (200) or not (404
+ * RELAY_NOT_FOUND). The receiving node asks when its pipe goes quiet: a quiet source that answers
+ * is kept (its publisher may just be silent); one that does not is replaced at once.
+ */
+export const RelayStatusSchema = z.object({ relayId: z.string().min(1).max(64), stream: StreamNameSchema });
+export type RelayStatus = z.infer<typeof RelayStatusSchema>;
+
+/**
+ * GET `${CLAIMS_PATH}/{stream}`: the claim this node holds on a stream (200 {stream, claimId}) or
+ * 404 STREAM_NOT_LIVE. A node that finds a name claimed asks the holder before it takes the claim
+ * over: a holder that refuses the connection or no longer holds that claim is gone.
+ */
+export const CLAIMS_PATH = '/internal/v1/claims';
+
+export const ClaimStatusSchema = z.object({ stream: StreamNameSchema, claimId: z.string().min(1).max(64) });
+export type ClaimStatus = z.infer<typeof ClaimStatusSchema>;
+
 /** POST {stream, profile} to a transcoder: start (or join) that rendition. */
 export const RENDITIONS_PATH = '/internal/v1/renditions';
 

@@ -34,8 +34,9 @@ import { RegionSchema, StreamNameSchema } from '../names.js';
  *                                                     been written; edges of an operator-      write of its StreamACLs
  *                                                     managed CDN admit nobody until it
  *                                                     equals {prefix}acl:epoch
+ *   {prefix}acl:head              string   none       random id of the last ACL write         with the record (one script)
  *   {prefix}acl:events            pub/sub  —          JSON AclChangeMessage {version,         with the record (one script);
- *                                                     pattern, op}                            edges resync on a gap
+ *                                                     pattern, op, id, prev}                  edges resync on a gap
  *   {prefix}events                pub/sub  —          JSON ClusterEvent (stream-up/-down)     origins, atomically with
  *                                                                                             their claim changes
  *
@@ -143,6 +144,12 @@ export const StreamRecordSchema = z.object({
   claimId: ClaimIdSchema,
   startedAt: epochMs,
   kinds: z.array(MediaKindSchema).max(2),
+  /**
+   * The claim this one took over from a holder found dead (its internal API refused the
+   * connection, or it no longer held the claim) before its TTL ran out: the same stream moved,
+   * so edges keep its viewers and relink.
+   */
+  replaces: ClaimIdSchema.optional(),
 });
 export type StreamRecord = z.infer<typeof StreamRecordSchema>;
 
@@ -170,6 +177,8 @@ export const StreamUpMessageSchema = z.object({
   stream: StreamNameSchema,
   nodeId: NodeIdSchema,
   claimId: ClaimIdSchema,
+  /** As in StreamRecord: the dead holder's claim this one took over. */
+  replaces: ClaimIdSchema.optional(),
 });
 export type StreamUpMessage = z.infer<typeof StreamUpMessageSchema>;
 
@@ -203,6 +212,14 @@ export const AclChangeMessageSchema = z.object({
   op: z.enum(['put', 'delete']),
   /** Writer's clock (ms) at the change: edges measure the revocation cut-off latency from it. */
   at: epochMs,
+  /**
+   * This write's random id, and the id of the write before it ({prefix}acl:head before the
+   * change; '' if none): a reader applies a change only on top of the write it last saw. After
+   * a Redis failover that lost writes, version numbers are handed out again for other changes;
+   * the ids tell them apart.
+   */
+  id: z.string().min(1).max(64).optional(),
+  prev: z.string().max(64).optional(),
 });
 export type AclChangeMessage = z.infer<typeof AclChangeMessageSchema>;
 
@@ -235,6 +252,8 @@ export class ClusterKeys {
   readonly aclEpoch: string;
   /** The epoch for which the operator has written every StreamACL (see AclStore.markSynced). */
   readonly aclSynced: string;
+  /** Id of the last ACL write (see AclChangeMessage.id). */
+  readonly aclHead: string;
   /** Pub/sub channel of AclChangeMessage. */
   readonly aclEvents: string;
 
@@ -248,6 +267,7 @@ export class ClusterKeys {
     this.aclVersion = `${this.aclNamespace}version`;
     this.aclEpoch = `${this.aclNamespace}epoch`;
     this.aclSynced = `${this.aclNamespace}synced`;
+    this.aclHead = `${this.aclNamespace}head`;
     this.aclEvents = `${this.aclNamespace}events`;
   }
 

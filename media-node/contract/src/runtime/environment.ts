@@ -6,7 +6,9 @@ export class ConfigError extends Error {
 
 /**
  * Parses environment variables with `schema`; throws ConfigError with a one-line message that
- * names the variable and the value it had. Shared with the operator's config.
+ * names the variable and the value it had — never a secret: the values of *SECRET*, *TOKEN*,
+ * *PASSWORD* variables are not shown, and URLs are shown without their credentials. Shared with
+ * the operator's config.
  */
 export function parseEnvironment<Schema extends z.ZodTypeAny>(
   schema: Schema,
@@ -17,7 +19,10 @@ export function parseEnvironment<Schema extends z.ZodTypeAny>(
   const issue = result.error.issues[0]!;
   const variable = String(issue.path[0] ?? 'environment');
   const raw = env[variable];
-  const shown = raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
+  const shown =
+    raw === undefined || /SECRET|TOKEN|PASSWORD/i.test(variable)
+      ? ''
+      : ` (got ${JSON.stringify(withoutCredentials(raw))})`;
   throw new ConfigError(`invalid configuration: ${variable} ${issue.message}${shown}`);
 }
 
@@ -42,3 +47,7 @@ export const milliseconds = (fallback: number, min = 0, max = 3_600_000) =>
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`)
     .default(fallback);
+/** scheme://user:password@host… → scheme://***@host… (config errors go to logs). */
+function withoutCredentials(value: string): string {
+  return value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^@/?#]*@/, '$1***@');
+}

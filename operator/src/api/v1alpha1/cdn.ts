@@ -1,6 +1,7 @@
 /** The `CDN` kind: a CDN for sub-second WebRTC live streaming, with its regions and settings. */
 import { z } from 'zod';
 import { CODECS, type Codec, MAX_PROFILES, ProfileSchema } from '../../../../media-node/contract/profiles.js';
+import { REDIS_URL_PATTERN } from '../../../../media-node/contract/redis.js';
 import { dnsLabel } from '../../kube/names.js';
 import type { ResourceNames } from '../definition.js';
 import { defaulted, exactlyOneOf, keyedList, withRules } from '../rules.js';
@@ -27,17 +28,17 @@ export const CDN_NAMES = {
 } as const satisfies ResourceNames;
 
 /** A Redis URL, as the media nodes accept it (in spec.redis.url, or in the Secret it names). */
-export const REDIS_URL_PATTERN = /^rediss?:\/\//;
+export { REDIS_URL_PATTERN };
 
 export const RedisSpecSchema = withRules(
   z.object({
     url: z
       .string()
       .max(2048)
-      .regex(REDIS_URL_PATTERN, 'must be a redis:// or rediss:// URL')
+      .regex(REDIS_URL_PATTERN, 'must be a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL')
       .optional()
       .describe(
-        'Redis URL, e.g. redis://redis.rtccdn:6379/0 (rediss:// for TLS). Use secretRef when the URL carries a password.',
+        'Redis URL, e.g. redis://redis.rtccdn:6379/0 (rediss:// for TLS), or a Sentinel-managed primary: redis+sentinel://sentinel-0.redis:26379,sentinel-1.redis:26379/mymaster[/db][?acks=1] (the hosts are Sentinels; acks: replicas an ACL write must reach). Redis Cluster is not supported. Use secretRef when the URL carries a password.',
       ),
     secretRef: SecretKeySelectorSchema.optional().describe('Secret key holding the Redis URL.'),
   }),
