@@ -7,12 +7,18 @@ import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
 import type { Summary } from './stats.js';
 import { runTranscodeBench } from './transcode.js';
+import { runViewersBench } from './viewers.js';
 
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers and writes
  * bench/results/<name>.json. Knobs: BENCH_SECONDS (per latency run, default 20), BENCH_JOINS
  * (time-to-first-frame samples, default 10), BENCH_ONLY (comma list: latency,fanout,cascade,acl,transcode,operator), BENCH_ACLS (StreamACLs
  * for the operator's throughput run, default 1000), BENCH_VIEWERS (viewers of the CPU-per-viewer run, default 10).
+ *
+ * The scale scenarios (issue 14; rtcload, bench/load/) are not in the default list, they take
+ * minutes each and most of the machine: BENCH_ONLY=viewers,flashcrowd,streams,plane.
+ * BENCH_VIEWER_STEPS (default 50,150,300,500), BENCH_HOLD (window per step, s, default 15),
+ * BENCH_ROUNDS (rtccdn-vs-floor rounds, default 2).
  */
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const joins = Number(process.env.BENCH_JOINS ?? 10);
@@ -30,6 +36,7 @@ const machine = {
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   node: process.version,
   loadavg: os.loadavg().map((value) => Math.round(value * 100) / 100),
+  note: 'shared machine: other work runs beside the benchmark; see loadavg (at start) and loadavgAtEnd',
 };
 
 const fmt = (s: Summary) => `p50 ${s.p50} ms  p95 ${s.p95} ms  p99 ${s.p99} ms  (n=${s.n})`;
@@ -37,7 +44,7 @@ const fmt = (s: Summary) => `p50 ${s.p50} ms  p95 ${s.p95} ms  p99 ${s.p99} ms  
 function write(name: string, result: object): void {
   writeFileSync(
     new URL(`${name}.json`, resultsDir),
-    `${JSON.stringify({ date: new Date().toISOString(), machine, ...result }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine: { ...machine, loadavgAtEnd: os.loadavg().map((v) => Math.round(v * 100) / 100) }, ...result }, null, 2)}\n`,
   );
   console.log(`wrote bench/results/${name}.json`);
 }
@@ -128,5 +135,14 @@ if (only.has('operator')) {
     `  ${operator.throughput.objects} StreamACLs → all Synced in ${operator.throughput.totalMs} ms (${operator.throughput.objectsPerSecond}/s); per object ${fmt(operator.throughput.perObjectMs)}`,
   );
   write('operator', operator);
+}
+if (only.has('viewers')) {
+  console.log('\nViewers per worker: rtccdn vs a bare mediasoup fan-out (floor), one worker, rtcload viewers');
+  const result = await runViewersBench({
+    steps: (process.env.BENCH_VIEWER_STEPS ?? '50,150,300,500').split(',').map(Number),
+    holdSeconds: Number(process.env.BENCH_HOLD ?? 15),
+    rounds: Number(process.env.BENCH_ROUNDS ?? 2),
+  });
+  write('viewers', result);
 }
 process.exit(0);

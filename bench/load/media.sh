@@ -12,16 +12,16 @@ SRC=(-f lavfi -i "testsrc2=size=640x360:rate=30" -t 10 -pix_fmt yuv420p)
 case "$CODEC" in
   vp8)
     OUT="$CACHE/cbr-${KBPS}k-640x360-30.ivf"
-    [ -s "$OUT" ] || ffmpeg -nostdin -loglevel error -y "${SRC[@]}" -c:v libvpx -b:v "${KBPS}k" -minrate "${KBPS}k" \
+    [ -s "$OUT" ] || { ffmpeg -nostdin -loglevel error -y "${SRC[@]}" -c:v libvpx -b:v "${KBPS}k" -minrate "${KBPS}k" \
       -maxrate "${KBPS}k" -bufsize "$((KBPS / 2))k" -g 30 -keyint_min 30 -deadline realtime -cpu-used 8 \
-      -error-resilient 1 -f ivf "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
+      -error-resilient 1 -f ivf "$OUT.tmp" && mv "$OUT.tmp" "$OUT"; }
     ;;
   h264)
     OUT="$CACHE/cbr-${KBPS}k-640x360-30.h264"
-    [ -s "$OUT" ] || ffmpeg -nostdin -loglevel error -y "${SRC[@]}" -c:v libx264 -profile:v baseline -level 3.1 \
+    [ -s "$OUT" ] || { ffmpeg -nostdin -loglevel error -y "${SRC[@]}" -c:v libx264 -profile:v baseline -level 3.1 \
       -preset veryfast -tune zerolatency -b:v "${KBPS}k" -minrate "${KBPS}k" -maxrate "${KBPS}k" \
       -bufsize "$((KBPS / 2))k" -g 30 -keyint_min 30 -bf 0 -x264-params "nal-hrd=cbr:aud=1:repeat-headers=1" \
-      -f h264 "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
+      -f h264 "$OUT.tmp" && mv "$OUT.tmp" "$OUT"; }
     ;;
   *) echo "unknown codec $CODEC (vp8 or h264)" >&2; exit 2 ;;
 esac
