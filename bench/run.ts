@@ -3,9 +3,12 @@ import os from 'node:os';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import { runFanoutBench } from './fanout.js';
+import { runFlashCrowdBench } from './flashcrowd.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
+import { runPlaneBench } from './plane.js';
 import type { Summary } from './stats.js';
+import { runStreamsBench } from './streams.js';
 import { runTranscodeBench } from './transcode.js';
 import { runViewersBench } from './viewers.js';
 
@@ -144,5 +147,29 @@ if (only.has('viewers')) {
     rounds: Number(process.env.BENCH_ROUNDS ?? 2),
   });
   write('viewers', result);
+}
+if (only.has('flashcrowd')) {
+  console.log('\nFlash crowd: N viewers joining one edge (one worker) within 1 s; 20 viewers already watching');
+  // BENCH_MAX_PENDING sets the edge's MAX_PENDING_SESSIONS (100000: no node-wide bound, as before
+  // it existed); unset: the node's default.
+  const maxPending = process.env.BENCH_MAX_PENDING;
+  const result = await runFlashCrowdBench({
+    crowds: (process.env.BENCH_CROWDS ?? '50,100,200,400').split(',').map(Number),
+    env: maxPending ? { MAX_PENDING_SESSIONS: maxPending } : {},
+  });
+  write(maxPending ? `flashcrowd-max-pending-${maxPending}` : 'flashcrowd', { maxPendingSessions: maxPending ?? 'default', ...result });
+}
+if (only.has('streams')) {
+  const streams = Number(process.env.BENCH_STREAMS ?? 200);
+  const perStream = Number(process.env.BENCH_VIEWERS_PER_STREAM ?? 5);
+  const relayed = Number(process.env.BENCH_RELAYED_STREAMS ?? 50);
+  console.log(`\nMany streams: ${streams} streams × ${perStream} viewers on one node; ${relayed} streams relayed to 3 edges`);
+  write('streams', await runStreamsBench({ streams, viewersPerStream: perStream, relayedStreams: relayed }));
+}
+if (only.has('plane')) {
+  const nodes = Number(process.env.BENCH_PLANE_NODES ?? 200);
+  const regions = Number(process.env.BENCH_PLANE_REGIONS ?? 50);
+  console.log(`\nCluster plane: ${nodes} simulated nodes (registry + ACL cache each) over ${regions} regions, one Redis`);
+  write('plane', await runPlaneBench({ nodes, regions, seconds: Number(process.env.BENCH_HOLD ?? 15) }));
 }
 process.exit(0);

@@ -30,14 +30,28 @@ export interface ServerSteps {
     millicoresPerMbps: number;
     receivedKbps: Record<string, number>;
     lossPctOverall: number;
+    /** Datagrams dropped by the kernel at the load generator's own sockets (its fault, not the server's). */
+    loadgenSocketDrops: number;
     freezes: number;
+    /** POST → first video packet: the publisher's next key frame (one a second). */
     ttfpMs: Record<string, number>;
+    /** POST → first packet of any track. */
+    ttfpAnyMs: Record<string, number>;
+    failures: Record<string, number>;
   }[];
 }
 
 export interface ViewersResult {
   settings: { steps: number[]; holdSeconds: number; kbps: number; codec: string; rounds: number };
-  rounds: { rtccdn: ServerSteps; floor: ServerSteps; ratio: { viewers: number; total: number; worker: number }[] }[];
+  /**
+   * rtccdn/floor per step: `total` = node + worker cores; `perMbps` = the same per Mbit/s actually
+   * delivered (robust to a starved machine delivering less than asked); `worker` = worker alone.
+   */
+  rounds: {
+    rtccdn: ServerSteps;
+    floor: ServerSteps;
+    ratio: { viewers: number; total: number; perMbps: number; worker: number }[];
+  }[];
 }
 
 async function startFloor(port: number, rtcPort: number) {
@@ -120,12 +134,15 @@ async function measure(
             Math.round(((cores.node! + cores.worker! - publishOnly.node! - publishOnly.worker!) / egressMbps) * 1000 * 100) / 100,
           receivedKbps: describe(step.kbps as number[]),
           lossPctOverall: Number(step.lossPctOverall),
+          loadgenSocketDrops: Number(step.loadgenSocketDrops ?? 0),
           freezes: Number(step.freezes),
           ttfpMs: describe(step.ttfpMs as number[]),
+          ttfpAnyMs: describe(step.ttfpAnyMs as number[]),
+          failures: step.failures as Record<string, number>,
         });
         const last = steps.at(-1)!;
         console.log(
-          `  ${server.padEnd(6)} ${String(last.viewers).padStart(3)} viewers (${n} up): node ${cores.node} + worker ${cores.worker} cores, ${egressMbps} Mbit/s out; per viewer ${total} mcores, ${last.millicoresPerMbps} mcores per Mbit/s; loss ${last.lossPctOverall}%, freezes ${last.freezes}; load generator ${cores.loadgen} cores; loadavg ${last.loadavg.join(' ')}`,
+          `  ${server.padEnd(6)} ${String(last.viewers).padStart(3)} viewers (${n} up): node ${cores.node} + worker ${cores.worker} cores, ${egressMbps} Mbit/s out; per viewer ${total} mcores, ${last.millicoresPerMbps} mcores per Mbit/s; loss ${last.lossPctOverall}% (load generator's own socket drops ${last.loadgenSocketDrops}), freezes ${last.freezes}; load generator ${cores.loadgen} cores; loadavg ${last.loadavg.join(' ')}`,
         );
       }
       await crowd.next('done');
@@ -166,11 +183,15 @@ export async function runViewersBench(options: {
       return {
         viewers: step.viewers,
         total: of(step.cores.node + step.cores.worker, base.cores.node + base.cores.worker),
+        perMbps: of(
+          (step.cores.node + step.cores.worker) / step.egressMbps,
+          (base.cores.node + base.cores.worker) / base.egressMbps,
+        ),
         worker: of(step.cores.worker, base.cores.worker),
       };
     });
     for (const r of ratio)
-      console.log(`  round ${round + 1}: ${r.viewers} viewers, rtccdn/floor CPU ×${r.total} (worker alone ×${r.worker})`);
+      console.log(`  round ${round + 1}: ${r.viewers} viewers, rtccdn/floor CPU ×${r.total}, per Mbit/s delivered ×${r.perMbps} (worker alone ×${r.worker})`);
     rounds.push({ rtccdn, floor, ratio });
   }
   return { settings: { steps: options.steps, holdSeconds: options.holdSeconds, kbps, codec: 'VP8 640x360@30 + Opus', rounds: options.rounds }, rounds };

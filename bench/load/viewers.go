@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -60,6 +61,7 @@ type viewer struct {
 	dtlsMs     float64
 	connected  atomic.Bool
 	firstNs    atomic.Int64 // first RTP of the video track (or any, for audio-only), unix ns
+	firstAnyNs atomic.Int64 // first RTP of any track: media flows (video waits for a key frame)
 	tracks     []*track
 	rtcp       atomic.Int64
 	unknown    atomic.Int64
@@ -86,6 +88,7 @@ func (v *viewer) onMedia(b []byte, now time.Time) {
 		return
 	}
 	ns := now.UnixNano()
+	v.firstAnyNs.CompareAndSwap(0, ns)
 	if t.video || len(v.tracks) == 1 {
 		v.firstNs.CompareAndSwap(0, ns)
 	}
@@ -227,6 +230,34 @@ func (v *viewer) leave(client *http.Client, del bool) {
 	v.p.close(false)
 }
 
+// socketDrops sums the kernel's receive-buffer drop counters (/proc/net/udp, last column) of
+// the given local UDP ports: datagrams the load generator itself was too slow to take.
+func socketDrops(ports map[int]bool) int64 {
+	data, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return -1
+	}
+	var total int64
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 {
+			continue
+		}
+		local := strings.Split(f[1], ":")
+		if len(local) != 2 {
+			continue
+		}
+		port, err := strconv.ParseInt(local[1], 16, 32)
+		if err != nil || !ports[int(port)] {
+			continue
+		}
+		if drops, err := strconv.ParseInt(f[len(f)-1], 10, 64); err == nil {
+			total += drops
+		}
+	}
+	return total
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func cpuSeconds() float64 {
@@ -349,11 +380,19 @@ func runViewers(args []string) error {
 		for i, v := range current {
 			before[i] = v.snapshot()
 		}
+		ports := map[int]bool{}
+		for _, v := range current {
+			if v.p != nil {
+				ports[v.p.conn.LocalAddr().(*net.UDPAddr).Port] = true
+			}
+		}
+		drops0 := socketDrops(ports)
 		cpu0 := cpuSeconds()
 		t0 := time.Now()
 		time.Sleep(*hold)
 		window := time.Since(t0).Seconds()
 		cpu1 := cpuSeconds()
+		drops1 := socketDrops(ports)
 
 		kbps := []float64{}
 		lossPct := []float64{}
@@ -384,7 +423,7 @@ func runViewers(args []string) error {
 		status := map[string]int{}
 		failures := map[string]int{}
 		retryAfter := map[string]int{}
-		answerMs, iceMs, dtlsMs, ttfpMs := []float64{}, []float64{}, []float64{}, []float64{}
+		answerMs, iceMs, dtlsMs, ttfpMs, ttfpAnyMs := []float64{}, []float64{}, []float64{}, []float64{}, []float64{}
 		for _, v := range joined {
 			if v.status != 0 {
 				status[strconv.Itoa(v.status)]++
@@ -404,6 +443,9 @@ func runViewers(args []string) error {
 				if first := v.firstNs.Load(); first != 0 {
 					ttfpMs = append(ttfpMs, ms(time.Unix(0, first).Sub(v.postAt)))
 				}
+				if first := v.firstAnyNs.Load(); first != 0 {
+					ttfpAnyMs = append(ttfpAnyMs, ms(time.Unix(0, first).Sub(v.postAt)))
+				}
 			}
 		}
 		overall := 0.0
@@ -413,12 +455,13 @@ func runViewers(args []string) error {
 		emit(map[string]any{
 			"event": "step", "target": target, "joined": len(joined), "joinSeconds": round1(joinSeconds),
 			"connected": len(kbps), "status": status, "failures": failures, "retryAfter": retryAfter,
-			"answerMs": answerMs, "iceMs": iceMs, "dtlsMs": dtlsMs, "ttfpMs": ttfpMs,
+			"answerMs": answerMs, "iceMs": iceMs, "dtlsMs": dtlsMs, "ttfpMs": ttfpMs, "ttfpAnyMs": ttfpAnyMs,
 			"windowSeconds": round1(window), "kbps": kbps, "lossPct": lossPct, "lossPctOverall": overall,
 			"freezes": freezes, "viewersFrozen": frozen, "viewersWithoutMedia": noMedia,
 			"totalMbps":        round1(float64(totalBytes) * 8 / 1e6 / window),
 			"packetsPerSecond": int64(float64(totalPackets) / window),
 			"loadgenCores":     round3((cpu1 - cpu0) / window), "gomaxprocs": runtime.GOMAXPROCS(0),
+			"loadgenSocketDrops": drops1 - drops0,
 		})
 	}
 	cancel()
