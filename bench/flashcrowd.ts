@@ -20,8 +20,10 @@ export interface CrowdStep {
   status: Record<string, number>;
   failures: Record<string, number>;
   retryAfter: Record<string, number>;
-  /** From the first POST to the last answer. */
+  /** From the first POST to the last join settled (connected, failed or given up). */
   joinSeconds: number;
+  /** POSTs per viewer (refused viewers retry after Retry-After). */
+  attempts: Record<string, number>;
   admittedPerSecond: number;
   answerMs: Record<string, number>;
   /** POST → first video packet (the next key frame: the publisher sends one a second). */
@@ -35,12 +37,14 @@ export interface CrowdStep {
   meanCores: Record<string, number>;
   eventLoopLagMaxMs: number | undefined;
   saturatedFirst: string;
+  /** The edge's admission gauges 3 s after the crowd left: 0 and 0, or slots leak. */
+  afterwards?: { pending: number; waiting: number };
   /** The 20 viewers watching before the crowd, over the crowd's seconds. */
   incumbents: { freezes: number; lossPctOverall: number; minKbps: number };
 }
 
 export interface FlashCrowdResult {
-  settings: { crowds: number[]; kbps: number; incumbents: number };
+  settings: { crowds: number[]; kbps: number; incumbents: number; retry: string };
   steps: CrowdStep[];
 }
 
@@ -81,20 +85,37 @@ class CpuSampler {
   }
 }
 
+async function admissionNow(internalUrl: string): Promise<{ pending: number; waiting: number }> {
+  const text = await fetch(`${internalUrl}/metrics`).then((r) => r.text());
+  const read = (state: string) =>
+    Number(
+      new RegExp(`^rtccdn_admission_sessions\\{state="${state}"\\} (\\d+)$`, 'm').exec(text)?.[1] ??
+        Number.NaN,
+    );
+  return { pending: read('pending'), waiting: read('waiting') };
+}
+
 async function eventLoopLagMaxMs(internalUrl: string): Promise<number | undefined> {
   const text = await fetch(`${internalUrl}/metrics`).then((r) => r.text());
   const match = /^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text);
   return match ? Math.round(Number(match[1]) * 1000) : undefined;
 }
 
-export async function runFlashCrowdBench(options: { crowds: number[]; env?: Record<string, string> }): Promise<FlashCrowdResult> {
-  const kbps = 1500;
+export async function runFlashCrowdBench(options: {
+  crowds: number[];
+  kbps?: number;
+  env?: Record<string, string>;
+}): Promise<FlashCrowdResult> {
+  const kbps = options.kbps ?? 1500;
   const incumbentCount = 20;
   const redis = await startRedisServer();
   const cluster = new TestCluster(redis.url, { LOG_LEVEL: 'warn', ...options.env });
   const steps: CrowdStep[] = [];
   try {
-    await cluster.add({ id: 'origin', role: 'origin', region: 'bench' }, { id: 'edge', role: 'edge', region: 'bench' });
+    await cluster.add(
+      { id: 'origin', role: 'origin', region: 'bench' },
+      { id: 'edge', role: 'edge', region: 'bench' },
+    );
     const edge = cluster.node('edge');
     const origin = cluster.node('origin');
     const publisher = await publish({ url: origin.baseUrl, stream: 'crowd', kbps });
@@ -123,7 +144,16 @@ export async function runFlashCrowdBench(options: { crowds: number[]; env?: Reco
         await eventLoopLagMaxMs(edge.internalUrl); // resets the lag histogram
         const sampler = new CpuSampler(pids);
         const crowdProcess = viewers(
-          { url: edge.baseUrl, stream: 'crowd', steps: crowd, rate: crowd, settle: '3s', hold: '2s' },
+          // Refused viewers come back after Retry-After, as players do (for up to 30 s).
+          {
+            url: edge.baseUrl,
+            stream: 'crowd',
+            steps: crowd,
+            rate: crowd,
+            settle: '3s',
+            hold: '2s',
+            retry: true,
+          },
           1,
         );
         await crowdProcess.next('steady');
@@ -136,7 +166,7 @@ export async function runFlashCrowdBench(options: { crowds: number[]; env?: Reco
         const status = step.status as Record<string, number>;
         const admitted = status['201'] ?? 0;
         const answers = step.answerMs as number[];
-        // joinSeconds in rtcload = scheduling + the last join finishing (ICE + DTLS included).
+        // joinSeconds in rtcload = scheduling + the last join settling (ICE + DTLS, retries included).
         const joinSeconds = Number(step.joinSeconds);
         const ranked = Object.entries(cpu.peak).sort((a, b) => b[1] - a[1]);
         const result: CrowdStep = {
@@ -147,6 +177,7 @@ export async function runFlashCrowdBench(options: { crowds: number[]; env?: Reco
           failures: step.failures as Record<string, number>,
           retryAfter: step.retryAfter as Record<string, number>,
           joinSeconds,
+          attempts: describe(step.attempts as number[]),
           admittedPerSecond: Math.round((admitted / Math.max(joinSeconds, 1e-3)) * 10) / 10,
           answerMs: describe(answers),
           ttfpMs: describe(step.ttfpMs as number[]),
@@ -164,14 +195,26 @@ export async function runFlashCrowdBench(options: { crowds: number[]; env?: Reco
         };
         steps.push(result);
         console.log(
-          `  ${String(crowd).padStart(4)} joining in 1 s: ${admitted} admitted in ${joinSeconds} s (${result.admittedPerSecond}/s), refused ${JSON.stringify(Object.fromEntries(Object.entries(status).filter(([k]) => k !== '201')))}, failed ${JSON.stringify(result.failures)}; answer ${JSON.stringify(result.answerMs)}; first packet ${JSON.stringify(result.ttfpAnyMs)}, first video ${JSON.stringify(result.ttfpMs)}; peak cores ${JSON.stringify(cpu.peak)}; event-loop lag max ${lag} ms; incumbents: ${result.incumbents.freezes} freezes, ${result.incumbents.lossPctOverall}% loss; loadavg ${result.loadavg.join(' ')}`,
+          `  ${String(crowd).padStart(4)} joining in 1 s: ${admitted} admitted in ${joinSeconds} s (${result.admittedPerSecond}/s), last answers ${JSON.stringify(status)}, POSTs per viewer ${JSON.stringify(result.attempts)}, failed ${JSON.stringify(result.failures)}; answer ${JSON.stringify(result.answerMs)}; first packet ${JSON.stringify(result.ttfpAnyMs)}, first video ${JSON.stringify(result.ttfpMs)}; peak cores ${JSON.stringify(cpu.peak)}; event-loop lag max ${lag} ms; incumbents: ${result.incumbents.freezes} freezes, ${result.incumbents.lossPctOverall}% loss; loadavg ${result.loadavg.join(' ')}`,
         );
         await sleep(3000); // sessions torn down, relays stay (RELAY_LINGER_MS)
+        result.afterwards = await admissionNow(edge.internalUrl);
+        console.log(
+          `        afterwards: ${JSON.stringify(result.afterwards)} (pending / waiting on the edge)`,
+        );
       }
     } finally {
       await publisher.stop();
     }
-    return { settings: { crowds: options.crowds, kbps, incumbents: incumbentCount }, steps };
+    return {
+      settings: {
+        crowds: options.crowds,
+        kbps,
+        incumbents: incumbentCount,
+        retry: 'refused viewers retry after Retry-After, for up to 30 s from their first POST',
+      },
+      steps,
+    };
   } finally {
     await cluster.stopAll();
     await redis.stop();

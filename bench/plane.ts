@@ -78,7 +78,9 @@ async function measurePhase(
     redisOpsPerSecond: Math.round(total / wall),
     redisCores: Math.round(((cpu1 - cpu0) / wall) * 1000) / 1000,
     topCommands: Object.fromEntries(perCommand.slice(0, 8)),
-    ...(churned ? { pubsubMessagesPerSecond: Math.round((churned.published * churned.subscribers) / wall) } : {}),
+    ...(churned
+      ? { pubsubMessagesPerSecond: Math.round((churned.published * churned.subscribers) / wall) }
+      : {}),
   };
   console.log(
     `  ${name}: ${phase.redisOpsPerSecond} Redis commands/s, Redis ${phase.redisCores} cores${phase.pubsubMessagesPerSecond ? `, ${phase.pubsubMessagesPerSecond} pub/sub deliveries/s` : ''}; top ${JSON.stringify(phase.topCommands)}; loadavg ${phase.loadavg.join(' ')}`,
@@ -115,7 +117,9 @@ export async function runPlaneBench(options: {
       stores.push(store);
       caches.push(new AclCache({ store, logger }));
     }
-    await Promise.all(registries.map((registry) => new Promise<void>((resolve) => registry.once('ready', resolve))));
+    await Promise.all(
+      registries.map((registry) => new Promise<void>((resolve) => registry.once('ready', resolve))),
+    );
     await Promise.all(caches.map((cache) => cache.start()));
     // Origins claim their streams; edges hold relay leases (a region's relay of a stream).
     let streams = 0;
@@ -129,7 +133,10 @@ export async function runPlaneBench(options: {
         }
       } else {
         for (let r = 0; r < relaysPerEdge; r++) {
-          const result = await registry.claimRelay(registry.self.region, `s${(i + r) % origins}-${(i * 7 + r) % streamsPerOrigin}`);
+          const result = await registry.claimRelay(
+            registry.self.region,
+            `s${(i + r) % origins}-${(i * 7 + r) % streamsPerOrigin}`,
+          );
           if (result.acquired) relayLeases++;
         }
       }
@@ -137,7 +144,14 @@ export async function runPlaneBench(options: {
     }
     await sleep(3000);
     const phases: PlaneResult['phases'] = [];
-    phases.push(await measurePhase(admin, redis.pid!, 'steady (heartbeats, leases, ACL version checks)', options.seconds));
+    phases.push(
+      await measurePhase(
+        admin,
+        redis.pid!,
+        'steady (heartbeats, leases, ACL version checks)',
+        options.seconds,
+      ),
+    );
 
     // Churn: 10 ACL writes/s (an ACL API writer) and 5 streams up + down per second.
     const writer = new RedisAclStore({ redisUrl: redis.url, subscribe: false, logger });
@@ -161,7 +175,15 @@ export async function runPlaneBench(options: {
       }
       return { published, subscribers: options.nodes * 2 };
     };
-    phases.push(await measurePhase(admin, redis.pid!, 'churn (10 ACL writes/s, 10 streams up and down/s)', options.seconds, churn));
+    phases.push(
+      await measurePhase(
+        admin,
+        redis.pid!,
+        'churn (10 ACL writes/s, 10 streams up and down/s)',
+        options.seconds,
+        churn,
+      ),
+    );
 
     // ACL propagation: from the write returning to every node's cache holding the new version.
     const propagation: number[] = [];
@@ -173,7 +195,9 @@ export async function runPlaneBench(options: {
       propagation.push(performance.now() - t0);
       await sleep(100);
     }
-    console.log(`  ACL change → all ${options.nodes} nodes' caches: ${JSON.stringify(describe(propagation))} ms`);
+    console.log(
+      `  ACL change → all ${options.nodes} nodes' caches: ${JSON.stringify(describe(propagation))} ms`,
+    );
     await writer.close();
 
     // The operator's autoscaler pass: one registry snapshot per region (as the reconciler does),
@@ -242,4 +266,3 @@ export async function runPlaneBench(options: {
     await redis.stop();
   }
 }
-

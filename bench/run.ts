@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { PENDING_SESSIONS_PER_WORKER } from '../media-node/src/config.js';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import { runFanoutBench } from './fanout.js';
@@ -140,7 +141,9 @@ if (only.has('operator')) {
   write('operator', operator);
 }
 if (only.has('viewers')) {
-  console.log('\nViewers per worker: rtccdn vs a bare mediasoup fan-out (floor), one worker, rtcload viewers');
+  console.log(
+    '\nViewers per worker: rtccdn vs a bare mediasoup fan-out (floor), one worker, rtcload viewers',
+  );
   const result = await runViewersBench({
     steps: (process.env.BENCH_VIEWER_STEPS ?? '50,150,300,500').split(',').map(Number),
     holdSeconds: Number(process.env.BENCH_HOLD ?? 15),
@@ -149,27 +152,40 @@ if (only.has('viewers')) {
   write('viewers', result);
 }
 if (only.has('flashcrowd')) {
-  console.log('\nFlash crowd: N viewers joining one edge (one worker) within 1 s; 20 viewers already watching');
+  console.log(
+    '\nFlash crowd: N viewers joining one edge (one worker) within 1 s; 20 viewers already watching',
+  );
   // BENCH_MAX_PENDING sets the edge's MAX_PENDING_SESSIONS (100000: no node-wide bound, as before
   // it existed); unset: the node's default.
+  // BENCH_CROWD_KBPS: the stream's bitrate (default 1500; low, the crowd measures joins alone).
   const maxPending = process.env.BENCH_MAX_PENDING;
+  const kbps = Number(process.env.BENCH_CROWD_KBPS ?? 1500);
   const result = await runFlashCrowdBench({
-    crowds: (process.env.BENCH_CROWDS ?? '50,100,200,400').split(',').map(Number),
+    crowds: (process.env.BENCH_CROWDS ?? '50,100,200,400,800,1200').split(',').map(Number),
+    kbps,
     env: maxPending ? { MAX_PENDING_SESSIONS: maxPending } : {},
   });
-  write(maxPending ? `flashcrowd-max-pending-${maxPending}` : 'flashcrowd', { maxPendingSessions: maxPending ?? 'default', ...result });
+  const name = `flashcrowd-${kbps}k${maxPending ? `-max-pending-${maxPending}` : ''}`;
+  write(name, {
+    maxPendingSessions: maxPending ?? `default (${PENDING_SESSIONS_PER_WORKER} per worker)`,
+    ...result,
+  });
 }
 if (only.has('streams')) {
   const streams = Number(process.env.BENCH_STREAMS ?? 200);
   const perStream = Number(process.env.BENCH_VIEWERS_PER_STREAM ?? 5);
   const relayed = Number(process.env.BENCH_RELAYED_STREAMS ?? 50);
-  console.log(`\nMany streams: ${streams} streams × ${perStream} viewers on one node; ${relayed} streams relayed to 3 edges`);
+  console.log(
+    `\nMany streams: ${streams} streams × ${perStream} viewers on one node; ${relayed} streams relayed to 3 edges`,
+  );
   write('streams', await runStreamsBench({ streams, viewersPerStream: perStream, relayedStreams: relayed }));
 }
 if (only.has('plane')) {
   const nodes = Number(process.env.BENCH_PLANE_NODES ?? 200);
   const regions = Number(process.env.BENCH_PLANE_REGIONS ?? 50);
-  console.log(`\nCluster plane: ${nodes} simulated nodes (registry + ACL cache each) over ${regions} regions, one Redis`);
+  console.log(
+    `\nCluster plane: ${nodes} simulated nodes (registry + ACL cache each) over ${regions} regions, one Redis`,
+  );
   write('plane', await runPlaneBench({ nodes, regions, seconds: Number(process.env.BENCH_HOLD ?? 15) }));
 }
 process.exit(0);

@@ -16,7 +16,13 @@ import { CpuWindow, loadavg, nodePids, publish, rssMiB, viewers } from './load/r
  */
 
 export interface StreamsResult {
-  settings: { streams: number; viewersPerStream: number; relayedStreams: number; kbps: number; audio: boolean };
+  settings: {
+    streams: number;
+    viewersPerStream: number;
+    relayedStreams: number;
+    kbps: number;
+    audio: boolean;
+  };
   node: {
     loadavg: number[];
     rssMiB: Record<'idle' | 'streams' | 'viewers', { node: number; worker: number }>;
@@ -49,13 +55,24 @@ export async function runStreamsBench(options: {
   const settings = { ...options, kbps, audio: false };
 
   // (a) one node
-  const node = await spawnNode({ RTC_LISTEN_IP: '127.0.0.1', RTC_PORT: '47040', WORKERS: '1', PORT: '18093' });
+  const node = await spawnNode({
+    RTC_LISTEN_IP: '127.0.0.1',
+    RTC_PORT: '47040',
+    WORKERS: '1',
+    PORT: '18093',
+  });
   let nodeResult: StreamsResult['node'];
   try {
     const pids = nodePids(node.child.pid!);
     await sleep(2000);
     const idle = rss(pids);
-    const publisher = await publish({ url: node.baseUrl, stream: 'many', count: options.streams, kbps, audio: false });
+    const publisher = await publish({
+      url: node.baseUrl,
+      stream: 'many',
+      count: options.streams,
+      kbps,
+      audio: false,
+    });
     try {
       await sleep(5000);
       const withStreams = rss(pids);
@@ -77,7 +94,11 @@ export async function runStreamsBench(options: {
       await crowd.next('done');
       await crowd.stop();
       const n = Number(step.connected);
-      const per = (from: { node: number; worker: number }, to: { node: number; worker: number }, count: number) => ({
+      const per = (
+        from: { node: number; worker: number },
+        to: { node: number; worker: number },
+        count: number,
+      ) => ({
         node: kib(to.node - from.node, count),
         worker: kib(to.worker - from.worker, count),
         total: kib(to.node - from.node + to.worker - from.worker, count),

@@ -95,7 +95,8 @@ async function measure(
         }).then((node) => ({ baseUrl: node.baseUrl, child: node.child, stop: () => node.stop() }))
       : await startFloor(options.httpPort, options.rtcPort);
   const pids = nodePids(running.child.pid!);
-  if (pids.workers.length !== 1) throw new Error(`expected one mediasoup worker, found ${pids.workers.length}`);
+  if (pids.workers.length !== 1)
+    throw new Error(`expected one mediasoup worker, found ${pids.workers.length}`);
   const publisher = await publish({ url: running.baseUrl, stream: 'bench-viewers', kbps: options.kbps });
   try {
     await sleep(3000);
@@ -115,7 +116,11 @@ async function measure(
     try {
       for (const _target of options.steps) {
         await crowd.next('steady');
-        const window = new CpuWindow({ node: pids.node, worker: pids.workers[0]!, loadgen: crowd.child.pid! });
+        const window = new CpuWindow({
+          node: pids.node,
+          worker: pids.workers[0]!,
+          loadgen: crowd.child.pid!,
+        });
         const step = await crowd.next('step');
         const cores = window.cores();
         const n = Number(step.connected);
@@ -131,7 +136,11 @@ async function measure(
           egressMbps,
           perViewerMillicores: { node: per('node'), worker: per('worker'), total },
           millicoresPerMbps:
-            Math.round(((cores.node! + cores.worker! - publishOnly.node! - publishOnly.worker!) / egressMbps) * 1000 * 100) / 100,
+            Math.round(
+              ((cores.node! + cores.worker! - publishOnly.node! - publishOnly.worker!) / egressMbps) *
+                1000 *
+                100,
+            ) / 100,
           receivedKbps: describe(step.kbps as number[]),
           lossPctOverall: Number(step.lossPctOverall),
           loadgenSocketDrops: Number(step.loadgenSocketDrops ?? 0),
@@ -191,8 +200,19 @@ export async function runViewersBench(options: {
       };
     });
     for (const r of ratio)
-      console.log(`  round ${round + 1}: ${r.viewers} viewers, rtccdn/floor CPU ×${r.total}, per Mbit/s delivered ×${r.perMbps} (worker alone ×${r.worker})`);
+      console.log(
+        `  round ${round + 1}: ${r.viewers} viewers, rtccdn/floor CPU ×${r.total}, per Mbit/s delivered ×${r.perMbps} (worker alone ×${r.worker})`,
+      );
     rounds.push({ rtccdn, floor, ratio });
   }
-  return { settings: { steps: options.steps, holdSeconds: options.holdSeconds, kbps, codec: 'VP8 640x360@30 + Opus', rounds: options.rounds }, rounds };
+  return {
+    settings: {
+      steps: options.steps,
+      holdSeconds: options.holdSeconds,
+      kbps,
+      codec: 'VP8 640x360@30 + Opus',
+      rounds: options.rounds,
+    },
+    rounds,
+  };
 }

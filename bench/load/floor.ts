@@ -6,10 +6,11 @@
  *
  *   PORT=18300 RTC_PORT=47300 node --import tsx bench/load/floor.ts
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+
 import { randomUUID } from 'node:crypto';
-import * as mediasoup from 'mediasoup';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { types } from 'mediasoup';
+import * as mediasoup from 'mediasoup';
 import * as sdpTransform from 'sdp-transform';
 
 const port = Number(process.env.PORT ?? 18300);
@@ -172,7 +173,9 @@ createServer((request: IncomingMessage, response: ServerResponse) => {
       }
       if (request.method !== 'POST' || !stream) return void response.writeHead(404).end();
       const [session, sdp] =
-        protocol === 'whip' ? await whip(stream, await body(request)) : await whep(stream, await body(request));
+        protocol === 'whip'
+          ? await whip(stream, await body(request))
+          : await whep(stream, await body(request));
       response
         .writeHead(201, { 'Content-Type': 'application/sdp', Location: `/${protocol}/${stream}/${session}` })
         .end(sdp);

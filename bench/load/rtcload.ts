@@ -70,7 +70,9 @@ function run(args: string[], env: Record<string, string> = {}): LoadProcess {
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       for (const waiter of waiters.splice(0))
-        waiter.reject(new Error(`rtcload ${args[0]} exited (${code}) before "${waiter.event}": ${stderr.trim()}`));
+        waiter.reject(
+          new Error(`rtcload ${args[0]} exited (${code}) before "${waiter.event}": ${stderr.trim()}`),
+        );
       resolve(code);
     });
   });
@@ -195,7 +197,9 @@ export function describe(values: readonly number[]): Record<string, number> {
   if (values.length === 0) return { n: 0 };
   const sorted = [...values].sort((a, b) => a - b);
   const rank = (p: number) =>
-    Math.round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]! * 10) / 10;
+    Math.round(
+      sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]! * 10,
+    ) / 10;
   const max = Math.round(sorted.at(-1)! * 10) / 10;
   if (sorted.length < 20) return { n: sorted.length, p50: rank(50), max };
   if (sorted.length < 100) return { n: sorted.length, p50: rank(50), p95: rank(95), max };

@@ -54,6 +54,8 @@ type viewer struct {
 
 	status     int
 	retryAfter string
+	attempts   int
+	err        string
 	failure    string // "", "http", "ice", "dtls", "answer"
 	postAt     time.Time
 	answerMs   float64
@@ -158,7 +160,10 @@ func viewerOffer(p *peer, audio bool) string {
 
 var viewerProfiles = []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80}
 
-func (v *viewer) join(ctx context.Context, client *http.Client, id *identity, audio bool, bearer string) {
+// retryPatience is how long a retrying viewer keeps trying (from its first POST).
+const retryPatience = 30 * time.Second
+
+func (v *viewer) join(ctx context.Context, client *http.Client, id *identity, audio bool, bearer string, retry bool) {
 	p, err := newPeer(id)
 	if err != nil {
 		v.failure = "socket"
@@ -167,27 +172,42 @@ func (v *viewer) join(ctx context.Context, client *http.Client, id *identity, au
 	v.p = p
 	p.onMedia = v.onMedia
 	v.postAt = time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, v.url+"/whep/"+v.stream, strings.NewReader(viewerOffer(p, audio)))
-	req.Header.Set("Content-Type", "application/sdp")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		v.failure = "http"
-		p.close(false)
-		return
-	}
-	body, _ := io.ReadAll(res.Body)
-	_ = res.Body.Close()
-	v.status = res.StatusCode
-	v.answerMs = ms(time.Since(v.postAt))
-	if res.StatusCode != http.StatusCreated {
+	offer := viewerOffer(p, audio)
+	var body []byte
+	var location string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, v.url+"/whep/"+v.stream, strings.NewReader(offer))
+		req.Header.Set("Content-Type", "application/sdp")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		v.attempts++
+		res, err := client.Do(req)
+		if err != nil {
+			v.failure = "http"
+			v.err = err.Error()
+			p.close(false)
+			return
+		}
+		body, _ = io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		v.status = res.StatusCode
+		v.answerMs = ms(time.Since(v.postAt))
+		if res.StatusCode == http.StatusCreated {
+			location = res.Header.Get("Location")
+			break
+		}
 		v.retryAfter = res.Header.Get("Retry-After")
-		p.close(false)
-		return
+		// A real player comes back after Retry-After (503/429), within its patience.
+		wait, err := strconv.Atoi(v.retryAfter)
+		if !retry || err != nil || (res.StatusCode != 503 && res.StatusCode != 429) ||
+			time.Since(v.postAt)+time.Duration(wait)*time.Second > retryPatience {
+			p.close(false)
+			return
+		}
+		time.Sleep(time.Duration(wait) * time.Second)
 	}
-	v.location = res.Header.Get("Location")
+	v.location = location
 	info, err := parseAnswer(string(body))
 	if err != nil {
 		v.failure = "answer"
@@ -285,6 +305,7 @@ func runViewers(args []string) error {
 	keepAlive := fs.Bool("keepalive", false, "reuse HTTP connections between joins (off: one TCP connection per viewer, like real viewers)")
 	del := fs.Bool("delete", true, "end sessions with a WHEP DELETE at the end")
 	bearer := fs.String("key", "", "viewer key (Authorization: Bearer)")
+	retry := fs.Bool("retry", false, "on 503/429, come back after Retry-After (for up to 30 s from the first POST), as a player would")
 	consent := fs.Duration("consent", 5*time.Second, "ICE consent check interval per viewer")
 	_ = fs.Parse(args)
 
@@ -354,7 +375,7 @@ func runViewers(args []string) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v.join(ctx, client, id, *audio, *bearer)
+				v.join(ctx, client, id, *audio, *bearer, *retry)
 				if *rate <= 0 {
 					<-sem
 				}
@@ -422,7 +443,9 @@ func runViewers(args []string) error {
 		}
 		status := map[string]int{}
 		failures := map[string]int{}
+		errorsSeen := map[string]int{}
 		retryAfter := map[string]int{}
+		attempts := []float64{}
 		answerMs, iceMs, dtlsMs, ttfpMs, ttfpAnyMs := []float64{}, []float64{}, []float64{}, []float64{}, []float64{}
 		for _, v := range joined {
 			if v.status != 0 {
@@ -431,9 +454,17 @@ func runViewers(args []string) error {
 			if v.failure != "" {
 				failures[v.failure]++
 			}
+			if v.err != "" {
+				msg := v.err
+				if i := strings.LastIndex(msg, ": "); i >= 0 {
+					msg = msg[i+2:]
+				}
+				errorsSeen[msg]++
+			}
 			if v.retryAfter != "" {
 				retryAfter[v.retryAfter]++
 			}
+			attempts = append(attempts, float64(v.attempts))
 			if v.status == http.StatusCreated {
 				answerMs = append(answerMs, v.answerMs)
 			}
@@ -454,7 +485,7 @@ func runViewers(args []string) error {
 		}
 		emit(map[string]any{
 			"event": "step", "target": target, "joined": len(joined), "joinSeconds": round1(joinSeconds),
-			"connected": len(kbps), "status": status, "failures": failures, "retryAfter": retryAfter,
+			"connected": len(kbps), "status": status, "failures": failures, "errors": errorsSeen, "retryAfter": retryAfter, "attempts": attempts,
 			"answerMs": answerMs, "iceMs": iceMs, "dtlsMs": dtlsMs, "ttfpMs": ttfpMs, "ttfpAnyMs": ttfpAnyMs,
 			"windowSeconds": round1(window), "kbps": kbps, "lossPct": lossPct, "lossPctOverall": overall,
 			"freezes": freezes, "viewersFrozen": frozen, "viewersWithoutMedia": noMedia,

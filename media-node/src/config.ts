@@ -262,8 +262,11 @@ function isAddressOrCidr(entry: string): boolean {
 }
 
 /**
- * Default node-wide bound on sessions being set up, per worker: a worker admits ~150–300 joins/s
- * (DTLS handshakes are its work), so 64 in flight is a fraction of a second of queue.
+ * Default node-wide bound on sessions being set up, per worker: a worker admits a few hundred
+ * joins/s (DTLS handshakes are its work; bench/results/flashcrowd-250k.json: 400 in 1.3 s), so 64
+ * in flight is a fraction of a second of queue. 256 was tried (flashcrowd-250k-max-pending-256.json,
+ * one run): 800 of 800 admitted against 728 with 64, but only 639 of them got media in the run and
+ * answer p95 was 26.7 s (3.1 s with 64) — the pile-up the bound exists to prevent.
  */
 export const PENDING_SESSIONS_PER_WORKER = 64;
 

@@ -3,7 +3,8 @@
  * sessions it sets up at once (MAX_PENDING_SESSIONS: joins answered but not yet connected, from
  * all clients together). A join past it waits in line for a slot (ADMISSION_QUEUE_MS, at most
  * 4 × MAX_PENDING_SESSIONS waiting); past either, 503 + Retry-After, counted in
- * rtccdn_limit_refusals_total{limit="node-pending-sessions"}. A slot frees when a session
+ * rtccdn_limit_refusals_total{limit="node-pending-sessions"}; rtccdn_admission_sessions{state}
+ * shows the slots held ("pending") and the line ("waiting"). A slot frees when a session
  * connects or is reclaimed. Real mediasoup; the offers here never connect (CONNECT_TIMEOUT_MS
  * reclaims them), so slots free one by one, in order.
  */
@@ -18,6 +19,13 @@ describe('node-wide admission (standalone node)', () => {
   let running: RunningNode;
   const source = new TestPublisher();
   const from = (client: string) => ({ 'X-Forwarded-For': client });
+  /** rtccdn_admission_sessions{state} from the node's /metrics. */
+  const admission = async () => {
+    const text = await (await fetch(`${running.internalUrl}/metrics`)).text();
+    const read = (state: string) =>
+      Number(new RegExp(`^rtccdn_admission_sessions\\{state="${state}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    return { pending: read('pending'), waiting: read('waiting') };
+  };
 
   beforeAll(async () => {
     running = await startNode({
@@ -45,6 +53,8 @@ describe('node-wide admission (standalone node)', () => {
     expect((await join('198.51.100.1')).status).toBe(201); // holds the only slot
     const waiting = ['198.51.100.2', '198.51.100.3', '198.51.100.4', '198.51.100.5'].map(join);
     await new Promise((resolve) => setTimeout(resolve, 200)); // the four are in line
+    // The gauge shows the held slot and the line.
+    expect(await admission()).toEqual({ pending: 1, waiting: 4 });
     // The line holds 4 × MAX_PENDING_SESSIONS: the next is refused at once.
     const overflow = await join('198.51.100.6');
     expect(overflow.status).toBe(503);
@@ -59,5 +69,13 @@ describe('node-wide admission (standalone node)', () => {
     const metrics = await (await fetch(`${running.internalUrl}/metrics`)).text();
     const refused = /rtccdn_limit_refusals_total\{limit="node-pending-sessions"\} (\d+)/.exec(metrics);
     expect(Number(refused?.[1])).toBeGreaterThanOrEqual(2);
+    // Once the sessions that never connect are reclaimed, no slot is left held and no one waits.
+    const deadline = Date.now() + 10_000;
+    let now = await admission();
+    while ((now.pending !== 0 || now.waiting !== 0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      now = await admission();
+    }
+    expect(now).toEqual({ pending: 0, waiting: 0 });
   }, 30_000);
 });

@@ -42,6 +42,7 @@ export class ClientQuotas {
     this.#limits = limits;
     this.#metrics = metrics;
     this.#renditionStarts = new WindowLimiter(limits.renditionStartsPerClient, 60_000);
+    metrics.admissionSampler = () => this.admission;
   }
 
   /**
