@@ -1,14 +1,19 @@
+import { PENDING_SESSIONS_PER_WORKER } from '../media-node/src/config.js';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import type { FailoverScenario } from './failover.js';
 import { runFailoverBench } from './failover.js';
 import { runFanoutBench } from './fanout.js';
+import { runFlashCrowdBench } from './flashcrowd.js';
 import { runK8sBench } from './k8s.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
+import { runPlaneBench } from './plane.js';
 import { BenchRun } from './record.js';
 import { formatSummary, type Spread, type Summary } from './stats.js';
+import { runStreamsBench } from './streams.js';
 import { runTranscodeBench } from './transcode.js';
+import { runViewersBench } from './viewers.js';
 
 /**
  * `npm run bench`: measurements, not assertions. Each scenario prints its numbers; the run writes
@@ -27,6 +32,14 @@ import { runTranscodeBench } from './transcode.js';
  *   BENCH_FAILOVER_TRIALS  failures per failover scenario (default 5); BENCH_FAILOVER picks them
  *                      (comma list of relay,transcoder,publisher; default all)
  *   BENCH_K8S_VIEWERS  viewers of the pod usage run on the local cluster (default 50)
+ *
+ * The scale scenarios (issue 14; rtcload, bench/load/) are not in the default list: they take
+ * minutes each and most of the machine: BENCH_ONLY=viewers,flashcrowd,streams,plane.
+ *   BENCH_VIEWER_STEPS (default 50,150,300,500), BENCH_HOLD (window per step, s, default 15),
+ *   BENCH_VIEWER_ROUNDS (rtccdn-vs-floor rounds, default 2), BENCH_CROWDS (default
+ *   50,100,200,400,800,1200), BENCH_CROWD_KBPS (1500), BENCH_MAX_PENDING (the edge's
+ *   MAX_PENDING_SESSIONS; 100000: unbounded), BENCH_STREAMS (200), BENCH_VIEWERS_PER_STREAM (5),
+ *   BENCH_RELAYED_STREAMS (50), BENCH_PLANE_NODES (200), BENCH_PLANE_REGIONS (50).
  *
  * `k8s` needs root and Docker (it builds what is missing and brings the local cluster up).
  */
@@ -54,6 +67,27 @@ const settings = {
     workers: knob('BENCH_OPERATOR_WORKERS', 4),
   },
   failover: { trials: knob('BENCH_FAILOVER_TRIALS', 5) },
+  viewers: {
+    steps: (process.env.BENCH_VIEWER_STEPS ?? '50,150,300,500').split(',').map(Number),
+    holdSeconds: knob('BENCH_HOLD', 15),
+    rounds: knob('BENCH_VIEWER_ROUNDS', 2),
+  },
+  flashcrowd: {
+    crowds: (process.env.BENCH_CROWDS ?? '50,100,200,400,800,1200').split(',').map(Number),
+    kbps: knob('BENCH_CROWD_KBPS', 1500),
+    // The edge's MAX_PENDING_SESSIONS (100000: no node-wide bound, as before it existed); unset: the default.
+    maxPending: process.env.BENCH_MAX_PENDING,
+  },
+  streams: {
+    streams: knob('BENCH_STREAMS', 200),
+    viewersPerStream: knob('BENCH_VIEWERS_PER_STREAM', 5),
+    relayedStreams: knob('BENCH_RELAYED_STREAMS', 50),
+  },
+  plane: {
+    nodes: knob('BENCH_PLANE_NODES', 200),
+    regions: knob('BENCH_PLANE_REGIONS', 50),
+    seconds: knob('BENCH_HOLD', 15),
+  },
   k8s: { aclTrials: Math.min(joins, 5), viewers: knob('BENCH_K8S_VIEWERS', 50) },
 };
 const run = new BenchRun(settings);
@@ -211,6 +245,41 @@ if (only.has('k8s')) {
     );
   }
   write('k8s', k8s);
+}
+if (only.has('viewers')) {
+  console.log(
+    '\nViewers per worker: rtccdn vs a bare mediasoup fan-out (floor), one worker, rtcload viewers',
+  );
+  write('viewers', await runViewersBench(settings.viewers));
+}
+if (only.has('flashcrowd')) {
+  console.log(
+    '\nFlash crowd: N viewers joining one edge (one worker) within 1 s; 20 viewers already watching',
+  );
+  const { crowds, kbps, maxPending } = settings.flashcrowd;
+  const result = await runFlashCrowdBench({
+    crowds,
+    kbps,
+    env: maxPending ? { MAX_PENDING_SESSIONS: maxPending } : {},
+  });
+  write(`flashcrowd-${kbps}k${maxPending ? `-max-pending-${maxPending}` : ''}`, {
+    maxPendingSessions: maxPending ?? `default (${PENDING_SESSIONS_PER_WORKER} per worker)`,
+    ...result,
+  });
+}
+if (only.has('streams')) {
+  const { streams, viewersPerStream, relayedStreams } = settings.streams;
+  console.log(
+    `\nMany streams: ${streams} streams × ${viewersPerStream} viewers on one node; ${relayedStreams} streams relayed to 3 edges`,
+  );
+  write('streams', await runStreamsBench(settings.streams));
+}
+if (only.has('plane')) {
+  const { nodes, regions } = settings.plane;
+  console.log(
+    `\nCluster plane: ${nodes} simulated nodes (registry + ACL cache each) over ${regions} regions, one Redis`,
+  );
+  write('plane', await runPlaneBench(settings.plane));
 }
 run.finish();
 console.log(

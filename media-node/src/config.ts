@@ -141,6 +141,18 @@ export const EnvSchema = z
      * clients connect within a second or two; what never connects only holds ports and routers.
      */
     CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
+    /**
+     * Sessions not yet connected the node holds at once, from all clients together: joins it is
+     * still setting up (offer → answer → ICE + DTLS). Past it, a flash crowd gets 503 +
+     * Retry-After instead of queueing behind itself until everyone times out. Default: 64 per
+     * worker (bench/flashcrowd.ts, docs/capacity.md).
+     */
+    MAX_PENDING_SESSIONS: z.coerce.number().int().min(1).max(100_000).optional(),
+    /**
+     * How long a join past MAX_PENDING_SESSIONS waits in line for a slot before 503 (at most
+     * 4 × MAX_PENDING_SESSIONS wait). 0: refuse at once.
+     */
+    ADMISSION_QUEUE_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
     /** Sessions not yet connected one client (IPv4 address or IPv6 /64) may hold at once. */
     MAX_PENDING_SESSIONS_PER_CLIENT: z.coerce.number().int().min(1).max(100_000).default(32),
     /** Renditions one client may cause to start per minute (each is an FFmpeg process). */
@@ -242,8 +254,19 @@ function isAddressOrCidr(entry: string): boolean {
   return /^\d{1,3}$/.test(bits) && prefix <= (family === 4 ? 32 : 128);
 }
 
+/**
+ * Default node-wide bound on sessions being set up, per worker: a worker admits a few hundred
+ * joins/s (DTLS handshakes are its work; bench/results/legacy/flashcrowd-250k.json: 400 in 1.3 s), so 64
+ * in flight is a fraction of a second of queue. 256 was tried (flashcrowd-250k-max-pending-256.json,
+ * one run): 800 of 800 admitted against 728 with 64, but only 639 of them got media in the run and
+ * answer p95 was 26.7 s (3.1 s with 64) — the pile-up the bound exists to prevent.
+ */
+export const PENDING_SESSIONS_PER_WORKER = 64;
+
 /** Quotas that bound what one client (or the whole node) can make the node hold. */
 export interface LimitsConfig {
+  maxPendingSessions: number;
+  admissionQueueMs: number;
   maxPendingSessionsPerClient: number;
   renditionStartsPerClient: number;
   maxNumberingsPerStream: number;
@@ -345,6 +368,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
     internalPort: parsed.INTERNAL_PORT,
     trustedProxies: parsed.TRUSTED_PROXIES,
     limits: {
+      maxPendingSessions: parsed.MAX_PENDING_SESSIONS ?? PENDING_SESSIONS_PER_WORKER * workers,
+      admissionQueueMs: parsed.ADMISSION_QUEUE_MS,
       maxPendingSessionsPerClient: parsed.MAX_PENDING_SESSIONS_PER_CLIENT,
       renditionStartsPerClient: parsed.RENDITION_STARTS_PER_CLIENT,
       maxNumberingsPerStream: parsed.MAX_NUMBERINGS_PER_STREAM,

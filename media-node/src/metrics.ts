@@ -115,6 +115,21 @@ export class MediaNodeMetrics {
     registers: [this.registry],
   });
 
+  /** Sessions being set up node-wide and joins waiting for a slot (set by ClientQuotas). */
+  admissionSampler: () => { pending: number; waiting: number } = () => ({ pending: 0, waiting: 0 });
+
+  readonly admission: Gauge<'state'> = new Gauge({
+    name: 'rtccdn_admission_sessions',
+    help: 'WHEP sessions being set up (state="pending", bounded by MAX_PENDING_SESSIONS) and joins waiting in line for a slot (state="waiting")',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const { pending, waiting } = this.admissionSampler();
+      this.admission.set({ state: 'pending' }, pending);
+      this.admission.set({ state: 'waiting' }, waiting);
+    },
+  });
+
   /** Seconds since the ACL cache was confirmed current, -1 before the first load (set by StreamAccess). */
   aclCacheAge: () => number = () => -1;
 

@@ -72,6 +72,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RTC_PORT: '65000', WORKERS: '2', POD_INDEX: '300' })).toThrow(/leaves no room/);
   });
 
+  it('bounds sessions being set up node-wide at 64 per worker unless MAX_PENDING_SESSIONS is set (README)', () => {
+    expect(loadConfig({ WORKERS: '2' }).limits.maxPendingSessions).toBe(128);
+    expect(loadConfig({ WORKERS: '2', MAX_PENDING_SESSIONS: '10' }).limits.maxPendingSessions).toBe(10);
+  });
+
   it('treats an empty PUBLISH_TOKEN as unset', () => {
     expect(loadConfig({ PUBLISH_TOKEN: '' }).publishToken).toBeUndefined();
     expect(loadConfig({ PUBLISH_TOKEN: 's3cret' }).publishToken).toBe('s3cret');

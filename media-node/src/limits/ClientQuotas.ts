@@ -5,7 +5,16 @@ import type { LimitsConfig } from '../config.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 
 /** Which bound refused a request (the `limit` label of rtccdn_limit_refusals_total). */
-export type LimitName = 'pending-sessions' | 'rendition-starts' | 'publishes' | 'streams' | 'numberings';
+export type LimitName =
+  | 'pending-sessions'
+  | 'node-pending-sessions'
+  | 'rendition-starts'
+  | 'publishes'
+  | 'streams'
+  | 'numberings';
+
+/** Joins that may wait for a node-wide pending slot, per slot (MAX_PENDING_SESSIONS). */
+export const ADMISSION_QUEUE_FACTOR = 4;
 
 /** A held unit of a quota; release() is idempotent. */
 export interface QuotaSlot {
@@ -22,6 +31,10 @@ export class ClientQuotas {
   readonly #limits: LimitsConfig;
   readonly #metrics: MediaNodeMetrics;
   readonly #pending = new Map<string, number>();
+  /** Pending sessions of all clients together (the node-wide bound). */
+  #pendingTotal = 0;
+  /** Joins waiting for a node-wide slot, first come first served: each grants its slot. */
+  readonly #waiting: (() => void)[] = [];
   readonly #publishes = new Map<string, number>();
   readonly #renditionStarts: WindowLimiter;
 
@@ -29,10 +42,78 @@ export class ClientQuotas {
     this.#limits = limits;
     this.#metrics = metrics;
     this.#renditionStarts = new WindowLimiter(limits.renditionStartsPerClient, 60_000);
+    metrics.admissionSampler = () => this.admission;
   }
 
-  /** A session of `clientIp` that has not connected yet; release it when it connects or closes. */
-  reservePendingSession(clientIp: string): QuotaSlot {
+  /**
+   * A session of `clientIp` that has not connected yet; release it when it connects or closes.
+   *
+   * Node-wide, at most MAX_PENDING_SESSIONS are set up at once (offer → answer → ICE + DTLS, the
+   * work a flash crowd piles on the worker and the main thread). A join past that waits in line
+   * (first come, first served) for up to ADMISSION_QUEUE_MS, with at most 4 × MAX_PENDING_SESSIONS
+   * waiting; past either, 503 + Retry-After (1–3 s, spread so that the refused do not come back
+   * as one wave). The node keeps admitting at the rate it can connect, and admitted viewers
+   * connect in bounded time instead of everyone queueing behind everyone until CONNECT_TIMEOUT.
+   * The client's own quota (429) is checked first: one client cannot fill the line.
+   */
+  async reservePendingSession(clientIp: string): Promise<QuotaSlot> {
+    const clientSlot = this.#reserveForClient(clientIp);
+    try {
+      await this.#nodeSlot();
+    } catch (error) {
+      clientSlot.release();
+      throw error;
+    }
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        clientSlot.release();
+        this.#pendingTotal--;
+        this.#waiting.shift()?.();
+      },
+    };
+  }
+
+  /** Sessions being set up node-wide now, and joins waiting for a slot (metrics, tests). */
+  get admission(): { pending: number; waiting: number } {
+    return { pending: this.#pendingTotal, waiting: this.#waiting.length };
+  }
+
+  #nodeSlot(): Promise<void> {
+    const max = this.#limits.maxPendingSessions;
+    if (this.#pendingTotal < max && this.#waiting.length === 0) {
+      this.#pendingTotal++;
+      return Promise.resolve();
+    }
+    const refusal = () =>
+      this.#refuse(
+        'NODE_LIMIT',
+        'node-pending-sessions',
+        'this node is setting up as many sessions as it takes at once; try again shortly',
+        1 + Math.floor(Math.random() * 3),
+      );
+    if (this.#limits.admissionQueueMs === 0 || this.#waiting.length >= ADMISSION_QUEUE_FACTOR * max) {
+      return Promise.reject(refusal());
+    }
+    return new Promise((resolve, reject) => {
+      const grant = () => {
+        clearTimeout(timer);
+        this.#pendingTotal++;
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const index = this.#waiting.indexOf(grant);
+        if (index >= 0) this.#waiting.splice(index, 1);
+        reject(refusal());
+      }, this.#limits.admissionQueueMs);
+      timer.unref();
+      this.#waiting.push(grant);
+    });
+  }
+
+  #reserveForClient(clientIp: string): QuotaSlot {
     return this.#reserve(
       this.#pending,
       clientBucket(clientIp),

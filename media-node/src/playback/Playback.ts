@@ -68,7 +68,7 @@ export class Playback {
     const grant = access.admit(request.stream, request.key, request.clientIp);
     const offer = parseOffer(request.sdp);
     // Held until the session connects: a client cannot pile up sessions that never do.
-    const pending = quotas.reservePendingSession(request.clientIp);
+    const pending = await quotas.reservePendingSession(request.clientIp);
     let session: ViewerSession | undefined;
     try {
       const stream = request.profile
