@@ -8,6 +8,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -271,6 +272,13 @@ describe('certificate reload (a media node process)', () => {
     expect(node.logs.some((line) => line.msg === 'TLS certificate reloaded: new connections use it')).toBe(
       true,
     );
+
+    // An HTTP/2 connection left open does not hold SIGTERM up: the node exits 0.
+    const session = connect(node.baseUrl, { ca: all });
+    session.on('error', () => {});
+    await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
+    expect(await node.stop()).toBe(0);
+    session.destroy();
   }, 60_000);
 });
 
