@@ -115,6 +115,12 @@ export const EnvSchema = z
         return entries;
       }),
     PORT: port.default(8080),
+    /**
+     * PEM certificate (chain) and private key files: with both, the public port (PORT) serves
+     * HTTPS, and HTTP/2 to clients that offer it; the files are reloaded when they change.
+     */
+    TLS_CERT_FILE: optionalNonEmpty,
+    TLS_KEY_FILE: optionalNonEmpty,
     RTC_PORT: port.default(40000),
     /**
      * The pod's ordinal in its StatefulSet (Kubernetes; downward API): offsets the WebRTC ports by
@@ -208,6 +214,14 @@ export const EnvSchema = z
     /** Edges ask transcoders of other regions when none of theirs can take the job. */
     TRANSCODE_OTHER_REGIONS: booleanFlag('false'),
   })
+  .refine((env) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE === undefined, {
+    message: 'is required with TLS_KEY_FILE (HTTPS needs both the certificate and its key)',
+    path: ['TLS_CERT_FILE'],
+  })
+  .refine((env) => env.TLS_KEY_FILE !== undefined || env.TLS_CERT_FILE === undefined, {
+    message: 'is required with TLS_CERT_FILE (HTTPS needs both the certificate and its key)',
+    path: ['TLS_KEY_FILE'],
+  })
   .refine((env) => env.RTC_PORT + (env.WORKERS ?? 1) - 1 <= 65535, {
     message: 'RTC_PORT + WORKERS - 1 must not exceed 65535',
     path: ['RTC_PORT'],
@@ -295,6 +309,11 @@ export interface TranscodeConfig {
   otherRegions: boolean;
 }
 
+export interface TlsFilesConfig {
+  certFile: string;
+  keyFile: string;
+}
+
 export interface MediaNodeConfig {
   role: Role;
   transcode: TranscodeConfig;
@@ -310,6 +329,8 @@ export interface MediaNodeConfig {
   trustedProxies: string[];
   limits: LimitsConfig;
   httpPort: number;
+  /** TLS of the public port (HTTPS, HTTP/2); absent: plain HTTP/1.1. */
+  tls: TlsFilesConfig | undefined;
   rtcPort: number;
   rtcListenIp: string;
   announcedAddress: string;
@@ -377,6 +398,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
       maxPublishesPerClient: parsed.MAX_PUBLISHES_PER_CLIENT,
     },
     httpPort: parsed.PORT,
+    tls:
+      parsed.TLS_CERT_FILE !== undefined && parsed.TLS_KEY_FILE !== undefined
+        ? { certFile: parsed.TLS_CERT_FILE, keyFile: parsed.TLS_KEY_FILE }
+        : undefined,
     rtcPort: rtcPortOf(parsed.RTC_PORT, parsed.POD_INDEX, workers),
     rtcListenIp: parsed.RTC_LISTEN_IP,
     announcedAddress,

@@ -2,6 +2,7 @@ import { exitOnShutdownSignals, listenerErrors } from '../contract/runtime.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createInternalServer } from './http/internal.js';
 import { createHttpServer } from './http/server.js';
+import { readTlsPair } from './http/tls.js';
 import { createLogger } from './logger.js';
 import { MediaNode } from './MediaNode.js';
 
@@ -13,6 +14,8 @@ async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig();
+    // An unreadable or unusable certificate is a configuration error too, found before start.
+    if (config.tls) readTlsPair(config.tls);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`rtccdn media-node: ${error.message}\n`);
@@ -35,7 +38,16 @@ async function main(): Promise<void> {
     process.stderr.write(`rtccdn media-node: ${(error as Error).message}\n`);
     process.exit(1);
   }
-  const app = await createHttpServer(node);
+  const scheme = config.tls ? 'https' : 'http';
+  let app: Awaited<ReturnType<typeof createHttpServer>>;
+  try {
+    app = await createHttpServer(node);
+  } catch (error) {
+    // The TLS files changed between the check above and now.
+    process.stderr.write(`rtccdn media-node: ${(error as Error).message}\n`);
+    await node.close();
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  }
   const internal = await createInternalServer(node);
   const listeners: [typeof app, string, number][] = [
     [app, config.host, config.httpPort],
@@ -60,7 +72,7 @@ async function main(): Promise<void> {
   logger.info(
     {
       aclDefaultPolicy: config.access.defaultPolicy,
-      http: `http://${config.host}:${config.httpPort}`,
+      http: `${scheme}://${config.host}:${config.httpPort}`,
       internalPort: `${config.internalHost}:${config.internalPort}`,
       ...(config.cluster
         ? {
@@ -80,7 +92,7 @@ async function main(): Promise<void> {
   if (config.demoPage) {
     const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     process.stderr.write(
-      `\n  rtccdn is running — open http://${shown}:${config.httpPort}/ to publish and play\n\n`,
+      `\n  rtccdn is running — open ${scheme}://${shown}:${config.httpPort}/ to publish and play\n\n`,
     );
   }
 

@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { tlsRequest } from './https.js';
 import { freeTcpPorts } from './ports.js';
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
@@ -82,7 +83,13 @@ export async function spawnNode(
   }
   // Where the node listens (HOST), unless that is every address.
   const host = env.HOST && env.HOST !== '0.0.0.0' ? env.HOST : '127.0.0.1';
-  const baseUrl = `http://${host}:${port}`;
+  // With TLS_CERT_FILE the public port is HTTPS; readiness is asked trusting that certificate.
+  const tlsCa = env.TLS_CERT_FILE ? readFileSync(env.TLS_CERT_FILE, 'utf8') : undefined;
+  const baseUrl = `${tlsCa ? 'https' : 'http'}://${host}:${port}`;
+  const ready = async () =>
+    tlsCa
+      ? (await tlsRequest(`${baseUrl}/readyz`, { ca: tlsCa })).status === 200
+      : (await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) })).ok;
   // A liveness bound: a node that is not ready by then is not coming (a loaded CI box is slow).
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -92,8 +99,7 @@ export async function spawnNode(
       throw new Error(`media node exited with ${child.exitCode} during start${said ? `: ${said}` : ''}`);
     }
     try {
-      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok) break;
+      if (await ready()) break;
     } catch {
       // not listening yet
     }

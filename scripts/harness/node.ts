@@ -50,7 +50,7 @@ export async function startNode(env: Record<string, string> = {}): Promise<Runni
     return {
       node,
       app,
-      baseUrl: `http://127.0.0.1:${await portOf(app)}`,
+      baseUrl: `${config.tls ? 'https' : 'http'}://127.0.0.1:${await portOf(app)}`,
       internalUrl: `http://127.0.0.1:${await portOf(internal)}`,
       async close() {
         await app.close();

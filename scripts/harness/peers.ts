@@ -60,7 +60,13 @@ export function renumberPayloadTypes(sdp: string, map: Record<number, number>): 
  * POSTs an SDP offer on a connection of its own (no keep-alive), as a separate client would: a
  * load-balanced Service (kube-proxy picks a backend per connection) then spreads the peers.
  */
-export function postSdp(url: string, sdp: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+export function postSdp(
+  url: string,
+  sdp: string,
+  headers: Record<string, string> = {},
+  /** Certificate(s) to trust for an https: URL (a test's self-signed one). */
+  ca?: string,
+): Promise<HttpResult> {
   const target = new URL(url);
   const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
@@ -70,6 +76,7 @@ export function postSdp(url: string, sdp: string, headers: Record<string, string
         method: 'POST',
         agent: false,
         timeout: 30_000,
+        ...(ca ? { ca } : {}),
         headers: { 'Content-Type': 'application/sdp', 'Content-Length': Buffer.byteLength(sdp), ...headers },
       },
       (response) => {
@@ -259,7 +266,14 @@ export class TestViewer {
   async play(
     baseUrl: string,
     stream: string,
-    options: { audio?: boolean; query?: string; renumber?: Record<number, number>; key?: string } = {},
+    options: {
+      audio?: boolean;
+      query?: string;
+      renumber?: Record<number, number>;
+      key?: string;
+      /** Certificate to trust when baseUrl is https: (a test's self-signed one). */
+      ca?: string;
+    } = {},
   ): Promise<HttpResult> {
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     if (options.audio !== false) this.pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -269,6 +283,7 @@ export class TestViewer {
       `${baseUrl}/whep/${stream}${options.query ?? ''}`,
       sdp,
       options.key ? { Authorization: `Bearer ${options.key}` } : {},
+      options.ca,
     );
     if (result.status === 201) {
       this.location = result.headers.get('location') ?? undefined;

@@ -20,7 +20,12 @@ export interface LaunchedChromium {
  * Playwright refuses `--user-data-dir` in launch() args, so the profile is given the supported
  * way, as a persistent context (a browser whose single context lives in that directory).
  */
-export async function launchChromium(): Promise<LaunchedChromium> {
+export async function launchChromium(
+  options: {
+    /** Accept any server certificate (a test's self-signed one): `--ignore-certificate-errors`. */
+    ignoreCertificateErrors?: boolean;
+  } = {},
+): Promise<LaunchedChromium> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `Chromium not found at ${CHROMIUM_PATH}: the e2e tests drive a real browser. ` +
@@ -46,7 +51,9 @@ export async function launchChromium(): Promise<LaunchedChromium> {
         '--use-fake-ui-for-media-stream',
         '--use-fake-device-for-media-stream',
         '--autoplay-policy=no-user-gesture-required',
+        ...(options.ignoreCertificateErrors ? ['--ignore-certificate-errors'] : []),
       ],
+      ...(options.ignoreCertificateErrors ? { ignoreHTTPSErrors: true } : {}),
     });
   } catch (error) {
     await rm(userDataDir, { recursive: true, force: true });

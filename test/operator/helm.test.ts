@@ -433,6 +433,120 @@ describe('Helm chart helm/rtccdn', () => {
     expect(JSON.stringify(controllers.spec.template.spec.containers[0].env)).not.toContain('ADMIN_TOKEN');
   });
 
+  it('puts WHIP, WHEP, HLS and the ACL API behind an Ingress or an HTTPRoute with TLS, only on request', async () => {
+    const byDefault = await render();
+    expect(byDefault.filter((manifest) => ['Ingress', 'HTTPRoute'].includes(manifest.kind))).toEqual([]);
+
+    const manifests = await render(
+      'publicHttp.host=live.example.com',
+      'publicHttp.cdn.name=live',
+      'publicHttp.cdn.namespace=media',
+      'publicHttp.cdn.region=eu',
+      'publicHttp.ingress.enabled=true',
+      'publicHttp.ingress.className=nginx',
+      'publicHttp.ingress.tls.secretName=live-tls',
+      'publicHttp.ingress.annotations.cert-manager\\.io/cluster-issuer=letsencrypt',
+      'publicHttp.httpRoute.enabled=true',
+      'publicHttp.httpRoute.parentRefs[0].name=public',
+      'publicHttp.httpRoute.parentRefs[0].namespace=gateway-system',
+      'publicHttp.httpRoute.parentRefs[0].sectionName=https',
+      'operator.aclApi.adminTokenSecretRef.name=acl-admin',
+    );
+    // The media nodes' Services are in the CDN's namespace, the ACL API's in the release one.
+    const media = find(manifests, 'Ingress', 'rtccdn-media')!;
+    const acl = find(manifests, 'Ingress', 'rtccdn-acl-api')!;
+    expect([media.metadata.namespace, acl.metadata.namespace]).toEqual(['media', NS]);
+    for (const ingress of [media, acl]) {
+      expect(ingress.apiVersion).toBe('networking.k8s.io/v1');
+      expect(ingress.metadata.annotations).toEqual({ 'cert-manager.io/cluster-issuer': 'letsencrypt' });
+      expect(ingress.spec.ingressClassName).toBe('nginx');
+      expect(ingress.spec.tls).toEqual([{ hosts: ['live.example.com'], secretName: 'live-tls' }]);
+      expect(ingress.spec.rules.map((rule: { host: string }) => rule.host)).toEqual(['live.example.com']);
+    }
+    const ingressPaths = (ingress: Manifest) =>
+      ingress.spec.rules[0].http.paths.map(
+        (path: {
+          path: string;
+          pathType: string;
+          backend: { service: { name: string; port: { number: number } } };
+        }) =>
+          `${path.pathType} ${path.path} -> ${path.backend.service.name}:${path.backend.service.port.number}`,
+      );
+    expect(ingressPaths(media)).toEqual([
+      'Prefix /whip -> live-eu-origin:80',
+      'Prefix /whep -> live-eu-edge:80',
+      'Prefix /hls -> live-eu-edge:80',
+      'Exact /api/v1/streams -> live-eu-edge:80',
+    ]);
+    expect(ingressPaths(acl)).toEqual(['Prefix /api/v1/streams -> rtccdn-operator-acl-api:8091']);
+
+    const mediaRoute = find(manifests, 'HTTPRoute', 'rtccdn-media')!;
+    const aclRoute = find(manifests, 'HTTPRoute', 'rtccdn-acl-api')!;
+    expect([mediaRoute.metadata.namespace, aclRoute.metadata.namespace]).toEqual(['media', NS]);
+    for (const route of [mediaRoute, aclRoute]) {
+      expect(route.apiVersion).toBe('gateway.networking.k8s.io/v1');
+      expect(route.spec.parentRefs).toEqual([
+        { name: 'public', namespace: 'gateway-system', sectionName: 'https' },
+      ]);
+      expect(route.spec.hostnames).toEqual(['live.example.com']);
+    }
+    const routePaths = (route: Manifest) =>
+      route.spec.rules.map(
+        (rule: {
+          matches: { path: { type: string; value: string } }[];
+          backendRefs: { name: string; port: number }[];
+        }) =>
+          `${rule.matches[0]!.path.type} ${rule.matches[0]!.path.value} -> ${rule.backendRefs[0]!.name}:${rule.backendRefs[0]!.port}`,
+      );
+    expect(routePaths(mediaRoute)).toEqual([
+      'PathPrefix /whip -> live-eu-origin:80',
+      'PathPrefix /whep -> live-eu-edge:80',
+      'PathPrefix /hls -> live-eu-edge:80',
+      'Exact /api/v1/streams -> live-eu-edge:80',
+    ]);
+    expect(routePaths(aclRoute)).toEqual(['PathPrefix /api/v1/streams -> rtccdn-operator-acl-api:8091']);
+
+    // The API server takes the Ingresses as rendered (the namespaces exist since the test above).
+    const ingresses = manifests
+      .filter((manifest) => manifest.kind === 'Ingress')
+      .map((manifest) => JSON.stringify(manifest))
+      .join('\n');
+    ok(await env.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: ingresses, timeoutMs: 60_000 }));
+
+    // Without the ACL API (no admin token Secret) only the media objects; the CDN defaults to
+    // the example CDN's name and the release namespace.
+    const plain = await render('publicHttp.host=live.example.com', 'publicHttp.ingress.enabled=true');
+    expect(
+      plain.filter((manifest) => manifest.kind === 'Ingress').map((manifest) => manifest.metadata.name),
+    ).toEqual(['rtccdn-media']);
+    const defaults = find(plain, 'Ingress', 'rtccdn-media')!;
+    expect(defaults.metadata.namespace).toBe(NS);
+    expect(defaults.spec.tls).toBeUndefined();
+    expect(ingressPaths(defaults)[0]).toBe('Prefix /whip -> live-default-origin:80');
+
+    // What cannot work is refused at render time.
+    for (const [set, message] of [
+      [['publicHttp.ingress.enabled=true'], 'publicHttp.host is required'],
+      [
+        ['publicHttp.host=live.example.com', 'publicHttp.httpRoute.enabled=true'],
+        'publicHttp.httpRoute.parentRefs must name the Gateway',
+      ],
+      [['publicHttp.host=Not A Host'], "at '/publicHttp/host'"],
+      [['publicHttp.ingress.tsl.secretName=x'], "additional properties 'tsl' not allowed"],
+    ] as const) {
+      const result = await env.helm([
+        'template',
+        'rtccdn',
+        CHART,
+        ...set.flatMap((value) => ['--set', value]),
+      ]);
+      expect(`${set.join(' ')}: exit ${result.code === 0 ? 0 : 'non-zero'}`).toBe(
+        `${set.join(' ')}: exit non-zero`,
+      );
+      expect(result.stderr).toContain(message);
+    }
+  });
+
   it('installs for real, keeps the Redis password across upgrades, and uninstalls the Secret too', async () => {
     // A release of its own (its ClusterRoles are keep-rtccdn-*), CRDs left to the test above.
     const release = ['keep', CHART, '--namespace', 'redis-keep', '--set', 'crds.install=false'];

@@ -15,6 +15,14 @@ describe('loadConfig', () => {
     expect(config.workers).toBeGreaterThanOrEqual(1);
   });
 
+  it('serves HTTPS with both TLS_CERT_FILE and TLS_KEY_FILE, plain HTTP with neither', () => {
+    expect(loadConfig({}).tls).toBeUndefined();
+    expect(loadConfig({ TLS_CERT_FILE: '/etc/tls/tls.crt', TLS_KEY_FILE: '/etc/tls/tls.key' }).tls).toEqual({
+      certFile: '/etc/tls/tls.crt',
+      keyFile: '/etc/tls/tls.key',
+    });
+  });
+
   it('announces the listen address when it is specific', () => {
     expect(loadConfig({ RTC_LISTEN_IP: '127.0.0.1' }).announcedAddress).toBe('127.0.0.1');
   });
@@ -139,6 +147,14 @@ describe('loadConfig', () => {
     [
       { TRUSTED_PROXIES: '10.0.0.0/33' },
       /^invalid configuration: TRUSTED_PROXIES must list IP addresses or CIDRs/,
+    ],
+    [
+      { TLS_CERT_FILE: '/etc/tls/tls.crt' },
+      /^invalid configuration: TLS_KEY_FILE is required with TLS_CERT_FILE \(HTTPS needs both the certificate and its key\)$/,
+    ],
+    [
+      { TLS_KEY_FILE: '/etc/tls/tls.key', TLS_CERT_FILE: ' ' },
+      /^invalid configuration: TLS_CERT_FILE is required with TLS_KEY_FILE \(HTTPS needs both the certificate and its key\) \(got " "\)$/,
     ],
   ])('rejects %j with a one-line message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

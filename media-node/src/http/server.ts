@@ -6,13 +6,22 @@ import { registerAclRoutes } from './acl.js';
 import { registerDemoRoutes } from './demo.js';
 import { registerHealthRoutes, registerPublicStreamList } from './ops.js';
 import { registerSessionRoutes } from './sessions.js';
+import { readTlsPair, type SecureContextTarget, TlsReloader } from './tls.js';
 
 /** 64 KiB: far above any real offer (a browser's is ~5 KiB), small enough to shed abuse early. */
 export const MAX_SDP_BYTES = 64 * 1024;
 
-/** Builds the node's HTTP API (not yet listening). */
+/**
+ * Builds the node's public HTTP API (not yet listening): plain HTTP/1.1, or with TLS_CERT_FILE and
+ * TLS_KEY_FILE HTTPS with HTTP/2 for clients that offer it (ALPN) and HTTP/1.1 for the others,
+ * the certificate reloaded when its files change. Throws ConfigError for an unusable pair.
+ */
 export async function createHttpServer(node: MediaNode): Promise<FastifyInstance> {
-  const app = Fastify({
+  const tls = node.config.tls;
+  const pair = tls ? readTlsPair(tls) : undefined;
+  // The routes are the same over both: they see requests through fastify's API, never the raw
+  // HTTP/1 or HTTP/2 objects, so the instance is typed as the HTTP/1 one they are written for.
+  const options = {
     loggerInstance: node.logger.child({ component: 'http' }) as FastifyBaseLogger,
     // Requests are logged once, by the onResponse hook below, with the fields we want.
     logController: new LogController({ disableRequestLogging: true }),
@@ -25,7 +34,23 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     // The client address that access control and quotas count: X-Forwarded-For is believed only
     // when the connection comes from a listed proxy (TRUSTED_PROXIES), never from anyone else.
     trustProxy: node.config.trustedProxies.length > 0 ? node.config.trustedProxies : false,
-  });
+  };
+  const app = pair
+    ? (Fastify({
+        ...options,
+        http2: true,
+        https: { allowHTTP1: true, cert: pair.cert, key: pair.key },
+      }) as unknown as FastifyInstance)
+    : Fastify(options);
+
+  if (tls && pair) {
+    const reloader = new TlsReloader(tls, app.server as unknown as SecureContextTarget, node.logger, pair);
+    app.addHook('onClose', async () => reloader.close());
+    node.logger.info(
+      { fingerprint: pair.fingerprint, validTo: pair.validTo },
+      'HTTPS on the public port (HTTP/2 and HTTP/1.1)',
+    );
+  }
 
   // Browser players and publishers on other origins may use WHIP, WHEP and the public stream
   // list — and nothing else: CORS is granted per routed URL, so a web page can never make a
