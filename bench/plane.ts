@@ -163,7 +163,7 @@ export async function runPlaneBench(options: {
         const started = performance.now();
         const origin = registries[tick % origins]!;
         await Promise.all([
-          writer.update(`acl-${tick % 50}`, () => [{ id: `k${tick}`, hash: 'x'.repeat(43) }] as never),
+          writer.update(`acl-${tick % 50}`, () => [{ id: `k${tick}`, hash: 'a'.repeat(64) }]),
           origin.claimStream({ name: `churn-${tick}`, kinds: ['video'] }),
         ]);
         published += 2; // the ACL change message and stream-up
@@ -189,7 +189,7 @@ export async function runPlaneBench(options: {
     const propagation: number[] = [];
     for (let i = 0; i < 20; i++) {
       const t0 = performance.now();
-      await writer.update(`prop-${i}`, () => [{ id: `p${i}`, hash: 'y'.repeat(43) }] as never);
+      await writer.update(`prop-${i}`, () => [{ id: `p${i}`, hash: 'b'.repeat(64) }]);
       const target = (await writer.version()).version;
       while (caches.some((cache) => cache.version < target)) await sleep(1);
       propagation.push(performance.now() - t0);
