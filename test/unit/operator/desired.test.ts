@@ -22,6 +22,7 @@ import {
   planCdn,
 } from '../../../operator/src/controllers/cdn/desired.js';
 import {
+  EDGE_TERMINATION_GRACE_SECONDS,
   mediaNodeEnv,
   nodeStatus,
   planNode,
@@ -30,6 +31,7 @@ import {
 } from '../../../operator/src/controllers/node/desired.js';
 import {
   ANNOTATIONS,
+  MEDIA_NODE_DRAIN_DEADLINE_MS,
   MEDIA_NODE_SHUTDOWN_TIMEOUT_MS,
   podOrdinal,
   redisPrefixFor,
@@ -307,8 +309,18 @@ describe('planNode', () => {
     expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
     expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(container.lifecycle?.preStop?.sleep?.seconds).toBeGreaterThan(0);
-    // SIGTERM comes after preStop; the node then needs up to SHUTDOWN_TIMEOUT_MS.
-    expect(pod.terminationGracePeriodSeconds).toBe(TERMINATION_GRACE_SECONDS);
+    // SIGTERM comes after preStop; an edge with viewers then drains for up to DRAIN_DEADLINE_MS
+    // and shuts down within SHUTDOWN_TIMEOUT_MS: the grace period covers all three.
+    expect(pod.terminationGracePeriodSeconds).toBe(EDGE_TERMINATION_GRACE_SECONDS);
+    expect(EDGE_TERMINATION_GRACE_SECONDS).toBeGreaterThan(
+      container.lifecycle!.preStop!.sleep!.seconds +
+        (MEDIA_NODE_DRAIN_DEADLINE_MS + MEDIA_NODE_SHUTDOWN_TIMEOUT_MS) / 1000,
+    );
+    expect(envByName(container.env!).DRAIN_DEADLINE_MS?.value).toBe(String(MEDIA_NODE_DRAIN_DEADLINE_MS));
+    // Origins do not drain viewers: their grace period is the shutdown's alone.
+    const origin = planNode(nodeOf(owner, 'origin'), { cdn: owner }).statefulSet!.spec!.template.spec!;
+    expect(origin.terminationGracePeriodSeconds).toBe(TERMINATION_GRACE_SECONDS);
+    expect(envByName(origin.containers[0]!.env!).DRAIN_DEADLINE_MS).toBeUndefined();
     // Evicted from a lost Kubernetes node after 30 s, not the default 300 s.
     expect(pod.tolerations?.map((t) => [t.key, t.effect, t.tolerationSeconds])).toEqual([
       ['node.kubernetes.io/unreachable', 'NoExecute', 30],

@@ -207,7 +207,8 @@ export class AutoscalerReconciler implements ObjectReconciler<CDNNode> {
             'POST',
             { nodeId: record.id, internalUrl: record.internalUrl },
             DRAIN_PATH,
-            { draining: want },
+            // The edge ends the sessions still there when the operator's grace period ends.
+            want ? { draining: true, deadlineMs: this.#options.drainGraceMs } : { draining: false },
           );
           this.#options.metrics?.drainRequests.inc({ result: 'ok' });
           this.#options.logger.info(

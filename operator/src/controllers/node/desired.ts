@@ -25,6 +25,7 @@ import {
   headlessServiceName,
   LABELS,
   MEDIA_NODE_APP,
+  MEDIA_NODE_DRAIN_DEADLINE_MS,
   MEDIA_NODE_PORTS,
   MEDIA_NODE_SHUTDOWN_TIMEOUT_MS,
   type Problem,
@@ -140,6 +141,9 @@ export function mediaNodeEnv(node: CDNNode, cdn: CDN): V1EnvVar[] {
     fromConfigMap(cdnName, 'PROFILES'),
     { name: 'LOG_LEVEL', value: 'info' },
     { name: 'SHUTDOWN_TIMEOUT_MS', value: String(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS) },
+    ...(node.spec.role === 'edge'
+      ? [{ name: 'DRAIN_DEADLINE_MS', value: String(MEDIA_NODE_DRAIN_DEADLINE_MS) }]
+      : []),
     { name: 'DEMO_PAGE', value: 'false' },
   ];
 }
@@ -198,6 +202,13 @@ export const LOST_NODE_TOLERATION_SECONDS = 30;
 /** Seconds Kubernetes waits after SIGTERM: the preStop pause, the node's own bound, a margin. */
 export const TERMINATION_GRACE_SECONDS =
   PRE_STOP_SECONDS + Math.ceil(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS / 1000) + 5;
+/** An edge with viewers drains on SIGTERM first (DRAIN_DEADLINE_MS), then shuts down. */
+export const EDGE_TERMINATION_GRACE_SECONDS =
+  TERMINATION_GRACE_SECONDS + Math.ceil(MEDIA_NODE_DRAIN_DEADLINE_MS / 1000);
+
+export function terminationGraceSeconds(role: CDNNode['spec']['role']): number {
+  return role === 'edge' ? EDGE_TERMINATION_GRACE_SECONDS : TERMINATION_GRACE_SECONDS;
+}
 
 export function planNode(node: CDNNode, context: NodeContext): NodePlan {
   const { cdn } = context;
@@ -285,7 +296,7 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
           ...(exposure === 'hostNetwork' ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
           // Service links would add variables such as <SVC>_PORT to a process configured by env.
           enableServiceLinks: false,
-          terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+          terminationGracePeriodSeconds: terminationGraceSeconds(node.spec.role),
           // A media node on a Kubernetes node that stopped answering serves nobody: evict it after
           // 30 s instead of Kubernetes' 300 s default, so that its replacement can start as soon
           // as the node is known to be gone (a StatefulSet waits for that: a deleted Node object
