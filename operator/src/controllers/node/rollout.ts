@@ -135,7 +135,7 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   });
   const viewersOf = (ordinal: number) => edges?.get(ordinal)?.viewers ?? 0;
   const drainOver = (pod: NonNullable<RolloutState['pod']>) =>
-    (edges !== undefined && edges.has(pod.ordinal) && viewersOf(pod.ordinal) === 0) ||
+    (edges?.has(pod.ordinal) === true && viewersOf(pod.ordinal) === 0) ||
     now - pod.drainSince >= input.deadlineMs;
 
   // 1. A pod being replaced: wait for its drain, delete it, wait for its successor.
