@@ -280,6 +280,13 @@ describe('planNode', () => {
     expect(spec.replicas).toBe(3);
     expect(spec.serviceName).toBe('live-eu-west-edge-pods');
     expect(spec.podManagementPolicy).toBe('Parallel');
+    // Edges are rolled by the operator, drained first (rollout.ts); others by the StatefulSet.
+    expect(spec.updateStrategy).toEqual({ type: 'OnDelete' });
+    expect(planNode(nodeOf(owner, 'origin'), { cdn: owner }).statefulSet!.spec!.updateStrategy).toEqual({
+      type: 'RollingUpdate',
+    });
+    // A rollout's surge pod runs on top of spec.replicas.
+    expect(planNode(edge, { cdn: owner, surge: 1 }).statefulSet!.spec!.replicas).toBe(4);
     expect(spec.selector).toEqual({
       matchLabels: { 'app.kubernetes.io/name': 'rtccdn-media-node', 'rtccdn.io/node': 'live-eu-west-edge' },
     });
@@ -409,7 +416,32 @@ describe('status', () => {
         lastTransitionTime: '2025-01-01T00:00:00Z',
         observedGeneration: 1,
       },
+      // Edges also say whether the operator is rolling them (drain first, one at a time).
+      {
+        type: 'RolloutInProgress',
+        status: 'False',
+        reason: 'RolloutComplete',
+        message: 'every pod runs the current revision',
+        lastTransitionTime: '2025-01-01T00:00:00Z',
+        observedGeneration: 1,
+      },
     ]);
+    const rolling = nodeStatus(
+      edge,
+      {
+        statefulSet: set,
+        problems: [],
+        load: undefined,
+        rollout: { reason: 'PodDraining', message: 'pod 1 draining: 3 viewers left, deadline in 40 s' },
+      },
+      NOW,
+    );
+    expect(rolling.conditions?.[1]).toMatchObject({
+      type: 'RolloutInProgress',
+      status: 'True',
+      reason: 'PodDraining',
+      message: 'pod 1 draining: 3 viewers left, deadline in 40 s',
+    });
     const ready = nodeStatus(
       { ...edge, status: notReady },
       { statefulSet: { ...set, status: { ...set.status, readyReplicas: 2 } }, problems: [], load: undefined },

@@ -20,6 +20,7 @@ import type { ReconcileRequest, ReconcileResult } from '../../runtime/Controller
 import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
 import type { CacheReader } from '../../runtime/TypedCache.js';
 import type { CachedCDN } from '../caches.js';
+import { rolloutStateOf } from '../node/rollout.js';
 import { readSecret, resolveRedis } from '../references.js';
 import {
   ANNOTATIONS,
@@ -182,8 +183,11 @@ export class AutoscalerReconciler implements ObjectReconciler<CDNNode> {
     edges: readonly NodeRecord[],
   ): Promise<void> {
     const draining = new Set(decision.draining);
+    // The pod a rollout drains (node/rollout.ts) is the rollout's: never undrained here.
+    const rolling = rolloutStateOf(node.metadata.annotations)?.pod?.ordinal;
     const calls = this.#pods(node, edges).filter(
-      ([ordinal, record]) => ordinal < decision.replicas && record.draining !== draining.has(ordinal),
+      ([ordinal, record]) =>
+        ordinal < decision.replicas && ordinal !== rolling && record.draining !== draining.has(ordinal),
     );
     if (calls.length === 0) return;
     const namespace = cdn.metadata.namespace ?? 'default';

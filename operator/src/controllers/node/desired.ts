@@ -78,6 +78,8 @@ export interface NodeContext {
   cdn: CDN;
   /** Hash of the cluster Secret's data: pods are rolled when it changes (env is read at start). */
   clusterSecretHash?: string | undefined;
+  /** Pods run beyond spec.replicas during a rollout of edges (rollout.ts): 0 or 1. */
+  surge?: number | undefined;
 }
 
 /** ANNOUNCED_IP: the address viewers and publishers send media to. */
@@ -196,6 +198,16 @@ export function containerPorts(node: CDNNode, cdn: CDN): V1ContainerPort[] {
   ];
 }
 
+/** The surge a rollout asks for, within the pod slots (nodePort). */
+function surgeOf(node: CDNNode, cdn: CDN, surge: number | undefined): number {
+  if (!surge || node.spec.role !== 'edge') return 0;
+  const { podSlots } = effectivePorts(node, cdn);
+  const runnable = runnableReplicas(node, cdn);
+  return cdn.spec.network.exposure === 'nodePort' && podSlots !== undefined
+    ? Math.max(0, Math.min(surge, podSlots - runnable))
+    : surge;
+}
+
 /** How long media nodes stay bound to a Kubernetes node that is unreachable or not ready. */
 export const LOST_NODE_TOLERATION_SECONDS = 30;
 
@@ -276,12 +288,16 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
     metadata: { name, namespace, labels, ownerReferences: owner },
     spec: {
       serviceName: headlessServiceName(name),
-      replicas: runnableReplicas(node, cdn),
+      replicas: runnableReplicas(node, cdn) + surgeOf(node, cdn, context.surge),
       // Media nodes need no ordered start; OrderedReady would also block a scale-up behind a
       // draining (unready) pod.
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: podSelector(name) },
-      updateStrategy: { type: 'RollingUpdate' },
+      // Edges are rolled by the operator (rollout.ts): each old pod is drained — its viewers
+      // keep playing until they leave or the drain deadline — before it is deleted and
+      // recreated at the new revision, with a surge pod first when the others have no room.
+      // Origins and transcoders roll as usual (their publishers and renditions fail over).
+      updateStrategy: { type: node.spec.role === 'edge' ? 'OnDelete' : 'RollingUpdate' },
       template: {
         metadata: {
           labels,
@@ -428,6 +444,8 @@ export interface NodeObservation {
   podFailure?: Problem | undefined;
   /** The pods run (runnableReplicas()): fewer than spec.replicas when pod slots run out. */
   runnable?: number | undefined;
+  /** Edges: what the operator's rollout is doing (undefined: none in progress). */
+  rollout?: { reason: string; message: string } | undefined;
 }
 
 export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Date): CDNNodeStatus {
@@ -483,6 +501,23 @@ export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Dat
     selector: selectorString(name),
     ...(observation.load ? { viewers: observation.load.viewers, streams: observation.load.streams } : {}),
     ...(generation === undefined ? {} : { observedGeneration: generation }),
-    conditions: mergeConditions(node.status?.conditions as Condition[] | undefined, [ready], generation, now),
+    conditions: mergeConditions(
+      node.status?.conditions as Condition[] | undefined,
+      node.spec.role === 'edge' ? [ready, rolloutCondition(observation.rollout)] : [ready],
+      generation,
+      now,
+    ),
   };
+}
+
+/** RolloutInProgress: True with what the rollout waits for, False once every pod is current. */
+function rolloutCondition(rollout: NodeObservation['rollout']) {
+  return rollout
+    ? { type: NodeCondition.RolloutInProgress, status: 'True' as const, ...rollout }
+    : {
+        type: NodeCondition.RolloutInProgress,
+        status: 'False' as const,
+        reason: NodeReason.RolloutComplete,
+        message: 'every pod runs the current revision',
+      };
 }
