@@ -107,14 +107,20 @@ export class AutoscalerReconciler implements ObjectReconciler<CDNNode> {
     const now = this.#now();
     const annotation = autoscalerStateOf(node);
     const created = Date.parse(node.metadata.creationTimestamp ?? '');
+    const scalerState = toScalerState(annotation, Number.isNaN(created) ? now : created);
+    // While the operator rolls this Node's pods (node/rollout.ts) no scale-down starts: the
+    // stabilization window is held open (scale-up stays immediate; a drain already running
+    // goes on, and the rollout waits for it).
+    const rollingOut = rolloutStateOf(node.metadata.annotations) !== undefined && !scalerState.drain;
     const decision = decideScale({
       policy,
       replicas: node.spec.replicas,
       viewers,
       podViewers,
-      state: toScalerState(annotation, Number.isNaN(created) ? now : created),
+      state: rollingOut ? { ...scalerState, lastScaleTime: now } : scalerState,
       now,
     });
+    if (rollingOut && decision.reason === 'stabilizing') decision.state = scalerState;
 
     this.#options.metrics?.edgesDesired.set(labels, decision.desired);
     if (viewers !== undefined) this.#options.metrics?.regionViewers.set(labels, viewers);
