@@ -235,7 +235,9 @@ export class MediaNode {
   async drainThenClose(): Promise<void> {
     if (this.cluster && this.playback.accepts && this.sessions.viewerCount > 0 && !this.state.closing) {
       this.#terminating = true;
-      if (!this.state.draining) this.setDraining(true);
+      // (Re)started with DRAIN_DEADLINE_MS even when already draining with a longer deadline
+      // (the autoscaler's grace period): SIGTERM must end within the pod's grace period.
+      this.setDraining(true);
       await new Promise<void>((resolve) => {
         const check = setInterval(() => {
           if (this.sessions.viewerCount === 0) done();

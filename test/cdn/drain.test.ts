@@ -88,13 +88,19 @@ describe('edge drain deadline (drain API and SIGTERM)', () => {
     expect(await pub.unpublish(url('origin-d'))).toBe(200);
   }, 30_000);
 
-  it('SIGTERM drains: viewers keep playing until DRAIN_DEADLINE_MS, then the node exits 0', async () => {
+  it('SIGTERM drains (even an edge drained with a longer deadline): viewers keep playing until DRAIN_DEADLINE_MS, then the node exits 0', async () => {
     const pub = publisher();
     expect((await pub.publish(url('origin-d'), 'dl3')).status).toBe(201);
     const v = viewer();
     expect((await v.play(url('edge-d2'), 'dl3')).status).toBe(201);
     await v.waitForFrames(5);
 
+    // Drained already with a long deadline (the autoscaler's grace period): SIGTERM still ends
+    // within DRAIN_DEADLINE_MS, inside the pod's grace period.
+    expect(await drain('edge-d2', { draining: true, deadlineMs: 600_000 })).toEqual({
+      draining: true,
+      viewers: 1,
+    });
     const edge = fixture.cluster.node('edge-d2');
     const exited = once(edge.process.child, 'exit') as Promise<[number | null]>;
     const termAt = Date.now();
