@@ -193,15 +193,70 @@ export class MediaNode {
   /**
    * Marks the node draining (or not): new viewers are refused with 503 so clients go to
    * another edge, readiness turns false so Kubernetes stops routing here, and the registry
-   * tells the operator, which removes the pod once its viewers are gone.
+   * tells the operator, which removes the pod once its viewers are gone. Viewers still here
+   * after `deadlineMs` (DRAIN_DEADLINE_MS by default) have their sessions ended with reason
+   * `node-draining` (DTLS close; the session resource then answers 410 SESSION_ENDED), which
+   * players answer by playing again at the same URL — on another edge.
    */
-  setDraining(draining: boolean): void {
+  setDraining(draining: boolean, deadlineMs = this.config.drainDeadlineMs): void {
+    // Shutting down (SIGTERM) is a drain nobody cancels.
+    if (!draining && this.#terminating) return;
+    clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
+    if (draining) {
+      this.#drainTimer = setTimeout(() => this.#endDrain(), deadlineMs);
+      this.#drainTimer.unref();
+    }
     if (!this.state.setDraining(draining)) return;
     this.cluster?.registry.setDraining(draining);
     this.logger.info(
-      { draining, viewers: this.sessions.viewerCount },
+      { draining, viewers: this.sessions.viewerCount, ...(draining ? { deadlineMs } : {}) },
       draining ? 'draining' : 'no longer draining',
     );
+  }
+
+  #drainTimer: NodeJS.Timeout | undefined;
+
+  #endDrain(): void {
+    this.#drainTimer = undefined;
+    const ended = this.sessions.closeViewers('node-draining');
+    if (ended > 0) this.logger.info({ viewers: ended }, 'drain deadline: viewer sessions ended');
+    for (const waiter of this.#drainWaiters.splice(0)) waiter();
+  }
+
+  readonly #drainWaiters: (() => void)[] = [];
+  #terminating = false;
+
+  /**
+   * SIGTERM: a node with viewers in a CDN drains first — its viewers keep playing until they
+   * leave or the drain deadline ends their sessions (`node-draining`) — then closes. Without
+   * viewers, or standalone (nowhere else to go), it closes at once.
+   */
+  async drainThenClose(): Promise<void> {
+    if (this.cluster && this.playback.accepts && this.sessions.viewerCount > 0 && !this.state.closing) {
+      this.#terminating = true;
+      // (Re)started with DRAIN_DEADLINE_MS even when already draining with a longer deadline
+      // (the autoscaler's grace period): SIGTERM must end within the pod's grace period.
+      this.setDraining(true);
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (this.sessions.viewerCount === 0) done();
+        }, 100);
+        const done = () => {
+          clearInterval(check);
+          resolve();
+        };
+        this.#drainWaiters.push(done);
+      });
+    }
+    clearTimeout(this.#drainTimer);
+    await this.close();
+  }
+
+  /** How long SIGTERM may take: a drain (viewers in a CDN), then closing. */
+  get shutdownBudgetMs(): number {
+    const drains = this.config.cluster !== undefined && this.playback.accepts;
+    return this.config.shutdownTimeoutMs + (drains ? this.config.drainDeadlineMs : 0);
   }
 
   get relayServer() {
@@ -246,6 +301,7 @@ export class MediaNode {
   /** Stops accepting, closes every session (viewers see DTLS close), stops the workers. */
   async close(): Promise<void> {
     if (!this.state.beginClosing()) return;
+    clearTimeout(this.#drainTimer);
     this.#load.close();
     this.quotas.close();
     this.transcoder?.close('node-shutdown');

@@ -176,6 +176,11 @@ export const EnvSchema = z
     FANOUT_LINGER_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     /** How long SIGTERM waits for sessions to close before exiting anyway. */
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    /**
+     * How long a draining edge keeps serving its viewers (drain API, or SIGTERM in a CDN) before
+     * it ends their sessions (reason `node-draining`) so their players re-join elsewhere.
+     */
+    DRAIN_DEADLINE_MS: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
     /** Serve the demo page at `/`. */
     DEMO_PAGE: booleanFlag('true'),
     /**
@@ -340,6 +345,7 @@ export interface MediaNodeConfig {
   connectTimeoutMs: number;
   fanoutLingerMs: number;
   shutdownTimeoutMs: number;
+  drainDeadlineMs: number;
   demoPage: boolean;
 }
 
@@ -411,6 +417,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
     connectTimeoutMs: parsed.CONNECT_TIMEOUT_MS,
     fanoutLingerMs: parsed.FANOUT_LINGER_MS,
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+    drainDeadlineMs: parsed.DRAIN_DEADLINE_MS,
     demoPage: parsed.DEMO_PAGE,
   };
 }

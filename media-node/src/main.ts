@@ -96,10 +96,12 @@ async function main(): Promise<void> {
     );
   }
 
-  // The node first: from the signal on /readyz answers 503 and new sessions are refused while
-  // every session is closed (DTLS close to each peer); then the HTTP servers go.
-  exitOnShutdownSignals(logger, config.shutdownTimeoutMs, async () => {
-    await node.close();
+  // The node first: from the signal on /readyz answers 503 and new sessions are refused; an edge
+  // of a CDN with viewers drains (they keep playing until they leave or DRAIN_DEADLINE_MS ends
+  // their sessions, `node-draining`), then every session is closed (DTLS close to each peer);
+  // then the HTTP servers go. The pod's terminationGracePeriodSeconds covers both.
+  exitOnShutdownSignals(logger, node.shutdownBudgetMs, async () => {
+    await node.drainThenClose();
     await app.close();
     await internal.close();
   });

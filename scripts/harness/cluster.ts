@@ -120,10 +120,16 @@ export class TestCluster {
     return node.process.stop();
   }
 
-  async stopAll(): Promise<void> {
+  /**
+   * SIGTERM to every node; one still running after `graceMs` is killed. An edge that still has
+   * viewers drains on SIGTERM (up to DRAIN_DEADLINE_MS): teardown does not wait for that.
+   */
+  async stopAll(graceMs = 3_000): Promise<void> {
     await Promise.all(
       [...this.nodes.values()].map(async (node) => {
+        const killer = setTimeout(() => node.process.child.kill('SIGKILL'), graceMs);
         await node.process.stop().catch(() => node.process.child.kill('SIGKILL'));
+        clearTimeout(killer);
       }),
     );
     this.nodes.clear();

@@ -39,6 +39,7 @@ const EDGE = 'live-eu-west-edge';
 const STABILIZATION_MS = 3_000;
 
 interface DrainCall {
+  deadlineMs: number | undefined;
   pod: string;
   draining: boolean;
   at: number;
@@ -96,8 +97,8 @@ describe('edge autoscaler', () => {
           response.writeHead(401).end();
           return;
         }
-        const { draining } = JSON.parse(body) as { draining: boolean };
-        calls.push({ pod, draining, at: Date.now() });
+        const { draining, deadlineMs } = JSON.parse(body) as { draining: boolean; deadlineMs?: number };
+        calls.push({ pod, draining, deadlineMs, at: Date.now() });
         // What the media node does: stop taking viewers and say so in its record.
         void edge.node.setDraining(draining).then(() => {
           const answer = JSON.stringify({ draining, viewers: edge.viewers });
@@ -225,8 +226,11 @@ describe('edge autoscaler', () => {
     );
     const drained = calls.filter((call) => call.draining);
     expect(drained.map((call) => call.pod).sort()).toEqual([`${EDGE}-2`, `${EDGE}-3`]);
-    for (const call of drained)
+    for (const call of drained) {
       expect(call.at - Date.parse(lastScaleTime!)).toBeGreaterThanOrEqual(STABILIZATION_MS);
+      // The edge ends its remaining sessions when the operator's grace period ends, not before.
+      expect(call.deadlineMs).toBe(120_000);
+    }
     expect(refused).toEqual([]);
     expect(await autoscalerState()).toMatchObject({ desired: 2, drain: { toReplicas: 2 } });
     // Pod 3 (the highest) still has a viewer: nothing can be removed yet, not even the empty pod 2.

@@ -29,6 +29,11 @@ export const ERROR_CODES = {
   RELAY_NOT_FOUND: 404,
   /** No route for this method and path. */
   ROUTE_NOT_FOUND: 404,
+  /**
+   * The server ended this session for a reason the player should act on by playing again at
+   * the same URL (data.reason: `node-draining`, `node-shutdown`).
+   */
+  SESSION_ENDED: 410,
   /** Trickle ICE and ICE restarts (PATCH) are not supported. */
   METHOD_NOT_ALLOWED: 405,
   /** The stream name is taken: published here, or claimed by another origin (data: holder). */

@@ -1,5 +1,5 @@
 import { CodeReader, startClockSource } from './clock.js';
-import { whepPlay, whipPublish } from './whip-whep.js';
+import { backoffMs, retryable, whepPlay, whipPublish } from './whip-whep.js';
 
 const params = new URLSearchParams(location.search);
 const server = (params.get('server') || (location.origin === 'null' ? '' : location.origin)).replace(
@@ -19,6 +19,15 @@ const state = {
   height: 0,
   fps: 0,
   lastError: null,
+  /** Sessions started again after the server ended one (drain) or the connection was lost. */
+  rejoins: 0,
+  republishes: 0,
+  /** Why the last session ended (`node-draining`, `unreachable`, `connection-lost`…). */
+  lastEndReason: null,
+  /** Frames presented by the video element across sessions, and the longest pause between two. */
+  framesPresented: 0,
+  longestGapMs: 0,
+  lastGapMs: 0,
 };
 window.rtccdnDemo = { state, server };
 
@@ -90,13 +99,35 @@ async function startPublish() {
   const current = { source, session: null };
   pub = current;
 
+  current.name = name;
+  current.token = token;
+  current.note = note;
+  current.attempt = 0;
+  await connectPublish(current);
+}
+
+/**
+ * Publishes `current.source` (again). WHIP clients reconnect on failure: a session the server
+ * ends (an origin shutting down) or a lost connection (an origin that died) is published again
+ * at the same URL with backoff — the origin behind it (a Service) may be another one, which
+ * takes the stream's claim over; edges follow it and viewers keep their sessions.
+ */
+async function connectPublish(current) {
+  const { name, source, note } = current;
   try {
-    current.session = await whipPublish(endpoint('whip', name), source.stream, token);
+    current.session = await whipPublish(endpoint('whip', name), source.stream, current.token);
   } catch (error) {
-    if (pub === current) {
-      await stopPublish();
-      setStatus('pub-status', `publish failed: ${error.message}`, 'error');
+    if (pub !== current) return;
+    if (current.attempt > 0 && retryable(error)) {
+      setStatus('pub-status', `re-publishing “${name}”… (${error.message})`);
+      current.timer = setTimeout(
+        () => pub === current && connectPublish(current),
+        backoffMs(current.attempt++, error.retryAfterMs),
+      );
+      return;
     }
+    await stopPublish();
+    setStatus('pub-status', `publish failed: ${error.message}`, 'error');
     return;
   }
   if (pub !== current) {
@@ -105,16 +136,26 @@ async function startPublish() {
   }
   state.source = source.kind;
   setStatus('pub-status', `connecting “${name}”…${note}`);
-  const pc = current.session.pc;
+  const session = current.session;
+  const pc = session.pc;
   pc.addEventListener('connectionstatechange', () => {
-    if (pub !== current) return;
+    if (pub !== current || current.session !== session) return;
     if (pc.connectionState === 'connected') {
       state.publishing = true;
+      current.attempt = 0;
       setStatus('pub-status', `live: “${name}” (${source.kind})${note}`, 'ok');
-    } else if (pc.connectionState === 'failed' || pc.connectionState === 'closed') {
-      state.publishing = false;
-      setStatus('pub-status', `connection ${pc.connectionState}`, 'error');
     }
+  });
+  session.onEnd(async (why) => {
+    if (pub !== current || current.session !== session) return;
+    state.publishing = false;
+    const reason = (await session.stop()) ?? why;
+    if (pub !== current) return;
+    state.lastEndReason = reason;
+    state.republishes++;
+    setStatus('pub-status', `session ended (${reason}): re-publishing…`);
+    current.attempt = Math.max(current.attempt, 1);
+    current.timer = setTimeout(() => pub === current && connectPublish(current), backoffMs(0));
   });
 }
 
@@ -126,6 +167,7 @@ async function stopPublish() {
   $('pub-start').disabled = false;
   $('pub-stop').disabled = true;
   if (!current) return;
+  clearTimeout(current.timer);
   $('preview').srcObject = null;
   current.source.stop();
   await current.session?.stop();
@@ -146,26 +188,53 @@ async function startPlay() {
     setStatus('play-status', error.message, 'error');
     return;
   }
-  const current = { name, session: null, timers: [] };
+  // One MediaStream for the whole play: a re-join swaps its tracks, the video element keeps it.
+  const remote = new MediaStream();
+  const current = { name, session: null, timers: [], remote, attempt: 0, framesBefore: 0 };
   play = current;
   $('play-start').disabled = true;
   $('play-stop').disabled = false;
+  const video = $('player');
+  video.srcObject = remote;
+  current.timers.push(setInterval(() => pollStats(current), 500));
+  watchFrames(current, video);
   await connectPlay(current);
 }
 
+/**
+ * Plays `current.name` (again). The player re-joins transparently: when the server ends the
+ * session (a draining edge at its deadline: DTLS close, then `410 SESSION_ENDED` with reason
+ * `node-draining` on the session resource) or the connection is lost (an edge that died), it
+ * POSTs the same WHEP URL again with backoff — a Service sends it to another edge — and swaps
+ * the new tracks into the MediaStream the video element plays. 503 (draining, busy) and network
+ * errors are retried; 404 means the stream is not live (any more).
+ */
 async function connectPlay(current) {
-  const video = $('player');
-  setStatus('play-status', `connecting to “${current.name}”…`);
+  if (!current.everPlayed) setStatus('play-status', `connecting to “${current.name}”…`);
+  let session;
   try {
-    current.session = await whepPlay(endpoint('whep', current.name), (stream) => {
-      if (video.srcObject !== stream) video.srcObject = stream;
+    session = await whepPlay(endpoint('whep', current.name), (stream) => {
+      if (play !== current) return;
+      for (const track of stream.getTracks()) {
+        for (const old of current.remote.getTracks()) {
+          if (old.kind === track.kind && old !== track) current.remote.removeTrack(old);
+        }
+        if (!current.remote.getTracks().includes(track)) current.remote.addTrack(track);
+      }
     });
   } catch (error) {
     if (play !== current) return;
-    if (error.status === 404) {
+    if (error.status === 404 && !current.everPlayed) {
       // Not live (yet): keep trying, so a player can be opened before the publisher.
       setStatus('play-status', `“${current.name}” is not live — retrying…`);
       current.timers.push(setTimeout(() => play === current && connectPlay(current), 2000));
+    } else if (error.status === 404) {
+      state.playing = false;
+      setStatus('play-status', `“${current.name}” ended`, 'error');
+    } else if (current.everPlayed && retryable(error)) {
+      const delay = backoffMs(current.attempt++, error.retryAfterMs);
+      setStatus('play-status', `re-joining “${current.name}” in ${delay} ms… (${error.message})`);
+      current.timers.push(setTimeout(() => play === current && connectPlay(current), delay));
     } else {
       setStatus('play-status', `play failed: ${error.message}`, 'error');
       await stopPlay(false);
@@ -173,31 +242,39 @@ async function connectPlay(current) {
     return;
   }
   if (play !== current) {
-    current.session.stop();
+    session.stop();
     return;
   }
-  const pc = current.session.pc;
+  current.session = session;
+  const pc = session.pc;
   pc.addEventListener('connectionstatechange', () => {
-    if (play !== current) return;
+    if (play !== current || current.session !== session) return;
     if (pc.connectionState === 'connected') {
       state.playing = true;
+      current.everPlayed = true;
+      current.attempt = 0;
       setStatus('play-status', `playing “${current.name}”`, 'ok');
-    } else if (['failed', 'closed', 'disconnected'].includes(pc.connectionState)) {
-      state.playing = false;
-      setStatus('play-status', `connection ${pc.connectionState} (stream ended?)`, 'error');
     }
   });
-  // The node ends a session with a DTLS close alert: browsers surface it on the DTLS transport
-  // at once, while connectionState only changes after ICE times out (several seconds).
-  const dtls = pc.getReceivers()[0]?.transport;
-  dtls?.addEventListener('statechange', () => {
-    if (play === current && dtls.state === 'closed') {
-      state.playing = false;
-      setStatus('play-status', `“${current.name}” ended`, 'error');
+  session.onEnd(async (why) => {
+    if (play !== current || current.session !== session) return;
+    state.playing = false;
+    current.framesBefore = state.framesDecoded;
+    current.lastStats = null;
+    // The session resource says why the server ended it (and a DELETE is what WHEP asks of a
+    // player leaving a session anyway).
+    const reason = (await session.stop()) ?? why;
+    if (play !== current) return;
+    state.lastEndReason = reason;
+    if (reason === 'gone') {
+      // Forgotten by a live server: its stream ended. One try tells (404 → "ended").
+      setStatus('play-status', `“${current.name}” ended — checking…`);
+    } else {
+      setStatus('play-status', `session ended (${reason}): re-joining “${current.name}”…`);
     }
+    state.rejoins++;
+    current.timers.push(setTimeout(() => play === current && connectPlay(current), backoffMs(0)));
   });
-  current.timers.push(setInterval(() => pollStats(current), 500));
-  watchFrames(current, video);
 }
 
 async function stopPlay(clearStatus = true) {
@@ -215,7 +292,7 @@ async function stopPlay(clearStatus = true) {
 }
 
 async function pollStats(current) {
-  const report = await current.session.pc.getStats().catch(() => null);
+  const report = await current.session?.pc.getStats().catch(() => null);
   if (!report || play !== current) return;
   for (const s of report.values()) {
     if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
@@ -226,7 +303,7 @@ async function pollStats(current) {
       state.fps = s.framesPerSecond ?? Math.round((frames - current.lastStats.frames) / seconds);
     }
     current.lastStats = { at: now, frames };
-    state.framesDecoded = frames;
+    state.framesDecoded = current.framesBefore + frames;
   }
   const video = $('player');
   state.width = video.videoWidth;
@@ -239,9 +316,17 @@ function watchFrames(current, video) {
   const samples = [];
   let lastCodeAt = 0;
   let frames = 0;
+  let lastFrameAt = null;
   const onFrame = () => {
     if (play !== current) return;
     frames++;
+    const at = performance.now();
+    if (lastFrameAt !== null) {
+      state.lastGapMs = Math.round(at - lastFrameAt);
+      state.longestGapMs = Math.max(state.longestGapMs, state.lastGapMs);
+    }
+    lastFrameAt = at;
+    state.framesPresented++;
     const age = reader.read(video);
     const now = performance.now();
     if (age !== null) {

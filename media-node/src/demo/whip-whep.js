@@ -3,11 +3,28 @@
 
 /** An HTTP error from the server, with the `message` of its JSON error body when there is one. */
 export class HttpError extends Error {
-  constructor(status, message) {
+  constructor(status, message, retryAfterMs = null) {
     super(message);
     this.name = 'HttpError';
     this.status = status;
+    /** From `Retry-After` (503 NODE_DRAINING, 429…): when the server asks to be tried again. */
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/**
+ * Whether a failed (re)start is worth trying again at the same URL: the server or the way to
+ * it is busy or gone (a draining edge answers 503; a Service sends the next try elsewhere).
+ */
+export function retryable(error) {
+  return !(error instanceof HttpError) || error.status === 429 || error.status >= 500;
+}
+
+/** Exponential backoff with full jitter: 0 the first time, then up to 250 ms × 2^n, ≤ 5 s. */
+export function backoffMs(attempt, retryAfterMs = null) {
+  if (attempt === 0 && retryAfterMs === null) return 0;
+  const cap = Math.min(5000, 250 * 2 ** attempt);
+  return Math.max(retryAfterMs ?? 0, Math.round(cap / 2 + (Math.random() * cap) / 2));
 }
 
 /** Resolves when ICE gathering completes, or after `capMs` (whatever was gathered is then sent). */
@@ -40,7 +57,12 @@ async function errorFrom(response) {
   } catch {
     // Keep the status line.
   }
-  return new HttpError(response.status, `HTTP ${response.status}: ${message}`);
+  const retryAfter = Number(response.headers.get('Retry-After'));
+  return new HttpError(
+    response.status,
+    `HTTP ${response.status}: ${message}`,
+    Number.isFinite(retryAfter) && response.headers.has('Retry-After') ? retryAfter * 1000 : null,
+  );
 }
 
 /**
@@ -81,17 +103,56 @@ export class WhipWhepSession {
     await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
   }
 
-  /** DELETE the session resource (best effort) and close the peer connection. */
+  /**
+   * DELETE the session resource (best effort) and close the peer connection. Resolves to why the
+   * session ended when the server had ended it already: its `410 SESSION_ENDED` reason (e.g.
+   * `node-draining`), `gone` (404: the server forgot it, e.g. its stream ended), `unreachable`
+   * (the node is gone), or null (it was live and this ended it).
+   */
   async stop() {
     const url = this.resourceUrl;
     this.resourceUrl = null;
     this.pc.close();
-    if (!url) return;
+    if (!url) return null;
     try {
-      await fetch(url, { method: 'DELETE', headers: this.headers(), keepalive: true });
+      const response = await fetch(url, { method: 'DELETE', headers: this.headers(), keepalive: true });
+      if (response.status === 410) {
+        const body = await response.json().catch(() => null);
+        return body?.data?.reason ?? 'ended';
+      }
+      if (response.status === 404) return 'gone';
+      // A proxy or load balancer answering for a node that is gone.
+      return response.status >= 500 ? 'unreachable' : null;
     } catch {
       // The server reclaims sessions whose transport dies anyway.
+      return 'unreachable';
     }
+  }
+
+  /**
+   * Calls `onEnd(why)` once when the server ends the session (DTLS close alert: browsers show it
+   * on the DTLS transport at once) or the connection is lost (failed, or disconnected for longer
+   * than `disconnectedMs`: a node that died sends no close alert).
+   */
+  onEnd(onEnd, disconnectedMs = 1500) {
+    let ended = false;
+    let timer = null;
+    const end = (why) => {
+      if (ended || this.pc.signalingState === 'closed') return;
+      ended = true;
+      clearTimeout(timer);
+      onEnd(why);
+    };
+    const dtls = (this.pc.getReceivers()[0] ?? this.pc.getSenders()[0])?.transport;
+    dtls?.addEventListener('statechange', () => {
+      if (dtls.state === 'closed' || dtls.state === 'failed') end(`dtls-${dtls.state}`);
+    });
+    this.pc.addEventListener('connectionstatechange', () => {
+      const state = this.pc.connectionState;
+      clearTimeout(timer);
+      if (state === 'failed' || state === 'closed') end(`connection-${state}`);
+      else if (state === 'disconnected') timer = setTimeout(() => end('connection-lost'), disconnectedMs);
+    });
   }
 }
 

@@ -147,8 +147,9 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
 
   app.post(DRAIN_PATH, async (request) => {
     const parsed = DrainRequestSchema.safeParse(request.body);
-    if (!parsed.success) throw new RtccdnError('INVALID_REQUEST', 'body must be {"draining": true|false}');
-    node.setDraining(parsed.data.draining);
+    if (!parsed.success)
+      throw new RtccdnError('INVALID_REQUEST', 'body must be {"draining": true|false, "deadlineMs"?: <ms>}');
+    node.setDraining(parsed.data.draining, parsed.data.deadlineMs);
     return { draining: node.draining, viewers: node.sessions.viewerCount };
   });
 }

@@ -79,6 +79,16 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
         authorize(request);
         const sessionId = SessionIdSchema.safeParse(request.params.session);
         if (!sessionId.success || !node.sessions.end(protocol, streamName, sessionId.data)) {
+          const reason = sessionId.success
+            ? node.sessions.endedReason(protocol, streamName, sessionId.data)
+            : undefined;
+          if (reason !== undefined) {
+            throw new RtccdnError(
+              'SESSION_ENDED',
+              `the server ended this session (${reason}): ${protocol === 'whep' ? 'play' : 'publish'} again at the same URL`,
+              { data: { reason } },
+            );
+          }
           throw new RtccdnError(
             'SESSION_NOT_FOUND',
             `no ${protocol.toUpperCase()} session ${request.params.session} on stream "${streamName}"`,

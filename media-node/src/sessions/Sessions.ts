@@ -6,8 +6,22 @@ import type { MediaNodeMetrics } from '../metrics.js';
  * metrics (per-stream viewer series live as long as the stream has viewers here) and ends them
  * by their resource URL.
  */
+/**
+ * Reasons the server ends a session with that a player should answer by playing (or publishing)
+ * again at the same URL: the session resource says so afterwards (410 SESSION_ENDED).
+ */
+export const REJOIN_REASONS: ReadonlySet<string> = new Set(['node-draining', 'node-shutdown']);
+/** How many such ended sessions are remembered, and for how long. */
+const ENDED_MAX = 20_000;
+const ENDED_TTL_MS = 10 * 60_000;
+
 export class Sessions {
   readonly #sessions = new Map<string, Session>();
+  /** Sessions ended for a REJOIN_REASONS reason, oldest first: id → why and when. */
+  readonly #ended = new Map<
+    string,
+    { protocol: SessionProtocol; streamName: string; reason: string; at: number }
+  >();
   readonly #viewersByStream = new Map<string, number>();
   readonly #metrics: MediaNodeMetrics;
 
@@ -20,6 +34,7 @@ export class Sessions {
     if (session.protocol === 'whep') this.#countViewer(session.streamName, +1);
     session.once('close', (reason) => {
       this.#sessions.delete(session.id);
+      if (REJOIN_REASONS.has(reason)) this.#remember(session, reason);
       if (session.protocol === 'whep') this.#countViewer(session.streamName, -1);
       this.#metrics.sessionsClosed.inc({
         protocol: session.protocol,
@@ -34,6 +49,34 @@ export class Sessions {
     if (!session || session.protocol !== protocol || session.streamName !== streamName) return false;
     session.close('client-delete');
     return true;
+  }
+
+  /** Why the server ended this session, if it was for a reason the player should re-join on. */
+  endedReason(protocol: SessionProtocol, streamName: string, sessionId: string): string | undefined {
+    const ended = this.#ended.get(sessionId);
+    if (!ended || ended.protocol !== protocol || ended.streamName !== streamName) return undefined;
+    return Date.now() - ended.at < ENDED_TTL_MS ? ended.reason : undefined;
+  }
+
+  /** Ends every viewer (WHEP) session with `reason`; how many there were. */
+  closeViewers(reason: string): number {
+    const viewers = [...this.#sessions.values()].filter((one) => one.protocol === 'whep');
+    for (const session of viewers) session.close(reason);
+    return viewers.length;
+  }
+
+  #remember(session: Session, reason: string): void {
+    const now = Date.now();
+    this.#ended.set(session.id, {
+      protocol: session.protocol,
+      streamName: session.streamName,
+      reason,
+      at: now,
+    });
+    for (const [id, ended] of this.#ended) {
+      if (this.#ended.size <= ENDED_MAX && now - ended.at < ENDED_TTL_MS) break;
+      this.#ended.delete(id);
+    }
   }
 
   get size(): number {

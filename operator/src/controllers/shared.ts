@@ -54,6 +54,12 @@ export function edgeAutoscalerMode(cdn: Pick<CDN, 'metadata'>): EdgeAutoscalerMo
 export const MEDIA_NODE_PORTS = { http: 8080, internal: 8081 } as const;
 /** SHUTDOWN_TIMEOUT_MS given to media nodes; the pod's grace period is derived from it. */
 export const MEDIA_NODE_SHUTDOWN_TIMEOUT_MS = 10_000;
+/**
+ * DRAIN_DEADLINE_MS given to edges: a draining edge (rollout, scale-down, SIGTERM) keeps its
+ * viewers this long before ending their sessions (`node-draining`) so their players re-join
+ * elsewhere; an edge's grace period includes it.
+ */
+export const MEDIA_NODE_DRAIN_DEADLINE_MS = 60_000;
 
 /** `live-eu-west-edge`: the Node, its StatefulSet and the role's Service. */
 export const nodeName = (cdn: string, region: string, role: Role): string => `${cdn}-${region}-${role}`;

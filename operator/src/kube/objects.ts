@@ -42,6 +42,9 @@ export const StatefulSetStatusSchema = z.looseObject({
   replicas: z.number().int().optional(),
   readyReplicas: z.number().int().optional(),
   updatedReplicas: z.number().int().optional(),
+  /** The revision new pods get (controller-revision-hash label), and the one of the oldest. */
+  updateRevision: z.string().optional(),
+  currentRevision: z.string().optional(),
   availableReplicas: z.number().int().optional(),
   observedGeneration: z.number().int().optional(),
 });

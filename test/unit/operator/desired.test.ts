@@ -22,6 +22,7 @@ import {
   planCdn,
 } from '../../../operator/src/controllers/cdn/desired.js';
 import {
+  EDGE_TERMINATION_GRACE_SECONDS,
   mediaNodeEnv,
   nodeStatus,
   planNode,
@@ -30,6 +31,7 @@ import {
 } from '../../../operator/src/controllers/node/desired.js';
 import {
   ANNOTATIONS,
+  MEDIA_NODE_DRAIN_DEADLINE_MS,
   MEDIA_NODE_SHUTDOWN_TIMEOUT_MS,
   podOrdinal,
   redisPrefixFor,
@@ -278,6 +280,13 @@ describe('planNode', () => {
     expect(spec.replicas).toBe(3);
     expect(spec.serviceName).toBe('live-eu-west-edge-pods');
     expect(spec.podManagementPolicy).toBe('Parallel');
+    // Edges are rolled by the operator, drained first (rollout.ts); others by the StatefulSet.
+    expect(spec.updateStrategy).toEqual({ type: 'OnDelete' });
+    expect(planNode(nodeOf(owner, 'origin'), { cdn: owner }).statefulSet!.spec!.updateStrategy).toEqual({
+      type: 'RollingUpdate',
+    });
+    // A rollout's surge pod runs on top of spec.replicas.
+    expect(planNode(edge, { cdn: owner, surge: 1 }).statefulSet!.spec!.replicas).toBe(4);
     expect(spec.selector).toEqual({
       matchLabels: { 'app.kubernetes.io/name': 'rtccdn-media-node', 'rtccdn.io/node': 'live-eu-west-edge' },
     });
@@ -307,8 +316,18 @@ describe('planNode', () => {
     expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
     expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(container.lifecycle?.preStop?.sleep?.seconds).toBeGreaterThan(0);
-    // SIGTERM comes after preStop; the node then needs up to SHUTDOWN_TIMEOUT_MS.
-    expect(pod.terminationGracePeriodSeconds).toBe(TERMINATION_GRACE_SECONDS);
+    // SIGTERM comes after preStop; an edge with viewers then drains for up to DRAIN_DEADLINE_MS
+    // and shuts down within SHUTDOWN_TIMEOUT_MS: the grace period covers all three.
+    expect(pod.terminationGracePeriodSeconds).toBe(EDGE_TERMINATION_GRACE_SECONDS);
+    expect(EDGE_TERMINATION_GRACE_SECONDS).toBeGreaterThan(
+      container.lifecycle!.preStop!.sleep!.seconds +
+        (MEDIA_NODE_DRAIN_DEADLINE_MS + MEDIA_NODE_SHUTDOWN_TIMEOUT_MS) / 1000,
+    );
+    expect(envByName(container.env!).DRAIN_DEADLINE_MS?.value).toBe(String(MEDIA_NODE_DRAIN_DEADLINE_MS));
+    // Origins do not drain viewers: their grace period is the shutdown's alone.
+    const origin = planNode(nodeOf(owner, 'origin'), { cdn: owner }).statefulSet!.spec!.template.spec!;
+    expect(origin.terminationGracePeriodSeconds).toBe(TERMINATION_GRACE_SECONDS);
+    expect(envByName(origin.containers[0]!.env!).DRAIN_DEADLINE_MS).toBeUndefined();
     // Evicted from a lost Kubernetes node after 30 s, not the default 300 s.
     expect(pod.tolerations?.map((t) => [t.key, t.effect, t.tolerationSeconds])).toEqual([
       ['node.kubernetes.io/unreachable', 'NoExecute', 30],
@@ -397,7 +416,32 @@ describe('status', () => {
         lastTransitionTime: '2025-01-01T00:00:00Z',
         observedGeneration: 1,
       },
+      // Edges also say whether the operator is rolling them (drain first, one at a time).
+      {
+        type: 'RolloutInProgress',
+        status: 'False',
+        reason: 'RolloutComplete',
+        message: 'every pod runs the current revision',
+        lastTransitionTime: '2025-01-01T00:00:00Z',
+        observedGeneration: 1,
+      },
     ]);
+    const rolling = nodeStatus(
+      edge,
+      {
+        statefulSet: set,
+        problems: [],
+        load: undefined,
+        rollout: { reason: 'PodDraining', message: 'pod 1 draining: 3 viewers left, deadline in 40 s' },
+      },
+      NOW,
+    );
+    expect(rolling.conditions?.[1]).toMatchObject({
+      type: 'RolloutInProgress',
+      status: 'True',
+      reason: 'PodDraining',
+      message: 'pod 1 draining: 3 viewers left, deadline in 40 s',
+    });
     const ready = nodeStatus(
       { ...edge, status: notReady },
       { statefulSet: { ...set, status: { ...set.status, readyReplicas: 2 } }, problems: [], load: undefined },

@@ -134,4 +134,11 @@ export const RenditionRequestSchema = z.object({
 /** POST {draining} to an edge: the operator scaling edges down (or cancelling that). */
 export const DRAIN_PATH = '/internal/v1/drain';
 
-export const DrainRequestSchema = z.object({ draining: z.boolean() });
+export const DrainRequestSchema = z.object({
+  draining: z.boolean(),
+  /**
+   * How long the edge keeps its viewers before ending their sessions (`node-draining`); the
+   * node's DRAIN_DEADLINE_MS when absent. Counted from this call (a repeated call restarts it).
+   */
+  deadlineMs: z.number().int().min(0).max(86_400_000).optional(),
+});

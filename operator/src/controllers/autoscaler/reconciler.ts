@@ -20,6 +20,7 @@ import type { ReconcileRequest, ReconcileResult } from '../../runtime/Controller
 import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
 import type { CacheReader } from '../../runtime/TypedCache.js';
 import type { CachedCDN } from '../caches.js';
+import { rolloutStateOf } from '../node/rollout.js';
 import { readSecret, resolveRedis } from '../references.js';
 import {
   ANNOTATIONS,
@@ -106,14 +107,20 @@ export class AutoscalerReconciler implements ObjectReconciler<CDNNode> {
     const now = this.#now();
     const annotation = autoscalerStateOf(node);
     const created = Date.parse(node.metadata.creationTimestamp ?? '');
+    const scalerState = toScalerState(annotation, Number.isNaN(created) ? now : created);
+    // While the operator rolls this Node's pods (node/rollout.ts) no scale-down starts: the
+    // stabilization window is held open (scale-up stays immediate; a drain already running
+    // goes on, and the rollout waits for it).
+    const rollingOut = rolloutStateOf(node.metadata.annotations) !== undefined && !scalerState.drain;
     const decision = decideScale({
       policy,
       replicas: node.spec.replicas,
       viewers,
       podViewers,
-      state: toScalerState(annotation, Number.isNaN(created) ? now : created),
+      state: rollingOut ? { ...scalerState, lastScaleTime: now } : scalerState,
       now,
     });
+    if (rollingOut && decision.reason === 'stabilizing') decision.state = scalerState;
 
     this.#options.metrics?.edgesDesired.set(labels, decision.desired);
     if (viewers !== undefined) this.#options.metrics?.regionViewers.set(labels, viewers);
@@ -182,8 +189,11 @@ export class AutoscalerReconciler implements ObjectReconciler<CDNNode> {
     edges: readonly NodeRecord[],
   ): Promise<void> {
     const draining = new Set(decision.draining);
+    // The pod a rollout drains (node/rollout.ts) is the rollout's: never undrained here.
+    const rolling = rolloutStateOf(node.metadata.annotations)?.pod?.ordinal;
     const calls = this.#pods(node, edges).filter(
-      ([ordinal, record]) => ordinal < decision.replicas && record.draining !== draining.has(ordinal),
+      ([ordinal, record]) =>
+        ordinal < decision.replicas && ordinal !== rolling && record.draining !== draining.has(ordinal),
     );
     if (calls.length === 0) return;
     const namespace = cdn.metadata.namespace ?? 'default';
@@ -207,7 +217,8 @@ export class AutoscalerReconciler implements ObjectReconciler<CDNNode> {
             'POST',
             { nodeId: record.id, internalUrl: record.internalUrl },
             DRAIN_PATH,
-            { draining: want },
+            // The edge ends the sessions still there when the operator's grace period ends.
+            want ? { draining: true, deadlineMs: this.#options.drainGraceMs } : { draining: false },
           );
           this.#options.metrics?.drainRequests.inc({ result: 'ok' });
           this.#options.logger.info(

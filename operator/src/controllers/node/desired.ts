@@ -25,6 +25,7 @@ import {
   headlessServiceName,
   LABELS,
   MEDIA_NODE_APP,
+  MEDIA_NODE_DRAIN_DEADLINE_MS,
   MEDIA_NODE_PORTS,
   MEDIA_NODE_SHUTDOWN_TIMEOUT_MS,
   type Problem,
@@ -77,6 +78,8 @@ export interface NodeContext {
   cdn: CDN;
   /** Hash of the cluster Secret's data: pods are rolled when it changes (env is read at start). */
   clusterSecretHash?: string | undefined;
+  /** Pods run beyond spec.replicas during a rollout of edges (rollout.ts): 0 or 1. */
+  surge?: number | undefined;
 }
 
 /** ANNOUNCED_IP: the address viewers and publishers send media to. */
@@ -140,6 +143,9 @@ export function mediaNodeEnv(node: CDNNode, cdn: CDN): V1EnvVar[] {
     fromConfigMap(cdnName, 'PROFILES'),
     { name: 'LOG_LEVEL', value: 'info' },
     { name: 'SHUTDOWN_TIMEOUT_MS', value: String(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS) },
+    ...(node.spec.role === 'edge'
+      ? [{ name: 'DRAIN_DEADLINE_MS', value: String(MEDIA_NODE_DRAIN_DEADLINE_MS) }]
+      : []),
     { name: 'DEMO_PAGE', value: 'false' },
   ];
 }
@@ -192,12 +198,29 @@ export function containerPorts(node: CDNNode, cdn: CDN): V1ContainerPort[] {
   ];
 }
 
+/** The surge a rollout asks for, within the pod slots (nodePort). */
+function surgeOf(node: CDNNode, cdn: CDN, surge: number | undefined): number {
+  if (!surge || node.spec.role !== 'edge') return 0;
+  const { podSlots } = effectivePorts(node, cdn);
+  const runnable = runnableReplicas(node, cdn);
+  return cdn.spec.network.exposure === 'nodePort' && podSlots !== undefined
+    ? Math.max(0, Math.min(surge, podSlots - runnable))
+    : surge;
+}
+
 /** How long media nodes stay bound to a Kubernetes node that is unreachable or not ready. */
 export const LOST_NODE_TOLERATION_SECONDS = 30;
 
 /** Seconds Kubernetes waits after SIGTERM: the preStop pause, the node's own bound, a margin. */
 export const TERMINATION_GRACE_SECONDS =
   PRE_STOP_SECONDS + Math.ceil(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS / 1000) + 5;
+/** An edge with viewers drains on SIGTERM first (DRAIN_DEADLINE_MS), then shuts down. */
+export const EDGE_TERMINATION_GRACE_SECONDS =
+  TERMINATION_GRACE_SECONDS + Math.ceil(MEDIA_NODE_DRAIN_DEADLINE_MS / 1000);
+
+export function terminationGraceSeconds(role: CDNNode['spec']['role']): number {
+  return role === 'edge' ? EDGE_TERMINATION_GRACE_SECONDS : TERMINATION_GRACE_SECONDS;
+}
 
 export function planNode(node: CDNNode, context: NodeContext): NodePlan {
   const { cdn } = context;
@@ -265,12 +288,16 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
     metadata: { name, namespace, labels, ownerReferences: owner },
     spec: {
       serviceName: headlessServiceName(name),
-      replicas: runnableReplicas(node, cdn),
+      replicas: runnableReplicas(node, cdn) + surgeOf(node, cdn, context.surge),
       // Media nodes need no ordered start; OrderedReady would also block a scale-up behind a
       // draining (unready) pod.
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: podSelector(name) },
-      updateStrategy: { type: 'RollingUpdate' },
+      // Edges are rolled by the operator (rollout.ts): each old pod is drained — its viewers
+      // keep playing until they leave or the drain deadline — before it is deleted and
+      // recreated at the new revision, with a surge pod first when the others have no room.
+      // Origins and transcoders roll as usual (their publishers and renditions fail over).
+      updateStrategy: { type: node.spec.role === 'edge' ? 'OnDelete' : 'RollingUpdate' },
       template: {
         metadata: {
           labels,
@@ -285,7 +312,7 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
           ...(exposure === 'hostNetwork' ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
           // Service links would add variables such as <SVC>_PORT to a process configured by env.
           enableServiceLinks: false,
-          terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+          terminationGracePeriodSeconds: terminationGraceSeconds(node.spec.role),
           // A media node on a Kubernetes node that stopped answering serves nobody: evict it after
           // 30 s instead of Kubernetes' 300 s default, so that its replacement can start as soon
           // as the node is known to be gone (a StatefulSet waits for that: a deleted Node object
@@ -417,6 +444,8 @@ export interface NodeObservation {
   podFailure?: Problem | undefined;
   /** The pods run (runnableReplicas()): fewer than spec.replicas when pod slots run out. */
   runnable?: number | undefined;
+  /** Edges: what the operator's rollout is doing (undefined: none in progress). */
+  rollout?: { reason: string; message: string } | undefined;
 }
 
 export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Date): CDNNodeStatus {
@@ -472,6 +501,23 @@ export function nodeStatus(node: CDNNode, observation: NodeObservation, now: Dat
     selector: selectorString(name),
     ...(observation.load ? { viewers: observation.load.viewers, streams: observation.load.streams } : {}),
     ...(generation === undefined ? {} : { observedGeneration: generation }),
-    conditions: mergeConditions(node.status?.conditions as Condition[] | undefined, [ready], generation, now),
+    conditions: mergeConditions(
+      node.status?.conditions as Condition[] | undefined,
+      node.spec.role === 'edge' ? [ready, rolloutCondition(observation.rollout)] : [ready],
+      generation,
+      now,
+    ),
   };
+}
+
+/** RolloutInProgress: True with what the rollout waits for, False once every pod is current. */
+function rolloutCondition(rollout: NodeObservation['rollout']) {
+  return rollout
+    ? { type: NodeCondition.RolloutInProgress, status: 'True' as const, ...rollout }
+    : {
+        type: NodeCondition.RolloutInProgress,
+        status: 'False' as const,
+        reason: NodeReason.RolloutComplete,
+        message: 'every pod runs the current revision',
+      };
 }

@@ -4,6 +4,8 @@ import { SharedReason } from '../reasons.js';
 export const NodeCondition = {
   /** Every media node of the group is ready and rolled out. */
   Ready: 'Ready',
+  /** Edges: the operator is replacing pods, one at a time, each drained first (rollout.ts). */
+  RolloutInProgress: 'RolloutInProgress',
 } as const;
 
 export const NodeReason = {
@@ -32,4 +34,6 @@ export const NodeReason = {
   ContainerConfigError: 'ContainerConfigError',
   /** Ready=False, from the pods: no Kubernetes node can take a pod (ports taken, resources). */
   Unschedulable: 'Unschedulable',
+  /** RolloutInProgress=False: every pod runs the current revision. */
+  RolloutComplete: 'RolloutComplete',
 } as const;

@@ -7,29 +7,64 @@
  * origins and transcoders, the autoscaler or an HPA for edges, `kubectl scale` for a Node
  * without a CDN owner) writes it on the Node, never on the StatefulSet.
  */
-import type { CDNNode } from '../../api/v1alpha1.js';
+import { DRAIN_PATH, InternalClient } from '../../../../media-node/contract/internal-api.js';
+import type { NodeRecord } from '../../../../media-node/contract/redis.js';
+import type { CDN, CDNNode } from '../../api/v1alpha1.js';
 import type { KubeClient } from '../../kube/client.js';
 import { KubeApiError } from '../../kube/errors.js';
 import type { EventSink } from '../../kube/events.js';
 import {
   controllerOf,
   type PodObject,
+  type SecretObject,
   type StatefulSetObject,
   StatefulSetSchema,
+  secretValue,
 } from '../../kube/objects.js';
-import { NODE_TYPE, SERVICE_TYPE, STATEFUL_SET_TYPE } from '../../kube/resources.js';
+import { NODE_TYPE, POD_TYPE, SERVICE_TYPE, STATEFUL_SET_TYPE } from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { ClusterReaders } from '../../redis/ClusterReader.js';
 import type { ReconcileResult } from '../../runtime/Controller.js';
 import type { ObjectReconciler } from '../../runtime/ControllerBuilder.js';
 import { type CachedObject, type CacheReader, InvalidObject } from '../../runtime/TypedCache.js';
+import { autoscalerStateOf } from '../autoscaler/state.js';
 import type { CachedCDN } from '../caches.js';
 import { readSecret, resolveRedis } from '../references.js';
-import { clusterSecretName, configHash, LABELS, type Problem, podOrdinal } from '../shared.js';
+import {
+  CLUSTER_SECRET_KEY,
+  clusterSecretName,
+  configHash,
+  LABELS,
+  MEDIA_NODE_DRAIN_DEADLINE_MS,
+  type Problem,
+  podName,
+  podOrdinal,
+} from '../shared.js';
 import { recordTransition, reportInvalidSpec, writeStatus } from '../status.js';
-import { type NodePlan, nodeStatus, planNode, RTC_SLOT_LABEL, runnableReplicas } from './desired.js';
+import {
+  effectivePorts,
+  type NodePlan,
+  nodeStatus,
+  planNode,
+  RTC_SLOT_LABEL,
+  runnableReplicas,
+} from './desired.js';
 import { POD_FAILURE_REASONS, podFailure } from './pods.js';
 import { NodeCondition, NodeReason } from './reasons.js';
+import {
+  encodeRolloutState,
+  planRollout,
+  ROLLOUT_ANNOTATION,
+  type RolloutPlan,
+  rolloutStateOf,
+} from './rollout.js';
+
+/** How often a Node is looked at while its edges are being rolled. */
+const ROLLOUT_POLL_MS = 2_000;
+/** A drained pod is waited for this much longer than its edge's own deadline. */
+const ROLLOUT_DEADLINE_MARGIN_MS = 10_000;
+/** Label the StatefulSet controller puts on each pod: its revision. */
+const REVISION_LABEL = 'controller-revision-hash';
 
 export interface NodeReconcilerOptions {
   client: KubeClient;
@@ -92,9 +127,34 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
         message: `Secret ${secretName} not found yet`,
       });
     }
+    const pods = this.#options.pods
+      .list(namespace)
+      .filter((pod) => pod.metadata.labels?.[LABELS.node] === name);
+    // The registry's records of this Node's pods (load, draining, internal address).
+    let records: Map<number, NodeRecord> | undefined;
+    const redis = await resolveRedis(client, cdn);
+    if (redis.ok) {
+      try {
+        const snapshot = await this.#options.readers.get(redis.value.url, redis.value.prefix).snapshot();
+        records = new Map();
+        for (const record of snapshot.nodes) {
+          const ordinal = podOrdinal(name, record.id);
+          if (ordinal !== undefined) records.set(ordinal, record);
+        }
+      } catch (error) {
+        // Reported on the CDN (Degraded: RedisUnreachable); here the load is just unknown.
+        this.#options.logger.debug({ err: error, node: `${namespace}/${name}` }, 'load unknown');
+      }
+    }
+    const rollout =
+      node.spec.role === 'edge' && problems.length === 0
+        ? this.#planRollout(node, cdn, pods, records)
+        : undefined;
+
     const plan = planNode(node, {
       cdn,
       clusterSecretHash: secret ? configHash(secret.data ?? {}) : undefined,
+      surge: rollout?.surge,
     });
     problems.push(...plan.problems);
 
@@ -109,31 +169,26 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     }
 
     let load: { viewers: number; streams: number } | undefined;
-    const redis = await resolveRedis(client, cdn);
-    if (redis.ok) {
-      try {
-        const snapshot = await this.#options.readers.get(redis.value.url, redis.value.prefix).snapshot();
-        const ours = snapshot.nodes.filter((record) => podOrdinal(name, record.id) !== undefined);
-        load = {
-          viewers: ours.reduce((sum, record) => sum + record.load.viewers, 0),
-          streams: ours.reduce((sum, record) => sum + record.load.streams, 0),
-        };
-      } catch (error) {
-        // Reported on the CDN (Degraded: RedisUnreachable); here the load is just unknown.
-        this.#options.logger.debug({ err: error, node: `${namespace}/${name}` }, 'load unknown');
-      }
+    if (records) {
+      const ours = [...records.values()];
+      load = {
+        viewers: ours.reduce((sum, record) => sum + record.load.viewers, 0),
+        streams: ours.reduce((sum, record) => sum + record.load.streams, 0),
+      };
     }
-    const pods = this.#options.pods
-      .list(namespace)
-      .filter((pod) => pod.metadata.labels?.[LABELS.node] === name);
+    let rolling = false;
+    if (rollout && problems.length === 0 && statefulSet) {
+      rolling = await this.#applyRollout(node, rollout, records, secret);
+    }
     await this.#writeStatus(node, {
       statefulSet,
       problems,
       load,
       podFailure: podFailure(pods),
       runnable: runnableReplicas(node, cdn),
+      rollout: rollout?.progress,
     });
-    return { requeueAfterMs: this.#options.statusRefreshMs };
+    return { requeueAfterMs: rolling ? ROLLOUT_POLL_MS : this.#options.statusRefreshMs };
   }
 
   /**
@@ -166,6 +221,101 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
       });
     }
     return refused;
+  }
+
+  /** The next step of the rollout of an edge Node (rollout.ts), from what is observed. */
+  #planRollout(
+    node: CDNNode,
+    cdn: CDN,
+    pods: readonly PodObject[],
+    records: ReadonlyMap<number, NodeRecord> | undefined,
+  ): RolloutPlan {
+    const { name = '', namespace = 'default' } = node.metadata;
+    const set = this.#cachedStatefulSet(namespace, name);
+    const region = cdn.spec.regions.find((candidate) => candidate.name === node.spec.region);
+    const { podSlots } = effectivePorts(node, cdn);
+    return planRollout({
+      updateRevision: set?.status?.updateRevision,
+      replicas: runnableReplicas(node, cdn),
+      maxPods: cdn.spec.network.exposure === 'nodePort' ? podSlots : undefined,
+      pods: pods.flatMap((pod) => {
+        const ordinal = podOrdinal(name, pod.metadata.name ?? '');
+        if (ordinal === undefined) return [];
+        return [
+          {
+            ordinal,
+            revision: pod.metadata.labels?.[REVISION_LABEL],
+            ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+            terminating:
+              pod.metadata.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null,
+          },
+        ];
+      }),
+      edges:
+        records &&
+        new Map(
+          [...records].map(([ordinal, record]) => [
+            ordinal,
+            { viewers: record.load.viewers, draining: record.draining },
+          ]),
+        ),
+      viewersPerEdge: region?.edges.targetViewersPerEdge ?? 100,
+      deadlineMs: MEDIA_NODE_DRAIN_DEADLINE_MS + ROLLOUT_DEADLINE_MARGIN_MS,
+      autoscalerDraining: autoscalerStateOf(node)?.drain !== undefined,
+      state: rolloutStateOf(node.metadata.annotations),
+      now: this.#now().getTime(),
+    });
+  }
+
+  /**
+   * Does what the rollout plan says (drain a pod through its internal API, or delete it), then
+   * records its state on the Node and its events. A failed drain call keeps the old state: it is
+   * tried again at the next poll. True while a rollout is in progress.
+   */
+  async #applyRollout(
+    node: CDNNode,
+    rollout: RolloutPlan,
+    records: ReadonlyMap<number, NodeRecord> | undefined,
+    secret: SecretObject | undefined,
+  ): Promise<boolean> {
+    const { client, events, logger } = this.#options;
+    const { name = '', namespace = 'default' } = node.metadata;
+    const { action } = rollout;
+    if (action.type === 'drain') {
+      const record = records?.get(action.ordinal);
+      const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
+      if (!record || !clusterSecret) {
+        logger.info(
+          { node: `${namespace}/${name}`, ordinal: action.ordinal },
+          'rollout: pod not registered yet',
+        );
+        return true;
+      }
+      try {
+        await new InternalClient(clusterSecret, 3_000).request(
+          'POST',
+          { nodeId: record.id, internalUrl: record.internalUrl },
+          DRAIN_PATH,
+          { draining: true, deadlineMs: MEDIA_NODE_DRAIN_DEADLINE_MS },
+        );
+      } catch (error) {
+        logger.warn({ err: error, pod: record.id }, 'rollout: cannot drain the pod; retrying');
+        return true;
+      }
+    } else if (action.type === 'delete') {
+      await client.delete(POD_TYPE, namespace, podName(name, action.ordinal));
+    }
+    const encoded = encodeRolloutState(rollout.state);
+    if (encoded !== (node.metadata.annotations?.[ROLLOUT_ANNOTATION] ?? '')) {
+      await client.mergePatch(NODE_TYPE, namespace, name, {
+        metadata: { annotations: { [ROLLOUT_ANNOTATION]: encoded === '' ? null : encoded } },
+      });
+    }
+    for (const event of rollout.events) {
+      events.record(node, 'Normal', event.reason, event.message);
+      logger.info({ node: `${namespace}/${name}`, reason: event.reason }, event.message);
+    }
+    return rollout.state !== undefined;
   }
 
   reconcileInvalid(node: InvalidObject): Promise<undefined> {
