@@ -4,7 +4,7 @@
  * per route, limits and request logging. The media side is faked (support/fake-node.ts); the
  * ACLs are real (memory store). Real sockets and real WebRTC: test/security, test/media.
  */
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { RtccdnError } from '../../media-node/contract/errors.js';
 import { createHttpServer, MAX_SDP_BYTES, routedPath } from '../../media-node/src/http/server.js';
@@ -414,6 +414,24 @@ describe('ACL REST API', () => {
     ]);
     // … and the key itself appears in no log line.
     expect(JSON.stringify(fake.logs)).not.toContain('a-key-0123456789');
+  });
+
+  it('stops the timers of its failed-token limiter when the server closes', async () => {
+    const fake = await fakeMediaNode({ ADMIN_TOKEN: ADMIN });
+    closers.push(() => fake.close());
+    const setInterval = jest.spyOn(globalThis, 'setInterval');
+    const clearInterval = jest.spyOn(globalThis, 'clearInterval');
+    try {
+      const app = await createHttpServer(fake.node);
+      const started = setInterval.mock.results.map((result) => result.value);
+      expect(started.length).toBeGreaterThan(0);
+      await app.close();
+      const stopped = clearInterval.mock.calls.map(([timer]) => timer);
+      for (const timer of started) expect(stopped).toContain(timer);
+    } finally {
+      setInterval.mockRestore();
+      clearInterval.mockRestore();
+    }
   });
 
   it('requires ADMIN_TOKEN, and limits wrong attempts per client', async () => {
