@@ -416,6 +416,41 @@ describe('ACL REST API', () => {
     expect(JSON.stringify(fake.logs)).not.toContain('a-key-0123456789');
   });
 
+  it("keeps a key's expiry and shows it as an ISO date, and refuses an expired key", async () => {
+    const { app, fake } = await server({ ADMIN_TOKEN: ADMIN });
+    const later = '2099-01-01T00:00:00.000Z';
+    const put = await app.inject(
+      json('PUT', '/api/v1/streams/show/acl', {
+        keys: [
+          { id: 'later', key: 'later-key-0123456789', expiresAt: later },
+          { id: 'past', key: 'past-key-01234567890', expiresAt: '2001-01-01T00:00:00.000Z' },
+        ],
+      }),
+    );
+    expect(put.statusCode).toBe(200);
+    const get = await app.inject(json('GET', '/api/v1/streams/show/acl'));
+    expect(get.json().keys).toEqual([
+      { id: 'later', expiresAt: later },
+      { id: 'past', expiresAt: '2001-01-01T00:00:00.000Z' },
+    ]);
+    expect(fake.access.admit('show', 'later-key-0123456789', '10.0.0.1').keyId).toBe('later');
+    expect(() => fake.access.admit('show', 'past-key-01234567890', '10.0.0.2')).toThrow(RtccdnError);
+  });
+
+  it('creates an ACL by adding keys to a stream without one, and says 404 for what does not exist', async () => {
+    const { app } = await server({ ADMIN_TOKEN: ADMIN });
+    const noKey = await app.inject(json('DELETE', '/api/v1/streams/fresh/acl/keys/a'));
+    expect(noKey.statusCode).toBe(404);
+    expect(noKey.json()).toMatchObject({ code: 'KEY_NOT_FOUND', message: 'no key "a" on fresh' });
+    const noAcl = await app.inject(json('DELETE', '/api/v1/streams/fresh/acl'));
+    expect(noAcl.statusCode).toBe(404);
+    expect(noAcl.json()).toMatchObject({ code: 'ACL_NOT_FOUND', message: 'no ACL for fresh' });
+    const added = await app.inject(json('POST', '/api/v1/streams/fresh/acl/keys', keys('a')));
+    expect(added.statusCode).toBe(201);
+    expect(added.json()).toMatchObject({ stream: 'fresh', keys: [{ id: 'a' }] });
+    expect((await app.inject(json('DELETE', '/api/v1/streams/fresh/acl'))).statusCode).toBe(204);
+  });
+
   it('stops the timers of its failed-token limiter when the server closes', async () => {
     const fake = await fakeMediaNode({ ADMIN_TOKEN: ADMIN });
     closers.push(() => fake.close());
