@@ -121,7 +121,7 @@ export class InternalClient {
       try {
         const body = JSON.parse(reply) as { message?: string; code?: string };
         reason = body.message ?? reply;
-        if (body.code && body.code in ERROR_CODES) code = body.code as ErrorCode;
+        if (body.code && Object.hasOwn(ERROR_CODES, body.code)) code = body.code as ErrorCode;
       } catch {
         // not JSON: keep the text
       }

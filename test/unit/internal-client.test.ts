@@ -1,0 +1,218 @@
+/**
+ * InternalClient against an HTTP server in this process that plays the other node: what it
+ * signs, which answers it trusts, what it makes of refusals, and the size cap on answers.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  deriveSigningKey,
+  InternalCallError,
+  InternalClient,
+  MAX_INTERNAL_RESPONSE_BYTES,
+  RESPONSE_SIGNATURE_HEADER,
+  RequestVerifier,
+  signResponse,
+} from '../../media-node/contract/internal-api.js';
+
+const SECRET = 'client-test-cluster-secret';
+const key = deriveSigningKey(SECRET);
+
+interface Received {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+  verdict: ReturnType<RequestVerifier['verify']>;
+}
+
+/** What the other node answers: status, body, and whether (or how) it signs. */
+type Answer = (request: Received) => {
+  status: number;
+  body?: string;
+  sign?: boolean | 'wrong';
+  headers?: Record<string, string>;
+  /** The body in parts, streamed without Content-Length (instead of `body`). */
+  parts?: string[];
+};
+
+describe('InternalClient', () => {
+  let server: Server;
+  let url: string;
+  let answer: Answer = () => ({ status: 200, body: '{}' });
+  const received: Received[] = [];
+  const verifier = new RequestVerifier(key, 'node-b');
+
+  beforeAll(async () => {
+    server = createServer((request: IncomingMessage, response: ServerResponse) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => {
+        body += chunk.toString('utf8');
+      });
+      request.on('end', () => {
+        const verdict = verifier.verify(
+          { method: request.method!, path: request.url!, body },
+          request.headers.authorization,
+        );
+        const call: Received = {
+          method: request.method!,
+          url: request.url!,
+          headers: request.headers,
+          body,
+          verdict,
+        };
+        received.push(call);
+        const { status, body: answerBody = '', sign = true, headers = {}, parts } = answer(call);
+        const text = parts ? parts.join('') : answerBody;
+        const nonce = verdict.ok ? verdict.nonce : 'none';
+        if (sign) {
+          response.setHeader(
+            RESPONSE_SIGNATURE_HEADER,
+            signResponse(sign === 'wrong' ? deriveSigningKey('another') : key, nonce, status, text),
+          );
+        }
+        for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
+        response.statusCode = status;
+        if (parts) {
+          for (const part of parts) response.write(part);
+          response.end();
+        } else response.end(text);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  const target = () => ({ nodeId: 'node-b', internalUrl: url });
+  const client = new InternalClient(SECRET);
+  const failure = async (call: Promise<unknown>) => {
+    try {
+      await call;
+    } catch (error) {
+      expect(error).toBeInstanceOf(InternalCallError);
+      return error as InternalCallError;
+    }
+    throw new Error('the call did not fail');
+  };
+
+  it('signs each call for its target, with its JSON body, and takes a signed JSON answer', async () => {
+    answer = () => ({ status: 201, body: '{"relayId":"r1"}' });
+    const result = await client.request<{ relayId: string }>('POST', target(), '/internal/v1/relays', {
+      a: 1,
+    });
+    expect(result).toEqual({ relayId: 'r1' });
+    const call = received.at(-1)!;
+    expect(call.verdict.ok).toBe(true);
+    expect(call).toMatchObject({ method: 'POST', url: '/internal/v1/relays', body: '{"a":1}' });
+    expect(call.headers['content-type']).toBe('application/json');
+  });
+
+  it('sends no body and no Content-Type without a body, and takes an empty answer as undefined', async () => {
+    answer = () => ({ status: 204 });
+    expect(await client.request('DELETE', target(), '/internal/v1/relays/r1')).toBeUndefined();
+    const call = received.at(-1)!;
+    expect(call.verdict.ok).toBe(true);
+    expect(call.body).toBe('');
+    expect(call.headers['content-type']).toBeUndefined();
+  });
+
+  it('does not trust an answer that is not signed for its call', async () => {
+    for (const sign of [false, 'wrong'] as const) {
+      answer = () => ({ status: 200, body: '{"pipe":"mine"}', sign });
+      const error = await failure(client.request('GET', target(), '/internal/v1/dump'));
+      expect(error.message).toBe(
+        `GET ${url}/internal/v1/dump → 200: the answer is not signed by a member of this cluster: {"pipe":"mine"}`,
+      );
+      expect(error.status).toBeUndefined();
+    }
+    // A call signed for another node is refused there, and that refusal is not signed for us.
+    answer = (call) =>
+      call.verdict.ok ? { status: 200, body: '{}' } : { status: 401, body: 'x'.repeat(300), sign: false };
+    const error = await failure(
+      client.request('GET', { nodeId: 'node-c', internalUrl: url }, '/internal/v1/dump'),
+    );
+    expect(error.message).toBe(
+      `GET ${url}/internal/v1/dump → 401: the answer is not signed by a member of this cluster: ${'x'.repeat(200)}`,
+    );
+  });
+
+  it('reports a signed refusal with its status, code and reason', async () => {
+    answer = () => ({
+      status: 404,
+      body: JSON.stringify({ code: 'RELAY_NOT_FOUND', message: 'no relay r9' }),
+    });
+    const error = await failure(client.request('DELETE', target(), '/internal/v1/relays/r9'));
+    expect(error).toMatchObject({
+      message: `DELETE ${url}/internal/v1/relays/r9 → 404: no relay r9`,
+      status: 404,
+      code: 'RELAY_NOT_FOUND',
+      reason: 'no relay r9',
+      name: 'InternalCallError',
+    });
+    // A code this version does not know is not passed on; a body that is not JSON is the reason.
+    answer = () => ({ status: 409, body: JSON.stringify({ code: 'SOMETHING_NEW', message: 'later' }) });
+    expect(await failure(client.request('GET', target(), '/internal/v1/dump'))).toMatchObject({
+      status: 409,
+      code: undefined,
+      reason: 'later',
+    });
+    answer = () => ({ status: 502, body: JSON.stringify({ code: 'UPSTREAM_FAILED' }) });
+    expect(await failure(client.request('GET', target(), '/internal/v1/dump'))).toMatchObject({
+      code: 'UPSTREAM_FAILED',
+      reason: '{"code":"UPSTREAM_FAILED"}',
+    });
+    answer = () => ({ status: 503, body: 'proxy says no' });
+    expect(await failure(client.request('GET', target(), '/internal/v1/dump'))).toMatchObject({
+      message: `GET ${url}/internal/v1/dump → 503: proxy says no`,
+      status: 503,
+      code: undefined,
+      reason: 'proxy says no',
+    });
+    // `code` must be one of ours, not any property of an object.
+    answer = () => ({ status: 400, body: JSON.stringify({ code: 'toString', message: 'x' }) });
+    expect((await failure(client.request('GET', target(), '/internal/v1/dump'))).code).toBeUndefined();
+  });
+
+  it('refuses answers over the size limit, declared or streamed', async () => {
+    expect(MAX_INTERNAL_RESPONSE_BYTES).toBe(1024 * 1024);
+    answer = () => ({ status: 200, body: 'x'.repeat(MAX_INTERNAL_RESPONSE_BYTES + 1) });
+    const declared = await failure(client.request('GET', target(), '/internal/v1/dump'));
+    expect(declared.message).toBe(
+      `GET ${url}/internal/v1/dump failed: answer of ${MAX_INTERNAL_RESPONSE_BYTES + 1} bytes exceeds the ${MAX_INTERNAL_RESPONSE_BYTES}-byte limit`,
+    );
+    expect(declared.status).toBeUndefined();
+    // A JSON string of exactly `bytes` bytes, in 64 KiB parts.
+    const jsonOf = (bytes: number) => {
+      const text = JSON.stringify('x'.repeat(bytes - 2));
+      return Array.from({ length: Math.ceil(bytes / 65536) }, (_, i) =>
+        text.slice(i * 65536, (i + 1) * 65536),
+      );
+    };
+    answer = () => ({ status: 200, parts: jsonOf(MAX_INTERNAL_RESPONSE_BYTES + 1) });
+    const streamed = await failure(client.request('GET', target(), '/internal/v1/dump'));
+    expect(streamed.message).toBe(
+      `GET ${url}/internal/v1/dump failed: answer exceeds the ${MAX_INTERNAL_RESPONSE_BYTES}-byte limit`,
+    );
+    // Exactly at the limit is fine, declared or streamed.
+    answer = () => ({ status: 200, parts: jsonOf(MAX_INTERNAL_RESPONSE_BYTES) });
+    expect(await client.request('GET', target(), '/internal/v1/dump')).toHaveLength(
+      MAX_INTERNAL_RESPONSE_BYTES - 2,
+    );
+    answer = () => ({ status: 200, body: JSON.stringify('x'.repeat(MAX_INTERNAL_RESPONSE_BYTES - 2)) });
+    expect(await client.request('GET', target(), '/internal/v1/dump')).toHaveLength(
+      MAX_INTERNAL_RESPONSE_BYTES - 2,
+    );
+  });
+
+  it('does not follow redirects, and reports unreachable nodes and timeouts as failed calls', async () => {
+    answer = () => ({ status: 302, headers: { location: 'http://127.0.0.1:1/elsewhere' } });
+    const redirected = await failure(client.request('GET', target(), '/internal/v1/dump'));
+    expect(redirected.message).toMatch(new RegExp(`^GET ${url}/internal/v1/dump failed: `));
+    const unreachable = await failure(
+      client.request('GET', { nodeId: 'node-b', internalUrl: 'http://127.0.0.1:1' }, '/internal/v1/dump'),
+    );
+    expect(unreachable.message).toMatch(/^GET http:\/\/127\.0\.0\.1:1\/internal\/v1\/dump failed: /);
+    expect(unreachable.status).toBeUndefined();
+  });
+});
