@@ -223,7 +223,7 @@ describe('internal port', () => {
     expect(response.json()).toMatchObject({ code: 'INVALID_REQUEST', message: 'body is not valid JSON' });
     const wrong = await app.inject(signed('POST', '/internal/v1/drain', { draining: 'yes' }).request);
     expect(wrong.statusCode).toBe(400);
-    expect(wrong.json().message).toBe('body must be {"draining": true|false}');
+    expect(wrong.json().message).toBe('body must be {"draining": true|false, "deadlineMs"?: <ms>}');
     const rendition = await app.inject(
       signed('POST', '/internal/v1/renditions', { stream: 'a~b', profile: 'p' }).request,
     );

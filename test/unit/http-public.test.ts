@@ -197,6 +197,18 @@ describe('WHIP and WHEP', () => {
     const response = await gone.app.inject({ method: 'DELETE', url: `/whip/show/${SESSION_ID}` });
     expect(response.statusCode).toBe(404);
     expect(response.json().message).toBe(`no WHIP session ${SESSION_ID} on stream "show"`);
+
+    // One the server ended itself (a drained edge) says why: the player re-joins.
+    const drained = await server(
+      {},
+      { sessionExists: false, endedReasons: { [SESSION_ID]: 'node-draining' } },
+    );
+    const ended = await drained.app.inject({ method: 'DELETE', url: `/whep/show/${SESSION_ID}` });
+    expect(ended.statusCode).toBe(410);
+    expect(ended.json()).toMatchObject({
+      code: 'SESSION_ENDED',
+      message: 'the server ended this session (node-draining): play again at the same URL',
+    });
   });
 
   it('answers OPTIONS (a CORS preflight) with Accept-Post, and PATCH (trickle ICE) with 405', async () => {

@@ -48,6 +48,8 @@ export async function fakeMediaNode(
     config?: Partial<MediaNodeConfig>;
     accepts?: boolean;
     sessionExists?: boolean;
+    /** Why the server ended a session it no longer has (sessions.endedReason), by session id. */
+    endedReasons?: Record<string, string>;
     relayServer?: unknown;
     transcoder?: unknown;
   } = {},
@@ -110,6 +112,7 @@ export async function fakeMediaNode(
         ended.push({ protocol, stream, session });
         return options.sessionExists ?? true;
       },
+      endedReason: (_protocol: string, _stream: string, session: string) => options.endedReasons?.[session],
     },
     ingest: {
       accepts: options.accepts ?? true,
