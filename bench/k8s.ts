@@ -45,8 +45,18 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
   const kube = await localCluster();
   const namespace = `bench-${randomSuffix()}`;
   const peers: { close(): void }[] = [];
+  /** Where the run is, for its progress lines and for the error if a step fails. */
+  let step = 'create the namespace';
+  const at = (next: string) => {
+    step = next;
+    console.log(`  k8s: ${next}`);
+  };
+  // CRDs a release kept (helm.sh/resource-policy: keep) belong to that release: a run in another
+  // namespace installs without them, and removes only CRDs it installed.
+  const installsCrds = (await kube.getJson(undefined, 'crd', 'cdns.rtccdn.io')) === undefined;
   try {
     await kube.kubectlOk(['create', 'namespace', namespace]);
+    at('helm install');
     const started = Date.now();
     const install = await kube.helm([
       'install',
@@ -60,12 +70,15 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
       'operator.autoscaler.intervalMs=1000',
       '--set',
       'operator.statusRefreshMs=2000',
+      '--set',
+      `crds.install=${installsCrds}`,
       '--wait',
       '--timeout',
       '300s',
     ]);
     if (install.code !== 0) throw new Error(`helm install: ${install.stderr.trim()}`);
     const installed = Date.now();
+    at('apply the CDN, wait until Ready');
     await kube.kubectlOk(['-n', namespace, 'apply', '-f', LOCAL_CDN]);
     const cdn = await waitFor(
       'CDN Ready',
@@ -79,17 +92,46 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
     const ready = Date.now();
     const url = (region: string, kind: 'whipUrl' | 'whepUrl') =>
       baseOf(cdn.status.regions.find((r: KubeJson) => r.name === region)[kind]);
-    const publisher = new TestPublisher({ width: 160, height: 120, fps: 15 });
-    peers.push(publisher);
-    if ((await publisher.publish(url('eu', 'whipUrl'), STREAM)).status !== 201)
-      throw new Error('WHIP refused');
-    const first = new TestViewer();
-    peers.push(first);
-    if ((await first.play(url('eu', 'whepUrl'), STREAM, { audio: false })).status !== 201)
-      throw new Error('WHEP refused');
+    at('publish at the eu origin, play from the eu edge');
+    // kube-proxy programs a NodePort a moment after its pods are ready (the CDN is Ready then):
+    // like a real WHIP/WHEP client, retry while the connection is refused.
+    const retried = async <Peer extends { close(): void }>(
+      what: string,
+      make: () => Peer,
+      attempt: (peer: Peer) => Promise<{ status: number }>,
+    ): Promise<Peer> =>
+      await waitFor(
+        what,
+        async () => {
+          const peer = make();
+          try {
+            if ((await attempt(peer)).status === 201) {
+              peers.push(peer);
+              return peer;
+            }
+          } catch {
+            // refused: not routed yet
+          }
+          peer.close();
+          return undefined;
+        },
+        60_000,
+        200,
+      );
+    const publisher = await retried(
+      'WHIP accepted at the eu origin',
+      () => new TestPublisher({ width: 160, height: 120, fps: 15 }),
+      (peer) => peer.publish(url('eu', 'whipUrl'), STREAM),
+    );
+    const first = await retried(
+      'WHEP accepted at the eu edge',
+      () => new TestViewer(),
+      (peer) => peer.play(url('eu', 'whepUrl'), STREAM, { audio: false }),
+    );
     await first.waitForFrames(1, 30_000);
     const firstFrame = first.firstFrameAt ?? Date.now();
 
+    at('StreamACL trials');
     // StreamACL apply → every keyless viewer (one per region) cut.
     const samples: number[] = [];
     for (let trial = 0; trial < options.aclTrials; trial++) {
@@ -125,11 +167,13 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
       await kube.kubectlOk(['-n', namespace, 'delete', 'streamacl', 'bench', '--wait=true']);
     }
 
+    at('pod usage, idle');
     // Idle: the publisher and no viewers.
     for (const peer of peers) if (peer !== publisher) peer.close();
     await new Promise((resolve) => setTimeout(resolve, 15_000));
     const idle = Object.fromEntries(await podUsage(kube, namespace));
 
+    at(`pod usage with ${options.viewers} viewers`);
     // N viewers on the eu edge (target raised so that the measurement stays on one edge).
     await kube.kubectlOk([
       '-n',
@@ -154,6 +198,7 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
     const withViewers = Object.fromEntries(await podUsage(kube, namespace));
     for (const viewer of load) viewer.close();
 
+    at('scale-up');
     // Scale-up decision → new edge serving: minReplicas 2 makes the autoscaler write 2.
     await kube.kubectlOk([
       '-n',
@@ -208,14 +253,27 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
         'The stream is small (160x120@15 VP8, no audio) so that 50 libwebrtc viewers decoding on the host fit on 2 cores: pod CPU with viewers is for that stream, not a capacity figure.',
         'helm install includes pulling nothing (images preloaded, pullPolicy Never) and the operator start.',
         'StreamACL → enforced: from kubectl apply returning to the last frame the later of two keyless viewers (one per region) decoded (the edge cuts the session; libwebrtc reports the connection down only after its ICE consent timeout, seconds later).',
+        'WHIP and WHEP are retried every 200 ms while the NodePort refuses connections (kube-proxy programs it a moment after the pods are ready): included in helm install → first frame.',
         'Scale-up: from the edge Node spec.replicas written (polled every 100 ms) to the first frame of a viewer admitted by the new pod (new viewers retried until one lands on it).',
         'CPU is the kubelet summary usageNanoCores (a ~10 s window), memory the working set.',
       ],
     };
+  } catch (error) {
+    throw new Error(`k8s bench failed at "${step}": ${(error as Error).message}`, { cause: error });
   } finally {
     for (const peer of peers) peer.close();
     await kube.kubectl(['-n', namespace, 'delete', 'cdn', '--all', '--wait=true', '--timeout=120s']);
     await kube.helm(['uninstall', 'rtccdn', '-n', namespace, '--wait', '--timeout', '120s']);
     await kube.kubectl(['delete', 'namespace', namespace, '--wait=true', '--timeout=180s']);
+    if (installsCrds) {
+      await kube.kubectl([
+        'delete',
+        'crd',
+        'cdns.rtccdn.io',
+        'nodes.rtccdn.io',
+        'streamacls.rtccdn.io',
+        '--ignore-not-found',
+      ]);
+    }
   }
 }

@@ -6,9 +6,8 @@
  * deletion), finalizers released, and a CDN's workloads the same set an uninterrupted reconcile
  * makes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
@@ -17,11 +16,10 @@ import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
 import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
-import { kubectlGet, ok, REPO_DIR, startApiServerWithCrds, waitFor } from '../operator/support.js';
+import { kubectlGet, ok, spawnOperator, startApiServerWithCrds, waitFor } from '../operator/support.js';
 
 const NS = 'media';
 const ACLS = 300;
-const MAIN = join(REPO_DIR, 'operator/src/main.ts');
 
 interface Obj {
   metadata: { name: string; uid: string; generation?: number; finalizers?: string[] };
@@ -53,20 +51,9 @@ describe('the operator killed mid-reconcile and started again', () => {
     ).items as Obj[];
 
   function startOperator(): ChildProcess {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-      cwd: REPO_DIR,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        KUBECONFIG: env.kubeconfigPath,
-        LEADER_ELECTION: 'false',
-        HEALTH_PORT: '0',
-        HEALTH_HOST: '127.0.0.1',
-        WORKERS: '4',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const child = spawnOperator(env, { LEADER_ELECTION: 'false', WORKERS: '4', LOG_LEVEL: 'warn' });
+    child.stdout!.resume();
+    child.stderr!.pipe(process.stderr);
     operator = child;
     return child;
   }

@@ -24,6 +24,7 @@ import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
 import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 import {
   clientFor,
+  clusterSecretOf,
   type FakeMediaNode,
   fakeMediaNode,
   kubectlApply,
@@ -152,20 +153,7 @@ describe('edge autoscaler', () => {
         regions: [{ name: 'eu-west', edges: { minReplicas: 1, maxReplicas: 6, targetViewersPerEdge: 10 } }],
       },
     });
-    const secret = await waitFor('cluster secret', async () => {
-      const result = await kubectl([
-        'get',
-        'secret',
-        'live-cluster',
-        '-n',
-        NS,
-        '-o',
-        'jsonpath={.data.clusterSecret}',
-      ]);
-      return result.code === 0 && result.stdout !== ''
-        ? Buffer.from(result.stdout, 'base64').toString('utf8')
-        : undefined;
-    });
+    const secret = await clusterSecretOf(env, NS, 'live');
     signingKey = deriveSigningKey(secret);
     await waitFor(
       'edge Node',

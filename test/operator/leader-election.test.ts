@@ -6,9 +6,8 @@
  * two Managers in one process (only the leader reconciles), and two operator processes
  * (operator/src/main.ts: health and metrics ports, SIGTERM exits 0 and releases the Lease).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
@@ -23,8 +22,8 @@ import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.
 import {
   counterValue,
   ok,
-  REPO_DIR,
   sleep,
+  spawnOperator,
   startApiServerWithCrds,
   testLogger,
   testManager,
@@ -236,7 +235,6 @@ describe('leader election on a real API server', () => {
   });
 
   describe('operator processes (operator/src/main.ts)', () => {
-    const MAIN = join(REPO_DIR, 'operator/src/main.ts');
     const children: ChildProcess[] = [];
 
     afterAll(() => {
@@ -244,24 +242,14 @@ describe('leader election on a real API server', () => {
     });
 
     function operator(identity: string, extraEnv: Record<string, string> = {}) {
-      const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-        cwd: REPO_DIR,
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          KUBECONFIG: env.kubeconfigPath,
-          OPERATOR_NAMESPACE: NS,
-          POD_NAME: identity,
-          LEASE_NAME: 'processes',
-          LEASE_DURATION_MS: String(LEASE.leaseDurationMs),
-          RENEW_DEADLINE_MS: String(LEASE.renewDeadlineMs),
-          RETRY_PERIOD_MS: String(LEASE.retryPeriodMs),
-          HEALTH_PORT: '0',
-          HEALTH_HOST: '127.0.0.1',
-          LOG_LEVEL: 'debug',
-          ...extraEnv,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const child = spawnOperator(env, {
+        OPERATOR_NAMESPACE: NS,
+        POD_NAME: identity,
+        LEASE_NAME: 'processes',
+        LEASE_DURATION_MS: String(LEASE.leaseDurationMs),
+        RENEW_DEADLINE_MS: String(LEASE.renewDeadlineMs),
+        RETRY_PERIOD_MS: String(LEASE.retryPeriodMs),
+        ...extraEnv,
       });
       children.push(child);
       let stderr = '';

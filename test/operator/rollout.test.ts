@@ -22,6 +22,7 @@ import type { KubeTestEnv } from '../../scripts/harness/kube-testenv.js';
 import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
 import {
   clientFor,
+  clusterSecretOf,
   type FakeMediaNode,
   fakeMediaNode,
   kubectlApply,
@@ -166,20 +167,7 @@ describe('edge rollout (surge, drain, delete, one pod at a time)', () => {
         regions: [{ name: 'eu-west', edges: { minReplicas: 2, maxReplicas: 2, targetViewersPerEdge: 10 } }],
       },
     });
-    const secret = await waitFor('cluster secret', async () => {
-      const result = await kubectl([
-        'get',
-        'secret',
-        'live-cluster',
-        '-n',
-        NS,
-        '-o',
-        'jsonpath={.data.clusterSecret}',
-      ]);
-      return result.code === 0 && result.stdout !== ''
-        ? Buffer.from(result.stdout, 'base64').toString('utf8')
-        : undefined;
-    });
+    const secret = await clusterSecretOf(env, NS, 'live');
     signingKey = deriveSigningKey(secret);
     const set = await waitFor('edge StatefulSet with 2 replicas', async () => {
       const result = await kubectl(['get', 'statefulset', EDGE, '-n', NS, '-o', 'json']);

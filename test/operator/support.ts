@@ -4,6 +4,8 @@
  * tests, synthetic media nodes that register in Redis through the media node's own
  * ClusterRegistry (so the layout is the real one), and polling.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
@@ -22,6 +24,7 @@ import {
 
 export const CRDS_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
 export const REPO_DIR = fileURLToPath(new URL('../../', import.meta.url));
+const OPERATOR_MAIN = join(REPO_DIR, 'operator/src/main.ts');
 
 /** RTCCDN_TEST_LOG_LEVEL=debug shows the operator's logs while a test runs. */
 export const LOG_LEVEL = (process.env.RTCCDN_TEST_LOG_LEVEL ?? 'silent') as LogLevel;
@@ -80,6 +83,44 @@ export async function startApiServerWithCrds(apiServerArgs: string[] = []): Prom
     throw error;
   }
   return env;
+}
+
+/** Waits for the cluster Secret the operator makes for CDN `cdn` and returns its clusterSecret. */
+export async function clusterSecretOf(env: KubeTestEnv, namespace: string, cdn: string): Promise<string> {
+  return await waitFor(`the cluster Secret of CDN ${cdn}`, async () => {
+    const result = await env.kubectl([
+      'get',
+      'secret',
+      `${cdn}-cluster`,
+      '-n',
+      namespace,
+      '-o',
+      'jsonpath={.data.clusterSecret}',
+    ]);
+    return result.code === 0 && result.stdout !== ''
+      ? Buffer.from(result.stdout, 'base64').toString('utf8')
+      : undefined;
+  });
+}
+
+/**
+ * An operator process (operator/src/main.ts) on the test API server: health and metrics on a
+ * free loopback port, LOG_LEVEL debug unless given, everything else from `extraEnv`.
+ */
+export function spawnOperator(env: KubeTestEnv, extraEnv: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', OPERATOR_MAIN], {
+    cwd: REPO_DIR,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KUBECONFIG: env.kubeconfigPath,
+      HEALTH_PORT: '0',
+      HEALTH_HOST: '127.0.0.1',
+      LOG_LEVEL: 'debug',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 export function clientFor(env: KubeTestEnv): KubeClient {

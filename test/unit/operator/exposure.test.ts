@@ -237,6 +237,23 @@ describe('status URLs', () => {
     );
   });
 
+  it('hands out no WHIP URL for a region without origins (its Service has no pods to publish to)', () => {
+    const owner = cdn({
+      regions: [
+        { name: 'eu', edges: { minReplicas: 1, maxReplicas: 3 } },
+        { name: 'us', origins: { replicas: 0 }, edges: { minReplicas: 1, maxReplicas: 2 } },
+      ],
+    });
+    const urls = new Map([
+      ['eu', { whipUrl: 'http://10.0.0.2:31000/whip/', whepUrl: 'http://10.0.0.2:31080/whep/' }],
+      ['us', { whipUrl: 'http://10.0.0.3:31001/whip/', whepUrl: 'http://10.0.0.3:31081/whep/' }],
+    ]);
+    const status = cdnStatus(owner, { nodes: [], problems: [], load: undefined, urls }, NOW);
+    expect(status.regions?.[0]?.whipUrl).toBe('http://10.0.0.2:31000/whip/');
+    expect(status.regions?.[1]).toMatchObject({ name: 'us', whepUrl: 'http://10.0.0.3:31081/whep/' });
+    expect(status.regions?.[1]?.whipUrl).toBeUndefined();
+  });
+
   it('lands in the CDN status per region, with the ACL API URL', () => {
     const owner = cdn();
     const status = cdnStatus(

@@ -203,7 +203,7 @@ export const RegionStatusSchema = z.object({
     .string()
     .optional()
     .describe(
-      'Where publishers POST WHIP offers (append the stream name): outside the cluster with network.serviceType NodePort or LoadBalancer, inside it with ClusterIP.',
+      'Where publishers POST WHIP offers (append the stream name): outside the cluster with network.serviceType NodePort or LoadBalancer, inside it with ClusterIP. Absent for a region without origins.',
     ),
   whepUrl: z
     .string()

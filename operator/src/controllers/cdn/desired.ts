@@ -295,7 +295,8 @@ export function cdnStatus(cdn: CDN, observation: CdnObservation, now: Date): CDN
       originsReady,
       edgesReady,
       edgesDesired,
-      ...(urls?.whipUrl ? { whipUrl: urls.whipUrl } : {}),
+      // A region without origins takes no publishers: its origin Service has no pods.
+      ...(urls?.whipUrl && region.origins.replicas > 0 ? { whipUrl: urls.whipUrl } : {}),
       ...(urls?.whepUrl ? { whepUrl: urls.whepUrl } : {}),
     });
     const missing: string[] = [];
