@@ -147,7 +147,7 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
     reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 1 : false),
   };
   if (target.kind === 'server') return new Redis(url, { ...readonlyReconnects, ...options });
-  return new Redis({
+  const client = new Redis({
     ...readonlyReconnects,
     sentinels: target.sentinels,
     name: target.masterName,
@@ -167,6 +167,39 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
     updateSentinels: true,
     ...options,
   });
+  return reconnectAfterUnexpectedEnd(client);
+}
+
+/**
+ * ioredis (6.0) ends a Sentinel client for good when a connection attempt fails outright — as
+ * when its failover detector drops the connection while the client is still asking the Sentinels
+ * for the new primary (`Connection is closed.`, status `end`): nothing reconnects it, and every
+ * later command fails (an origin's ACL writes failed until restart). Such a client is connected
+ * again here, with backoff, unless its owner closed it (quit / disconnect).
+ */
+function reconnectAfterUnexpectedEnd(client: Redis): Redis {
+  let closedByOwner = false;
+  let attempt = 0;
+  const quit = client.quit.bind(client);
+  const disconnect = client.disconnect.bind(client);
+  client.quit = ((...args: Parameters<Redis['quit']>) => {
+    closedByOwner = true;
+    return quit(...args);
+  }) as Redis['quit'];
+  client.disconnect = (reconnect = false) => {
+    if (!reconnect) closedByOwner = true;
+    disconnect(reconnect);
+  };
+  client.on('ready', () => {
+    attempt = 0;
+  });
+  client.on('end', () => {
+    if (closedByOwner) return;
+    setTimeout(() => {
+      if (!closedByOwner && client.status === 'end') client.connect().catch(() => undefined);
+    }, reconnectDelayMs(++attempt)).unref();
+  });
+  return client;
 }
 
 /**
