@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CommandResult, ensureKubeTestEnvBinaries, runCommand } from './kube-testenv.js';
+import { waitFor } from './wait.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CLUSTER_SCRIPT = join(REPO, 'scripts/cluster/cluster.sh');
@@ -79,7 +80,7 @@ export async function localCluster(): Promise<Kube> {
   };
 }
 
-export { waitFor } from './wait.js';
+export { waitFor };
 
 export const randomSuffix = (): string => randomBytes(3).toString('hex');
 
@@ -93,6 +94,20 @@ export function conditionOf(
 
 /** The origin of a URL the CDN status gives (`http://10.213.0.11:31234/whep/` → base for peers). */
 export const baseOf = (url: string): string => new URL(url).origin;
+
+/**
+ * Waits until a media node answers at `base` (its public /readyz). A NodePort is routed by
+ * kube-proxy a moment after its pods are ready, so a CDN just reported Ready may still refuse
+ * connections there for a second.
+ */
+export async function waitRoutable(base: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(
+    `${base} routed to a ready media node`,
+    async () => (await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) })).ok,
+    timeoutMs,
+    200,
+  );
+}
 
 /**
  * The media node a WHEP/WHIP answer came from, by the port of its host candidate: with exposure

@@ -27,6 +27,7 @@ import {
   ordinalOfAnswer,
   randomSuffix,
   waitFor,
+  waitRoutable,
 } from '../../scripts/harness/k8s-cdn.js';
 import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
 
@@ -171,6 +172,9 @@ describe('a CDN installed with helm on the local cluster', () => {
         expect(region.whepUrl).toMatch(/^http:\/\/10\.\d+\.\d+\.\d+:3\d{4}\/whep\/$/);
       }
       expect(ready.status.regions.find((r: KubeJson) => r.name === 'eu').whipUrl).toMatch(/\/whip\/$/);
+      // What a client sees next: the URLs answer (kube-proxy routes a NodePort a moment later).
+      for (const { whip, whep } of urls.values())
+        for (const base of [whip, whep]) if (base) await waitRoutable(base);
       expect(ready.status.aclApiUrl).toBe(
         `http://${RELEASE}-operator-acl-api.${NS}.svc:8091/api/v1/streams/`,
       );
