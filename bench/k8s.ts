@@ -18,8 +18,10 @@ import {
   localCluster,
   ordinalOfAnswer,
   podUsage,
+  RTCCDN_CRDS,
   randomSuffix,
   waitFor,
+  waitRoutable,
 } from '../scripts/harness/k8s-cdn.js';
 import { TestPublisher, TestViewer } from '../scripts/harness/peers.js';
 import { type Summary, summarize } from './stats.js';
@@ -93,41 +95,17 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
     const url = (region: string, kind: 'whipUrl' | 'whepUrl') =>
       baseOf(cdn.status.regions.find((r: KubeJson) => r.name === region)[kind]);
     at('publish at the eu origin, play from the eu edge');
-    // kube-proxy programs a NodePort a moment after its pods are ready (the CDN is Ready then):
-    // like a real WHIP/WHEP client, retry while the connection is refused.
-    const retried = async <Peer extends { close(): void }>(
-      what: string,
-      make: () => Peer,
-      attempt: (peer: Peer) => Promise<{ status: number }>,
-    ): Promise<Peer> =>
-      await waitFor(
-        what,
-        async () => {
-          const peer = make();
-          try {
-            if ((await attempt(peer)).status === 201) {
-              peers.push(peer);
-              return peer;
-            }
-          } catch {
-            // refused: not routed yet
-          }
-          peer.close();
-          return undefined;
-        },
-        60_000,
-        200,
-      );
-    const publisher = await retried(
-      'WHIP accepted at the eu origin',
-      () => new TestPublisher({ width: 160, height: 120, fps: 15 }),
-      (peer) => peer.publish(url('eu', 'whipUrl'), STREAM),
-    );
-    const first = await retried(
-      'WHEP accepted at the eu edge',
-      () => new TestViewer(),
-      (peer) => peer.play(url('eu', 'whepUrl'), STREAM, { audio: false }),
-    );
+    // kube-proxy routes a NodePort a moment after its pods are ready (the CDN is Ready then).
+    await waitRoutable(url('eu', 'whipUrl'));
+    await waitRoutable(url('eu', 'whepUrl'));
+    const publisher = new TestPublisher({ width: 160, height: 120, fps: 15 });
+    peers.push(publisher);
+    if ((await publisher.publish(url('eu', 'whipUrl'), STREAM)).status !== 201)
+      throw new Error('WHIP refused');
+    const first = new TestViewer();
+    peers.push(first);
+    if ((await first.play(url('eu', 'whepUrl'), STREAM, { audio: false })).status !== 201)
+      throw new Error('WHEP refused');
     await first.waitForFrames(1, 30_000);
     const firstFrame = first.firstFrameAt ?? Date.now();
 
@@ -253,7 +231,7 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
         'The stream is small (160x120@15 VP8, no audio) so that 50 libwebrtc viewers decoding on the host fit on 2 cores: pod CPU with viewers is for that stream, not a capacity figure.',
         'helm install includes pulling nothing (images preloaded, pullPolicy Never) and the operator start.',
         'StreamACL → enforced: from kubectl apply returning to the last frame the later of two keyless viewers (one per region) decoded (the edge cuts the session; libwebrtc reports the connection down only after its ICE consent timeout, seconds later).',
-        'WHIP and WHEP are retried every 200 ms while the NodePort refuses connections (kube-proxy programs it a moment after the pods are ready): included in helm install → first frame.',
+        'Before the first WHIP and WHEP, the URLs are polled (GET /readyz every 200 ms) until the NodePorts are routed (kube-proxy, a moment after the pods are ready): included in helm install → first frame.',
         'Scale-up: from the edge Node spec.replicas written (polled every 100 ms) to the first frame of a viewer admitted by the new pod (new viewers retried until one lands on it).',
         'CPU is the kubelet summary usageNanoCores (a ~10 s window), memory the working set.',
       ],
@@ -266,14 +244,7 @@ export async function runK8sBench(options: { aclTrials: number; viewers: number 
     await kube.helm(['uninstall', 'rtccdn', '-n', namespace, '--wait', '--timeout', '120s']);
     await kube.kubectl(['delete', 'namespace', namespace, '--wait=true', '--timeout=180s']);
     if (installsCrds) {
-      await kube.kubectl([
-        'delete',
-        'crd',
-        'cdns.rtccdn.io',
-        'nodes.rtccdn.io',
-        'streamacls.rtccdn.io',
-        '--ignore-not-found',
-      ]);
+      await kube.kubectl(['delete', 'crd', ...RTCCDN_CRDS, '--ignore-not-found']);
     }
   }
 }

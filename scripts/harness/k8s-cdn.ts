@@ -14,6 +14,8 @@ export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CLUSTER_SCRIPT = join(REPO, 'scripts/cluster/cluster.sh');
 export const CHART = join(REPO, 'helm/rtccdn');
 export const LOCAL_VALUES = join(REPO, 'helm/rtccdn/values-local.yaml');
+/** The CustomResourceDefinitions the chart installs (and keeps on uninstall). */
+export const RTCCDN_CRDS = ['cdns.rtccdn.io', 'nodes.rtccdn.io', 'streamacls.rtccdn.io'];
 export const LOCAL_CDN = join(REPO, 'crds/examples/cdn-local.yaml');
 
 export interface Kube {

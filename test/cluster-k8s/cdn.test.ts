@@ -25,6 +25,7 @@ import {
   LOCAL_VALUES,
   localCluster,
   ordinalOfAnswer,
+  RTCCDN_CRDS,
   randomSuffix,
   waitFor,
   waitRoutable,
@@ -95,14 +96,7 @@ describe('a CDN installed with helm on the local cluster', () => {
     await kube.helm(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '120s']);
     await kube.kubectl(['delete', 'namespace', NS, '--wait=true', '--timeout=180s']);
     if (installsCrds) {
-      await kube.kubectl([
-        'delete',
-        'crd',
-        'cdns.rtccdn.io',
-        'nodes.rtccdn.io',
-        'streamacls.rtccdn.io',
-        '--ignore-not-found',
-      ]);
+      await kube.kubectl(['delete', 'crd', ...RTCCDN_CRDS, '--ignore-not-found']);
     }
   }, 300_000);
 
@@ -483,7 +477,7 @@ describe('a CDN installed with helm on the local cluster', () => {
     // every CDN of the cluster.
     expect(await kube.getJson(undefined, 'crd', 'cdns.rtccdn.io')).toBeDefined();
     if (installsCrds) {
-      await kube.kubectlOk(['delete', 'crd', 'cdns.rtccdn.io', 'nodes.rtccdn.io', 'streamacls.rtccdn.io']);
+      await kube.kubectlOk(['delete', 'crd', ...RTCCDN_CRDS]);
       installsCrds = false;
     }
   }, 600_000);

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CHART, RTCCDN_CRDS } from '../../scripts/harness/k8s-cdn.js';
 import {
   type CommandResult,
   ensureKubeTestEnvBinaries,
@@ -22,11 +23,9 @@ import {
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CLUSTER = join(REPO, 'scripts/cluster/cluster.sh');
-const CHART = join(REPO, 'helm/rtccdn');
 const RELEASE = 'chart-test';
 const NS = `chart-${randomBytes(3).toString('hex')}`;
 const FULLNAME = `${RELEASE}-rtccdn`;
-const CRDS = ['cdns.rtccdn.io', 'nodes.rtccdn.io', 'streamacls.rtccdn.io'];
 
 let kubeconfig = '';
 let binDir = '';
@@ -61,7 +60,7 @@ describe('helm/rtccdn on the local cluster', () => {
       );
     }
     kubeconfig = last.slice('KUBECONFIG='.length);
-    const existing = await run('kubectl', ['get', 'crd', ...CRDS, '-o', 'name']);
+    const existing = await run('kubectl', ['get', 'crd', ...RTCCDN_CRDS, '-o', 'name']);
     installedCrds = existing.stdout.trim() === '';
   }, 60 * 60_000);
 
@@ -70,7 +69,7 @@ describe('helm/rtccdn on the local cluster', () => {
       // Whatever a failed test left: the release, its namespace, the CRDs it installed.
       await run('helm', ['uninstall', RELEASE, '-n', NS, '--ignore-not-found', '--wait']);
       await run('kubectl', ['delete', 'namespace', NS, '--ignore-not-found', '--timeout=120s']);
-      if (installedCrds) await run('kubectl', ['delete', 'crd', ...CRDS, '--ignore-not-found']);
+      if (installedCrds) await run('kubectl', ['delete', 'crd', ...RTCCDN_CRDS, '--ignore-not-found']);
     }
     if (startedCluster) {
       const down = await runCommand('bash', [CLUSTER, 'down'], {
@@ -189,7 +188,7 @@ describe('helm/rtccdn on the local cluster', () => {
     );
     const crds = left.filter((name) => name.startsWith('customresourcedefinition.apiextensions.k8s.io/'));
     expect(left.filter((name) => !crds.includes(name))).toEqual([]);
-    expect(crds.length).toBe(installedCrds ? CRDS.length : 0);
+    expect(crds.length).toBe(installedCrds ? RTCCDN_CRDS.length : 0);
     // Nothing unlabelled either: the namespace holds only what every namespace has.
     const inNamespace = names(await kubectl('get', await kinds('--namespaced=true'), '-n', NS, '-o', 'name'));
     expect(inNamespace.sort()).toEqual(['configmap/kube-root-ca.crt', 'serviceaccount/default']);
