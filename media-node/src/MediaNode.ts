@@ -6,6 +6,7 @@ import { ClientQuotas } from './limits/ClientQuotas.js';
 import { LoadReporter } from './load/LoadReporter.js';
 import type { Logger } from './logger.js';
 import type { WorkerDump } from './media/MediaWorker.js';
+import { ViewerSession } from './media/ViewerSession.js';
 import { WorkerPool } from './media/WorkerPool.js';
 import { MediaNodeMetrics } from './metrics.js';
 import { NodeState } from './NodeState.js';
@@ -38,6 +39,14 @@ export interface NodeDump {
   /** Bit/s sent to downstream nodes over relay pipes (mediasoup's estimate). */
   relayEgressBps: number;
   sessions: number;
+  /** Each viewer's video: consumer type, simulcast layers of the source, the layer sent now. */
+  viewers: {
+    session: string;
+    stream: string;
+    video: { type: string; layers: number; spatialLayer: number | undefined } | undefined;
+    /** mediasoup's bandwidth estimate towards the viewer (bit/s), if it has one. */
+    availableOutgoingBitrate: number | undefined;
+  }[];
   workers: WorkerDump[];
 }
 
@@ -294,6 +303,19 @@ export class MediaNode {
       })),
       relayEgressBps: await this.#relayEgressBps(),
       sessions: this.sessions.size,
+      viewers: await Promise.all(
+        [...this.sessions.values()]
+          .filter((session) => session instanceof ViewerSession)
+          .map(async (session) => ({
+            session: session.id,
+            stream: session.streamName,
+            video: session.video,
+            availableOutgoingBitrate: await session.transport
+              .getStats()
+              .then(([stats]) => stats?.availableOutgoingBitrate)
+              .catch(() => undefined),
+          })),
+      ),
       workers: await Promise.all(this.pool.workers.map((worker) => worker.dump())),
     };
   }

@@ -60,6 +60,13 @@ export class MediaNodeMetrics {
     registers: [this.registry],
   });
 
+  readonly layerSwitches = new Counter({
+    name: 'rtccdn_viewer_layer_switches_total',
+    help: "Simulcast layer changes of viewers' video (mediasoup's choice from each viewer's bandwidth estimate), by direction",
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
   readonly relaysOut = new Gauge({
     name: 'rtccdn_relays_out',
     help: 'Relays this node sends to other nodes (one per downstream node and stream)',

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((path) => existsSync(path));
+const TC = ['/usr/sbin/tc', '/sbin/tc', '/usr/bin/tc'].find((path) => existsSync(path));
 
 export interface NetnsLink {
   readonly name: string;
@@ -20,6 +21,12 @@ export interface NetnsLink {
   /** Command prefix running a program inside the namespace. */
   readonly exec: string[];
   cut(): Promise<void>;
+  /**
+   * Limits what leaves the namespace (towards this side) to `rate` (tc's syntax, e.g. `400kbit`)
+   * with a token bucket (tbf) and a short queue, as a constrained access link does; undefined
+   * lifts the limit.
+   */
+  shape(rate: string | undefined): Promise<void>;
   restore(): Promise<void>;
   remove(): Promise<void>;
 }
@@ -59,6 +66,26 @@ export async function createNetns(): Promise<NetnsLink> {
     exec: [IP!, 'netns', 'exec', name],
     cut: async () => void (await ip('link', 'set', hostVeth, 'down')),
     restore: async () => void (await ip('link', 'set', hostVeth, 'up')),
+    shape: async (rate) => {
+      if (!TC) throw new Error('shaping a link needs tc (iproute2)');
+      const tc = (...args: string[]) => run(IP!, ['netns', 'exec', name, TC, ...args]);
+      if (rate === undefined) await tc('qdisc', 'del', 'dev', nsVeth, 'root').catch(() => undefined);
+      else
+        await tc(
+          'qdisc',
+          'replace',
+          'dev',
+          nsVeth,
+          'root',
+          'tbf',
+          'rate',
+          rate,
+          'burst',
+          '16kbit',
+          'latency',
+          '150ms',
+        );
+    },
     remove: async () => {
       // Deleting the namespace deletes the pair too.
       await ip('netns', 'del', name).catch(() => undefined);

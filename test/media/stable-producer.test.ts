@@ -76,3 +76,70 @@ describe('StableProducer (real mediasoup)', () => {
     transport.close();
   });
 });
+
+/** A simulcast stable producer: every layer relayed on its own line, switchable by its consumers. */
+describe('StableProducer with simulcast layers (real mediasoup)', () => {
+  let worker: types.Worker;
+  let router: types.Router;
+  beforeAll(async () => {
+    worker = await mediasoup.createWorker({ logLevel: 'error' });
+    router = await worker.createRouter({ mediaCodecs: [PUBLISHABLE_CODECS[1]!] });
+  });
+  afterAll(() => worker.close());
+
+  it('routes each input SSRC to its layer and lets a simulcast consumer switch layers (sender reports)', async () => {
+    const transport = await router.createDirectTransport();
+    const vp8 = router.rtpCapabilities.codecs!.find((codec) => codec.mimeType === 'video/VP8')!;
+    const stable = await StableProducer.create(transport, {
+      kind: 'video',
+      codec: internalCodecParameters(vp8),
+      cname: 'test',
+      appData: {},
+      layers: [{}, {}, {}],
+    });
+    expect(stable.layerCount).toBe(3);
+    expect(stable.producer.type).toBe('simulcast');
+    const outSsrcs = stable.producer.rtpParameters.encodings!.map((encoding) => encoding.ssrc);
+    expect(new Set(outSsrcs).size).toBe(3);
+
+    const consumer = await transport.consume({
+      producerId: stable.producer.id,
+      rtpCapabilities: router.rtpCapabilities,
+    });
+    expect(consumer.type).toBe('simulcast');
+    const layersSeen: number[] = [];
+    consumer.on('layerschange', (layers) => {
+      if (layers) layersSeen.push(layers.spatialLayer);
+    });
+    let received = 0;
+    consumer.on('rtp', () => received++);
+
+    // Three inputs, one per layer, each with its own numbering; a key frame every 10 packets.
+    const inputs = [0x1111, 0x2222, 0x3333];
+    stable.switchInput(inputs);
+    expect(stable.send(rtp(1, 1, 0x9999, VP8_KEY))).toBe(false); // not one of the layers
+    let tick = 0;
+    const feeder = setInterval(() => {
+      tick++;
+      for (const [layer, ssrc] of inputs.entries()) {
+        stable.send(
+          rtp(layer * 1000 + tick, layer * 50_000 + tick * 3000, ssrc, tick % 10 === 1 ? VP8_KEY : VP8_DELTA),
+        );
+      }
+    }, 30);
+    try {
+      // The consumer starts on the top layer; asked for the lowest, it can only switch once the
+      // layers' sender reports let it map their timestamps onto each other.
+      expect(await eventually(() => consumer.currentLayers?.spatialLayer === 2, 10_000)).toBe(true);
+      await consumer.setPreferredLayers({ spatialLayer: 0 });
+      expect(await eventually(() => consumer.currentLayers?.spatialLayer === 0, 10_000)).toBe(true);
+      await consumer.setPreferredLayers({ spatialLayer: 1 });
+      expect(await eventually(() => consumer.currentLayers?.spatialLayer === 1, 10_000)).toBe(true);
+      expect(layersSeen.slice(-2)).toEqual([0, 1]);
+      expect(received).toBeGreaterThan(0);
+    } finally {
+      clearInterval(feeder);
+      transport.close();
+    }
+  }, 30_000);
+});

@@ -71,7 +71,15 @@ export class PublisherSession extends Session {
         continue;
       }
       accepted.push({ kind: media.type as types.MediaKind, rtpParameters });
-      sections.push({ media, accepted: { direction: 'recvonly', rtpParameters } });
+      const simulcastRids = media.simulcast?.offeredRids ?? [];
+      sections.push({
+        media,
+        accepted: {
+          direction: 'recvonly',
+          rtpParameters,
+          ...(simulcastRids.length > 0 ? { simulcastRids } : {}),
+        },
+      });
     }
     if (accepted.length === 0) {
       throw new RtccdnError(

@@ -9,6 +9,11 @@ export type SessionProtocol = 'whip' | 'whep';
 export type SessionEvents = {
   close: [reason: string];
   connected: [];
+  /**
+   * A viewer's video moved to another simulcast layer (mediasoup picked it from the viewer's
+   * bandwidth estimate); undefined while none is sent (no layer fits, or the source paused).
+   */
+  layerschange: [spatialLayer: number | undefined, previous: number | undefined];
 };
 
 /**

@@ -31,6 +31,8 @@ export class ViewerSession extends Session {
   readonly consumers: types.Consumer[];
   /** The stream router this viewer consumes from (released on close). */
   readonly routerKey: string;
+  /** The simulcast layer last reported by the video consumer (for layerschange's `previous`). */
+  #spatialLayer: number | undefined;
 
   private constructor(
     stream: Stream,
@@ -49,6 +51,13 @@ export class ViewerSession extends Session {
     this.answer = answer;
     for (const consumer of consumers) {
       consumer.once('producerclose', () => this.close('stream-ended'));
+      if (consumer.type === 'simulcast') {
+        consumer.on('layerschange', (layers) => {
+          const previous = this.#spatialLayer;
+          this.#spatialLayer = layers?.spatialLayer;
+          if (previous !== this.#spatialLayer) this.emit('layerschange', this.#spatialLayer, previous);
+        });
+      }
     }
     stream.once('close', (reason) => this.close(`stream-ended: ${reason}`));
     this.once('connected', () => {
@@ -62,6 +71,19 @@ export class ViewerSession extends Session {
           });
       }
     });
+  }
+
+  /** What the viewer's video gets: simulcast layers and the one sent now (introspection, tests). */
+  get video(): { type: types.ConsumerType; layers: number; spatialLayer: number | undefined } | undefined {
+    const consumer = this.consumers.find((candidate) => candidate.kind === 'video');
+    if (!consumer) return undefined;
+    return {
+      type: consumer.type,
+      layers:
+        this.stream.producers.find((producer) => producer.kind === 'video')?.rtpParameters.encodings
+          ?.length ?? 1,
+      spatialLayer: consumer.type === 'simulcast' ? consumer.currentLayers?.spatialLayer : undefined,
+    };
   }
 
   protected override onClose(): void {

@@ -82,6 +82,9 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
           headerExtensions: upstream.rtpParameters.headerExtensions ?? [],
           cname: upstream.rtpParameters.rtcp?.cname ?? `relay-${name}`,
           appData: { stream: name, stable: true },
+          layers: (upstream.rtpParameters.encodings ?? []).map((encoding) => ({
+            scalabilityMode: encoding.scalabilityMode,
+          })),
         });
         stream.addProducer(stable.producer);
         tracks.push({ stable });
@@ -146,6 +149,14 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
           `upstream ${link.source.nodeId} has no ${track.stable.codec.mimeType} ${track.stable.kind} track for ${this.name}`,
         );
       }
+      // Viewers' simulcast consumers were made for these layers; a publisher that came back
+      // with another layout needs new ones (the stream ends, players re-join).
+      const layers = Math.max(1, upstream.rtpParameters.encodings?.length ?? 1);
+      if (layers !== track.stable.layerCount) {
+        throw new IncompatibleSourceError(
+          `upstream ${link.source.nodeId} sends ${layers} ${track.stable.kind} layer(s) for ${this.name}, the stream has ${track.stable.layerCount}`,
+        );
+      }
       return { track, upstream };
     });
     const previous = this.#link;
@@ -158,7 +169,11 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
       const feed = feeds[index]!;
       track.feed?.close();
       track.feed = feed;
-      track.stable.switchInput();
+      track.stable.switchInput(
+        track.stable.layerCount > 1
+          ? (feed.rtpParameters.encodings ?? []).map((encoding) => encoding.ssrc ?? 0)
+          : [],
+      );
       feed.on('rtp', (packet) => {
         if (track.feed !== feed) return;
         this.#lastPacketAt = performance.now();

@@ -49,6 +49,15 @@ export class RtpRewriter {
     return this.#isKeyFrameStart !== notVideo;
   }
 
+  /**
+   * The output RTP timestamp that corresponds to wall time `nowMs`, extrapolated from the last
+   * packet out (for RTCP sender reports); undefined before the first packet.
+   */
+  timestampAt(nowMs: number): number | undefined {
+    if (this.#lastOutAtMs === undefined) return undefined;
+    return (this.#lastOutTs + Math.round(((nowMs - this.#lastOutAtMs) * this.#clockRate) / 1000)) >>> 0;
+  }
+
   /** True while video is held back waiting for a key frame. */
   get waitingForKeyFrame(): boolean {
     return this.#gated;

@@ -146,12 +146,17 @@ export class UpstreamLink extends TypedEmitter<UpstreamLinkEvents> {
     return this.#closed;
   }
 
-  /** A consumer handing this link's `producer` to Node.js packet by packet. */
+  /**
+   * A consumer handing this link's `producer` to Node.js packet by packet. A simulcast producer
+   * is consumed as a pipe, which passes every layer on (each with its SSRC, listed in the
+   * consumer's encodings) instead of the one a simulcast consumer would pick.
+   */
   consumeDirect(producer: types.Producer): Promise<types.Consumer> {
     return this.#directTransport.consume({
       producerId: producer.id,
       rtpCapabilities: this.router.rtpCapabilities,
       enableRtx: false,
+      pipe: (producer.rtpParameters.encodings?.length ?? 1) > 1,
     });
   }
 

@@ -11,6 +11,8 @@ export interface AnswerSection {
     rtpParameters: types.RtpParameters;
     /** Signal SSRCs and msid (the node is the sender: WHEP). */
     sender?: { streamId: string; trackId: string };
+    /** RIDs the node receives as simulcast (WHIP): answered with a=rid … recv and a=simulcast:recv. */
+    simulcastRids?: string[];
   };
 }
 
@@ -141,6 +143,11 @@ function acceptedSection(
     })),
     endOfCandidates: 'end-of-candidates',
   } as MediaDescription;
+
+  if (accepted.simulcastRids && accepted.simulcastRids.length > 0) {
+    description.rids = accepted.simulcastRids.map((id) => ({ id, direction: 'recv' }));
+    description.simulcast = { dir1: 'recv', list1: accepted.simulcastRids.join(';') };
+  }
 
   if (accepted.sender) {
     const encoding = rtpParameters.encodings?.[0];

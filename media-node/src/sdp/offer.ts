@@ -31,7 +31,23 @@ export interface OfferMedia {
   rtxSsrc?: number;
   cname?: string;
   reducedSize: boolean;
+  /** Simulcast the offerer sends on this (video) section, if any. */
+  simulcast?: OfferSimulcast;
   raw: MediaDescription;
+}
+
+/** One simulcast layer (encoding) of a publisher's video: by RID, or by SSRC (legacy SIM group). */
+export interface SimulcastLayer {
+  rid?: string;
+  ssrc?: number;
+  rtxSsrc?: number;
+}
+
+export interface OfferSimulcast {
+  /** Lowest resolution first: mediasoup numbers spatial layers by encoding index. */
+  layers: SimulcastLayer[];
+  /** The RIDs as the offer's a=simulcast listed them (the answer mirrors them); empty for SIM. */
+  offeredRids: string[];
 }
 
 export interface OfferCodec {
@@ -46,6 +62,9 @@ export interface OfferCodec {
 
 /** A stream is one audio and one video track: offers with more sections are refused. */
 export const MAX_MEDIA_SECTIONS = 2;
+
+/** Browsers send up to 3 simulcast layers, OBS up to 4; each layer costs fan-out and relay. */
+export const MAX_SIMULCAST_LAYERS = 4;
 
 /** Parses and validates an offer. Throws RtccdnError INVALID_SDP with a reason on anything unusable. */
 export function parseOffer(text: string): ParsedOffer {
@@ -142,6 +161,7 @@ function parseMedia(section: MediaDescription, index: number, session: SessionDe
 
   const headerExtensions = (section.ext ?? []).map((ext) => ({ uri: ext.uri, id: ext.value }));
   const { ssrc, rtxSsrc, cname } = primarySsrc(section);
+  const simulcast = parseSimulcast(section, mid);
   return {
     index,
     mid,
@@ -154,6 +174,7 @@ function parseMedia(section: MediaDescription, index: number, session: SessionDe
     ...(rtxSsrc !== undefined ? { rtxSsrc } : {}),
     ...(cname !== undefined ? { cname } : {}),
     reducedSize: Boolean((section as MediaAttributes).rtcpRsize),
+    ...(simulcast ? { simulcast } : {}),
     raw: section,
   };
 }
@@ -184,4 +205,105 @@ function primarySsrc(section: MediaDescription): { ssrc?: number; rtxSsrc?: numb
     ...(rtxSsrc !== undefined && Number.isFinite(rtxSsrc) ? { rtxSsrc } : {}),
     ...(cname !== undefined ? { cname } : {}),
   };
+}
+
+/**
+ * RID names whose meaning is known, lowest resolution first: Chromium apps' q/h/f, and the usual
+ * l/m/h and low/mid/high spellings. Other RIDs keep the order of a=simulcast unless the a=rid
+ * lines restrict max-width/max-height, which then orders them.
+ */
+const KNOWN_RID_ORDERS = [
+  ['q', 'h', 'f'],
+  ['l', 'm', 'h'],
+  ['low', 'mid', 'high'],
+  ['low', 'medium', 'high'],
+];
+
+/**
+ * The simulcast layers a section offers to send: RFC 8853 (a=rid … send + a=simulcast:send,
+ * as browsers and OBS 31+ offer) or the legacy a=ssrc-group:SIM. Throws INVALID_SDP on an
+ * inconsistent or oversized offer; returns undefined for a single-encoding section.
+ */
+function parseSimulcast(section: MediaDescription, mid: string): OfferSimulcast | undefined {
+  if (section.simulcast) {
+    if (section.type !== 'video')
+      throw new RtccdnError('INVALID_SDP', `media section "${mid}": simulcast is only accepted for video`);
+    if (section.simulcast.dir1 !== 'send' || section.simulcast.dir2 !== undefined) {
+      throw new RtccdnError('INVALID_SDP', `media section "${mid}": only a=simulcast:send is accepted`);
+    }
+    // "a;b,c": ';' separates streams, ',' alternatives (the first is used); '~' marks a paused one.
+    const offeredRids = String(section.simulcast.list1)
+      .split(';')
+      .map((stream) => stream.split(',')[0]!.replace(/^~/, '').trim())
+      .filter((rid) => rid !== '');
+    const declared = new Map((section.rids ?? []).map((rid) => [String(rid.id), rid]));
+    for (const rid of offeredRids) {
+      const line = declared.get(rid);
+      if (!line || line.direction !== 'send') {
+        throw new RtccdnError(
+          'INVALID_SDP',
+          `media section "${mid}": a=simulcast names rid "${rid}" without a=rid:${rid} send`,
+        );
+      }
+    }
+    if (new Set(offeredRids).size !== offeredRids.length)
+      throw new RtccdnError('INVALID_SDP', `media section "${mid}": a=simulcast repeats a rid`);
+    if (offeredRids.length > MAX_SIMULCAST_LAYERS) {
+      throw new RtccdnError(
+        'INVALID_SDP',
+        `media section "${mid}" offers ${offeredRids.length} simulcast layers; at most ${MAX_SIMULCAST_LAYERS} are accepted`,
+      );
+    }
+    if (offeredRids.length < 2) return undefined;
+    const sizes = new Map(offeredRids.map((rid) => [rid, ridPixels(declared.get(rid)?.params)]));
+    const known = KNOWN_RID_ORDERS.find((order) =>
+      offeredRids.every((rid) => order.includes(rid.toLowerCase())),
+    );
+    const ordered = [...offeredRids];
+    if (offeredRids.every((rid) => sizes.get(rid) !== undefined)) {
+      ordered.sort((a, b) => sizes.get(a)! - sizes.get(b)!);
+    } else if (known) {
+      ordered.sort((a, b) => known.indexOf(a.toLowerCase()) - known.indexOf(b.toLowerCase()));
+    }
+    return { layers: ordered.map((rid) => ({ rid })), offeredRids };
+  }
+  const sim = section.ssrcGroups?.find((group) => group.semantics === 'SIM');
+  if (!sim) return undefined;
+  if (section.type !== 'video')
+    throw new RtccdnError('INVALID_SDP', `media section "${mid}": simulcast is only accepted for video`);
+  const ssrcs = sim.ssrcs.split(/\s+/).map(Number);
+  if (ssrcs.some((ssrc) => !Number.isInteger(ssrc) || ssrc <= 0 || ssrc > 0xffffffff))
+    throw new RtccdnError('INVALID_SDP', `media section "${mid}": invalid a=ssrc-group:SIM ${sim.ssrcs}`);
+  if (new Set(ssrcs).size !== ssrcs.length)
+    throw new RtccdnError('INVALID_SDP', `media section "${mid}": a=ssrc-group:SIM repeats an SSRC`);
+  if (ssrcs.length > MAX_SIMULCAST_LAYERS) {
+    throw new RtccdnError(
+      'INVALID_SDP',
+      `media section "${mid}" offers ${ssrcs.length} simulcast layers; at most ${MAX_SIMULCAST_LAYERS} are accepted`,
+    );
+  }
+  if (ssrcs.length < 2) return undefined;
+  const fids = (section.ssrcGroups ?? [])
+    .filter((group) => group.semantics === 'FID')
+    .map((group) => group.ssrcs.split(/\s+/).map(Number));
+  // libwebrtc lists SIM SSRCs lowest resolution first.
+  const layers = ssrcs.map((ssrc) => {
+    const rtxSsrc = fids.find(([primary]) => primary === ssrc)?.[1];
+    return { ssrc, ...(rtxSsrc !== undefined && Number.isFinite(rtxSsrc) ? { rtxSsrc } : {}) };
+  });
+  return { layers, offeredRids: [] };
+}
+
+/** max-width × max-height of an a=rid line's restrictions, if it has both. */
+function ridPixels(params: string | undefined): number | undefined {
+  if (!params) return undefined;
+  const values = new Map(
+    params.split(';').map((pair) => {
+      const [key = '', value = ''] = pair.split('=');
+      return [key.trim(), Number(value)] as const;
+    }),
+  );
+  const width = values.get('max-width');
+  const height = values.get('max-height');
+  return width !== undefined && height !== undefined && width > 0 && height > 0 ? width * height : undefined;
 }

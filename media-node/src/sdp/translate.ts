@@ -1,5 +1,6 @@
 import { isSameProfile } from 'h264-profile-level-id';
 import type { types } from 'mediasoup';
+import { RtccdnError } from '../../contract/errors.js';
 import type { OfferMedia } from './offer.js';
 
 /**
@@ -83,17 +84,51 @@ export function producerRtpParameters(
     .filter((ext) => supportedUris.has(ext.uri as types.RtpHeaderExtensionUri))
     .map((ext) => ({ uri: ext.uri as types.RtpHeaderExtensionUri, id: ext.id }));
 
-  const encoding: types.RtpEncodingParameters = {};
-  if (media.ssrc !== undefined) encoding.ssrc = media.ssrc;
-  if (media.ssrc !== undefined && media.rtxSsrc !== undefined && rtx) encoding.rtx = { ssrc: media.rtxSsrc };
-
   return {
     mid: media.mid,
     codecs,
     headerExtensions,
-    encodings: [encoding],
+    encodings: producerEncodings(media, headerExtensions, rtx !== undefined),
     rtcp: { ...(media.cname !== undefined ? { cname: media.cname } : {}), reducedSize: media.reducedSize },
   };
+}
+
+const RID_EXTENSION = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
+
+/**
+ * The encodings a producer receives: one per simulcast layer (lowest first), else the single
+ * offered (or still unknown) SSRC. RID layers need the rtp-stream-id header extension: without
+ * it mediasoup could not tell the layers apart.
+ */
+function producerEncodings(
+  media: OfferMedia,
+  headerExtensions: types.RtpHeaderExtensionParameters[],
+  hasRtx: boolean,
+): types.RtpEncodingParameters[] {
+  const layers = media.simulcast?.layers;
+  if (!layers) {
+    const encoding: types.RtpEncodingParameters = {};
+    if (media.ssrc !== undefined) encoding.ssrc = media.ssrc;
+    if (media.ssrc !== undefined && media.rtxSsrc !== undefined && hasRtx)
+      encoding.rtx = { ssrc: media.rtxSsrc };
+    return [encoding];
+  }
+  if (
+    layers.some((layer) => layer.rid !== undefined) &&
+    !headerExtensions.some((ext) => ext.uri === RID_EXTENSION)
+  ) {
+    throw new RtccdnError(
+      'INVALID_SDP',
+      `media section "${media.mid}" offers RID simulcast without the ${RID_EXTENSION} header extension`,
+    );
+  }
+  return layers.map((layer) => ({
+    ...(layer.rid !== undefined ? { rid: layer.rid } : {}),
+    ...(layer.ssrc !== undefined ? { ssrc: layer.ssrc } : {}),
+    ...(layer.ssrc !== undefined && layer.rtxSsrc !== undefined && hasRtx
+      ? { rtx: { ssrc: layer.rtxSsrc } }
+      : {}),
+  }));
 }
 
 /** What a viewer can receive, read from its (recvonly) m-section, in mediasoup's terms. */

@@ -32,6 +32,11 @@ export class Sessions {
   track(session: Session): void {
     this.#sessions.set(session.id, session);
     if (session.protocol === 'whep') this.#countViewer(session.streamName, +1);
+    session.on('layerschange', (layer, previous) => {
+      // The first layer a viewer gets, and losing every layer, are no switch between two.
+      if (layer === undefined || previous === undefined) return;
+      this.#metrics.layerSwitches.inc({ direction: layer > previous ? 'up' : 'down' });
+    });
     session.once('close', (reason) => {
       this.#sessions.delete(session.id);
       if (REJOIN_REASONS.has(reason)) this.#remember(session, reason);

@@ -1,0 +1,111 @@
+/**
+ * Simulcast through the CDN (issue 16 §1): Chromium publishes three simulcast layers over WHIP
+ * to an origin; a libwebrtc viewer plays from an edge that runs in a network namespace this test
+ * creates, so the edge → viewer link can be shaped with tc. The relay carries every layer to the
+ * edge (through its stable, re-sequenced producer), the viewer's consumer is a simulcast one, and
+ * mediasoup moves it down a layer when the link narrows and back up when it widens — same
+ * session, no renegotiation. Revoking the viewer's key still ends it. Needs root, iproute2 and
+ * Chromium (the netns part is skipped without root).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Page } from 'playwright-core';
+import { TestCluster } from '../../scripts/harness/cluster.js';
+import { createNetns, type NetnsLink, netnsAvailable } from '../../scripts/harness/netns.js';
+import { eventually } from '../../scripts/harness/node.js';
+import { TestViewer } from '../../scripts/harness/peers.js';
+import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
+import { type LaunchedChromium, launchChromium } from '../e2e/chromium.js';
+import { publishSimulcast, sentLayers } from '../e2e/simulcast-publisher.js';
+
+const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
+const VIEWER_KEY = 'viewer-key-0123456789';
+
+if (!netnsAvailable()) console.warn('simulcast test skipped: it needs root and iproute2 (ip netns)');
+
+(netnsAvailable() ? describe : describe.skip)(
+  'simulcast: Chromium → origin → edge (shaped link) → viewer',
+  () => {
+    let netns: NetnsLink;
+    let redis: RedisServer;
+    let cluster: TestCluster;
+    let chromium: LaunchedChromium;
+    let page: Page;
+    const viewers: TestViewer[] = [];
+    const url = (id: string) => cluster.node(id).baseUrl;
+
+    beforeAll(async () => {
+      netns = await createNetns();
+      redis = await startRedisServer({ bind: netns.hostIp });
+      cluster = new TestCluster(`redis://${netns.hostIp}:${redis.port}`, { ADMIN_TOKEN });
+      await cluster.add(
+        { id: 'origin', role: 'origin', region: 'a', address: netns.hostIp, env: { DEMO_PAGE: 'true' } },
+        { id: 'edge', role: 'edge', region: 'a', address: netns.nsIp, wrap: netns.exec },
+      );
+      chromium = await launchChromium();
+      page = await chromium.context.newPage();
+      await page.goto(`${url('origin')}/`);
+    }, 90_000);
+    afterAll(async () => {
+      for (const viewer of viewers) viewer.close();
+      await chromium?.close();
+      await netns?.shape(undefined).catch(() => undefined);
+      await cluster?.stopAll();
+      await redis?.stop();
+      await netns?.remove();
+    }, 60_000);
+
+    async function api(method: string, path: string, body?: unknown) {
+      const response = await fetch(`${url('origin')}${path}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      return response.status;
+    }
+
+    async function edgeVideo() {
+      const dump = await cluster.dump('edge');
+      return dump.viewers[0]?.video;
+    }
+
+    async function layerSwitches(direction: 'up' | 'down'): Promise<number> {
+      const text = await (await fetch(`${cluster.node('edge').internalUrl}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((entry) => entry.startsWith(`rtccdn_viewer_layer_switches_total{direction="${direction}"}`));
+      return line ? Number(line.split(' ').pop()) : 0;
+    }
+
+    it('relays every layer to the edge, gives its viewer a simulcast consumer, and the ACL still cuts it', async () => {
+      expect(await api('PUT', '/api/v1/streams/sc/acl', { keys: [{ id: 'viewer', key: VIEWER_KEY }] })).toBe(
+        200,
+      );
+      expect(await publishSimulcast(page, `${url('origin')}/whip/sc`)).toBe(201);
+      // libwebrtc enables the upper layers as its own bandwidth estimate towards the origin grows.
+      expect(await eventually(async () => (await sentLayers(page)).length === 3, 30_000)).toBe(true);
+
+      const viewer = new TestViewer();
+      viewers.push(viewer);
+      expect((await viewer.play(url('edge'), 'sc', { audio: false, key: VIEWER_KEY })).status).toBe(201);
+      expect(await eventually(() => viewer.framesDecoded >= 20, 20_000)).toBe(true);
+
+      // The edge's producer carries the three layers, its viewer's consumer is a simulcast one.
+      const relayed = (await cluster.dump('edge')).relayedStreams.find((stream) => stream.name === 'sc');
+      expect(relayed?.upstream).toBe('origin');
+      expect(await edgeVideo()).toMatchObject({ type: 'simulcast', layers: 3 });
+      // An unconstrained viewer ends up on the top layer (full 1280×720 frames).
+      expect(await eventually(async () => (await edgeVideo())?.spatialLayer === 2, 30_000)).toBe(true);
+      expect(await eventually(() => viewer.lastFrameSize?.width === 1280, 10_000)).toBe(true);
+
+      // Revoking the key ends the simulcast viewer on the edge like any other.
+      expect(await api('DELETE', '/api/v1/streams/sc/acl/keys/viewer')).toBe(200);
+      expect(await eventually(async () => (await cluster.dump('edge')).viewers.length === 0, 5_000)).toBe(
+        true,
+      );
+      await viewer.waitForDisconnect(15_000);
+    }, 240_000);
+  },
+);
