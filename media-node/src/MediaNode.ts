@@ -44,6 +44,8 @@ export interface NodeDump {
     session: string;
     stream: string;
     video: { type: string; layers: number; spatialLayer: number | undefined } | undefined;
+    /** Bitrate adaptation (simulcast only): the highest layer allowed now, the loss last seen. */
+    adaptation: { level: number; fractionLost: number | undefined } | undefined;
     /** mediasoup's bandwidth estimate towards the viewer (bit/s), if it has one. */
     availableOutgoingBitrate: number | undefined;
   }[];
@@ -310,6 +312,7 @@ export class MediaNode {
             session: session.id,
             stream: session.streamName,
             video: session.video,
+            adaptation: session.adaptation,
             availableOutgoingBitrate: await session.transport
               .getStats()
               .then(([stats]) => stats?.availableOutgoingBitrate)

@@ -1,7 +1,7 @@
 import type { Page } from 'playwright-core';
 
 /**
- * Publishes a moving 1280×720 canvas from Chromium over WHIP as three simulcast layers
+ * Publishes a 1280×720 canvas of moving noise from Chromium over WHIP as three simulcast layers
  * (rids q ÷4, h ÷2, f, lowest first — libwebrtc only sends all three from 960×540 up). The page
  * must be on the node's origin (the demo page) so the WHIP POST is same-origin. Returns the
  * WHIP status; the peer connection stays open in the page (`window.simulcastPublisher`).
@@ -13,14 +13,26 @@ export async function publishSimulcast(page: Page, whipUrl: string, key?: string
       canvas.width = 1280;
       canvas.height = 720;
       const context = canvas.getContext('2d')!;
+      context.imageSmoothingEnabled = false;
+      // Random 20×20-pixel blocks, new every frame: hard to compress, so each layer really sends
+      // up to its maxBitrate (a flat picture would fit any link and prove nothing).
+      const noise = document.createElement('canvas');
+      noise.width = 64;
+      noise.height = 36;
+      const noiseContext = noise.getContext('2d')!;
+      const pixels = noiseContext.createImageData(64, 36);
       let tick = 0;
       setInterval(() => {
-        tick += 5;
-        context.fillStyle = `hsl(${tick % 360}, 70%, 45%)`;
-        context.fillRect(0, 0, 1280, 720);
-        context.fillStyle = '#fff';
-        context.font = '120px sans-serif';
-        context.fillText(String(tick), 40 + (tick % 900), 380);
+        tick++;
+        for (let index = 0; index < pixels.data.length; index += 4) {
+          const value = Math.random() * 255;
+          pixels.data[index] = value;
+          pixels.data[index + 1] = (value * 7 + tick) % 255;
+          pixels.data[index + 2] = 255 - value;
+          pixels.data[index + 3] = 255;
+        }
+        noiseContext.putImageData(pixels, 0, 0);
+        context.drawImage(noise, 0, 0, 1280, 720);
       }, 50);
       const track = canvas.captureStream(20).getVideoTracks()[0]!;
       const pc = new RTCPeerConnection();
@@ -56,17 +68,25 @@ export async function publishSimulcast(page: Page, whipUrl: string, key?: string
 
 /** Simulcast layers the publisher is sending now (outbound-rtp with bytes flowing), by rid. */
 export async function sentLayers(page: Page): Promise<string[]> {
+  return (await sentBitrates(page))
+    .filter(([, bitrate]) => bitrate > 0)
+    .map(([rid]) => rid)
+    .sort();
+}
+
+/** Bit/s the publisher sends per simulcast layer (rid) over half a second, lowest layer first. */
+export async function sentBitrates(page: Page): Promise<[string, number][]> {
   return page.evaluate(async () => {
     const pc = (window as unknown as { simulcastPublisher: RTCPeerConnection }).simulcastPublisher;
     const first = await pc.getStats();
     await new Promise((resolve) => setTimeout(resolve, 500));
     const second = await pc.getStats();
-    const sent: string[] = [];
+    const sent: [string, number][] = [];
     second.forEach((report) => {
       if (report.type !== 'outbound-rtp' || report.kind !== 'video') return;
       const before = first.get(report.id) as { bytesSent?: number } | undefined;
-      if ((report.bytesSent ?? 0) > (before?.bytesSent ?? 0)) sent.push(String(report.rid));
+      sent.push([String(report.rid), (((report.bytesSent ?? 0) - (before?.bytesSent ?? 0)) * 8) / 0.5]);
     });
-    return sent.sort();
+    return sent.sort(([, a], [, b]) => a - b);
   });
 }

@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import { RtccdnError } from '../../contract/errors.js';
 import type { Logger } from '../logger.js';
+import { BitrateAdapter, simulcastTarget } from '../playback/BitrateAdapter.js';
 import { type AnswerSection, buildAnswer, negotiateDtlsRole } from '../sdp/answer.js';
 import type { ParsedOffer } from '../sdp/offer.js';
 import { viewerRtpCapabilities } from '../sdp/translate.js';
@@ -33,6 +34,8 @@ export class ViewerSession extends Session {
   readonly routerKey: string;
   /** The simulcast layer last reported by the video consumer (for layerschange's `previous`). */
   #spatialLayer: number | undefined;
+  /** Moves the viewer between simulcast layers as its link allows (simulcast sources only). */
+  #adapter: BitrateAdapter | undefined;
 
   private constructor(
     stream: Stream,
@@ -61,6 +64,7 @@ export class ViewerSession extends Session {
     }
     stream.once('close', (reason) => this.close(`stream-ended: ${reason}`));
     this.once('connected', () => {
+      this.#startAdaptation();
       for (const consumer of consumers) {
         consumer
           .resume()
@@ -86,7 +90,27 @@ export class ViewerSession extends Session {
     };
   }
 
+  #startAdaptation(): void {
+    const consumer = this.consumers.find((candidate) => candidate.kind === 'video');
+    const layers = this.video?.layers ?? 1;
+    if (!consumer || consumer.type !== 'simulcast' || layers < 2) return;
+    this.#adapter = new BitrateAdapter({
+      consumer,
+      transport: this.transport,
+      target: simulcastTarget(consumer, layers),
+      logger: this.logger.child({ session: this.id }),
+    });
+  }
+
+  /** The simulcast layer the adapter lets this viewer have now, and the loss it last saw. */
+  get adaptation(): { level: number; fractionLost: number | undefined } | undefined {
+    return this.#adapter
+      ? { level: this.#adapter.level, fractionLost: this.#adapter.lastFractionLost }
+      : undefined;
+  }
+
   protected override onClose(): void {
+    this.#adapter?.close();
     this.stream.release(this.routerKey);
   }
 

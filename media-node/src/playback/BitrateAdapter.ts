@@ -1,0 +1,128 @@
+import type { types } from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
+import type { Logger } from '../logger.js';
+import {
+  type AdaptationPolicy,
+  type AdaptationState,
+  DEFAULT_ADAPTATION_POLICY,
+  decideLevel,
+  initialAdaptationState,
+} from './adaptation.js';
+
+/** How often the viewer's link is looked at (receiver reports come about once a second). */
+const SAMPLE_INTERVAL_MS = 1000;
+
+/** What the adapter moves between: simulcast layers of one consumer (renditions later). */
+export interface AdaptationTarget {
+  /** Levels there are, 0 the lowest. */
+  readonly levels: number;
+  /** Makes the viewer get `level` (it may take a key frame to show). */
+  apply(level: number): Promise<void>;
+}
+
+export type BitrateAdapterEvents = {
+  levelchange: [level: number, previous: number];
+};
+
+export interface BitrateAdapterOptions {
+  /** The viewer's video consumer: its receiver reports say what the link loses. */
+  consumer: types.Consumer;
+  /** The viewer's transport: mediasoup's bandwidth estimate, when the viewer negotiated one. */
+  transport: types.Transport;
+  target: AdaptationTarget;
+  logger: Logger;
+  policy?: Partial<Omit<AdaptationPolicy, 'levels'>>;
+  intervalMs?: number;
+}
+
+/**
+ * Automatic bitrate adaptation for one viewer: every interval it reads the viewer's packet loss
+ * (its RTCP receiver reports, which every WebRTC player sends) and mediasoup's bandwidth estimate
+ * (only when the viewer's offer allows one), asks decideLevel() for the level, and applies it to
+ * the target. Most players offer header extension ids mediasoup cannot send with, so they get no
+ * estimate: loss is the signal that always works. Closing it (or the consumer closing) stops it.
+ */
+export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
+  readonly #options: BitrateAdapterOptions;
+  readonly #policy: AdaptationPolicy;
+  readonly #timer: NodeJS.Timeout;
+  #state: AdaptationState;
+  #sampling = false;
+  #closed = false;
+  /** The last loss the viewer reported (0..1), for introspection. */
+  #lastFractionLost: number | undefined;
+
+  constructor(options: BitrateAdapterOptions) {
+    super();
+    this.#options = options;
+    this.#policy = { ...DEFAULT_ADAPTATION_POLICY, ...options.policy, levels: options.target.levels };
+    // Start at the top: a player on a good link should not wait for proof, and loss on a weak
+    // one brings it down within a couple of intervals.
+    this.#state = initialAdaptationState(options.target.levels - 1, Date.now(), this.#policy);
+    this.#timer = setInterval(() => void this.#sample(), options.intervalMs ?? SAMPLE_INTERVAL_MS);
+    this.#timer.unref();
+    options.consumer.observer.once('close', () => this.close());
+  }
+
+  /** The level the viewer is meant to get now, and the loss last reported (introspection). */
+  get level(): number {
+    return this.#state.level;
+  }
+
+  get lastFractionLost(): number | undefined {
+    return this.#lastFractionLost;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+  }
+
+  async #sample(): Promise<void> {
+    if (this.#closed || this.#sampling) return;
+    this.#sampling = true;
+    try {
+      const { consumer, transport } = this.#options;
+      const [consumerStats, transportStats] = await Promise.all([consumer.getStats(), transport.getStats()]);
+      if (this.#closed) return;
+      const outbound = consumerStats.find((stats) => stats.type === 'outbound-rtp');
+      if (!outbound) return;
+      const previous = this.#state.level;
+      // RTCP's fraction lost is in 1/256ths.
+      this.#lastFractionLost = (outbound.fractionLost ?? 0) / 256;
+      this.#state = decideLevel(
+        this.#state,
+        {
+          nowMs: Date.now(),
+          fractionLost: this.#lastFractionLost,
+          availableBitrate: (transportStats[0] as { availableOutgoingBitrate?: number } | undefined)
+            ?.availableOutgoingBitrate,
+        },
+        this.#policy,
+      );
+      if (this.#state.level !== previous) {
+        this.#options.logger.debug(
+          { level: this.#state.level, previous },
+          'bitrate adaptation: level change',
+        );
+        await this.#options.target.apply(this.#state.level);
+        this.emit('levelchange', this.#state.level, previous);
+      }
+    } catch (error) {
+      // The consumer or transport closed between two samples: the session is ending.
+      if (!this.#options.consumer.closed)
+        this.#options.logger.warn({ err: error }, 'bitrate adaptation sample failed');
+    } finally {
+      this.#sampling = false;
+    }
+  }
+}
+
+/** Simulcast layers of a consumer as adaptation levels: the level caps mediasoup's choice. */
+export function simulcastTarget(consumer: types.Consumer, layers: number): AdaptationTarget {
+  return {
+    levels: layers,
+    apply: (level) => consumer.setPreferredLayers({ spatialLayer: level }),
+  };
+}
