@@ -22,7 +22,11 @@ function run(
     const fractionLost = typeof loss === 'number' ? loss : loss(second, state);
     state = decideLevel(
       state,
-      { nowMs: (options.fromMs ?? 0) + second * 1000, fractionLost, availableBitrate: options.availableBitrate },
+      {
+        nowMs: (options.fromMs ?? 0) + second * 1000,
+        fractionLost,
+        availableBitrate: options.availableBitrate,
+      },
       options.policy ?? policy,
     );
     levels.push(state.level);
@@ -49,7 +53,9 @@ describe('decideLevel (bitrate adaptation)', () => {
   });
 
   it('never goes below the lowest level nor above the top', () => {
-    expect(run(initialAdaptationState(0, 0, policy), 10, 0.9).levels.every((level) => level === 0)).toBe(true);
+    expect(run(initialAdaptationState(0, 0, policy), 10, 0.9).levels.every((level) => level === 0)).toBe(
+      true,
+    );
     expect(initialAdaptationState(7, 0, policy).level).toBe(2);
     expect(initialAdaptationState(-1, 0, policy).level).toBe(0);
   });
@@ -81,7 +87,8 @@ describe('decideLevel (bitrate adaptation)', () => {
         lastUp = index;
       }
     });
-    for (let index = 1; index < gaps.length; index++) expect(gaps[index]!).toBeGreaterThanOrEqual(gaps[index - 1]!);
+    for (let index = 1; index < gaps.length; index++)
+      expect(gaps[index]!).toBeGreaterThanOrEqual(gaps[index - 1]!);
   });
 
   it('resets the hold once a step up has held', () => {
