@@ -11,6 +11,7 @@ import { WorkerPool } from './media/WorkerPool.js';
 import { MediaNodeMetrics } from './metrics.js';
 import { NodeState } from './NodeState.js';
 import { Playback } from './playback/Playback.js';
+import { RenditionLadders } from './playback/RenditionLadders.js';
 import { RenditionRouter } from './playback/RenditionRouter.js';
 import { Sessions } from './sessions/Sessions.js';
 import { LocalStreams, type StreamResolver } from './streams/LocalStreams.js';
@@ -39,6 +40,8 @@ export interface NodeDump {
   /** Bit/s sent to downstream nodes over relay pipes (mediasoup's estimate). */
   relayEgressBps: number;
   sessions: number;
+  /** Rendition ladders: source → its rungs' streams, lowest first (the source last). */
+  ladders: Record<string, string[]>;
   /** Each viewer's video: consumer type, simulcast layers of the source, the layer sent now. */
   viewers: {
     session: string;
@@ -78,6 +81,8 @@ export class MediaNode {
   readonly transcoder: Transcoder | undefined;
   readonly ingest: Publishing;
   readonly playback: Playback;
+  /** Rendition ladders of adaptive viewers (ADAPTIVE_LADDER with PROFILES). */
+  readonly ladders: RenditionLadders | undefined;
   readonly #load: LoadReporter;
 
   private constructor(config: MediaNodeConfig, logger: Logger, metrics: MediaNodeMetrics, pool: WorkerPool) {
@@ -142,6 +147,23 @@ export class MediaNode {
       metrics,
       logger,
     });
+    const renditions = new RenditionRouter({
+      profiles: config.transcode.profiles,
+      local: this.transcoder,
+      remote: this.cluster,
+      quotas: this.quotas,
+    });
+    this.ladders =
+      config.transcode.adaptiveLadder && config.transcode.profiles.length > 0
+        ? new RenditionLadders({
+            profiles: config.transcode.profiles,
+            renditions,
+            pool,
+            fanoutLingerMs: config.fanoutLingerMs,
+            lingerMs: config.transcode.lingerMs,
+            logger,
+          })
+        : undefined;
     this.playback = new Playback({
       config: { ...config, maxNumberingsPerStream: config.limits.maxNumberingsPerStream },
       state: this.state,
@@ -151,12 +173,8 @@ export class MediaNode {
       sessions: this.sessions,
       streams: this.streams,
       relays: this.cluster,
-      renditions: new RenditionRouter({
-        profiles: config.transcode.profiles,
-        local: this.transcoder,
-        remote: this.cluster,
-        quotas: this.quotas,
-      }),
+      renditions,
+      ladders: this.ladders,
       logger,
     });
     const cluster = this.cluster;
@@ -305,6 +323,7 @@ export class MediaNode {
       })),
       relayEgressBps: await this.#relayEgressBps(),
       sessions: this.sessions.size,
+      ladders: (await this.ladders?.rungs()) ?? {},
       viewers: await Promise.all(
         [...this.sessions.values()]
           .filter((session) => session instanceof ViewerSession)
@@ -333,6 +352,7 @@ export class MediaNode {
     await this.cluster?.close();
     await this.access.close();
     this.sessions.closeAll('node-shutdown');
+    this.ladders?.close('node-shutdown');
     this.streams.closeAll('node-shutdown');
     // Let the workers flush DTLS close_notify to peers before they exit.
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -218,6 +218,11 @@ export const EnvSchema = z
     TRANSCODE_LINGER_MS: milliseconds(10_000),
     /** Edges ask transcoders of other regions when none of theirs can take the job. */
     TRANSCODE_OTHER_REGIONS: booleanFlag('false'),
+    /**
+     * Viewers without `?profile` get the rendition ladder (every profile started on demand, plus
+     * the source) and move along it with their link. Off: they get the source as published.
+     */
+    ADAPTIVE_LADDER: booleanFlag('false'),
   })
   .refine((env) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE === undefined, {
     message: 'is required with TLS_KEY_FILE (HTTPS needs both the certificate and its key)',
@@ -312,6 +317,8 @@ export interface TranscodeConfig {
   maxJobs: number;
   lingerMs: number;
   otherRegions: boolean;
+  /** Viewers without ?profile play the rendition ladder (ADAPTIVE_LADDER). */
+  adaptiveLadder: boolean;
 }
 
 export interface TlsFilesConfig {
@@ -362,6 +369,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
       maxJobs: parsed.TRANSCODER_MAX_JOBS,
       lingerMs: parsed.TRANSCODE_LINGER_MS,
       otherRegions: parsed.TRANSCODE_OTHER_REGIONS,
+      adaptiveLadder: parsed.ADAPTIVE_LADDER,
     },
     adminToken: parsed.ADMIN_TOKEN,
     aclApi: parsed.ACL_API,

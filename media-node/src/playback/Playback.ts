@@ -11,6 +11,7 @@ import type { NodeState } from '../NodeState.js';
 import { parseOffer } from '../sdp/offer.js';
 import type { Sessions } from '../sessions/Sessions.js';
 import type { StreamLookup, StreamResolver } from '../streams/LocalStreams.js';
+import type { RenditionLadders } from './RenditionLadders.js';
 import type { RenditionRouter } from './RenditionRouter.js';
 
 export interface PlaybackOptions {
@@ -25,6 +26,8 @@ export interface PlaybackOptions {
   /** Streams published elsewhere, relayed here (absent standalone). */
   relays: StreamResolver | undefined;
   renditions: RenditionRouter;
+  /** Rendition ladders for viewers without ?profile (absent: they play the source). */
+  ladders: RenditionLadders | undefined;
   logger: Logger;
 }
 
@@ -73,7 +76,7 @@ export class Playback {
     try {
       const stream = request.profile
         ? await this.#options.renditions.resolve(request.stream, request.profile, request.clientIp)
-        : await this.#liveStream(request.stream);
+        : await this.#adaptive(await this.#liveStream(request.stream), request.clientIp);
       if (!stream || stream.closed)
         throw new RtccdnError('STREAM_NOT_LIVE', `stream "${request.stream}" is not live`);
       session = await ViewerSession.create({
@@ -100,6 +103,13 @@ export class Playback {
       'play started',
     );
     return session;
+  }
+
+  /** The ladder of a live source, when ladders are on (the ACL admitted the source's name). */
+  async #adaptive(source: Stream | undefined, clientIp: string): Promise<Stream | undefined> {
+    const { ladders } = this.#options;
+    if (!source || source.closed || !ladders) return source;
+    return ladders.streamFor(source, clientIp);
   }
 
   async #liveStream(name: string): Promise<Stream | undefined> {

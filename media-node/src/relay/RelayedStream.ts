@@ -214,14 +214,14 @@ export class RelayedStream extends TypedEmitter<RelayedStreamEvents> {
   }
 }
 
-function mediaCodecOf(rtpParameters: types.RtpParameters): types.RtpCodecParameters {
+export function mediaCodecOf(rtpParameters: types.RtpParameters): types.RtpCodecParameters {
   const codec = rtpParameters.codecs.find((candidate) => !isRtx(candidate));
   if (!codec) throw new IncompatibleSourceError('upstream track has no media codec');
   return codec;
 }
 
 /** The stream router numbers codecs as the source does (the origin's default numbering). */
-function numberingOf(rtpParameters: types.RtpParameters): PlannedCodec {
+export function numberingOf(rtpParameters: types.RtpParameters): PlannedCodec {
   const codec = mediaCodecOf(rtpParameters);
   const rtx = rtpParameters.codecs.find(
     (candidate) => isRtx(candidate) && candidate.parameters?.['apt'] === codec.payloadType,
@@ -251,4 +251,26 @@ export function containsKeyFrameRequest(packet: Buffer): boolean {
     offset += 4 * (packet.readUInt16BE(offset + 2) + 1);
   }
   return false;
+}
+
+/** The media SSRCs that PLIs (PSFB FMT 1) and FIRs (FMT 4) of a compound RTCP packet ask a key frame of. */
+export function keyFrameRequestSsrcs(packet: Buffer): number[] {
+  const ssrcs: number[] = [];
+  let offset = 0;
+  while (offset + 4 <= packet.length) {
+    const first = packet[offset]!;
+    if (first >> 6 !== 2) break;
+    const type = packet[offset + 1]!;
+    const format = first & 0x1f;
+    const end = offset + 4 * (packet.readUInt16BE(offset + 2) + 1);
+    if (type === 206 && format === 1 && offset + 12 <= packet.length)
+      ssrcs.push(packet.readUInt32BE(offset + 8));
+    // FIR: the FCI entries (8 bytes each) name the SSRCs.
+    if (type === 206 && format === 4) {
+      for (let fci = offset + 12; fci + 8 <= Math.min(end, packet.length); fci += 8)
+        ssrcs.push(packet.readUInt32BE(fci));
+    }
+    offset = end;
+  }
+  return ssrcs;
 }
