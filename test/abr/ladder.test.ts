@@ -2,7 +2,7 @@
  * Switching across the transcoded ladder (issue 16 §1): an edge with ADAPTIVE_LADDER runs in a
  * network namespace this test creates; a viewer without `?profile` gets the source and its
  * renditions as one simulcast stream (RenditionLadder) and moves down to 180p when its link is
- * shaped to 250 kbit/s, and back to the source when the limit lifts — on the same WebRTC session.
+ * shaped to 200 kbit/s, and back to the source when the limit lifts — on the same WebRTC session.
  * `?profile=` still pins a rendition; revoking the source's key ends the ladder viewer too.
  * Origin and transcoder are separate processes, Redis and FFmpeg real. Needs root and iproute2.
  */
@@ -16,8 +16,8 @@ import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const VIEWER_KEY = 'viewer-key-0123456789';
 const PROFILES = JSON.stringify([
-  { name: '360p', width: 640, height: 360, fps: 30, codec: 'VP8', bitrate: 700_000 },
-  { name: '180p', width: 320, height: 180, fps: 15, codec: 'VP8', bitrate: 120_000 },
+  { name: '360p', width: 640, height: 360, fps: 30, codec: 'VP8', bitrate: 300_000 },
+  { name: '180p', width: 320, height: 180, fps: 15, codec: 'VP8', bitrate: 100_000 },
 ]);
 
 if (!netnsAvailable()) console.warn('ladder test skipped: it needs root and iproute2 (ip netns)');
@@ -103,8 +103,8 @@ if (!netnsAvailable()) console.warn('ladder test skipped: it needs root and ipro
         ),
       ).toBe(true);
 
-      // 250 kbit/s: only 180p (120 kbit/s) fits.
-      await netns.shape('250kbit');
+      // 200 kbit/s: only 180p (100 kbit/s) fits.
+      await netns.shape('200kbit');
       const shapedAt = Date.now();
       expect(await eventually(async () => (await ladderViewer())?.video?.spatialLayer === 0, 60_000)).toBe(
         true,
@@ -126,7 +126,7 @@ if (!netnsAvailable()) console.warn('ladder test skipped: it needs root and ipro
       expect(viewer.lastFrameSize).toEqual({ width: 640, height: 480 });
       expect(viewer.pc.connectionState).toBe('connected');
       console.log(
-        `ladder: 180p ${downAfterMs} ms after 250 kbit/s; source for good ${topSince! - liftedAt} ms after the limit lifted`,
+        `ladder: 180p ${downAfterMs} ms after 200 kbit/s; source for good ${topSince! - liftedAt} ms after the limit lifted`,
       );
 
       // ?profile still pins one rendition, as a plain (non-simulcast) consumer.

@@ -93,7 +93,7 @@ export class ViewerSession extends Session {
   #startAdaptation(): void {
     const consumer = this.consumers.find((candidate) => candidate.kind === 'video');
     const layers = this.video?.layers ?? 1;
-    if (!consumer || consumer.type !== 'simulcast' || layers < 2) return;
+    if (consumer?.type !== 'simulcast' || layers < 2) return;
     this.#adapter = new BitrateAdapter({
       consumer,
       transport: this.transport,

@@ -239,7 +239,7 @@ function parseSimulcast(section: MediaDescription, mid: string): OfferSimulcast 
     const declared = new Map((section.rids ?? []).map((rid) => [String(rid.id), rid]));
     for (const rid of offeredRids) {
       const line = declared.get(rid);
-      if (!line || line.direction !== 'send') {
+      if (line?.direction !== 'send') {
         throw new RtccdnError(
           'INVALID_SDP',
           `media section "${mid}": a=simulcast names rid "${rid}" without a=rid:${rid} send`,
