@@ -1,4 +1,5 @@
 import { PENDING_SESSIONS_PER_WORKER } from '../media-node/src/config.js';
+import { runAbrBench } from './abr.js';
 import { runAclBench } from './acl.js';
 import { runCascadeBench } from './cascade.js';
 import type { FailoverScenario } from './failover.js';
@@ -42,6 +43,10 @@ import { runViewersBench } from './viewers.js';
  *   BENCH_RELAYED_STREAMS (50), BENCH_PLANE_NODES (200), BENCH_PLANE_REGIONS (50).
  *
  * `k8s` needs root and Docker (it builds what is missing and brings the local cluster up).
+ *
+ * `abr` (bitrate adaptation of a viewer whose link is shaped with tc; issue 16) is opt-in too
+ * (BENCH_ONLY=abr; needs root and Chromium; minutes): BENCH_ABR_TRIALS (default 3),
+ * BENCH_ABR_RATE (the limit, tc syntax, default 400kbit).
  */
 const knob = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const seconds = knob('BENCH_SECONDS', 20);
@@ -89,6 +94,7 @@ const settings = {
     seconds: knob('BENCH_HOLD', 15),
   },
   k8s: { aclTrials: Math.min(joins, 5), viewers: knob('BENCH_K8S_VIEWERS', 50) },
+  abr: { trials: knob('BENCH_ABR_TRIALS', 3), lowRate: process.env.BENCH_ABR_RATE ?? '400kbit' },
 };
 const run = new BenchRun(settings);
 console.log(
@@ -225,6 +231,17 @@ if (only.has('failover')) {
   console.log(`  transcoder killed (${failover.settings.rendition}): ${line(failover.transcoderKilled)}`);
   console.log(`  publisher moved to an origin : ${line(failover.publisherMoved)}`);
   write('failover', failover);
+}
+if (only.has('abr')) {
+  const abr = await runAbrBench(settings.abr);
+  console.log(
+    `\nBitrate adaptation: simulcast viewer on an edge whose link is shaped to ${abr.settings.lowRate} and back (${abr.settings.source})`,
+  );
+  console.log(`  to the lowest layer after the limit : ${fmt(abr.downMs)}`);
+  console.log(`  longest freeze, 15 s after the limit: ${fmt(abr.freezeDownMs)}`);
+  console.log(`  to the top layer (held 10 s) after the lift: ${fmt(abr.upMs)}`);
+  console.log(`  longest freeze until then           : ${fmt(abr.freezeUpMs)}`);
+  write('abr', abr);
 }
 if (only.has('k8s')) {
   const k8s = await runK8sBench(settings.k8s);

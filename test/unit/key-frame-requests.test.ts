@@ -10,7 +10,7 @@ function psfb(fmt: number, media: number, fci: number[] = []): Buffer {
   packet.writeUInt16BE(2 + fci.length, 2);
   packet.writeUInt32BE(1, 4);
   packet.writeUInt32BE(media >>> 0, 8);
-  fci.forEach((word, index) => packet.writeUInt32BE(word >>> 0, 12 + 4 * index));
+  for (const [index, word] of fci.entries()) packet.writeUInt32BE(word >>> 0, 12 + 4 * index);
   return packet;
 }
 
