@@ -114,3 +114,40 @@ describe('decideLevel (bitrate adaptation)', () => {
     expect(Math.max(...capped.levels)).toBe(1);
   });
 });
+
+describe('decideLevel with measured layer bitrates', () => {
+  it('goes straight to the level that fits what a lossy link delivered, not one level per interval', () => {
+    const state = initialAdaptationState(2, 0, policy);
+    const next = decideLevel(
+      state,
+      {
+        nowMs: 2000,
+        fractionLost: 0.7,
+        // 1.2 Mbit/s sent, 70 % lost: about 360 kbit/s got through; only the lowest layer fits.
+        deliveredBitrate: 360_000,
+        levelBitrates: [150_000, 500_000, 1_200_000],
+      },
+      policy,
+    );
+    expect(next.level).toBe(0);
+    // Without layer bitrates it is one level at a time.
+    expect(
+      decideLevel(state, { nowMs: 2000, fractionLost: 0.7, deliveredBitrate: 360_000 }, policy).level,
+    ).toBe(1);
+  });
+
+  it('does not use a delivered rate to step down when the link is not lossy', () => {
+    const state = initialAdaptationState(2, 0, policy);
+    const next = decideLevel(
+      state,
+      {
+        nowMs: 2000,
+        fractionLost: 0,
+        deliveredBitrate: 100_000,
+        levelBitrates: [150_000, 500_000, 1_200_000],
+      },
+      policy,
+    );
+    expect(next.level).toBe(2); // a quiet source sends little: that is no sign of a weak link
+  });
+});

@@ -97,6 +97,7 @@ export class ViewerSession extends Session {
     this.#adapter = new BitrateAdapter({
       consumer,
       transport: this.transport,
+      producer: this.stream.producers.find((producer) => producer.kind === 'video'),
       target: simulcastTarget(consumer, layers),
       logger: this.logger.child({ session: this.id }),
     });

@@ -29,6 +29,8 @@ export interface BitrateAdapterOptions {
   consumer: types.Consumer;
   /** The viewer's transport: mediasoup's bandwidth estimate, when the viewer negotiated one. */
   transport: types.Transport;
+  /** The simulcast producer consumed: what each layer takes now (optional). */
+  producer?: types.Producer | undefined;
   target: AdaptationTarget;
   logger: Logger;
   policy?: Partial<Omit<AdaptationPolicy, 'levels'>>;
@@ -37,7 +39,7 @@ export interface BitrateAdapterOptions {
 
 /**
  * Automatic bitrate adaptation for one viewer: every interval it reads the viewer's packet loss
- * (its RTCP receiver reports, which every WebRTC player sends) and mediasoup's bandwidth estimate
+ * (its RTCP receiver reports and NACKs, which every WebRTC player sends) and mediasoup's bandwidth estimate
  * (only when the viewer's offer allows one), asks decideLevel() for the level, and applies it to
  * the target. Most players offer header extension ids mediasoup cannot send with, so they get no
  * estimate: loss is the signal that always works. Closing it (or the consumer closing) stops it.
@@ -51,6 +53,8 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
   #closed = false;
   /** The last loss the viewer reported (0..1), for introspection. */
   #lastFractionLost: number | undefined;
+  /** Packets sent and packets the viewer asked again for (NACK), at the previous sample. */
+  #previousCounts: { sent: number; nacked: number } | undefined;
 
   constructor(options: BitrateAdapterOptions) {
     super();
@@ -79,6 +83,26 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
     clearInterval(this.#timer);
   }
 
+  /** What each layer of the source takes now (bit/s, lowest first), if the adapter knows them. */
+  async #layerBitrates(): Promise<number[] | undefined> {
+    const { producer } = this.#options;
+    if (!producer || producer.closed) return undefined;
+    const stats = await producer.getStats();
+    const encodings = producer.rtpParameters.encodings ?? [];
+    const bitrates = encodings.map((encoding) => {
+      const layer = stats.find(
+        (entry) =>
+          (encoding.ssrc !== undefined && entry.ssrc === encoding.ssrc) ||
+          (encoding.rid !== undefined && entry.rid === encoding.rid),
+      );
+      return layer?.bitrate;
+    });
+    // A layer not sending now has no rate to compare with: no measured ladder this interval.
+    return bitrates.every((bitrate) => bitrate !== undefined && bitrate > 0)
+      ? (bitrates as number[])
+      : undefined;
+  }
+
   async #sample(): Promise<void> {
     if (this.#closed || this.#sampling) return;
     this.#sampling = true;
@@ -89,13 +113,24 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
       const outbound = consumerStats.find((stats) => stats.type === 'outbound-rtp');
       if (!outbound) return;
       const previous = this.#state.level;
-      // RTCP's fraction lost is in 1/256ths.
-      this.#lastFractionLost = (outbound.fractionLost ?? 0) / 256;
+      // RTCP's fraction lost is in 1/256ths. A player counts a packet it got back through a
+      // retransmission as received, so on a link that drops what does not fit, its reports show
+      // little loss while it keeps asking for packets again: the share of packets it NACKed
+      // since the last sample is loss too.
+      const counts = { sent: outbound.packetCount ?? 0, nacked: outbound.nackPacketCount ?? 0 };
+      const previousCounts = this.#previousCounts;
+      this.#previousCounts = counts;
+      const sent = previousCounts ? counts.sent - previousCounts.sent : 0;
+      const nacked = previousCounts ? counts.nacked - previousCounts.nacked : 0;
+      const nackedShare = sent > 0 ? Math.min(1, Math.max(0, nacked / sent)) : 0;
+      this.#lastFractionLost = Math.max((outbound.fractionLost ?? 0) / 256, nackedShare);
       this.#state = decideLevel(
         this.#state,
         {
           nowMs: Date.now(),
           fractionLost: this.#lastFractionLost,
+          deliveredBitrate: (outbound.bitrate ?? 0) * (1 - this.#lastFractionLost),
+          levelBitrates: await this.#layerBitrates(),
           availableBitrate: (transportStats[0] as { availableOutgoingBitrate?: number } | undefined)
             ?.availableOutgoingBitrate,
         },

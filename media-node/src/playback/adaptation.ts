@@ -64,6 +64,10 @@ export interface AdaptationSample {
   fractionLost: number;
   /** mediasoup's bandwidth estimate towards the viewer (bit/s), when it has one. */
   availableBitrate?: number | undefined;
+  /** What the viewer received over the interval (bit/s sent × share not lost), when known. */
+  deliveredBitrate?: number | undefined;
+  /** What each level takes now (bit/s, lowest first), when measured; overrides the policy's. */
+  levelBitrates?: readonly number[] | undefined;
 }
 
 export function initialAdaptationState(
@@ -89,15 +93,25 @@ export function decideLevel(
 ): AdaptationState {
   const { nowMs, fractionLost } = sample;
   if (nowMs - state.changedAtMs < policy.settleMs) return state;
-  const fitting = fittingLevel(sample.availableBitrate, policy);
+  const bitrates = sample.levelBitrates ?? policy.levelBitrates;
+  const fitting = fittingLevel(sample.availableBitrate, bitrates, policy);
+  // A lossy link carried about what got through: straight down to the level that fits it,
+  // rather than one level per interval while the picture freezes.
+  const lossyFit =
+    fractionLost >= policy.lossDown ? fittingLevel(sample.deliveredBitrate, bitrates, policy) : undefined;
 
   const lossyIntervals = fractionLost >= policy.lossDown ? state.lossyIntervals + 1 : 0;
   const cleanIntervals = fractionLost < policy.cleanLoss ? state.cleanIntervals + 1 : 0;
   const tooLossy = fractionLost >= policy.severeLoss || lossyIntervals >= policy.lossyIntervalsDown;
   if (state.level > 0 && (tooLossy || (fitting !== undefined && fitting < state.level))) {
     const failedUp = state.lastUpAtMs !== undefined && nowMs - state.lastUpAtMs < policy.failedUpWindowMs;
+    const lower = Math.min(
+      state.level - (tooLossy ? 1 : 0),
+      fitting ?? state.level,
+      tooLossy ? (lossyFit ?? state.level) : state.level,
+    );
     return {
-      level: fitting !== undefined && fitting < state.level ? fitting : state.level - 1,
+      level: Math.max(0, lower),
       changedAtMs: nowMs,
       lossyIntervals: 0,
       cleanIntervals: 0,
@@ -129,8 +143,11 @@ export function decideLevel(
 }
 
 /** The highest level whose bitrate fits the estimate (0 if none does); undefined without one. */
-function fittingLevel(availableBitrate: number | undefined, policy: AdaptationPolicy): number | undefined {
-  const bitrates = policy.levelBitrates;
+function fittingLevel(
+  availableBitrate: number | undefined,
+  bitrates: readonly number[] | undefined,
+  policy: AdaptationPolicy,
+): number | undefined {
   if (availableBitrate === undefined || !bitrates || bitrates.length !== policy.levels) return undefined;
   const budget = availableBitrate * policy.estimateHeadroom;
   let level = 0;
