@@ -160,4 +160,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
   });
+
+  it('plays the rendition ladder to viewers without ?profile only with ADAPTIVE_LADDER=true', () => {
+    expect(loadConfig({}).transcode.adaptiveLadder).toBe(false);
+    expect(loadConfig({ ADAPTIVE_LADDER: 'true' }).transcode.adaptiveLadder).toBe(true);
+    expect(() => loadConfig({ ADAPTIVE_LADDER: 'sometimes' })).toThrow(ConfigError);
+  });
 });
