@@ -237,6 +237,7 @@ if (only.has('abr')) {
   console.log(
     `\nBitrate adaptation: simulcast viewer on an edge whose link is shaped to ${abr.settings.lowRate} and back (${abr.settings.source})`,
   );
+  console.log(`  longest freeze in 15 s without a limit: ${abr.unconstrainedFreezeMs} ms`);
   console.log(`  to the lowest layer after the limit : ${fmt(abr.downMs)}`);
   console.log(`  longest freeze, 15 s after the limit: ${fmt(abr.freezeDownMs)}`);
   console.log(`  to the top layer (held 10 s) after the lift: ${fmt(abr.upMs)}`);
