@@ -3,7 +3,16 @@ import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { spawnNode } from '../scripts/harness/node-process.js';
-import { CpuWindow, describe, loadavg, nodePids, publish, viewers } from './load/rtcload.js';
+import {
+  CpuWindow,
+  describe,
+  loadavg,
+  nodePids,
+  pin,
+  pinningPlan,
+  publish,
+  viewers,
+} from './load/rtcload.js';
 
 /**
  * Viewers per worker: one node with one mediasoup worker, one constant-bitrate publisher
@@ -42,7 +51,15 @@ export interface ServerSteps {
 }
 
 export interface ViewersResult {
-  settings: { steps: number[]; holdSeconds: number; kbps: number; codec: string; rounds: number };
+  settings: {
+    steps: number[];
+    holdSeconds: number;
+    kbps: number;
+    codec: string;
+    rounds: number;
+    /** CPUs the worker, and everything else measured (node, publisher, load generator), ran on. */
+    pinning: { worker: number[]; rest: number[] } | 'off';
+  };
   /**
    * rtccdn/floor per step: `total` = node + worker cores; `perMbps` = the same per Mbit/s actually
    * delivered (robust to a starved machine delivering less than asked); `worker` = worker alone.
@@ -97,7 +114,13 @@ async function measure(
   const pids = nodePids(running.child.pid!);
   if (pids.workers.length !== 1)
     throw new Error(`expected one mediasoup worker, found ${pids.workers.length}`);
+  const plan = pinningPlan();
+  if (plan) {
+    pin(pids.workers[0]!, plan.worker);
+    pin(pids.node, plan.rest);
+  }
   const publisher = await publish({ url: running.baseUrl, stream: 'bench-viewers', kbps: options.kbps });
+  if (plan) pin(publisher.child.pid!, plan.rest);
   try {
     await sleep(3000);
     const idle = new CpuWindow({ node: pids.node, worker: pids.workers[0]! });
@@ -112,6 +135,7 @@ async function measure(
       concurrency: 16,
       keepalive: true,
     });
+    if (plan) pin(crowd.child.pid!, plan.rest);
     const steps: ServerSteps['steps'] = [];
     try {
       for (const _target of options.steps) {
@@ -212,6 +236,7 @@ export async function runViewersBench(options: {
       kbps,
       codec: 'VP8 640x360@30 + Opus',
       rounds: options.rounds,
+      pinning: pinningPlan() ?? 'off',
     },
     rounds,
   };

@@ -138,6 +138,25 @@ export function viewers(flags: Record<string, string | number | boolean>, gomaxp
   );
 }
 
+/**
+ * Pins every thread of `pid` to `cpus` (taskset). The viewers benchmark gives the mediasoup worker
+ * a core of its own so that the load generator and the publisher, on the other, cannot steal its
+ * time: on a 2-core machine that contention, not the server, decided the result.
+ */
+export function pin(pid: number, cpus: readonly number[]): void {
+  execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus.join(','), String(pid)], {
+    stdio: 'ignore',
+  });
+}
+
+/** The cores the benchmark may pin to: the worker gets the last one, everything else the rest. */
+export function pinningPlan(): { worker: number[]; rest: number[] } | undefined {
+  if (process.env.BENCH_PIN === '0') return undefined;
+  const cpus = os.availableParallelism();
+  if (cpus < 2) return undefined;
+  return { worker: [cpus - 1], rest: Array.from({ length: cpus - 1 }, (_, index) => index) };
+}
+
 /** utime + stime of a process, in seconds. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

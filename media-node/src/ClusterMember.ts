@@ -5,6 +5,7 @@ import {
   InternalCallError,
   InternalClient,
   RENDITIONS_PATH,
+  sessionPath,
 } from '../contract/internal-api.js';
 import { RENDITION_SEPARATOR } from '../contract/names.js';
 import type { NodeLoad, StreamRecord } from '../contract/redis.js';
@@ -328,6 +329,56 @@ export class ClusterMember
         retryAfterMs: 5000,
       },
     );
+  }
+
+  /**
+   * Ends a session held by another node of the CDN (a player's DELETE that the load balancer sent
+   * here). Answers as the holder would: nothing (ended), or SESSION_NOT_FOUND / SESSION_ENDED; a
+   * holder that is gone held nothing any more (404); one that cannot be asked, 502.
+   */
+  async endRemoteSession(
+    nodeId: string,
+    protocol: 'whip' | 'whep',
+    stream: string,
+    sessionId: string,
+  ): Promise<void> {
+    let holder: Awaited<ReturnType<ClusterRegistry['lookupNode']>>;
+    try {
+      holder = await this.registry.lookupNode(nodeId);
+    } catch (error) {
+      throw new RtccdnError(
+        'REGISTRY_UNAVAILABLE',
+        `the CDN registry is unavailable: ${(error as Error).message}`,
+        { retryAfterMs: 2000 },
+      );
+    }
+    if (!holder) {
+      throw new RtccdnError(
+        'SESSION_NOT_FOUND',
+        `no ${protocol.toUpperCase()} session ${sessionId} on stream "${stream}" (node ${nodeId} is gone)`,
+      );
+    }
+    try {
+      await this.#client.request(
+        'DELETE',
+        { nodeId: holder.id, internalUrl: holder.internalUrl },
+        sessionPath(protocol, stream, sessionId),
+      );
+    } catch (error) {
+      if (
+        error instanceof InternalCallError &&
+        (error.code === 'SESSION_NOT_FOUND' || error.code === 'SESSION_ENDED')
+      ) {
+        throw new RtccdnError(error.code, error.reason ?? error.message, {
+          ...(error.data ? { data: error.data } : {}),
+        });
+      }
+      throw new RtccdnError(
+        'UPSTREAM_FAILED',
+        `node ${nodeId}, which holds the session, did not end it: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
   }
 
   setLoad(load: NodeLoad): void {

@@ -306,6 +306,11 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
 
   // --- nodes --------------------------------------------------------------------------------------
 
+  /** The live node `id`, or undefined (gone: its record expired or it unregistered). */
+  lookupNode(id: string): Promise<NodeRecord | undefined> {
+    return this.#records.get('lookupNode', this.keys.node(id), NodeRecordSchema);
+  }
+
   /** Live nodes, by id; `role` matches exactly (pass ['edge', 'all'] for "nodes serving viewers"). */
   async listNodes(
     filter: { role?: NodeRole | readonly NodeRole[]; region?: string } = {},

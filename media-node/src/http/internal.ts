@@ -13,6 +13,7 @@ import {
   type RelayStatus,
   RenditionRequestSchema,
   RequestVerifier,
+  SESSIONS_PATH,
   signResponse,
 } from '../../contract/internal-api.js';
 import type { MediaNode } from '../MediaNode.js';
@@ -133,6 +134,18 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
       throw new RtccdnError('STREAM_NOT_LIVE', `this node holds no claim on ${request.params.stream}`);
     return { stream: held.name, claimId: held.claimId };
   });
+
+  // A player's DELETE that reached another node of the CDN (http/sessions.ts passes it on).
+  app.delete<{ Params: { protocol: string; stream: string; session: string } }>(
+    `${SESSIONS_PATH}/:protocol/:stream/:session`,
+    async (request, reply) => {
+      const { protocol, stream, session } = request.params;
+      if (protocol !== 'whip' && protocol !== 'whep')
+        throw new RtccdnError('INVALID_REQUEST', `unknown protocol ${JSON.stringify(protocol)}`);
+      node.sessions.endOrExplain(protocol, stream, session);
+      return reply.code(200).send();
+    },
+  );
 
   app.get('/internal/v1/dump', async () => node.dump());
 

@@ -7,6 +7,7 @@ import {
   SessionIdSchema,
   StreamNameSchema,
 } from '../../contract/names.js';
+import { NodeIdSchema } from '../../contract/redis.js';
 import type { MediaNode } from '../MediaNode.js';
 import type { SessionProtocol } from '../media/Session.js';
 
@@ -66,7 +67,7 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
       return reply
         .code(201)
         .header('Content-Type', 'application/sdp')
-        .header('Location', session.path)
+        .header('Location', sessionLocation(session.path, node))
         .header('ETag', `"${session.id}"`)
         .send(session.answer);
     });
@@ -78,22 +79,15 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
         const streamName = parseStreamName(request.params.stream, StreamNameSchema);
         authorize(request);
         const sessionId = SessionIdSchema.safeParse(request.params.session);
-        if (!sessionId.success || !node.sessions.end(protocol, streamName, sessionId.data)) {
-          const reason = sessionId.success
-            ? node.sessions.endedReason(protocol, streamName, sessionId.data)
-            : undefined;
-          if (reason !== undefined) {
-            throw new RtccdnError(
-              'SESSION_ENDED',
-              `the server ended this session (${reason}): ${protocol === 'whep' ? 'play' : 'publish'} again at the same URL`,
-              { data: { reason } },
-            );
-          }
+        if (!sessionId.success) {
           throw new RtccdnError(
             'SESSION_NOT_FOUND',
             `no ${protocol.toUpperCase()} session ${request.params.session} on stream "${streamName}"`,
           );
         }
+        const holder = sessionHolder(request, node);
+        if (holder === undefined) node.sessions.endOrExplain(protocol, streamName, sessionId.data);
+        else await holder.member.endRemoteSession(holder.nodeId, protocol, streamName, sessionId.data);
         return reply.code(200).send();
       },
     );
@@ -106,6 +100,29 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
       });
     });
   }
+}
+
+/**
+ * The session resource's URL. In a CDN it names the node holding the session (`?node=`): behind a
+ * Service or an Ingress the player's DELETE may reach another node, which passes it on.
+ */
+function sessionLocation(path: string, node: MediaNode): string {
+  const self = node.config.cluster?.nodeId;
+  return self === undefined ? path : `${path}?node=${encodeURIComponent(self)}`;
+}
+
+/** The other node of the CDN that holds the session a DELETE names, if not this one. */
+function sessionHolder(
+  request: FastifyRequest,
+  node: MediaNode,
+): { member: NonNullable<MediaNode['cluster']>; nodeId: string } | undefined {
+  const named = queryString(request, 'node');
+  const member = node.cluster;
+  if (named === undefined || member === undefined || named === node.config.cluster?.nodeId) return undefined;
+  const nodeId = NodeIdSchema.safeParse(named);
+  if (!nodeId.success)
+    throw new RtccdnError('INVALID_REQUEST', `?node= is not a node id: ${nodeId.error.issues[0]?.message}`);
+  return { member, nodeId: nodeId.data };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { RtccdnError } from '../../contract/errors.js';
 import type { Session, SessionProtocol } from '../media/Session.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 
@@ -54,6 +55,26 @@ export class Sessions {
     if (!session || session.protocol !== protocol || session.streamName !== streamName) return false;
     session.close('client-delete');
     return true;
+  }
+
+  /**
+   * Ends a session by its resource URL parts, or says why it cannot: SESSION_ENDED (the server
+   * ended it for a reason the player should re-join on) or SESSION_NOT_FOUND.
+   */
+  endOrExplain(protocol: SessionProtocol, streamName: string, sessionId: string): void {
+    if (this.end(protocol, streamName, sessionId)) return;
+    const reason = this.endedReason(protocol, streamName, sessionId);
+    if (reason !== undefined) {
+      throw new RtccdnError(
+        'SESSION_ENDED',
+        `the server ended this session (${reason}): ${protocol === 'whep' ? 'play' : 'publish'} again at the same URL`,
+        { data: { reason } },
+      );
+    }
+    throw new RtccdnError(
+      'SESSION_NOT_FOUND',
+      `no ${protocol.toUpperCase()} session ${sessionId} on stream "${streamName}"`,
+    );
   }
 
   /** Why the server ended this session, if it was for a reason the player should re-join on. */

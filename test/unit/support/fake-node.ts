@@ -10,6 +10,7 @@ import { StreamAccess } from '../../../media-node/src/acl/StreamAccess.js';
 import { loadConfig, type MediaNodeConfig } from '../../../media-node/src/config.js';
 import type { MediaNode } from '../../../media-node/src/MediaNode.js';
 import { MediaNodeMetrics } from '../../../media-node/src/metrics.js';
+import { Sessions } from '../../../media-node/src/sessions/Sessions.js';
 
 export interface LogLine {
   level: number;
@@ -113,6 +114,10 @@ export async function fakeMediaNode(
         return options.sessionExists ?? true;
       },
       endedReason: (_protocol: string, _stream: string, session: string) => options.endedReasons?.[session],
+      // The real answer (ended, SESSION_ENDED or SESSION_NOT_FOUND) over the fake end/endedReason.
+      endOrExplain(protocol: 'whip' | 'whep', stream: string, session: string) {
+        Sessions.prototype.endOrExplain.call(this as unknown as Sessions, protocol, stream, session);
+      },
     },
     ingest: {
       accepts: options.accepts ?? true,

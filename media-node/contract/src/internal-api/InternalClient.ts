@@ -1,4 +1,4 @@
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, type ErrorCode, type ErrorData } from '../errors.js';
 import { deriveSigningKey, RESPONSE_SIGNATURE_HEADER, signRequest, verifyResponse } from './hmac.js';
 import { KeySealer } from './KeySealer.js';
 
@@ -20,6 +20,8 @@ export class InternalCallError extends Error {
     readonly reason?: string,
     /** Set when the node did not answer at all, and how. */
     readonly unreachable?: Unreachable,
+    /** The `data` of the other node's error answer (e.g. SESSION_ENDED's reason). */
+    readonly data?: ErrorData,
   ) {
     super(message);
   }
@@ -118,17 +120,36 @@ export class InternalClient {
     if (!response.ok) {
       let reason = reply;
       let code: ErrorCode | undefined;
+      let data: ErrorData | undefined;
       try {
-        const body = JSON.parse(reply) as { message?: string; code?: string };
+        const body = JSON.parse(reply) as { message?: string; code?: string; data?: unknown };
         reason = body.message ?? reply;
         if (body.code && Object.hasOwn(ERROR_CODES, body.code)) code = body.code as ErrorCode;
+        if (isErrorData(body.data)) data = body.data;
       } catch {
         // not JSON: keep the text
       }
-      throw new InternalCallError(`${call} → ${response.status}: ${reason}`, response.status, code, reason);
+      throw new InternalCallError(
+        `${call} → ${response.status}: ${reason}`,
+        response.status,
+        code,
+        reason,
+        undefined,
+        data,
+      );
     }
     return (reply === '' ? undefined : JSON.parse(reply)) as T;
   }
+}
+
+/** An error body's `data`: a flat object of strings, numbers, booleans and string lists (errors.ts). */
+function isErrorData(value: unknown): value is ErrorData {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  return Object.values(value).every(
+    (entry) =>
+      ['string', 'number', 'boolean'].includes(typeof entry) ||
+      (Array.isArray(entry) && entry.every((item) => typeof item === 'string')),
+  );
 }
 
 /** The body as text, or an error once it exceeds `limit` bytes (the rest is not read). */

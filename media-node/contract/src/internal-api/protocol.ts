@@ -131,6 +131,17 @@ export const RenditionRequestSchema = z.object({
   profile: z.string().min(1).max(64),
 });
 
+/**
+ * DELETE `${SESSIONS_PATH}/{protocol}/{stream}/{sessionId}`: end a WHIP or WHEP session the called
+ * node holds — a player's DELETE that the load balancer (a Service, an Ingress) routed to another
+ * node of the CDN is passed on to the holder. 200, 404 SESSION_NOT_FOUND, or 410 SESSION_ENDED.
+ */
+export const SESSIONS_PATH = '/internal/v1/sessions';
+
+export function sessionPath(protocol: 'whip' | 'whep', stream: string, sessionId: string): string {
+  return `${SESSIONS_PATH}/${protocol}/${encodeURIComponent(stream)}/${encodeURIComponent(sessionId)}`;
+}
+
 /** POST {draining} to an edge: the operator scaling edges down (or cancelling that). */
 export const DRAIN_PATH = '/internal/v1/drain';
 
