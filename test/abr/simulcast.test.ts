@@ -134,7 +134,7 @@ if (!netnsAvailable()) console.warn('simulcast test skipped: it needs root and i
       const lowFrom = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 8000));
       const lowFrames = viewer.frameTimes.filter((time) => time >= lowFrom);
-      expect(lowFrames.length).toBeGreaterThanOrEqual(3);
+      expect(lowFrames.length).toBeGreaterThanOrEqual(2);
       const lowGapMs = largestGap([lowFrom, ...lowFrames, Date.now()]);
 
       await netns.shape(undefined);
