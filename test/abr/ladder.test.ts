@@ -134,7 +134,13 @@ if (!netnsAvailable()) console.warn('ladder test skipped: it needs root and ipro
         return topSince !== undefined && Date.now() - topSince >= 10_000;
       };
       expect(await eventually(holdsTop, 120_000)).toBe(true);
-      expect(viewer.lastFrameSize).toEqual({ width: 640, height: 480 });
+      // The decoder shows the source's picture (it may lag the switch when the machine is busy).
+      expect(
+        await eventually(
+          () => viewer.lastFrameSize?.width === 640 && viewer.lastFrameSize.height === 480,
+          20_000,
+        ),
+      ).toBe(true);
       expect(viewer.pc.connectionState).toBe('connected');
       console.log(
         `ladder: 180p ${downAfterMs} ms after 200 kbit/s; source for good ${topSince! - liftedAt} ms after the limit lifted`,
