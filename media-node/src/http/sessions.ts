@@ -112,7 +112,7 @@ export function registerSessionRoutes(app: FastifyInstance, node: MediaNode): vo
  * The viewer's access key: `Authorization: Bearer <key>`, or `?key=` for players that cannot set
  * headers (when allowed; such URLs end up in browser history and proxy logs).
  */
-function viewerKey(request: FastifyRequest, allowQueryKey: boolean): string | undefined {
+export function viewerKey(request: FastifyRequest, allowQueryKey: boolean): string | undefined {
   const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
   if (bearer) return bearer;
   if (!allowQueryKey) return undefined;

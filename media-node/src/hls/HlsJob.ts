@@ -1,0 +1,293 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { types } from 'mediasoup';
+import { TypedEmitter } from '../../contract/runtime.js';
+import type { Logger } from '../logger.js';
+import type { MediaWorker } from '../media/MediaWorker.js';
+import { DEFAULT_PLAN_KEY } from '../media/payloadTypes.js';
+import type { Stream, StreamRouter } from '../media/Stream.js';
+import { freeUdpPortPair, udpPortBound } from '../transcode/FfmpegLeg.js';
+import { FfmpegProcess, inputSdp } from '../transcode/ffmpeg.js';
+
+/** Target segment length: FFmpeg forces a key frame every this many seconds and cuts there. */
+export const HLS_SEGMENT_SECONDS = 1;
+/** Segments a media playlist lists (FFmpeg deletes older ones). */
+const PLAYLIST_SEGMENTS = 6;
+/** The bit rate the encoder is capped at: what the multivariant playlist declares. */
+export const HLS_MAX_BITRATE = 4_000_000;
+export const MEDIA_PLAYLIST = 'media.m3u8';
+export const INIT_SEGMENT = 'init.mp4';
+/** The files a job serves besides its playlist: the init segment and numbered media segments. */
+export const SEGMENT_FILE = /^(init\.mp4|seg[0-9]{1,10}\.m4s)$/;
+
+export interface HlsJobOptions {
+  source: Stream;
+  worker: MediaWorker;
+  ffmpegPath: string;
+  logger: Logger;
+}
+
+export type HlsJobEvents = {
+  /** The first media segment is in the playlist. */
+  firstsegment: [afterMs: number];
+  close: [reason: string];
+};
+
+/**
+ * FFmpeg arguments of an HLS packager: read the source's RTP video (as renditions do), encode
+ * H.264 with a key frame every segment, write fMP4 segments of HLS_SEGMENT_SECONDS and a live
+ * media playlist into `dir` (playlist and segments renamed into place: a reader never sees half
+ * a file).
+ */
+export function hlsArgs(sdpPath: string, dir: string): string[] {
+  return [
+    '-hide_banner',
+    '-nostdin',
+    '-loglevel',
+    'warning',
+    '-protocol_whitelist',
+    'file,udp,rtp',
+    // As for renditions: start at the first key frame, no probing, no reordering queue.
+    '-flags',
+    'low_delay',
+    '-analyzeduration',
+    '0',
+    '-probesize',
+    '32',
+    '-reorder_queue_size',
+    '0',
+    '-i',
+    sdpPath,
+    '-map',
+    '0:v:0',
+    '-an',
+    // The publisher's frame timing as it is (no duplicated or dropped frames).
+    '-fps_mode',
+    'passthrough',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-tune',
+    'zerolatency',
+    '-pix_fmt',
+    'yuv420p',
+    '-maxrate',
+    String(HLS_MAX_BITRATE),
+    '-bufsize',
+    String(HLS_MAX_BITRATE),
+    // A key frame at every segment boundary: every segment starts a picture (and players can
+    // start at any segment), whatever key frame interval the publisher uses.
+    '-force_key_frames',
+    `expr:gte(t,n_forced*${HLS_SEGMENT_SECONDS})`,
+    '-f',
+    'hls',
+    '-hls_time',
+    String(HLS_SEGMENT_SECONDS),
+    '-hls_list_size',
+    String(PLAYLIST_SEGMENTS),
+    '-hls_segment_type',
+    'fmp4',
+    '-hls_fmp4_init_filename',
+    INIT_SEGMENT,
+    '-hls_segment_filename',
+    join(dir, 'seg%d.m4s'),
+    '-hls_flags',
+    'delete_segments+independent_segments+temp_file+omit_endlist',
+    join(dir, MEDIA_PLAYLIST),
+  ];
+}
+
+/**
+ * One stream packaged as HLS on this node: a PlainTransport sends the source's video to FFmpeg,
+ * which writes the playlist and segments into a scratch directory the HTTP routes read. Holds a
+ * reference on the stream (a relayed stream stays relayed while the job runs). FFmpeg starts only
+ * at a key frame: the source is asked for one until the first segment exists. FFmpeg exiting ends
+ * the job (the next playlist request starts a new one).
+ */
+export class HlsJob extends TypedEmitter<HlsJobEvents> {
+  readonly name: string;
+  readonly dir: string;
+  readonly startedAt = Date.now();
+  /** When a player last asked for a playlist or segment (unwatched jobs are stopped). */
+  lastUsedAt = Date.now();
+  readonly #source: Stream;
+  readonly #sourceRouter: StreamRouter;
+  readonly #transport: types.PlainTransport;
+  readonly #consumer: types.Consumer;
+  readonly #ffmpeg: FfmpegProcess;
+  readonly #inputPort: number;
+  readonly #logger: Logger;
+  #lastPlaylist: string | undefined;
+  #firstSegment = false;
+  #keyFrameTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(
+    options: HlsJobOptions,
+    parts: {
+      dir: string;
+      sourceRouter: StreamRouter;
+      transport: types.PlainTransport;
+      consumer: types.Consumer;
+      ffmpeg: FfmpegProcess;
+      inputPort: number;
+    },
+  ) {
+    super();
+    this.name = options.source.name;
+    this.#source = options.source;
+    this.dir = parts.dir;
+    this.#sourceRouter = parts.sourceRouter;
+    this.#transport = parts.transport;
+    this.#consumer = parts.consumer;
+    this.#ffmpeg = parts.ffmpeg;
+    this.#inputPort = parts.inputPort;
+    this.#logger = options.logger.child({ hls: options.source.name });
+    this.#ffmpeg.on('exit', (code, signal, stderrTail) => {
+      if (this.#closed) return;
+      this.#logger.error({ code, signal, stderr: stderrTail }, 'hls ffmpeg exited');
+      this.close('ffmpeg-failed');
+    });
+    options.source.once('close', () => this.close('source-ended'));
+  }
+
+  static async create(options: HlsJobOptions): Promise<HlsJob> {
+    const { source, worker } = options;
+    const sourceVideo = source.producers.find((producer) => producer.kind === 'video');
+    if (!sourceVideo) throw new Error(`stream ${source.name} has no video to package`);
+    const sourceRouter = await source.acquire(worker, { key: DEFAULT_PLAN_KEY, planned: [] });
+    const dir = await mkdtemp(join(tmpdir(), 'rtccdn-hls-'));
+    let transport: types.PlainTransport | undefined;
+    try {
+      const inputPort = await freeUdpPortPair();
+      transport = await sourceRouter.router.createPlainTransport({
+        listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
+        rtcpMux: false,
+        comedia: false,
+      });
+      await transport.connect({ ip: '127.0.0.1', port: inputPort, rtcpPort: inputPort + 1 });
+      const consumer = await transport.consume({
+        producerId: sourceRouter.producers[source.producers.indexOf(sourceVideo)]!.id,
+        rtpCapabilities: sourceRouter.router.rtpCapabilities,
+        enableRtx: false,
+      });
+      const codec = consumer.rtpParameters.codecs[0]!;
+      const sdpPath = join(dir, 'input.sdp');
+      await writeFile(
+        sdpPath,
+        inputSdp({
+          port: inputPort,
+          payloadType: codec.payloadType,
+          mimeType: codec.mimeType,
+          clockRate: codec.clockRate,
+          parameters: codec.parameters,
+        }),
+      );
+      const ffmpeg = new FfmpegProcess(options.ffmpegPath, hlsArgs(sdpPath, dir));
+      const job = new HlsJob(options, { dir, sourceRouter, transport, consumer, ffmpeg, inputPort });
+      job.#awaitFirstSegment();
+      job.#logger.info({ pid: ffmpeg.pid }, 'hls packager started');
+      return job;
+    } catch (error) {
+      transport?.close();
+      source.release(sourceRouter.key);
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get ffmpegPid(): number | undefined {
+    return this.#ffmpeg.pid;
+  }
+
+  get hasSegments(): boolean {
+    return this.#firstSegment;
+  }
+
+  /**
+   * The media playlist as FFmpeg wrote it last, or undefined before its first segment. (FFmpeg
+   * renames a new playlist into place; an empty read — the final write at exit — keeps the last.)
+   */
+  async playlist(): Promise<string | undefined> {
+    const text = await readFile(join(this.dir, MEDIA_PLAYLIST), 'utf8').catch(() => '');
+    if (text.includes('#EXTINF')) this.#lastPlaylist = text;
+    return this.#lastPlaylist;
+  }
+
+  /** Waits up to `timeoutMs` for the first segment; the playlist then, or undefined. */
+  async waitForPlaylist(timeoutMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const text = await this.playlist();
+      if (text !== undefined || this.#closed || Date.now() >= deadline) return text;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** The bytes of `file` (checked against SEGMENT_FILE), or undefined when it is gone. */
+  async segment(file: string): Promise<Buffer | undefined> {
+    if (!SEGMENT_FILE.test(file)) return undefined;
+    return readFile(join(this.dir, file)).catch(() => undefined);
+  }
+
+  /** Asks for a key frame now, when FFmpeg reads its port, then every 500 ms until a segment exists. */
+  #awaitFirstSegment(): void {
+    const requestKeyFrame = () => this.#consumer.requestKeyFrame().catch(() => undefined);
+    requestKeyFrame();
+    this.#keyFrameTimer = setInterval(() => {
+      void this.#checkFirstSegment().then((done) => {
+        if (!done) requestKeyFrame();
+      });
+    }, 500);
+    this.#keyFrameTimer.unref();
+    void (async () => {
+      const deadline = performance.now() + 1000;
+      while (!this.#closed && performance.now() < deadline && !(await udpPortBound(this.#inputPort))) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      if (!this.#closed && !this.#firstSegment) requestKeyFrame();
+    })();
+    // A finer watch for the first segment than the key-frame ticks (time to first segment).
+    const watch = setInterval(() => {
+      void this.#checkFirstSegment().then((done) => {
+        if (done || this.#closed) clearInterval(watch);
+      });
+    }, 50);
+    watch.unref();
+  }
+
+  async #checkFirstSegment(): Promise<boolean> {
+    if (this.#firstSegment) return true;
+    const exists = await stat(join(this.dir, MEDIA_PLAYLIST)).then(
+      () => true,
+      () => false,
+    );
+    if (!exists || (await this.playlist()) === undefined || this.#firstSegment || this.#closed) {
+      return this.#firstSegment;
+    }
+    this.#firstSegment = true;
+    clearInterval(this.#keyFrameTimer);
+    const afterMs = Date.now() - this.startedAt;
+    this.#logger.info({ afterMs }, 'first hls segment');
+    this.emit('firstsegment', afterMs);
+    return true;
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#keyFrameTimer);
+    this.#ffmpeg.stop();
+    this.#transport.close();
+    this.#source.release(this.#sourceRouter.key);
+    void rm(this.dir, { recursive: true, force: true });
+    this.#logger.info({ reason }, 'hls packager stopped');
+    this.emit('close', reason);
+  }
+}
