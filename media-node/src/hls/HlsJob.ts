@@ -120,6 +120,8 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   readonly #inputPort: number;
   readonly #logger: Logger;
   #lastPlaylist: string | undefined;
+  /** Requests waiting for the first segment: the job is in use while they wait. */
+  #waiting = 0;
   #firstSegment = false;
   #keyFrameTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -223,11 +225,22 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   /** Waits up to `timeoutMs` for the first segment; the playlist then, or undefined. */
   async waitForPlaylist(timeoutMs: number): Promise<string | undefined> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const text = await this.playlist();
-      if (text !== undefined || this.#closed || Date.now() >= deadline) return text;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    this.#waiting++;
+    try {
+      for (;;) {
+        const text = await this.playlist();
+        if (text !== undefined || this.#closed || Date.now() >= deadline) return text;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      this.#waiting--;
+      this.lastUsedAt = Date.now();
     }
+  }
+
+  /** Whether a player asked for something within `lingerMs`, or waits for the first segment. */
+  inUse(lingerMs: number, now = Date.now()): boolean {
+    return this.#waiting > 0 || now - this.lastUsedAt < lingerMs;
   }
 
   /** The bytes of `file` (checked against SEGMENT_FILE), or undefined when it is gone. */

@@ -233,9 +233,8 @@ export class HlsPlayback {
   }
 
   #stopUnwatched(): void {
-    const idleBefore = Date.now() - this.#options.config.lingerMs;
     for (const job of [...this.#jobs.values()]) {
-      if (job.lastUsedAt < idleBefore) job.close('unwatched');
+      if (!job.inUse(this.#options.config.lingerMs)) job.close('unwatched');
     }
   }
 
