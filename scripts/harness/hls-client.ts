@@ -7,6 +7,12 @@ export interface HlsPlayerOptions {
   height: number;
   /** Segments from the live edge FFmpeg starts at (its `-live_start_index`, negative). */
   liveStartIndex?: number;
+  /**
+   * Read at the stream's own pace (`-re`), as a player presents it: the age of a frame is then
+   * the player's glass-to-glass latency. Without it FFmpeg decodes each segment as fast as it
+   * arrives (tests: frames sooner).
+   */
+  realtime?: boolean;
 }
 
 /**
@@ -38,6 +44,7 @@ export class FfmpegHlsPlayer {
         'warning',
         '-live_start_index',
         String(options.liveStartIndex ?? -3),
+        ...(options.realtime ? ['-re'] : []),
         '-i',
         url,
         '-map',

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { FfmpegHlsPlayer } from '../../scripts/harness/hls-client.js';
 import { eventually, type RunningNode, sleep, startNode } from '../../scripts/harness/node.js';
@@ -232,8 +233,11 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     expect(await eventually(() => hls.framesWithCode >= 5, 30_000)).toBe(true);
     const job = running.node.hls!.jobs.get('brief');
     const pid = job?.ffmpegPid;
+    const dir = job!.dir;
+    expect(existsSync(dir)).toBe(true);
     expect(pid).toEqual(expect.any(Number));
     expect(alive(pid!)).toBe(true);
+    expect((await get('/hls/brief/source/media.m3u8?t=forged')).status).toBe(403);
     const metrics = await (await fetch(`${running.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/^rtccdn_hls_jobs [1-9]/m);
     expect(metrics).toMatch(/^rtccdn_hls_requests_total\{kind="segment",status="200"\} [1-9]/m);
@@ -243,6 +247,8 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     // HLS_LINGER_MS is 2 s: the job goes, and its FFmpeg with it.
     expect(await eventually(() => !running.node.hls!.jobs.has('brief'), 10_000)).toBe(true);
     expect(await eventually(() => !alive(pid!), 5000)).toBe(true);
+    // Its scratch directory (playlist, segments) is removed once FFmpeg is gone.
+    expect(await eventually(() => !existsSync(dir), 5000)).toBe(true);
     // A new player starts a new packager.
     expect((await get('/hls/brief/index.m3u8')).status).toBe(200);
     expect(running.node.hls!.jobs.get('brief')?.ffmpegPid).not.toBe(pid);

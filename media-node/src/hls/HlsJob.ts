@@ -124,6 +124,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   #waiting = 0;
   #firstSegment = false;
   #keyFrameTimer: NodeJS.Timeout | undefined;
+  #ffmpegExited = false;
   #closed = false;
 
   private constructor(
@@ -148,7 +149,11 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#inputPort = parts.inputPort;
     this.#logger = options.logger.child({ hls: options.source.name });
     this.#ffmpeg.on('exit', (code, signal, stderrTail) => {
-      if (this.#closed) return;
+      this.#ffmpegExited = true;
+      if (this.#closed) {
+        this.#removeDir();
+        return;
+      }
       this.#logger.error({ code, signal, stderr: stderrTail }, 'hls ffmpeg exited');
       this.close('ffmpeg-failed');
     });
@@ -292,6 +297,12 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     return true;
   }
 
+  #removeDir(): void {
+    rm(this.dir, { recursive: true, force: true, maxRetries: 3 }).catch((error: Error) =>
+      this.#logger.warn({ dir: this.dir, error: error.message }, 'hls scratch directory not removed'),
+    );
+  }
+
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -299,7 +310,9 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#ffmpeg.stop();
     this.#transport.close();
     this.#source.release(this.#sourceRouter.key);
-    void rm(this.dir, { recursive: true, force: true });
+    // FFmpeg writes into the directory until it exits (its last playlist on SIGTERM): removing
+    // it before that fails (ENOTEMPTY), so it is removed once FFmpeg is gone.
+    if (this.#ffmpegExited) this.#removeDir();
     this.#logger.info({ reason }, 'hls packager stopped');
     this.emit('close', reason);
   }
