@@ -51,6 +51,10 @@ export class FfmpegHlsPlayer {
         '0:v:0',
         '-vf',
         `scale=${options.width}:${options.height}`,
+        // Each decoded frame once: a constant-rate output would repeat frames across a gap in
+        // the timestamps, and repeated (old) frames would count as late ones.
+        '-fps_mode',
+        'passthrough',
         '-pix_fmt',
         'gray',
         '-f',
