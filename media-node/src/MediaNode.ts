@@ -156,6 +156,7 @@ export class MediaNode {
     if (config.hls.enabled && this.playback.accepts) {
       this.hls = new HlsPlayback({
         config: config.hls,
+        profiles: config.transcode.profiles,
         state: this.state,
         pool,
         access: this.access.controller,

@@ -1,4 +1,7 @@
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { FfmpegHlsPlayer } from '../../scripts/harness/hls-client.js';
 import { eventually, type RunningNode, sleep, startNode } from '../../scripts/harness/node.js';
@@ -7,6 +10,10 @@ import { TestPublisher } from '../../scripts/harness/peers.js';
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const KEY = 'hls-viewer-key-0123456789';
 const SIZE = { width: 320, height: 240 };
+/** The rendition ladder: one rung, packaged as a second HLS variant. */
+const PROFILES = JSON.stringify([
+  { name: '180p', width: 320, height: 180, fps: 15, codec: 'VP8', bitrate: 200_000 },
+]);
 
 /**
  * HLS on a standalone node (in this process): a libwebrtc publisher, real mediasoup, the
@@ -54,7 +61,7 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
   };
 
   beforeAll(async () => {
-    running = await startNode({ ADMIN_TOKEN, HLS_LINGER_MS: '2000' });
+    running = await startNode({ ADMIN_TOKEN, HLS_LINGER_MS: '2000', PROFILES });
   }, 30_000);
 
   afterEach(() => {
@@ -87,13 +94,48 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     expect(media.status).toBe(200);
     expect(media.headers.get('cache-control')).toBe('private, no-store');
     const mediaText = await media.text();
-    expect(mediaText).toMatch(/#EXT-X-MAP:URI="init\.mp4\?t=[^"]+"/);
+    expect(mediaText).toMatch(/#EXT-X-MAP:URI="init_0\.mp4\?t=[^"]+"/);
     expect(mediaText).toMatch(/#EXT-X-TARGETDURATION:1\n/);
     const segment = await get(segmentUrlsOf(mediaText, 'live').at(-1)!);
     expect(segment.status).toBe(200);
     expect(segment.headers.get('content-type')).toBe('video/mp4');
     expect(segment.headers.get('cache-control')).toMatch(/^private, max-age=\d+$/);
     expect((await segment.arrayBuffer()).byteLength).toBeGreaterThan(0);
+
+    // The ladder's rung is a variant of its own: 320×180, from the same packager.
+    expect(text).toMatch(
+      /#EXT-X-STREAM-INF:BANDWIDTH=220000,CODECS="avc1\.[0-9a-f]{6}",RESOLUTION=320x180,FRAME-RATE=15\n180p\/media\.m3u8\?t=/,
+    );
+    const rungUrl = `/hls/live/${text.split('\n').find((line) => line.startsWith('180p/'))}`;
+    const rung = await (await get(rungUrl)).text();
+    const init = rung.match(/#EXT-X-MAP:URI="(init_1\.mp4\?t=[^"]+)"/)?.[1];
+    expect(init).toBeDefined();
+    const rungSegment = segmentUrlsOf(rung, 'live').at(-1)!.replace('/source/', '/180p/');
+    const bytes = Buffer.concat([
+      Buffer.from(await (await get(`/hls/live/180p/${init}`)).arrayBuffer()),
+      Buffer.from(await (await get(rungSegment)).arrayBuffer()),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'hls-test-'));
+    writeFileSync(join(dir, 'rung.mp4'), bytes);
+    const probe = spawnSync(
+      'ffprobe',
+      [
+        '-v',
+        'error',
+        '-select_streams',
+        'v:0',
+        '-show_entries',
+        'stream=codec_name,width,height',
+        '-of',
+        'csv=p=0',
+        join(dir, 'rung.mp4'),
+      ],
+      { encoding: 'utf8' },
+    );
+    rmSync(dir, { recursive: true, force: true });
+    expect(probe.stdout.trim()).toBe('h264,320,180');
+    // A rung that is not in the ladder is no variant.
+    expect((await get(rungUrl.replace('180p/', '720p/'))).status).toBe(404);
   }, 60_000);
 
   it('answers a protected stream 401 without a key and 403 with a wrong one; a stream not live 404', async () => {

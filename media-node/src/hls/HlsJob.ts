@@ -9,6 +9,7 @@ import { DEFAULT_PLAN_KEY } from '../media/payloadTypes.js';
 import type { Stream, StreamRouter } from '../media/Stream.js';
 import { freeUdpPortPair, udpPortBound } from '../transcode/FfmpegLeg.js';
 import { FfmpegProcess, inputSdp } from '../transcode/ffmpeg.js';
+import type { Profile } from '../transcode/profiles.js';
 
 /** Target segment length: FFmpeg forces a key frame every this many seconds and cuts there. */
 export const HLS_SEGMENT_SECONDS = 1;
@@ -17,12 +18,21 @@ const PLAYLIST_SEGMENTS = 6;
 /** The bit rate the encoder is capped at: what the multivariant playlist declares. */
 export const HLS_MAX_BITRATE = 4_000_000;
 export const MEDIA_PLAYLIST = 'media.m3u8';
-export const INIT_SEGMENT = 'init.mp4';
-/** The files a job serves besides its playlist: the init segment and numbered media segments. */
-export const SEGMENT_FILE = /^(init\.mp4|seg[0-9]{1,10}\.m4s)$/;
+/** The source's variant: its own picture size, capped at HLS_MAX_BITRATE. */
+export const SOURCE_VARIANT = 'source';
+/**
+ * The files a job serves besides its playlists: a variant's init segment (`init.mp4` with one
+ * variant; with several FFmpeg numbers it after the variant, `init_<n>.mp4`) and its numbered
+ * media segments.
+ */
+export const SEGMENT_FILE = /^(init(_[0-9]{1,2})?\.mp4|seg[0-9]{1,10}\.m4s)$/;
+/** H.264 Constrained Baseline, level 4.1 (up to 1080p30): what `-profile:v baseline -level 4.1` writes. */
+export const HLS_CODECS = 'avc1.42c029';
 
 export interface HlsJobOptions {
   source: Stream;
+  /** Lower variants besides the source (the rendition ladder), encoded by the same FFmpeg. */
+  ladder: readonly Profile[];
   worker: MediaWorker;
   ffmpegPath: string;
   logger: Logger;
@@ -35,12 +45,36 @@ export type HlsJobEvents = {
 };
 
 /**
- * FFmpeg arguments of an HLS packager: read the source's RTP video (as renditions do), encode
- * H.264 with a key frame every segment, write fMP4 segments of HLS_SEGMENT_SECONDS and a live
- * media playlist into `dir` (playlist and segments renamed into place: a reader never sees half
- * a file).
+ * FFmpeg arguments of an HLS packager: read the source's RTP video (as renditions do), decode it
+ * once, encode H.264 for the source and each rung of `ladder` (scaled, at its frame rate and bit
+ * rate) with a key frame every segment, and write per variant (`{dir}/{variant}/`) fMP4
+ * segments of HLS_SEGMENT_SECONDS and a live media playlist (playlists and segments renamed into
+ * place: a reader never sees half a file).
  */
-export function hlsArgs(sdpPath: string, dir: string): string[] {
+export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]): string[] {
+  const outputs = ladder.length + 1;
+  const filter = [
+    `[0:v:0]split=${outputs}${Array.from({ length: outputs }, (_, index) => `[in${index}]`).join('')}`,
+    '[in0]null[out0]',
+    ...ladder.map(
+      (profile, index) =>
+        `[in${index + 1}]scale=${profile.width}:${profile.height},fps=${profile.fps}[out${index + 1}]`,
+    ),
+  ].join(';');
+  const rates = [
+    ['-maxrate:v:0', String(HLS_MAX_BITRATE), '-bufsize:v:0', String(HLS_MAX_BITRATE)],
+    ...ladder.map((profile, index) => [
+      `-b:v:${index + 1}`,
+      String(profile.bitrate),
+      `-maxrate:v:${index + 1}`,
+      String(profile.bitrate),
+      `-bufsize:v:${index + 1}`,
+      String(profile.bitrate),
+    ]),
+  ].flat();
+  const streamMap = [SOURCE_VARIANT, ...ladder.map((profile) => profile.name)]
+    .map((name, index) => `v:${index},name:${name}`)
+    .join(' ');
   return [
     '-hide_banner',
     '-nostdin',
@@ -59,8 +93,9 @@ export function hlsArgs(sdpPath: string, dir: string): string[] {
     '0',
     '-i',
     sdpPath,
-    '-map',
-    '0:v:0',
+    '-filter_complex',
+    filter,
+    ...Array.from({ length: outputs }, (_, index) => ['-map', `[out${index}]`]).flat(),
     '-an',
     // The publisher's frame timing as it is (no duplicated or dropped frames).
     '-fps_mode',
@@ -71,14 +106,15 @@ export function hlsArgs(sdpPath: string, dir: string): string[] {
     'ultrafast',
     '-tune',
     'zerolatency',
+    '-profile:v',
+    'baseline',
+    '-level:v',
+    '4.1',
     '-pix_fmt',
     'yuv420p',
-    '-maxrate',
-    String(HLS_MAX_BITRATE),
-    '-bufsize',
-    String(HLS_MAX_BITRATE),
+    ...rates,
     // A key frame at every segment boundary: every segment starts a picture (and players can
-    // start at any segment), whatever key frame interval the publisher uses.
+    // start at any segment, or switch variants there), whatever the publisher's key frames.
     '-force_key_frames',
     `expr:gte(t,n_forced*${HLS_SEGMENT_SECONDS})`,
     '-f',
@@ -90,12 +126,14 @@ export function hlsArgs(sdpPath: string, dir: string): string[] {
     '-hls_segment_type',
     'fmp4',
     '-hls_fmp4_init_filename',
-    INIT_SEGMENT,
+    'init.mp4',
     '-hls_segment_filename',
-    join(dir, 'seg%d.m4s'),
+    join(dir, '%v', 'seg%d.m4s'),
+    '-var_stream_map',
+    streamMap,
     '-hls_flags',
     'delete_segments+independent_segments+temp_file+omit_endlist',
-    join(dir, MEDIA_PLAYLIST),
+    join(dir, '%v', MEDIA_PLAYLIST),
   ];
 }
 
@@ -109,6 +147,8 @@ export function hlsArgs(sdpPath: string, dir: string): string[] {
 export class HlsJob extends TypedEmitter<HlsJobEvents> {
   readonly name: string;
   readonly dir: string;
+  /** Variant names, the source's first: the directories FFmpeg writes. */
+  readonly variants: readonly string[];
   readonly startedAt = Date.now();
   /** When a player last asked for a playlist or segment (unwatched jobs are stopped). */
   lastUsedAt = Date.now();
@@ -119,7 +159,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   readonly #ffmpeg: FfmpegProcess;
   readonly #inputPort: number;
   readonly #logger: Logger;
-  #lastPlaylist: string | undefined;
+  readonly #lastPlaylists = new Map<string, string>();
   /** Requests waiting for the first segment: the job is in use while they wait. */
   #waiting = 0;
   #firstSegment = false;
@@ -140,6 +180,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   ) {
     super();
     this.name = options.source.name;
+    this.variants = [SOURCE_VARIANT, ...options.ladder.map((profile) => profile.name)];
     this.#source = options.source;
     this.dir = parts.dir;
     this.#sourceRouter = parts.sourceRouter;
@@ -192,7 +233,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
           parameters: codec.parameters,
         }),
       );
-      const ffmpeg = new FfmpegProcess(options.ffmpegPath, hlsArgs(sdpPath, dir));
+      const ffmpeg = new FfmpegProcess(options.ffmpegPath, hlsArgs(sdpPath, dir, options.ladder));
       const job = new HlsJob(options, { dir, sourceRouter, transport, consumer, ffmpeg, inputPort });
       job.#awaitFirstSegment();
       job.#logger.info({ pid: ffmpeg.pid }, 'hls packager started');
@@ -218,22 +259,24 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   }
 
   /**
-   * The media playlist as FFmpeg wrote it last, or undefined before its first segment. (FFmpeg
-   * renames a new playlist into place; an empty read — the final write at exit — keeps the last.)
+   * The media playlist of `variant` as FFmpeg wrote it last, or undefined before its first
+   * segment. (FFmpeg renames a new playlist into place; an empty read — the final write at exit —
+   * keeps the last.)
    */
-  async playlist(): Promise<string | undefined> {
-    const text = await readFile(join(this.dir, MEDIA_PLAYLIST), 'utf8').catch(() => '');
-    if (text.includes('#EXTINF')) this.#lastPlaylist = text;
-    return this.#lastPlaylist;
+  async playlist(variant: string): Promise<string | undefined> {
+    if (!this.variants.includes(variant)) return undefined;
+    const text = await readFile(join(this.dir, variant, MEDIA_PLAYLIST), 'utf8').catch(() => '');
+    if (text.includes('#EXTINF')) this.#lastPlaylists.set(variant, text);
+    return this.#lastPlaylists.get(variant);
   }
 
-  /** Waits up to `timeoutMs` for the first segment; the playlist then, or undefined. */
-  async waitForPlaylist(timeoutMs: number): Promise<string | undefined> {
+  /** Waits up to `timeoutMs` for the first segment of `variant`; its playlist then, or undefined. */
+  async waitForPlaylist(variant: string, timeoutMs: number): Promise<string | undefined> {
     const deadline = Date.now() + timeoutMs;
     this.#waiting++;
     try {
       for (;;) {
-        const text = await this.playlist();
+        const text = await this.playlist(variant);
         if (text !== undefined || this.#closed || Date.now() >= deadline) return text;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -248,10 +291,10 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     return this.#waiting > 0 || now - this.lastUsedAt < lingerMs;
   }
 
-  /** The bytes of `file` (checked against SEGMENT_FILE), or undefined when it is gone. */
-  async segment(file: string): Promise<Buffer | undefined> {
-    if (!SEGMENT_FILE.test(file)) return undefined;
-    return readFile(join(this.dir, file)).catch(() => undefined);
+  /** The bytes of a variant's `file` (checked against SEGMENT_FILE), or undefined when it is gone. */
+  async segment(variant: string, file: string): Promise<Buffer | undefined> {
+    if (!this.variants.includes(variant) || !SEGMENT_FILE.test(file)) return undefined;
+    return readFile(join(this.dir, variant, file)).catch(() => undefined);
   }
 
   /** Asks for a key frame now, when FFmpeg reads its port, then every 500 ms until a segment exists. */
@@ -282,11 +325,16 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
 
   async #checkFirstSegment(): Promise<boolean> {
     if (this.#firstSegment) return true;
-    const exists = await stat(join(this.dir, MEDIA_PLAYLIST)).then(
+    const exists = await stat(join(this.dir, SOURCE_VARIANT, MEDIA_PLAYLIST)).then(
       () => true,
       () => false,
     );
-    if (!exists || (await this.playlist()) === undefined || this.#firstSegment || this.#closed) {
+    if (
+      !exists ||
+      (await this.playlist(SOURCE_VARIANT)) === undefined ||
+      this.#firstSegment ||
+      this.#closed
+    ) {
       return this.#firstSegment;
     }
     this.#firstSegment = true;

@@ -7,16 +7,25 @@ import type { WorkerPool } from '../media/WorkerPool.js';
 import type { MediaNodeMetrics } from '../metrics.js';
 import type { NodeState } from '../NodeState.js';
 import type { StreamResolver } from '../streams/LocalStreams.js';
-import { HLS_MAX_BITRATE, HLS_SEGMENT_SECONDS, HlsJob, MEDIA_PLAYLIST, SEGMENT_FILE } from './HlsJob.js';
+import type { Profile } from '../transcode/profiles.js';
+import {
+  HLS_CODECS,
+  HLS_MAX_BITRATE,
+  HLS_SEGMENT_SECONDS,
+  HlsJob,
+  MEDIA_PLAYLIST,
+  SEGMENT_FILE,
+  SOURCE_VARIANT,
+} from './HlsJob.js';
 import { type HlsUrlClaims, HlsUrlSigner } from './HlsUrlSigner.js';
 
-/** The variants a stream is served in. (The rendition ladder is not packaged yet.) */
-export const SOURCE_VARIANT = 'source';
 /** How long a media playlist request waits for a new packager's first segment. */
 const FIRST_SEGMENT_WAIT_MS = 10_000;
 
 export interface HlsPlaybackOptions {
   config: HlsConfig;
+  /** The rendition ladder (PROFILES): each rung is a variant besides the source. */
+  profiles: readonly Profile[];
   state: NodeState;
   pool: WorkerPool;
   access: AccessController;
@@ -47,11 +56,19 @@ export class HlsPlayback {
   readonly #starting = new Map<string, Promise<HlsJob>>();
   readonly #sweep: NodeJS.Timeout;
   readonly #logger: Logger;
+  /** The ladder's rungs packaged as variants (not one named like the source's variant). */
+  readonly #ladder: readonly Profile[];
   #closed = false;
 
   constructor(options: HlsPlaybackOptions) {
     this.#options = options;
     this.#logger = options.logger.child({ component: 'hls' });
+    this.#ladder = options.profiles.filter((profile) => profile.name !== SOURCE_VARIANT);
+    if (this.#ladder.length < options.profiles.length) {
+      this.#logger.warn(
+        `profile "${SOURCE_VARIANT}" is not packaged for HLS: the name is the source's variant`,
+      );
+    }
     this.signer = options.clusterSecret
       ? HlsUrlSigner.fromClusterSecret(options.clusterSecret)
       : HlsUrlSigner.random();
@@ -80,16 +97,18 @@ export class HlsPlayback {
       keyFingerprint: grant.keyHash === undefined ? undefined : this.signer.fingerprint(grant.keyHash),
     };
     this.#logger.info({ stream, keyId: grant.keyId, grant: claims.grantId, clientIp }, 'hls player admitted');
-    const mediaUrl = `${SOURCE_VARIANT}/${MEDIA_PLAYLIST}?t=${this.signer.sign(
-      resource(stream, SOURCE_VARIANT, MEDIA_PLAYLIST),
-      claims,
-    )}`;
+    const media = (variant: string) =>
+      `${variant}/${MEDIA_PLAYLIST}?t=${this.signer.sign(resource(stream, variant, MEDIA_PLAYLIST), claims)}`;
     return [
       '#EXTM3U',
       '#EXT-X-VERSION:7',
       '#EXT-X-INDEPENDENT-SEGMENTS',
-      `#EXT-X-STREAM-INF:BANDWIDTH=${HLS_MAX_BITRATE},CODECS="avc1.42c01f"`,
-      mediaUrl,
+      `#EXT-X-STREAM-INF:BANDWIDTH=${HLS_MAX_BITRATE},CODECS="${HLS_CODECS}"`,
+      media(SOURCE_VARIANT),
+      ...this.#ladder.flatMap((profile) => [
+        `#EXT-X-STREAM-INF:BANDWIDTH=${Math.round(profile.bitrate * 1.1)},CODECS="${HLS_CODECS}",RESOLUTION=${profile.width}x${profile.height},FRAME-RATE=${profile.fps}`,
+        media(profile.name),
+      ]),
       '',
     ].join('\n');
   }
@@ -108,7 +127,7 @@ export class HlsPlayback {
     const claims = this.#authorize(stream, variant, MEDIA_PLAYLIST, token, clientIp);
     const job = await this.#job(stream);
     job.lastUsedAt = Date.now();
-    const playlist = await job.waitForPlaylist(FIRST_SEGMENT_WAIT_MS);
+    const playlist = await job.waitForPlaylist(variant, FIRST_SEGMENT_WAIT_MS);
     if (playlist === undefined) {
       throw new RtccdnError('STREAM_NOT_LIVE', `stream "${stream}" has no HLS segment yet; try again`, {
         retryAfterMs: 1000,
@@ -144,7 +163,7 @@ export class HlsPlayback {
     if (!SEGMENT_FILE.test(file)) throw notFound(`no HLS file "${file}"`);
     this.#authorize(stream, variant, file, token, clientIp);
     const job = this.#jobs.get(stream);
-    const bytes = await job?.segment(file);
+    const bytes = await job?.segment(variant, file);
     if (!job || !bytes)
       throw notFound(`HLS segment "${file}" of "${stream}" is not (or no longer) available`);
     job.lastUsedAt = Date.now();
@@ -160,7 +179,9 @@ export class HlsPlayback {
     clientIp: string,
   ): HlsUrlClaims {
     assertPublishedName(stream);
-    if (variant !== SOURCE_VARIANT) throw notFound(`no HLS variant "${variant}"`);
+    if (variant !== SOURCE_VARIANT && !this.#ladder.some((profile) => profile.name === variant)) {
+      throw notFound(`no HLS variant "${variant}"`);
+    }
     const claims = this.signer.verify(resource(stream, variant, file), token);
     this.#options.access.check(this.#grantOf(stream, claims, clientIp));
     return claims;
@@ -205,6 +226,7 @@ export class HlsPlayback {
         throw new RtccdnError('STREAM_NOT_LIVE', `stream "${stream}" is not live`);
       const job = await HlsJob.create({
         source,
+        ladder: this.#ladder,
         worker: pool.leastLoaded(),
         ffmpegPath: config.ffmpegPath,
         logger: this.#options.logger,
@@ -254,4 +276,4 @@ function notFound(message: string): RtccdnError {
   return new RtccdnError('HLS_SEGMENT_NOT_FOUND', message);
 }
 
-export { HLS_SEGMENT_SECONDS };
+export { HLS_SEGMENT_SECONDS, SOURCE_VARIANT };
