@@ -22,8 +22,8 @@ const PROFILES = JSON.stringify([
 describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
   let running: RunningNode;
   const closers: { close(): void }[] = [];
-  const publisher = () => {
-    const peer = new TestPublisher({ ...SIZE });
+  const publisher = (audio = false) => {
+    const peer = new TestPublisher({ ...SIZE, audio });
     closers.push(peer);
     return peer;
   };
@@ -51,6 +51,33 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
       .split('\n')
       .filter((entry) => /^seg\d+\.m4s\?t=/.test(entry))
       .map((entry) => `/hls/${stream}/source/${entry}`);
+  /** codec,width,height of each stream of an init segment followed by a media segment. */
+  const probe = async (initUrl: string, segmentUrl: string) => {
+    const bytes = Buffer.concat([
+      Buffer.from(await (await get(initUrl)).arrayBuffer()),
+      Buffer.from(await (await get(segmentUrl)).arrayBuffer()),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'hls-test-'));
+    try {
+      writeFileSync(join(dir, 'segment.mp4'), bytes);
+      const result = spawnSync(
+        'ffprobe',
+        [
+          '-v',
+          'error',
+          '-show_entries',
+          'stream=codec_name,width,height',
+          '-of',
+          'csv=p=0',
+          join(dir, 'segment.mp4'),
+        ],
+        { encoding: 'utf8' },
+      );
+      return result.stdout.trim().split('\n').sort().reverse();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
   const alive = (pid: number) => {
     try {
       process.kill(pid, 0);
@@ -73,7 +100,7 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
   });
 
   it('plays a live stream: FFmpeg reads the multivariant playlist and decodes the publisher’s frames', async () => {
-    const pub = publisher();
+    const pub = publisher(true);
     expect((await pub.publish(running.baseUrl, 'live')).status).toBe(201);
     const multivariant = await get('/hls/live/index.m3u8');
     expect(multivariant.status).toBe(200);
@@ -111,29 +138,13 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     const init = rung.match(/#EXT-X-MAP:URI="(init_1\.mp4\?t=[^"]+)"/)?.[1];
     expect(init).toBeDefined();
     const rungSegment = segmentUrlsOf(rung, 'live').at(-1)!.replace('/source/', '/180p/');
-    const bytes = Buffer.concat([
-      Buffer.from(await (await get(`/hls/live/180p/${init}`)).arrayBuffer()),
-      Buffer.from(await (await get(rungSegment)).arrayBuffer()),
+    expect(await probe(`/hls/live/180p/${init}`, rungSegment)).toEqual(['h264,320,180', 'aac']);
+    // The source variant carries the publisher's audio too (Opus → AAC).
+    const sourceInit = mediaText.match(/#EXT-X-MAP:URI="(init_0\.mp4\?t=[^"]+)"/)![1];
+    expect(await probe(`/hls/live/source/${sourceInit}`, segmentUrlsOf(mediaText, 'live').at(-1)!)).toEqual([
+      'h264,320,240',
+      'aac',
     ]);
-    const dir = mkdtempSync(join(tmpdir(), 'hls-test-'));
-    writeFileSync(join(dir, 'rung.mp4'), bytes);
-    const probe = spawnSync(
-      'ffprobe',
-      [
-        '-v',
-        'error',
-        '-select_streams',
-        'v:0',
-        '-show_entries',
-        'stream=codec_name,width,height',
-        '-of',
-        'csv=p=0',
-        join(dir, 'rung.mp4'),
-      ],
-      { encoding: 'utf8' },
-    );
-    rmSync(dir, { recursive: true, force: true });
-    expect(probe.stdout.trim()).toBe('h264,320,180');
     // A rung that is not in the ladder is no variant.
     expect((await get(rungUrl.replace('180p/', '720p/'))).status).toBe(404);
   }, 60_000);

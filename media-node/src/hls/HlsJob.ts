@@ -51,7 +51,7 @@ export type HlsJobEvents = {
  * segments of HLS_SEGMENT_SECONDS and a live media playlist (playlists and segments renamed into
  * place: a reader never sees half a file).
  */
-export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]): string[] {
+export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[], audio: boolean): string[] {
   const outputs = ladder.length + 1;
   const filter = [
     `[0:v:0]split=${outputs}${Array.from({ length: outputs }, (_, index) => `[in${index}]`).join('')}`,
@@ -72,8 +72,10 @@ export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]
       String(profile.bitrate),
     ]),
   ].flat();
+  // With audio, each variant carries its own copy of the source's audio (AAC: what HLS players
+  // take; Opus in fMP4 is not) next to its video.
   const streamMap = [SOURCE_VARIANT, ...ladder.map((profile) => profile.name)]
-    .map((name, index) => `v:${index},name:${name}`)
+    .map((name, index) => `v:${index},${audio ? `a:${index},` : ''}name:${name}`)
     .join(' ');
   return [
     '-hide_banner',
@@ -96,7 +98,9 @@ export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]
     '-filter_complex',
     filter,
     ...Array.from({ length: outputs }, (_, index) => ['-map', `[out${index}]`]).flat(),
-    '-an',
+    ...(audio
+      ? [...Array.from({ length: outputs }, () => ['-map', '0:a:0']).flat(), '-c:a', 'aac', '-b:a', '96k']
+      : ['-an']),
     // The publisher's frame timing as it is (no duplicated or dropped frames).
     '-fps_mode',
     'passthrough',
@@ -154,7 +158,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   lastUsedAt = Date.now();
   readonly #source: Stream;
   readonly #sourceRouter: StreamRouter;
-  readonly #transport: types.PlainTransport;
+  readonly #transports: types.PlainTransport[];
   readonly #consumer: types.Consumer;
   readonly #ffmpeg: FfmpegProcess;
   readonly #inputPort: number;
@@ -172,7 +176,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     parts: {
       dir: string;
       sourceRouter: StreamRouter;
-      transport: types.PlainTransport;
+      transports: types.PlainTransport[];
       consumer: types.Consumer;
       ffmpeg: FfmpegProcess;
       inputPort: number;
@@ -184,7 +188,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#source = options.source;
     this.dir = parts.dir;
     this.#sourceRouter = parts.sourceRouter;
-    this.#transport = parts.transport;
+    this.#transports = parts.transports;
     this.#consumer = parts.consumer;
     this.#ffmpeg = parts.ffmpeg;
     this.#inputPort = parts.inputPort;
@@ -205,41 +209,57 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     const { source, worker } = options;
     const sourceVideo = source.producers.find((producer) => producer.kind === 'video');
     if (!sourceVideo) throw new Error(`stream ${source.name} has no video to package`);
+    const sourceAudio = source.producers.find((producer) => producer.kind === 'audio');
     const sourceRouter = await source.acquire(worker, { key: DEFAULT_PLAN_KEY, planned: [] });
     const dir = await mkdtemp(join(tmpdir(), 'rtccdn-hls-'));
-    let transport: types.PlainTransport | undefined;
-    try {
-      const inputPort = await freeUdpPortPair();
-      transport = await sourceRouter.router.createPlainTransport({
+    const transports: types.PlainTransport[] = [];
+    // One PlainTransport per kind, each sending RTP to a port pair of FFmpeg's (RTCP on the next
+    // port: FFmpeg aligns audio and video by the sender reports).
+    const sendToFfmpeg = async (producer: types.Producer) => {
+      const port = await freeUdpPortPair();
+      const transport = await sourceRouter.router.createPlainTransport({
         listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
         rtcpMux: false,
         comedia: false,
       });
-      await transport.connect({ ip: '127.0.0.1', port: inputPort, rtcpPort: inputPort + 1 });
+      transports.push(transport);
+      await transport.connect({ ip: '127.0.0.1', port, rtcpPort: port + 1 });
       const consumer = await transport.consume({
-        producerId: sourceRouter.producers[source.producers.indexOf(sourceVideo)]!.id,
+        producerId: sourceRouter.producers[source.producers.indexOf(producer)]!.id,
         rtpCapabilities: sourceRouter.router.rtpCapabilities,
         enableRtx: false,
       });
-      const codec = consumer.rtpParameters.codecs[0]!;
+      return { port, consumer, codec: consumer.rtpParameters.codecs[0]! };
+    };
+    try {
+      const video = await sendToFfmpeg(sourceVideo);
+      const audio = sourceAudio ? await sendToFfmpeg(sourceAudio) : undefined;
       const sdpPath = join(dir, 'input.sdp');
-      await writeFile(
-        sdpPath,
-        inputSdp({
-          port: inputPort,
-          payloadType: codec.payloadType,
-          mimeType: codec.mimeType,
-          clockRate: codec.clockRate,
-          parameters: codec.parameters,
-        }),
+      const videoSdp = inputSdp({
+        port: video.port,
+        payloadType: video.codec.payloadType,
+        mimeType: video.codec.mimeType,
+        clockRate: video.codec.clockRate,
+        parameters: video.codec.parameters,
+      });
+      await writeFile(sdpPath, audio ? `${videoSdp}${audioSection(audio.port, audio.codec)}` : videoSdp);
+      const ffmpeg = new FfmpegProcess(
+        options.ffmpegPath,
+        hlsArgs(sdpPath, dir, options.ladder, audio !== undefined),
       );
-      const ffmpeg = new FfmpegProcess(options.ffmpegPath, hlsArgs(sdpPath, dir, options.ladder));
-      const job = new HlsJob(options, { dir, sourceRouter, transport, consumer, ffmpeg, inputPort });
+      const job = new HlsJob(options, {
+        dir,
+        sourceRouter,
+        transports,
+        consumer: video.consumer,
+        ffmpeg,
+        inputPort: video.port,
+      });
       job.#awaitFirstSegment();
-      job.#logger.info({ pid: ffmpeg.pid }, 'hls packager started');
+      job.#logger.info({ pid: ffmpeg.pid, audio: audio !== undefined }, 'hls packager started');
       return job;
     } catch (error) {
-      transport?.close();
+      for (const transport of transports) transport.close();
       source.release(sourceRouter.key);
       await rm(dir, { recursive: true, force: true });
       throw error;
@@ -356,7 +376,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#closed = true;
     clearInterval(this.#keyFrameTimer);
     this.#ffmpeg.stop();
-    this.#transport.close();
+    for (const transport of this.#transports) transport.close();
     this.#source.release(this.#sourceRouter.key);
     // FFmpeg writes into the directory until it exits (its last playlist on SIGTERM): removing
     // it before that fails (ENOTEMPTY), so it is removed once FFmpeg is gone.
@@ -364,4 +384,19 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#logger.info({ reason }, 'hls packager stopped');
     this.emit('close', reason);
   }
+}
+
+/** The SDP media section of the source's audio (Opus), appended to the video's SDP. */
+function audioSection(port: number, codec: types.RtpCodecParameters): string {
+  const name = codec.mimeType.split('/')[1]!;
+  const fmtp = Object.entries(codec.parameters ?? {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(';');
+  return [
+    `m=audio ${port} RTP/AVP ${codec.payloadType}`,
+    `a=rtpmap:${codec.payloadType} ${name}/${codec.clockRate}${codec.channels ? `/${codec.channels}` : ''}`,
+    ...(fmtp ? [`a=fmtp:${codec.payloadType} ${fmtp}`] : []),
+    'a=recvonly',
+    '',
+  ].join('\r\n');
 }
