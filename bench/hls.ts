@@ -55,10 +55,11 @@ export async function runHlsBench(options: {
     players.push(player);
     return player;
   };
-  const until = async (condition: () => boolean, timeoutMs: number, what: string) => {
+  const until = async (condition: () => boolean, timeoutMs: number, what: string | (() => string)) => {
     const deadline = Date.now() + timeoutMs;
     while (!condition()) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`${typeof what === 'string' ? what : what()}: not within ${timeoutMs} ms`);
       await sleep(5);
     }
   };
@@ -96,10 +97,18 @@ export async function runHlsBench(options: {
     }
 
     // Latency at the player's pace: after a warm-up, the age of every frame presented.
-    await publish('latency');
     const latencyOf = async (liveStartIndex: number) => {
-      const player = play('/hls/latency/index.m3u8', { liveStartIndex, realtime: true });
-      await until(() => player.framesWithCode > 0, 20_000, 'HLS frames');
+      // A stream of its own, its packager running for a while: the playlist is full.
+      const stream = `latency${liveStartIndex}`;
+      await publish(stream);
+      await fetch(`${running.baseUrl}/hls/${stream}/index.m3u8`);
+      await sleep(7000);
+      const player = play(`/hls/${stream}/index.m3u8`, { liveStartIndex, realtime: true });
+      await until(
+        () => player.framesWithCode > 0,
+        30_000,
+        () => `HLS frames (player: ${player.stderr.slice(-300)})`,
+      );
       await sleep(3000);
       const from = player.ages.length;
       await sleep(options.seconds * 1000);
