@@ -89,7 +89,11 @@ export async function runHlsBench(options: {
       await sleep(1000);
       const playerStarted = Date.now();
       const player = play(`/hls/${other}/index.m3u8`);
-      await until(() => player.firstFrameAt !== undefined, 20_000, 'first HLS frame');
+      await until(
+        () => player.firstFrameAt !== undefined,
+        30_000,
+        () => `first HLS frame (player: ${player.stderr.slice(-300)})`,
+      );
       firstFrame.push(player.firstFrameAt! - playerStarted);
       player.close();
       publisher.close();
@@ -127,7 +131,12 @@ export async function runHlsBench(options: {
       const put = await api('PUT', '/api/v1/streams/premium/acl', { keys: [{ id: 'viewer', key: KEY }] });
       if (put.status !== 200) throw new Error(`ACL PUT: ${put.status}`);
       const player = play(`/hls/premium/index.m3u8?key=${KEY}`, { realtime: true });
-      await until(() => player.framesWithCode >= 30, 20_000, 'HLS frames');
+      await until(
+        () => player.framesWithCode >= 30,
+        30_000,
+        () =>
+          `HLS frames of revocation trial ${trial} (${player.framesDecoded} decoded; player: ${player.stderr.slice(-300)})`,
+      );
       const multivariant = await (
         await fetch(`${running.baseUrl}/hls/premium/index.m3u8`, {
           headers: { Authorization: `Bearer ${KEY}` },

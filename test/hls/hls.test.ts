@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { nowCode, writeCode } from '../../scripts/harness/framecode.js';
 import { FfmpegHlsPlayer } from '../../scripts/harness/hls-client.js';
 import { eventually, type RunningNode, sleep, startNode } from '../../scripts/harness/node.js';
 import { TestPublisher } from '../../scripts/harness/peers.js';
@@ -106,6 +107,9 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     expect(multivariant.status).toBe(200);
     expect(multivariant.headers.get('content-type')).toMatch(/^application\/vnd\.apple\.mpegurl/);
     expect(multivariant.headers.get('cache-control')).toBe('private, no-store');
+    // Browser players (hls.js) on other origins may read it.
+    const crossOrigin = await get('/hls/live/index.m3u8', { Origin: 'https://player.example' });
+    expect(crossOrigin.headers.get('access-control-allow-origin')).toBe('*');
     const text = await multivariant.text();
     expect(text).toMatch(/^#EXTM3U\n/);
     expect(text).toMatch(/#EXT-X-STREAM-INF:BANDWIDTH=\d+,CODECS="avc1\./);
@@ -147,6 +151,29 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     ]);
     // A rung that is not in the ladder is no variant.
     expect((await get(rungUrl.replace('180p/', '720p/'))).status).toBe(404);
+  }, 60_000);
+
+  it('keeps every picture intact at 640×360, and when the publisher changes its picture size', async () => {
+    const pub = new TestPublisher({ width: 640, height: 360, fps: 30 });
+    closers.push(pub);
+    expect((await pub.publish(running.baseUrl, 'resized')).status).toBe(201);
+    const hls = new FfmpegHlsPlayer(`${running.baseUrl}/hls/resized/index.m3u8`, { width: 640, height: 360 });
+    closers.push(hls);
+    // Three seconds of pictures whose codes read back: not smeared by a starved rate control.
+    expect(await eventually(() => hls.framesWithCode >= 90, 30_000)).toBe(true);
+    // The same picture at 480×270 from now on (WebRTC encoders scale with bandwidth and CPU).
+    pub.pauseFrames();
+    const [width, height] = [480, 270];
+    const data = new Uint8ClampedArray(width * height * 1.5);
+    data.fill(128, width * height);
+    const pump = setInterval(() => {
+      writeCode(data, width, height, nowCode());
+      pub.source.onFrame({ width, height, data });
+    }, 1000 / 30);
+    closers.push({ close: () => clearInterval(pump) });
+    const before = hls.framesWithCode;
+    expect(await eventually(() => hls.framesWithCode >= before + 90, 30_000)).toBe(true);
+    expect(hls.ages.at(-1)).toBeLessThan(10_000);
   }, 60_000);
 
   it('answers a protected stream 401 without a key and 403 with a wrong one; a stream not live 404', async () => {

@@ -18,6 +18,8 @@ const PLAYLIST_SEGMENTS = 6;
 /** The bit rate the encoder is capped at: what the multivariant playlist declares. */
 export const HLS_MAX_BITRATE = 4_000_000;
 export const MEDIA_PLAYLIST = 'media.m3u8';
+/** The source variant's frame rate (a publisher's faster frames are dropped, slower repeated). */
+export const SOURCE_FPS = 30;
 /** The source's variant: its own picture size, capped at HLS_MAX_BITRATE. */
 export const SOURCE_VARIANT = 'source';
 /**
@@ -55,7 +57,9 @@ export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]
   const outputs = ladder.length + 1;
   const filter = [
     `[0:v:0]split=${outputs}${Array.from({ length: outputs }, (_, index) => `[in${index}]`).join('')}`,
-    '[in0]null[out0]',
+    // A constant frame rate: RTP timestamps (1/90000) carry none, and x264's rate control given
+    // none spreads the bit rate over 90000 frames a second (grey, smeared pictures).
+    `[in0]fps=${SOURCE_FPS}[out0]`,
     ...ladder.map(
       (profile, index) =>
         `[in${index + 1}]scale=${profile.width}:${profile.height},fps=${profile.fps}[out${index + 1}]`,
@@ -101,9 +105,6 @@ export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]
     ...(audio
       ? [...Array.from({ length: outputs }, () => ['-map', '0:a:0']).flat(), '-c:a', 'aac', '-b:a', '96k']
       : ['-an']),
-    // The publisher's frame timing as it is (no duplicated or dropped frames).
-    '-fps_mode',
-    'passthrough',
     '-c:v',
     'libx264',
     '-preset',

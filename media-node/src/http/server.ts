@@ -53,8 +53,8 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     );
   }
 
-  // Browser players and publishers on other origins may use WHIP, WHEP and the public stream
-  // list — and nothing else: CORS is granted per routed URL, so a web page can never make a
+  // Browser players and publishers on other origins may use WHIP, WHEP, HLS (hls.js fetches
+  // playlists and segments) and the public stream list — and nothing else: CORS is granted per routed URL, so a web page can never make a
   // browser send a cross-origin write to the ACL API (its preflight gets no CORS answer).
   const corsRoutes = new Set(CORS_ROUTES);
   await app.register(cors, {
