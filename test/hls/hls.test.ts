@@ -334,3 +334,41 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     expect(running.node.hls!.jobs.get('brief')?.ffmpegPid).not.toBe(pid);
   }, 60_000);
 });
+
+describe('HLS packager failing before its first segment', () => {
+  let running: RunningNode;
+  let dir: string;
+
+  beforeAll(async () => {
+    // An FFmpeg that fails once, a second after it starts (as when its UDP port was taken
+    // meanwhile), then works.
+    dir = mkdtempSync(join(tmpdir(), 'hls-ffmpeg-'));
+    const wrapper = join(dir, 'ffmpeg');
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nif [ ! -e "${dir}/failed" ]; then touch "${dir}/failed"; sleep 1; echo 'bind failed' >&2; exit 1; fi\nexec ffmpeg "$@"\n`,
+      { mode: 0o755 },
+    );
+    running = await startNode({ FFMPEG_PATH: wrapper });
+  }, 30_000);
+
+  afterAll(async () => {
+    await running?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is replaced for the player waiting for the media playlist', async () => {
+    const pub = new TestPublisher({ ...SIZE });
+    try {
+      expect((await pub.publish(running.baseUrl, 'retry')).status).toBe(201);
+      const multivariant = await (await fetch(`${running.baseUrl}/hls/retry/index.m3u8`)).text();
+      const line = multivariant.split('\n').find((entry) => entry.startsWith('source/'));
+      const media = await fetch(`${running.baseUrl}/hls/retry/${line}`);
+      expect(media.status).toBe(200);
+      expect(existsSync(join(dir, 'failed'))).toBe(true);
+      expect(await media.text()).toMatch(/#EXTINF/);
+    } finally {
+      pub.close();
+    }
+  }, 60_000);
+});

@@ -125,9 +125,16 @@ export class HlsPlayback {
     clientIp: string,
   ): Promise<string> {
     const claims = this.#authorize(stream, variant, MEDIA_PLAYLIST, token, clientIp);
-    const job = await this.#job(stream);
-    job.lastUsedAt = Date.now();
-    const playlist = await job.waitForPlaylist(variant, FIRST_SEGMENT_WAIT_MS);
+    let playlist: string | undefined;
+    // A packager whose FFmpeg failed before its first segment (e.g. a UDP port taken between
+    // picking it and FFmpeg binding it, on a busy machine) is replaced once, not reported as
+    // "no segment" to a player that would give up.
+    for (let attempt = 0; attempt < 2 && playlist === undefined; attempt++) {
+      const job = await this.#job(stream);
+      job.lastUsedAt = Date.now();
+      playlist = await job.waitForPlaylist(variant, FIRST_SEGMENT_WAIT_MS);
+      if (!job.closed) break;
+    }
     if (playlist === undefined) {
       throw new RtccdnError('STREAM_NOT_LIVE', `stream "${stream}" has no HLS segment yet; try again`, {
         retryAfterMs: 1000,
