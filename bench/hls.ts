@@ -1,7 +1,10 @@
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type HlsPlayer from 'hls.js';
 import { FfmpegHlsPlayer } from '../scripts/harness/hls-client.js';
 import { startNode } from '../scripts/harness/node.js';
 import { TestPublisher } from '../scripts/harness/peers.js';
+import { launchChromium } from '../test/e2e/chromium.js';
 import { type Summary, summarize } from './stats.js';
 
 /**
@@ -24,7 +27,12 @@ const KEY = 'bench-hls-key-0123456789';
 export interface HlsBenchResult {
   coldMediaPlaylistMs: Summary;
   coldFirstFrameMs: Summary;
-  latency: { behind3Segments: Summary; behind1Segment: Summary };
+  latency: {
+    behind3Segments: Summary;
+    behind1Segment: Summary;
+    /** hls.js in headless Chromium, its default live sync (3 target durations behind). */
+    hlsJs: Summary | { error: string };
+  };
   revocation: { refusedAfterMs: Summary; lastFrameAfterMs: Summary; playerExitAfterMs: Summary };
   settings: {
     source: string;
@@ -121,6 +129,12 @@ export async function runHlsBench(options: {
     };
     const behind3Segments = await latencyOf(-3);
     const behind1Segment = await latencyOf(-1);
+    await publish('latency-hlsjs');
+    const hlsJs = await hlsJsLatency(running.baseUrl, 'latency-hlsjs', options.seconds).catch(
+      (error: Error) => ({
+        error: error.message,
+      }),
+    );
 
     // Revocation: a protected stream, a player with a key, the key removed.
     const refusedAfter: number[] = [];
@@ -165,7 +179,7 @@ export async function runHlsBench(options: {
     return {
       coldMediaPlaylistMs: summarize(mediaPlaylist),
       coldFirstFrameMs: summarize(firstFrame),
-      latency: { behind3Segments, behind1Segment },
+      latency: { behind3Segments, behind1Segment, hlsJs },
       revocation: {
         refusedAfterMs: summarize(refusedAfter),
         lastFrameAfterMs: summarize(lastFrameAfter),
@@ -183,5 +197,72 @@ export async function runHlsBench(options: {
     for (const player of players) player.close();
     for (const publisher of publishers) publisher.close();
     await running.close();
+  }
+}
+
+/**
+ * Glass-to-glass of hls.js in headless Chromium: every presented frame (requestVideoFrameCallback)
+ * is drawn on a canvas and its code (framecode.ts's grid, read from the red channel: the frames are
+ * grey) dated against the clock, after a warm-up of 5 s.
+ */
+async function hlsJsLatency(baseUrl: string, stream: string, seconds: number): Promise<Summary> {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.context.newPage();
+    await page.setContent('<video id="v" muted autoplay playsinline></video>');
+    await page.addScriptTag({ path: createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js') });
+    await page.evaluate((url) => {
+      const ages: number[] = [];
+      (window as unknown as { ages: number[] }).ages = ages;
+      const video = document.getElementById('v') as HTMLVideoElement;
+      const canvas = document.createElement('canvas');
+      const context = canvas.getContext('2d', { willReadFrequently: true })!;
+      const read = (): number | undefined => {
+        const [width, height] = [video.videoWidth, video.videoHeight];
+        if (width === 0) return undefined;
+        canvas.width = width;
+        canvas.height = height;
+        context.drawImage(video, 0, 0);
+        const pixels = context.getImageData(0, 0, width, height).data;
+        const bits: number[] = [];
+        for (let bit = 0; bit < 64; bit++) {
+          const x = Math.floor(((bit % 8) + 0.5) * (width / 8));
+          const y = Math.floor((Math.floor(bit / 8) + 0.5) * (height / 8));
+          bits.push(pixels[(y * width + x) * 4]! > 128 ? 1 : 0);
+        }
+        let value = 0;
+        for (let bit = 0; bit < 32; bit++) {
+          if (bits[bit] === bits[bit + 32]) return undefined;
+          value |= (bits[bit]! << bit) >>> 0;
+        }
+        return value >>> 0;
+      };
+      const onFrame = () => {
+        const code = read();
+        if (code !== undefined) {
+          const now = (Date.now() % 0x1_0000_0000) >>> 0;
+          ages.push((now - code + 0x1_0000_0000) % 0x1_0000_0000);
+        }
+        video.requestVideoFrameCallback(onFrame);
+      };
+      video.requestVideoFrameCallback(onFrame);
+      const Hls = (window as unknown as { Hls: typeof HlsPlayer }).Hls;
+      const hls = new Hls();
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    }, `${baseUrl}/hls/${stream}/index.m3u8`);
+    const ages = () => page.evaluate(() => (window as unknown as { ages: number[] }).ages.length);
+    const deadline = Date.now() + 30_000;
+    while ((await ages()) === 0) {
+      if (Date.now() > deadline) throw new Error('hls.js presented no frame with a readable code');
+      await sleep(200);
+    }
+    await sleep(5000);
+    const from = await ages();
+    await sleep(seconds * 1000);
+    const all = await page.evaluate(() => (window as unknown as { ages: number[] }).ages);
+    return summarize(all.slice(from));
+  } finally {
+    await browser.close();
   }
 }

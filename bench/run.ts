@@ -212,6 +212,10 @@ if (only.has('hls')) {
     `  glass-to-glass, 3 segments behind live: ${fmt(hls.latency.behind3Segments)} (goal ≤ 6 s plain HLS)`,
   );
   console.log(`  glass-to-glass, 1 segment behind live : ${fmt(hls.latency.behind1Segment)}`);
+  const hlsJs = hls.latency.hlsJs;
+  console.log(
+    `  glass-to-glass, hls.js in Chromium     : ${'error' in hlsJs ? `failed: ${hlsJs.error}` : fmt(hlsJs)}`,
+  );
   console.log(
     `  revocation → next request 403         : ${fmt(hls.revocation.refusedAfterMs)} (target ≤ 1 s)`,
   );
