@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type HlsPlayer from 'hls.js';
 import { FfmpegHlsPlayer } from '../scripts/harness/hls-client.js';
 import { startNode } from '../scripts/harness/node.js';
 import { TestPublisher } from '../scripts/harness/peers.js';
@@ -211,46 +210,49 @@ async function hlsJsLatency(baseUrl: string, stream: string, seconds: number): P
     const page = await browser.context.newPage();
     await page.setContent('<video id="v" muted autoplay playsinline></video>');
     await page.addScriptTag({ path: createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js') });
-    await page.evaluate((url) => {
-      const ages: number[] = [];
-      (window as unknown as { ages: number[] }).ages = ages;
-      const video = document.getElementById('v') as HTMLVideoElement;
-      const canvas = document.createElement('canvas');
-      const context = canvas.getContext('2d', { willReadFrequently: true })!;
-      const read = (): number | undefined => {
-        const [width, height] = [video.videoWidth, video.videoHeight];
-        if (width === 0) return undefined;
-        canvas.width = width;
-        canvas.height = height;
-        context.drawImage(video, 0, 0);
-        const pixels = context.getImageData(0, 0, width, height).data;
-        const bits: number[] = [];
-        for (let bit = 0; bit < 64; bit++) {
-          const x = Math.floor(((bit % 8) + 0.5) * (width / 8));
-          const y = Math.floor((Math.floor(bit / 8) + 0.5) * (height / 8));
-          bits.push(pixels[(y * width + x) * 4]! > 128 ? 1 : 0);
+    // Plain JavaScript as text: the bench runs through tsx, whose helpers (e.g. __name) a
+    // function passed to evaluate() would carry into the page, where they do not exist.
+    await page.addScriptTag({
+      content: `
+        window.ages = [];
+        const url = ${JSON.stringify(`${baseUrl}/hls/${stream}/index.m3u8`)};
+        const video = document.getElementById('v');
+        const canvas = document.createElement('canvas');
+        const context = canvas.getContext('2d', { willReadFrequently: true });
+        function read() {
+          const width = video.videoWidth, height = video.videoHeight;
+          if (width === 0) return undefined;
+          canvas.width = width;
+          canvas.height = height;
+          context.drawImage(video, 0, 0);
+          const pixels = context.getImageData(0, 0, width, height).data;
+          const bits = [];
+          for (let bit = 0; bit < 64; bit++) {
+            const x = Math.floor(((bit % 8) + 0.5) * (width / 8));
+            const y = Math.floor((Math.floor(bit / 8) + 0.5) * (height / 8));
+            bits.push(pixels[(y * width + x) * 4] > 128 ? 1 : 0);
+          }
+          let value = 0;
+          for (let bit = 0; bit < 32; bit++) {
+            if (bits[bit] === bits[bit + 32]) return undefined;
+            value |= (bits[bit] << bit) >>> 0;
+          }
+          return value >>> 0;
         }
-        let value = 0;
-        for (let bit = 0; bit < 32; bit++) {
-          if (bits[bit] === bits[bit + 32]) return undefined;
-          value |= (bits[bit]! << bit) >>> 0;
-        }
-        return value >>> 0;
-      };
-      const onFrame = () => {
-        const code = read();
-        if (code !== undefined) {
-          const now = (Date.now() % 0x1_0000_0000) >>> 0;
-          ages.push((now - code + 0x1_0000_0000) % 0x1_0000_0000);
+        function onFrame() {
+          const code = read();
+          if (code !== undefined) {
+            const now = (Date.now() % 0x100000000) >>> 0;
+            window.ages.push((now - code + 0x100000000) % 0x100000000);
+          }
+          video.requestVideoFrameCallback(onFrame);
         }
         video.requestVideoFrameCallback(onFrame);
-      };
-      video.requestVideoFrameCallback(onFrame);
-      const Hls = (window as unknown as { Hls: typeof HlsPlayer }).Hls;
-      const hls = new Hls();
-      hls.loadSource(url);
-      hls.attachMedia(video);
-    }, `${baseUrl}/hls/${stream}/index.m3u8`);
+        const hls = new Hls();
+        hls.loadSource(url);
+        hls.attachMedia(video);
+      `,
+    });
     const ages = () => page.evaluate(() => (window as unknown as { ages: number[] }).ages.length);
     const deadline = Date.now() + 30_000;
     while ((await ages()) === 0) {
