@@ -1,6 +1,7 @@
 import { StreamAccess } from './acl/StreamAccess.js';
 import { ClusterMember } from './ClusterMember.js';
 import type { MediaNodeConfig } from './config.js';
+import { HlsPlayback } from './hls/HlsPlayback.js';
 import { Publishing } from './ingest/Publishing.js';
 import { ClientQuotas } from './limits/ClientQuotas.js';
 import { LoadReporter } from './load/LoadReporter.js';
@@ -35,6 +36,8 @@ export interface NodeDump {
     restarts: number;
     references: number;
   }[];
+  /** HLS packagers running here. */
+  hls: { name: string; ffmpegPid: number | undefined; hasSegments: boolean }[];
   /** Bit/s sent to downstream nodes over relay pipes (mediasoup's estimate). */
   relayEgressBps: number;
   sessions: number;
@@ -67,6 +70,8 @@ export class MediaNode {
   readonly transcoder: Transcoder | undefined;
   readonly ingest: Publishing;
   readonly playback: Playback;
+  /** HLS players (edges and standalone, HLS=true): packagers made on demand, signed URLs. */
+  readonly hls: HlsPlayback | undefined;
   readonly #load: LoadReporter;
 
   private constructor(config: MediaNodeConfig, logger: Logger, metrics: MediaNodeMetrics, pool: WorkerPool) {
@@ -148,6 +153,19 @@ export class MediaNode {
       }),
       logger,
     });
+    if (config.hls.enabled && this.playback.accepts) {
+      this.hls = new HlsPlayback({
+        config: config.hls,
+        profiles: config.transcode.profiles,
+        state: this.state,
+        pool,
+        access: this.access.controller,
+        sources,
+        clusterSecret: config.cluster?.clusterSecret,
+        metrics,
+        logger,
+      });
+    }
     const cluster = this.cluster;
     this.#load = new LoadReporter({
       pool,
@@ -292,6 +310,11 @@ export class MediaNode {
         restarts: job.restarts,
         references: job.stream.references,
       })),
+      hls: [...(this.hls?.jobs.values() ?? [])].map((job) => ({
+        name: job.name,
+        ffmpegPid: job.ffmpegPid,
+        hasSegments: job.hasSegments,
+      })),
       relayEgressBps: await this.#relayEgressBps(),
       sessions: this.sessions.size,
       workers: await Promise.all(this.pool.workers.map((worker) => worker.dump())),
@@ -305,6 +328,7 @@ export class MediaNode {
     this.#load.close();
     this.quotas.close();
     this.transcoder?.close('node-shutdown');
+    this.hls?.close();
     await this.cluster?.close();
     await this.access.close();
     this.sessions.closeAll('node-shutdown');
