@@ -6,6 +6,7 @@ import type { AclBenchResult } from './acl.js';
 import type { CascadeResult } from './cascade.js';
 import type { FailoverResult, FailoverScenario } from './failover.js';
 import type { FanoutResult } from './fanout.js';
+import type { HlsBenchResult } from './hls.js';
 import type { K8sBenchResult } from './k8s.js';
 import type { LatencyResult } from './latency.js';
 import type { OperatorBenchResult } from './operator.js';
@@ -42,6 +43,7 @@ type Sources = {
   fanout?: Source<FanoutResult>;
   acl?: Source<AclBenchResult>;
   transcode?: Source<TranscodeBenchResult>;
+  hls?: Source<HlsBenchResult>;
   operator?: Source<OperatorBenchResult>;
   failover?: Source<FailoverResult>;
   k8s?: Source<K8sBenchResult>;
@@ -121,6 +123,12 @@ const BLOCKS: Record<string, Block> = {
     if (!acl) return undefined;
     const a = acl.result.admission;
     return `(${cite(acl)}, ${a.ratePerSecond} requests/s): admission protected ${summary(a.protected)} vs public ${summary(a.public)}`;
+  },
+
+  hls: ({ hls }) => {
+    if (!hls) return undefined;
+    const h = hls.result;
+    return `(${h.settings.source}, ${h.settings.segmentSeconds} s segments, ${cite(hls)}): glass-to-glass of a player at the stream's pace 3 segments behind the live edge ${summary(h.latency.behind3Segments)}, 1 segment behind ${summary(h.latency.behind1Segment)}${h.latency.hlsJs && !('error' in h.latency.hlsJs) ? `; hls.js in headless Chromium (its default live sync) ${summary(h.latency.hlsJs)}` : ''}; a cold packager answers the first media playlist ${summary(h.coldMediaPlaylistMs)} after the multivariant request, a cold player decodes its first frame ${summary(h.coldFirstFrameMs)} after it starts; after a key is revoked the next request is refused ${summary(h.revocation.refusedAfterMs)} later, the player decodes its last (already downloaded) frame ${summary(h.revocation.lastFrameAfterMs)} and exits ${summary(h.revocation.playerExitAfterMs)} after the revocation`;
   },
 
   transcode: ({ transcode }) => {

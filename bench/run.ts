@@ -6,6 +6,7 @@ import type { FailoverScenario } from './failover.js';
 import { runFailoverBench } from './failover.js';
 import { runFanoutBench } from './fanout.js';
 import { runFlashCrowdBench } from './flashcrowd.js';
+import { runHlsBench } from './hls.js';
 import { runK8sBench } from './k8s.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
@@ -21,7 +22,7 @@ import { runViewersBench } from './viewers.js';
  * one file, bench/results/<UTC start>.json, with the commit, the machine, its load and the
  * settings next to every scenario's results (bench/README.md). Knobs:
  *
- *   BENCH_ONLY         comma list of latency,fanout,cascade,acl,transcode,operator,failover,k8s (default all)
+ *   BENCH_ONLY         comma list of latency,fanout,cascade,acl,transcode,hls,operator,failover,k8s (default all)
  *   BENCH_SECONDS      measuring time (default 20): per path for latency and cascade (split over
  *                      the rounds), per window for fanout, of the admission run for acl, …
  *   BENCH_ROUNDS       alternating direct / via-node rounds of latency and cascade (default 8)
@@ -53,7 +54,7 @@ const seconds = knob('BENCH_SECONDS', 20);
 const joins = knob('BENCH_JOINS', 10);
 const rounds = knob('BENCH_ROUNDS', 8);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,operator,failover,k8s')
+  (process.env.BENCH_ONLY ?? 'latency,fanout,cascade,acl,transcode,hls,operator,failover,k8s')
     .split(',')
     .map((name) => name.trim()),
 );
@@ -66,6 +67,7 @@ const settings = {
   fanout: { seconds, viewers: knob('BENCH_VIEWERS', 10) },
   acl: { seconds, viewers: knob('BENCH_ACL_VIEWERS', 16), trials: knob('BENCH_ACL_TRIALS', 20) },
   transcode: { seconds, coldStarts: Math.min(joins, 8) },
+  hls: { seconds, coldStarts: Math.min(joins, 5), revocations: Math.min(joins, 5) },
   operator: {
     applies: Math.min(joins, 10),
     objects: knob('BENCH_ACLS', 1000),
@@ -205,6 +207,27 @@ if (only.has('transcode')) {
     console.log(`  FFmpeg CPU, ${profile}: ${cores} cores`);
   }
   write('transcode', transcode);
+}
+
+if (only.has('hls')) {
+  const hls = await runHlsBench(settings.hls);
+  console.log(`\nHLS (standalone node, ${hls.settings.source}, ${hls.settings.segmentSeconds} s segments)`);
+  console.log(`  cold: multivariant → media playlist   : ${fmt(hls.coldMediaPlaylistMs)}`);
+  console.log(`  cold: player start → first frame      : ${fmt(hls.coldFirstFrameMs)}`);
+  console.log(
+    `  glass-to-glass, 3 segments behind live: ${fmt(hls.latency.behind3Segments)} (goal ≤ 6 s plain HLS)`,
+  );
+  console.log(`  glass-to-glass, 1 segment behind live : ${fmt(hls.latency.behind1Segment)}`);
+  const hlsJs = hls.latency.hlsJs;
+  console.log(
+    `  glass-to-glass, hls.js in Chromium     : ${'error' in hlsJs ? `failed: ${hlsJs.error}` : fmt(hlsJs)}`,
+  );
+  console.log(
+    `  revocation → next request 403         : ${fmt(hls.revocation.refusedAfterMs)} (target ≤ 1 s)`,
+  );
+  console.log(`  revocation → player's last frame      : ${fmt(hls.revocation.lastFrameAfterMs)}`);
+  console.log(`  revocation → player exits             : ${fmt(hls.revocation.playerExitAfterMs)}`);
+  write('hls', hls);
 }
 if (only.has('operator')) {
   const operator = await runOperatorBench(settings.operator);

@@ -1,6 +1,7 @@
 import { StreamAccess } from './acl/StreamAccess.js';
 import { ClusterMember } from './ClusterMember.js';
 import type { MediaNodeConfig } from './config.js';
+import { HlsPlayback } from './hls/HlsPlayback.js';
 import { Publishing } from './ingest/Publishing.js';
 import { ClientQuotas } from './limits/ClientQuotas.js';
 import { LoadReporter } from './load/LoadReporter.js';
@@ -37,6 +38,8 @@ export interface NodeDump {
     restarts: number;
     references: number;
   }[];
+  /** HLS packagers running here. */
+  hls: { name: string; ffmpegPid: number | undefined; hasSegments: boolean }[];
   /** Bit/s sent to downstream nodes over relay pipes (mediasoup's estimate). */
   relayEgressBps: number;
   sessions: number;
@@ -83,6 +86,8 @@ export class MediaNode {
   readonly playback: Playback;
   /** Rendition ladders of adaptive viewers (ADAPTIVE_LADDER with PROFILES). */
   readonly ladders: RenditionLadders | undefined;
+  /** HLS players (edges and standalone, HLS=true): packagers made on demand, signed URLs. */
+  readonly hls: HlsPlayback | undefined;
   readonly #load: LoadReporter;
 
   private constructor(config: MediaNodeConfig, logger: Logger, metrics: MediaNodeMetrics, pool: WorkerPool) {
@@ -177,6 +182,19 @@ export class MediaNode {
       ladders: this.ladders,
       logger,
     });
+    if (config.hls.enabled && this.playback.accepts) {
+      this.hls = new HlsPlayback({
+        config: config.hls,
+        profiles: config.transcode.profiles,
+        state: this.state,
+        pool,
+        access: this.access.controller,
+        sources,
+        clusterSecret: config.cluster?.clusterSecret,
+        metrics,
+        logger,
+      });
+    }
     const cluster = this.cluster;
     this.#load = new LoadReporter({
       pool,
@@ -321,6 +339,11 @@ export class MediaNode {
         restarts: job.restarts,
         references: job.stream.references,
       })),
+      hls: [...(this.hls?.jobs.values() ?? [])].map((job) => ({
+        name: job.name,
+        ffmpegPid: job.ffmpegPid,
+        hasSegments: job.hasSegments,
+      })),
       relayEgressBps: await this.#relayEgressBps(),
       sessions: this.sessions.size,
       ladders: (await this.ladders?.rungs()) ?? {},
@@ -349,6 +372,7 @@ export class MediaNode {
     this.#load.close();
     this.quotas.close();
     this.transcoder?.close('node-shutdown');
+    this.hls?.close();
     await this.cluster?.close();
     await this.access.close();
     this.sessions.closeAll('node-shutdown');

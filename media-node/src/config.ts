@@ -223,6 +223,20 @@ export const EnvSchema = z
      * the source) and move along it with their link. Off: they get the source as published.
      */
     ADAPTIVE_LADDER: booleanFlag('false'),
+    /** Serve live streams as HLS at /hls/{stream}/index.m3u8 (edges and standalone nodes). */
+    HLS: booleanFlag('true'),
+    /** HLS packagers (one FFmpeg each, encoding H.264) one node runs at most. */
+    HLS_MAX_JOBS: z.coerce.number().int().min(1).max(1000).default(4),
+    /** An HLS packager nobody requested a playlist or segment of for this long is stopped. */
+    HLS_LINGER_MS: milliseconds(15_000, 1000),
+    /** Lifetime of the signed segment URLs a media playlist hands out. */
+    HLS_SEGMENT_URL_TTL_MS: milliseconds(60_000, 5000),
+    /**
+     * Lifetime of the signed media-playlist URL the multivariant playlist hands out: after it the
+     * player must load the multivariant playlist again with its key. Revocation does not wait for
+     * it: every request re-checks the key against the ACL.
+     */
+    HLS_PLAYLIST_URL_TTL_MS: milliseconds(6 * 3_600_000, 10_000, 86_400_000),
   })
   .refine((env) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE === undefined, {
     message: 'is required with TLS_KEY_FILE (HTTPS needs both the certificate and its key)',
@@ -321,6 +335,15 @@ export interface TranscodeConfig {
   adaptiveLadder: boolean;
 }
 
+export interface HlsConfig {
+  enabled: boolean;
+  ffmpegPath: string;
+  maxJobs: number;
+  lingerMs: number;
+  segmentUrlTtlMs: number;
+  playlistUrlTtlMs: number;
+}
+
 export interface TlsFilesConfig {
   certFile: string;
   keyFile: string;
@@ -329,6 +352,7 @@ export interface TlsFilesConfig {
 export interface MediaNodeConfig {
   role: Role;
   transcode: TranscodeConfig;
+  hls: HlsConfig;
   adminToken: string | undefined;
   aclApi: 'local' | 'kubernetes';
   access: AccessConfig & { allowQueryKey: boolean };
@@ -370,6 +394,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
       lingerMs: parsed.TRANSCODE_LINGER_MS,
       otherRegions: parsed.TRANSCODE_OTHER_REGIONS,
       adaptiveLadder: parsed.ADAPTIVE_LADDER,
+    },
+    hls: {
+      enabled: parsed.HLS,
+      ffmpegPath: parsed.FFMPEG_PATH,
+      maxJobs: parsed.HLS_MAX_JOBS,
+      lingerMs: parsed.HLS_LINGER_MS,
+      segmentUrlTtlMs: parsed.HLS_SEGMENT_URL_TTL_MS,
+      playlistUrlTtlMs: parsed.HLS_PLAYLIST_URL_TTL_MS,
     },
     adminToken: parsed.ADMIN_TOKEN,
     aclApi: parsed.ACL_API,

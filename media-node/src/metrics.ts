@@ -176,6 +176,46 @@ export class MediaNodeMetrics {
   });
 
   /** FFmpeg CPU in cores since the last scrape (set by the Transcoder). */
+  readonly hlsJobs = new Gauge({
+    name: 'rtccdn_hls_jobs',
+    help: 'HLS packagers (FFmpeg) running on this node',
+    registers: [this.registry],
+  });
+
+  readonly hlsJobStarts = new Counter({
+    name: 'rtccdn_hls_job_starts_total',
+    help: 'HLS packagers started on this node',
+    registers: [this.registry],
+  });
+
+  readonly hlsJobEnds = new Counter({
+    name: 'rtccdn_hls_job_ends_total',
+    help: 'HLS packagers stopped, by reason (unwatched, source-ended, ffmpeg-failed, node-shutdown)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly hlsFirstSegmentSeconds = new Histogram({
+    name: 'rtccdn_hls_first_segment_seconds',
+    help: 'From starting an HLS packager to its first media segment',
+    buckets: [0.5, 1, 1.5, 2, 3, 4, 6, 10],
+    registers: [this.registry],
+  });
+
+  readonly hlsRequests = new Counter({
+    name: 'rtccdn_hls_requests_total',
+    help: 'HLS requests by kind (multivariant, media, init, segment) and response status',
+    labelNames: ['kind', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly hlsRefusals = new Counter({
+    name: 'rtccdn_hls_refusals_total',
+    help: 'HLS requests refused, by error code (HLS_URL_INVALID, HLS_URL_EXPIRED, ACCESS_DENIED, …)',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
   transcodeCpuSampler: () => number = () => 0;
 
   readonly transcodeCpu: Gauge = new Gauge({

@@ -226,6 +226,60 @@ describe('AccessController (memory store)', () => {
     expect(status(() => controller.watch(new FakeSession(), grant))).toBe(401);
   });
 
+  it('checks a grant again without watching anything (HLS requests): key removed, expired, stream protected', async () => {
+    const { controller, put } = await setup();
+    await put('s', [
+      { id: 'a', key: 'secret-key-00000a' },
+      { id: 'b', key: 'secret-key-00000b', expiresAt: Date.now() + 60_000 },
+    ]);
+    const a = controller.admit('s', 'secret-key-00000a', '10.0.0.1');
+    const b = controller.admit('s', 'secret-key-00000b', '10.0.0.1');
+    const keyless = controller.admit('open', undefined, '10.0.0.1');
+    expect([status(() => controller.check(a)), status(() => controller.check(b))]).toEqual([200, 200]);
+    expect(status(() => controller.check(keyless))).toBe(200);
+    expect(controller.watchedCount).toBe(0);
+    await put('s', [{ id: 'b', key: 'secret-key-00000b', expiresAt: Date.now() - 1 }]);
+    expect(status(() => controller.check(a))).toBe(403);
+    expect(status(() => controller.check(b))).toBe(403);
+    await put('open', [{ id: 'k', key: 'open-key-000000001' }]);
+    expect(status(() => controller.check(keyless))).toBe(401);
+  });
+
+  it('refuses checks while the rules of the stream cannot be known', async () => {
+    const { controller, put } = await setup();
+    await put('s', [{ id: 'a', key: 'secret-key-00000a' }]);
+    const grant = controller.admit('s', 'secret-key-00000a', '10.0.0.1');
+    // Another node whose ACL cache never loaded: it cannot tell whether the grant holds.
+    const unloaded = new AclCache({ store: new MemoryAclStore(), logger });
+    const blind = new AccessController({
+      cache: unloaded,
+      hashKey: randomAclHashKey(),
+      defaultPolicy: 'allow',
+      maxStalenessMs: 60_000,
+      requireStoreSynced: false,
+      limits: { perClientIp: 3, perStream: 100, windowMs: 60_000 },
+      metrics: new MediaNodeMetrics(),
+      logger,
+    });
+    closers.push(() => blind.close());
+    expect(status(() => blind.check(grant))).toBe(503);
+  });
+
+  it('finds the governing ACL’s key a predicate picks (HLS grants name a key by id and fingerprint)', async () => {
+    const { controller, put } = await setup();
+    await put('team-*', [
+      { id: 'a', key: 'secret-key-00000a' },
+      { id: 'b', key: 'secret-key-00000b' },
+    ]);
+    const b = controller.admit('team-red', 'secret-key-00000b', '10.0.0.1');
+    expect(controller.findGrantedKey('team-red', (key) => key.hash === b.keyHash)).toEqual({
+      id: 'b',
+      hash: b.keyHash,
+    });
+    expect(controller.findGrantedKey('team-red', (key) => key.id === 'c')).toBeUndefined();
+    expect(controller.findGrantedKey('other', () => true)).toBeUndefined();
+  });
+
   it('tells public streams (no key needed) from protected ones', async () => {
     const { controller, put } = await setup();
     await put('paid-*', [{ id: 'k', key: 'secret-key-000001' }]);

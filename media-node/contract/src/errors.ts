@@ -19,6 +19,10 @@ export const ERROR_CODES = {
   ACCESS_KEY_REQUIRED: 401,
   /** The access key is wrong, removed or expired (one answer for all three). */
   ACCESS_DENIED: 403,
+  /** An HLS URL whose signature is missing, malformed or does not match its path (tampered). */
+  HLS_URL_INVALID: 403,
+  /** An HLS URL past its expiry: load the multivariant playlist again with the access key. */
+  HLS_URL_EXPIRED: 403,
   /** This API is turned off on this node (e.g. the ACL API without ADMIN_TOKEN). */
   API_DISABLED: 403,
   STREAM_NOT_LIVE: 404,
@@ -27,6 +31,8 @@ export const ERROR_CODES = {
   KEY_NOT_FOUND: 404,
   CDN_NOT_FOUND: 404,
   RELAY_NOT_FOUND: 404,
+  /** An HLS variant, segment or file that does not exist (any more: FFmpeg keeps a few). */
+  HLS_SEGMENT_NOT_FOUND: 404,
   /** No route for this method and path. */
   ROUTE_NOT_FOUND: 404,
   /**

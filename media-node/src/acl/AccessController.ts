@@ -180,6 +180,28 @@ export class AccessController {
     this.#armExpiry(watched);
   }
 
+  /**
+   * Whether `grant` still holds right now, for access without a session to watch (HLS: every
+   * playlist and segment request carries its grant). Throws what watch() would: 503 when the
+   * rules cannot be known (fail closed), 401/403 when the key was removed or expired, the ACL
+   * deleted under `deny`, or the stream made protected since.
+   */
+  check(grant: Grant): void {
+    const unknown = this.#unknownRules(grant.stream);
+    if (unknown) throw unknown;
+    const verdict = this.#verdict(grant);
+    if (verdict === 'ok') return;
+    throw refusal(verdict === 'stream-protected' ? 'ACCESS_KEY_REQUIRED' : 'ACCESS_DENIED');
+  }
+
+  /** The governing ACL's stored key whose hash satisfies `matches` (HLS grants carry no hash). */
+  findGrantedKey(
+    stream: string,
+    matches: (key: { id: string; hash: string }) => boolean,
+  ): { id: string; hash: string } | undefined {
+    return this.#options.cache.governing(stream)?.keys.find(matches);
+  }
+
   /** Sessions under watch (for tests and dumps). */
   get watchedCount(): number {
     return this.#watched.size;

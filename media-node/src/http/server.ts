@@ -4,6 +4,7 @@ import { installErrorHandler } from '../../contract/errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import { registerAclRoutes } from './acl.js';
 import { registerDemoRoutes } from './demo.js';
+import { hlsRequestKind, registerHlsRoutes } from './hls.js';
 import { registerHealthRoutes, registerPublicStreamList } from './ops.js';
 import { registerSessionRoutes } from './sessions.js';
 import { readTlsPair, type SecureContextTarget, TlsReloader } from './tls.js';
@@ -52,8 +53,8 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
     );
   }
 
-  // Browser players and publishers on other origins may use WHIP, WHEP and the public stream
-  // list — and nothing else: CORS is granted per routed URL, so a web page can never make a
+  // Browser players and publishers on other origins may use WHIP, WHEP, HLS (hls.js fetches
+  // playlists and segments) and the public stream list — and nothing else: CORS is granted per routed URL, so a web page can never make a
   // browser send a cross-origin write to the ACL API (its preflight gets no CORS answer).
   const corsRoutes = new Set(CORS_ROUTES);
   await app.register(cors, {
@@ -73,11 +74,18 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
 
   app.addHook('onResponse', async (request, reply) => {
     // The routed URL, not the raw one: `/wh%65p/x` is a WHEP request too and is counted as one.
-    const protocol = /^\/(whip|whep)\//.exec(request.routeOptions.url ?? '')?.[1];
+    const route = request.routeOptions.url ?? '';
+    const protocol = /^\/(whip|whep|hls)\//.exec(route)?.[1];
     if (!protocol) return;
-    node.metrics.requests.inc({ protocol, method: request.method, status: String(reply.statusCode) });
+    if (protocol === 'hls') {
+      const file = (request.params as Record<string, string> | undefined)?.['file'];
+      node.metrics.hlsRequests.inc({ kind: hlsRequestKind(route, file), status: String(reply.statusCode) });
+    } else {
+      node.metrics.requests.inc({ protocol, method: request.method, status: String(reply.statusCode) });
+    }
     const level = reply.statusCode >= 500 ? 'error' : 'info';
-    // The decoded path, never the query string: `?key=` carries viewers' access keys.
+    // The decoded path, never the query string: `?key=` carries viewers' access keys (and `?t=`
+    // the signed URLs of HLS players).
     const path = routedPath(request.url);
     request.log[level](
       {
@@ -95,6 +103,7 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
   installErrorHandler(app);
 
   registerSessionRoutes(app, node);
+  registerHlsRoutes(app, node);
   if (node.ingest.accepts) await registerAclRoutes(app, node);
   registerHealthRoutes(app, node);
   registerPublicStreamList(app, node);
@@ -109,6 +118,8 @@ const CORS_ROUTES = [
   '/whip/:stream/:session',
   '/whep/:stream/:session',
   '/api/v1/streams',
+  '/hls/:stream/index.m3u8',
+  '/hls/:stream/:variant/:file',
 ];
 
 const CORS_OPTIONS = {

@@ -129,7 +129,7 @@ function sessionHolder(
  * The viewer's access key: `Authorization: Bearer <key>`, or `?key=` for players that cannot set
  * headers (when allowed; such URLs end up in browser history and proxy logs).
  */
-function viewerKey(request: FastifyRequest, allowQueryKey: boolean): string | undefined {
+export function viewerKey(request: FastifyRequest, allowQueryKey: boolean): string | undefined {
   const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
   if (bearer) return bearer;
   if (!allowQueryKey) return undefined;

@@ -188,7 +188,7 @@ export class FfmpegLeg extends TypedEmitter<FfmpegLegEvents> {
 }
 
 /** Whether a local UDP socket is bound to `port` (Linux /proc; false where it cannot tell). */
-async function udpPortBound(port: number): Promise<boolean> {
+export async function udpPortBound(port: number): Promise<boolean> {
   for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
     const text = await readFile(table, 'utf8').catch(() => '');
     for (const line of text.split('\n').slice(1)) {

@@ -1,0 +1,70 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isRtccdnError } from '../../contract/errors.js';
+import { MEDIA_PLAYLIST } from '../hls/HlsJob.js';
+import type { MediaNode } from '../MediaNode.js';
+import { viewerKey } from './sessions.js';
+
+const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+
+/**
+ * HLS: `GET /hls/{stream}/index.m3u8` (the access key as for WHEP: `Authorization: Bearer` or
+ * `?key=`) → the multivariant playlist with signed URLs; `GET /hls/{stream}/{variant}/media.m3u8`
+ * and its segments (`?t=` signed). Playlists are never cached (they carry signed URLs, and the
+ * key may be in the multivariant request's URL); segments only privately, for their URL's life.
+ */
+export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
+  const hls = node.hls;
+  if (!hls) return;
+  const refused = (error: unknown) => {
+    if (isRtccdnError(error) && error.status >= 400 && error.status < 500) {
+      node.metrics.hlsRefusals.inc({ code: error.code });
+    }
+    return error;
+  };
+  const noStore = (reply: FastifyReply) =>
+    reply.header('Cache-Control', 'private, no-store').header('Referrer-Policy', 'no-referrer');
+
+  app.get<{ Params: { stream: string } }>('/hls/:stream/index.m3u8', async (request, reply) => {
+    noStore(reply);
+    const playlist = await hls
+      .multivariant(request.params.stream, viewerKey(request, node.config.access.allowQueryKey), request.ip)
+      .catch((error) => {
+        throw refused(error);
+      });
+    return reply.type(PLAYLIST_TYPE).send(playlist);
+  });
+
+  app.get<{ Params: { stream: string; variant: string; file: string } }>(
+    '/hls/:stream/:variant/:file',
+    async (request, reply) => {
+      const { stream, variant, file } = request.params;
+      const token = signedToken(request);
+      noStore(reply);
+      try {
+        if (file === MEDIA_PLAYLIST) {
+          return reply.type(PLAYLIST_TYPE).send(await hls.mediaPlaylist(stream, variant, token, request.ip));
+        }
+        const bytes = await hls.segment(stream, variant, file, token, request.ip);
+        return reply
+          .header('Cache-Control', `private, max-age=${Math.floor(node.config.hls.segmentUrlTtlMs / 1000)}`)
+          .type('video/mp4')
+          .send(bytes);
+      } catch (error) {
+        throw refused(error);
+      }
+    },
+  );
+}
+
+function signedToken(request: FastifyRequest): string | undefined {
+  const value = (request.query as Record<string, unknown> | undefined)?.['t'];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The kind of HLS request a routed URL and its file name are, for metrics. */
+export function hlsRequestKind(route: string, file: string | undefined): string {
+  if (route.endsWith('/index.m3u8')) return 'multivariant';
+  if (file === MEDIA_PLAYLIST) return 'media';
+  if (file === 'init.mp4') return 'init';
+  return 'segment';
+}
