@@ -1,5 +1,6 @@
 /**
- * The Node reconciler: makes the StatefulSet and headless Service of planNode() exist, and
+ * The Node reconciler: makes the StatefulSet, headless Service and PodDisruptionBudget of
+ * planNode() exist (the budget goes with the Node, by garbage collection), and
  * writes the Node's status (replicas and readiness from the StatefulSet, viewers and streams
  * of its pods from Redis, the selector the scale subresource hands to autoscalers).
  *
@@ -21,7 +22,13 @@ import {
   StatefulSetSchema,
   secretValue,
 } from '../../kube/objects.js';
-import { NODE_TYPE, POD_TYPE, SERVICE_TYPE, STATEFUL_SET_TYPE } from '../../kube/resources.js';
+import {
+  NODE_TYPE,
+  POD_DISRUPTION_BUDGET_TYPE,
+  POD_TYPE,
+  SERVICE_TYPE,
+  STATEFUL_SET_TYPE,
+} from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { ClusterReaders } from '../../redis/ClusterReader.js';
 import type { ReconcileResult } from '../../runtime/Controller.js';
@@ -159,9 +166,10 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     problems.push(...plan.problems);
 
     let statefulSet: StatefulSetObject | undefined;
-    if (problems.length === 0 && plan.statefulSet && plan.headlessService) {
+    if (problems.length === 0 && plan.statefulSet && plan.headlessService && plan.podDisruptionBudget) {
       statefulSet = StatefulSetSchema.parse(await client.apply(STATEFUL_SET_TYPE, plan.statefulSet));
       await client.apply(SERVICE_TYPE, plan.headlessService);
+      await client.apply(POD_DISRUPTION_BUDGET_TYPE, plan.podDisruptionBudget);
       const refused = await this.#applyRtcServices(node, plan.rtcServices);
       if (refused) problems.push(refused);
     } else {
