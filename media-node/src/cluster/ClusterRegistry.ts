@@ -328,6 +328,15 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
     );
   }
 
+  /**
+   * Whether node `id` says it is draining (its record, as of its last heartbeat); false when it
+   * has no record (gone, or Redis restarted empty and it has not re-registered yet).
+   */
+  async nodeDraining(id: string): Promise<boolean> {
+    const record = await this.#records.get('lookupNode', this.keys.node(id), NodeRecordSchema);
+    return record?.draining === true;
+  }
+
   // --- regional relays ----------------------------------------------------------------------------
 
   /**
