@@ -13,6 +13,8 @@
  * (last frame of the old session → first frame of the new one). Peers run on the host; the three
  * Kubernetes nodes, their pods and the peers share the machine's cores.
  */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
 import { MEDIA_NODE_DRAIN_DEADLINE_MS } from '../operator/src/controllers/shared.js';
 import {
   baseOf,
@@ -213,29 +215,20 @@ export async function runRolloutBench(options: {
     ]);
     if (install.code !== 0) throw new Error(`helm install: ${install.stderr.trim()}`);
     at('apply the CDN (eu: 2 edges), wait until Ready');
-    await kube.kubectlOk(['-n', namespace, 'apply', '-f', LOCAL_CDN]);
-    // Two eu edges whatever the load (the autoscaler stays out of the way: no scale-down, and the
-    // rollout of a region with one edge is a surge pod first).
-    await kube.kubectlOk([
-      '-n',
-      namespace,
-      'patch',
-      'cdn',
-      'local',
-      '--type=json',
-      '-p',
-      JSON.stringify([
-        { op: 'replace', path: '/spec/regions/0/edges/minReplicas', value: 2 },
-        { op: 'replace', path: '/spec/regions/0/edges/targetViewersPerEdge', value: 100 },
-        { op: 'replace', path: '/spec/image', value: `rtccdn/media-node:${options.imageTag}` },
-      ]),
-    ]);
+    // The example CDN with the images under test, and two eu edges whatever the load (the
+    // autoscaler stays out of the way: no scale-down; a region of one edge rolls with a surge).
+    const local = parseDocument(readFileSync(LOCAL_CDN, 'utf8')).toJS() as KubeJson;
+    local.spec.image = `rtccdn/media-node:${options.imageTag}`;
+    local.spec.regions[0].edges.minReplicas = 2;
+    local.spec.regions[0].edges.targetViewersPerEdge = 100;
+    await kube.kubectlOk(['-n', namespace, 'apply', '-f', '-'], JSON.stringify(local));
     const cdn = await waitFor(
       'CDN Ready with two eu edges',
       async () => {
         const object = await kube.getJson(namespace, 'cdn', 'local');
         const eu = object?.status?.regions?.find((r: KubeJson) => r.name === 'eu');
-        return conditionOf(object, 'Ready')?.status === 'True' && eu?.edgesReady === 2 ? object : undefined;
+        if (conditionOf(object, 'Ready')?.status !== 'True' || eu?.edgesReady !== 2) return undefined;
+        return (await rolledOut(kube, namespace)) ? object : undefined;
       },
       600_000,
       500,
