@@ -517,6 +517,8 @@ describe('Helm chart helm/rtccdn', () => {
       ['patch', 'streamacls.rtccdn.io'],
       ['patch', 'streamacls.rtccdn.io/status'],
       ['watch', 'pods'],
+      // Edge rollouts delete each drained pod (OnDelete StatefulSets).
+      ['delete', 'pods'],
       ['list', 'nodes'],
     ]) {
       expect(`${verb} ${resource}: ${await can(verb!, resource!)}`).toBe(`${verb} ${resource}: yes`);
@@ -527,7 +529,8 @@ describe('Helm chart helm/rtccdn', () => {
       ['patch', 'cdns.rtccdn.io'],
       ['delete', 'statefulsets.apps'],
       ['delete', 'poddisruptionbudgets.policy'],
-      ['delete', 'pods'],
+      ['create', 'pods'],
+      ['patch', 'pods'],
       ['patch', 'nodes'],
       ['create', 'deployments.apps'],
       ['delete', 'streamacls.rtccdn.io'],
