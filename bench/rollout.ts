@@ -64,6 +64,10 @@ export interface RolloutBenchResult {
   longestFreezeInSessionMs: number;
   /** Viewers playing (a frame in the last STALL_MS) at the end. */
   playingAtEnd: number;
+  /** Every session end: its pod, ms after the change, ms after its pod's drain began, how. */
+  ends: { ordinal: number; atMs: number; afterDrainMs: number | null; how: string }[];
+  /** Every re-join: ms after the change when the old session's last frame came, and how long. */
+  rejoinsAt: { atMs: number; interruptionMs: number }[];
   notes: string[];
 }
 
@@ -79,6 +83,8 @@ class RejoiningViewer {
   ordinal = -1;
   readonly ends: SessionEnd[] = [];
   readonly interruptions: number[] = [];
+  /** When each interrupted session's last frame came (parallel to interruptions). */
+  readonly interruptedAt: number[] = [];
   longestFreeze = 0;
   #stopped = false;
   #loop: Promise<void> | undefined;
@@ -126,6 +132,7 @@ class RejoiningViewer {
       }
       if (endedAt !== undefined && viewer.firstFrameAt !== undefined) {
         this.interruptions.push(viewer.firstFrameAt - endedAt);
+        this.interruptedAt.push(endedAt);
       }
       firstFrame();
       // Playing: until the server hangs up or frames stop.
@@ -317,6 +324,25 @@ export async function runRolloutBench(options: {
       longestInterruptionMs: interruptions.length > 0 ? Math.max(...interruptions) : 0,
       longestFreezeInSessionMs: Math.max(0, ...viewers.map((viewer) => viewer.longestFreeze)),
       playingAtEnd,
+      ends: ends
+        .map((end) => {
+          const since = drainSince.get(end.ordinal);
+          return {
+            ordinal: end.ordinal,
+            atMs: end.lastFrameAt - changed,
+            afterDrainMs: since === undefined ? null : end.lastFrameAt - since,
+            how: end.how,
+          };
+        })
+        .sort((a, b) => a.atMs - b.atMs),
+      rejoinsAt: viewers
+        .flatMap((viewer) =>
+          viewer.interruptions.map((ms, i) => ({
+            atMs: viewer.interruptedAt[i]! - changed,
+            interruptionMs: ms,
+          })),
+        )
+        .sort((a, b) => a.atMs - b.atMs),
       notes: [
         `Drain deadline ${MEDIA_NODE_DRAIN_DEADLINE_MS} ms (the operator's, per drained pod); viewers never leave on their own, so every drained pod waits it out and ends its sessions then (reason node-draining), and the viewers re-join.`,
         `A viewer re-joins when the server hangs up (DTLS close), its connection fails, or no frame arrives for ${STALL_MS} ms; a join refused or unreachable is retried every 500 ms.`,
