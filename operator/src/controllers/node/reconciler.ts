@@ -70,6 +70,11 @@ import {
 const ROLLOUT_POLL_MS = 2_000;
 /** A drained pod is waited for this much longer than its edge's own deadline. */
 const ROLLOUT_DEADLINE_MARGIN_MS = 10_000;
+/**
+ * A pod of the rollout whose record still does not say draining this long after the drain call
+ * is drained again (the call failed, or something undrained it).
+ */
+const REDRAIN_AFTER_MS = 5_000;
 /** Label the StatefulSet controller puts on each pod: its revision. */
 const REVISION_LABEL = 'controller-revision-hash';
 
@@ -276,9 +281,12 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
   }
 
   /**
-   * Does what the rollout plan says (drain a pod through its internal API, or delete it), then
-   * records its state on the Node and its events. A failed drain call keeps the old state: it is
-   * tried again at the next poll. True while a rollout is in progress.
+   * Does what the rollout plan says (drain a pod through its internal API, or delete it), and
+   * records its state on the Node and its events. The state naming the pod to drain is written
+   * before the drain call: the autoscaler, which undrains draining pods it did not drain itself
+   * unless they are the rollout's, must see it before the edge's record says draining. A pod of
+   * the rollout whose record does not say draining (the call failed, or it was undrained) is
+   * drained again at every poll. True while a rollout is in progress.
    */
   async #applyRollout(
     node: CDNNode,
@@ -289,15 +297,12 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     const { client, events, logger } = this.#options;
     const { name = '', namespace = 'default' } = node.metadata;
     const { action } = rollout;
-    if (action.type === 'drain') {
-      const record = records?.get(action.ordinal);
+    const drain = async (ordinal: number): Promise<boolean> => {
+      const record = records?.get(ordinal);
       const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
       if (!record || !clusterSecret) {
-        logger.info(
-          { node: `${namespace}/${name}`, ordinal: action.ordinal },
-          'rollout: pod not registered yet',
-        );
-        return true;
+        logger.info({ node: `${namespace}/${name}`, ordinal }, 'rollout: pod not registered yet');
+        return false;
       }
       try {
         await new InternalClient(clusterSecret, 3_000).request(
@@ -306,10 +311,15 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
           DRAIN_PATH,
           { draining: true, deadlineMs: MEDIA_NODE_DRAIN_DEADLINE_MS },
         );
+        return true;
       } catch (error) {
         logger.warn({ err: error, pod: record.id }, 'rollout: cannot drain the pod; retrying');
-        return true;
+        return false;
       }
+    };
+    if (action.type === 'drain') {
+      // Not registered yet: nothing written, planned again at the next poll.
+      if (!records?.get(action.ordinal) || !secret) return true;
     } else if (action.type === 'delete') {
       await client.delete(POD_TYPE, namespace, podName(name, action.ordinal));
     }
@@ -318,6 +328,20 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
       await client.mergePatch(NODE_TYPE, namespace, name, {
         metadata: { annotations: { [ROLLOUT_ANNOTATION]: encoded === '' ? null : encoded } },
       });
+    }
+    if (action.type === 'drain') {
+      await drain(action.ordinal);
+    } else {
+      const pod = rollout.state?.pod;
+      // Not right after the call: the records read for this pass may predate it.
+      const settled = pod !== undefined && this.#now().getTime() - pod.drainSince > REDRAIN_AFTER_MS;
+      if (pod && settled && !pod.deleted && records?.get(pod.ordinal)?.draining === false) {
+        logger.warn(
+          { node: `${namespace}/${name}`, ordinal: pod.ordinal },
+          'rollout: the pod being replaced is not draining (undrained, or the call failed); draining it again',
+        );
+        await drain(pod.ordinal);
+      }
     }
     for (const event of rollout.events) {
       events.record(node, 'Normal', event.reason, event.message);
