@@ -67,7 +67,10 @@ export interface RolloutBenchResult {
   /** Every session end: its pod, ms after the change, ms after its pod's drain began, how. */
   ends: { ordinal: number; atMs: number; afterDrainMs: number | null; how: string }[];
   /** Every re-join: ms after the change when the old session's last frame came, and how long. */
-  rejoinsAt: { atMs: number; interruptionMs: number }[];
+  rejoinsAt: { atMs: number; interruptionMs: number; noticedAfterMs: number }[];
+  /** Of the interruption: last frame → end noticed (hang-up seen, or STALL_MS), and → first frame of the new session. */
+  noticeMs: Summary;
+  rejoinMs: Summary;
   notes: string[];
 }
 
@@ -83,8 +86,9 @@ class RejoiningViewer {
   ordinal = -1;
   readonly ends: SessionEnd[] = [];
   readonly interruptions: number[] = [];
-  /** When each interrupted session's last frame came (parallel to interruptions). */
+  /** When each interrupted session's last frame came, and when its end was noticed (parallel to interruptions). */
   readonly interruptedAt: number[] = [];
+  readonly noticedAt: number[] = [];
   longestFreeze = 0;
   #stopped = false;
   #loop: Promise<void> | undefined;
@@ -109,6 +113,7 @@ class RejoiningViewer {
 
   async #run(firstFrame: () => void): Promise<void> {
     let endedAt: number | undefined;
+    let noticedAt = 0;
     while (!this.#stopped) {
       const viewer = new TestViewer();
       this.current = viewer;
@@ -133,6 +138,7 @@ class RejoiningViewer {
       if (endedAt !== undefined && viewer.firstFrameAt !== undefined) {
         this.interruptions.push(viewer.firstFrameAt - endedAt);
         this.interruptedAt.push(endedAt);
+        this.noticedAt.push(noticedAt);
       }
       firstFrame();
       // Playing: until the server hangs up or frames stop.
@@ -149,6 +155,7 @@ class RejoiningViewer {
       viewer.close();
       if (how === undefined) break;
       endedAt = viewer.lastFrameAt ?? Date.now();
+      noticedAt = Date.now();
       this.ends.push({ ordinal: this.ordinal, lastFrameAt: endedAt, how });
     }
   }
@@ -321,6 +328,14 @@ export async function runRolloutBench(options: {
       stalled: early.filter((end) => end.how === 'stall').length,
       rejoins: interruptions.length,
       interruptionMs: summarize(interruptions),
+      noticeMs: summarize(
+        viewers.flatMap((viewer) => viewer.noticedAt.map((at, i) => at - viewer.interruptedAt[i]!)),
+      ),
+      rejoinMs: summarize(
+        viewers.flatMap((viewer) =>
+          viewer.interruptions.map((ms, i) => ms - (viewer.noticedAt[i]! - viewer.interruptedAt[i]!)),
+        ),
+      ),
       longestInterruptionMs: interruptions.length > 0 ? Math.max(...interruptions) : 0,
       longestFreezeInSessionMs: Math.max(0, ...viewers.map((viewer) => viewer.longestFreeze)),
       playingAtEnd,
@@ -340,6 +355,7 @@ export async function runRolloutBench(options: {
           viewer.interruptions.map((ms, i) => ({
             atMs: viewer.interruptedAt[i]! - changed,
             interruptionMs: ms,
+            noticedAfterMs: viewer.noticedAt[i]! - viewer.interruptedAt[i]!,
           })),
         )
         .sort((a, b) => a.atMs - b.atMs),

@@ -270,6 +270,9 @@ if (only.has('rollout')) {
     `  re-joins: ${rollout.rejoins}; interruption ${fmt(rollout.interruptionMs)}; longest ${rollout.longestInterruptionMs} ms`,
   );
   console.log(
+    `    of which: end noticed ${fmt(rollout.noticeMs)}; re-join to first frame ${fmt(rollout.rejoinMs)}`,
+  );
+  console.log(
     `  longest freeze inside a session: ${rollout.longestFreezeInSessionMs} ms; playing at the end: ${rollout.playingAtEnd}/${rollout.viewers}`,
   );
   write('rollout', rollout);
