@@ -147,6 +147,9 @@ class RejoiningViewer {
       let how: SessionEnd['how'] | undefined;
       while (!this.#stopped && how === undefined) {
         await sleep(100);
+        // Stopping closes 50 peer connections one by one, which holds the others' frames back:
+        // what is seen from then on is the teardown's, not the CDN's.
+        if (this.#stopped) break;
         // 'disconnected' may pass (a consent check missed on a loaded machine): the stall timeout decides.
         if (['failed', 'closed'].includes(viewer.pc.connectionState)) how = 'hang-up';
         else if (Date.now() - (viewer.lastFrameAt ?? 0) > STALL_MS) how = 'stall';
