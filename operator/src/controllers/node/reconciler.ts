@@ -297,7 +297,7 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     const { client, events, logger } = this.#options;
     const { name = '', namespace = 'default' } = node.metadata;
     const { action } = rollout;
-    const drain = async (ordinal: number): Promise<boolean> => {
+    const drain = async (ordinal: number, deadlineMs = MEDIA_NODE_DRAIN_DEADLINE_MS): Promise<boolean> => {
       const record = records?.get(ordinal);
       const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
       if (!record || !clusterSecret) {
@@ -309,7 +309,7 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
           'POST',
           { nodeId: record.id, internalUrl: record.internalUrl },
           DRAIN_PATH,
-          { draining: true, deadlineMs: MEDIA_NODE_DRAIN_DEADLINE_MS },
+          { draining: true, deadlineMs },
         );
         return true;
       } catch (error) {
@@ -340,7 +340,9 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
           { node: `${namespace}/${name}`, ordinal: pod.ordinal },
           'rollout: the pod being replaced is not draining (undrained, or the call failed); draining it again',
         );
-        await drain(pod.ordinal);
+        // With what is left of the deadline: drained again, its viewers are not kept longer.
+        const elapsed = this.#now().getTime() - pod.drainSince;
+        await drain(pod.ordinal, Math.max(0, MEDIA_NODE_DRAIN_DEADLINE_MS - elapsed));
       }
     }
     for (const event of rollout.events) {
