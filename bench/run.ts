@@ -12,6 +12,7 @@ import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
 import { runPlaneBench } from './plane.js';
 import { BenchRun } from './record.js';
+import { runRolloutBench } from './rollout.js';
 import { formatSummary, type Spread, type Summary } from './stats.js';
 import { runStreamsBench } from './streams.js';
 import { runTranscodeBench } from './transcode.js';
@@ -34,6 +35,12 @@ import { runViewersBench } from './viewers.js';
  *   BENCH_FAILOVER_TRIALS  failures per failover scenario (default 5); BENCH_FAILOVER picks them
  *                      (comma list of relay,transcoder,publisher; default all)
  *   BENCH_K8S_VIEWERS  viewers of the pod usage run on the local cluster (default 50)
+ *
+ * `rollout` (not in the default list: several minutes, the local cluster) rolls every edge of the
+ * CDN on the local cluster out with BENCH_ROLLOUT_VIEWERS (default 50) re-joining viewers playing:
+ * viewers dropped before the drain deadline, and the longest interruption of a re-joining viewer.
+ * BENCH_IMAGE_TAG (default latest): the rtccdn/media-node and rtccdn/operator tag it runs (with
+ * RTCCDN_CLUSTER_IMAGES naming them, so that `cluster up` loads them).
  *
  * The scale scenarios (issue 14; rtcload, bench/load/) are not in the default list: they take
  * minutes each and most of the machine: BENCH_ONLY=viewers,flashcrowd,streams,plane.
@@ -97,6 +104,10 @@ const settings = {
   },
   k8s: { aclTrials: Math.min(joins, 5), viewers: knob('BENCH_K8S_VIEWERS', 50) },
   abr: { trials: knob('BENCH_ABR_TRIALS', 3), lowRate: process.env.BENCH_ABR_RATE ?? '400kbit' },
+  rollout: {
+    viewers: knob('BENCH_ROLLOUT_VIEWERS', 50),
+    imageTag: process.env.BENCH_IMAGE_TAG ?? 'latest',
+  },
 };
 const run = new BenchRun(settings);
 console.log(
@@ -286,6 +297,26 @@ if (only.has('k8s')) {
     );
   }
   write('k8s', k8s);
+}
+if (only.has('rollout')) {
+  const rollout = await runRolloutBench(settings.rollout);
+  console.log(
+    `\nRollout of every edge on the local cluster, ${rollout.viewers} re-joining viewers (eu: 2 edges)`,
+  );
+  console.log(`  template changed → every edge rolled out: ${rollout.rolloutMs} ms`);
+  console.log(
+    `  sessions ended: ${rollout.sessionsEnded} (at the drain deadline ${rollout.endedAtDeadline}; dropped before it ${rollout.droppedBeforeDeadline}, of which stalls ${rollout.stalled})`,
+  );
+  console.log(
+    `  re-joins: ${rollout.rejoins}; interruption ${fmt(rollout.interruptionMs)}; longest ${rollout.longestInterruptionMs} ms`,
+  );
+  console.log(
+    `    of which: end noticed ${fmt(rollout.noticeMs)}; re-join to first frame ${fmt(rollout.rejoinMs)}`,
+  );
+  console.log(
+    `  longest freeze inside a session: ${rollout.longestFreezeInSessionMs} ms; playing at the end: ${rollout.playingAtEnd}/${rollout.viewers}`,
+  );
+  write('rollout', rollout);
 }
 if (only.has('viewers')) {
   console.log(

@@ -129,6 +129,19 @@ export class ClusterMember
   }
 
   /**
+   * This node drains (or no longer does): the registry says so at once (a heartbeat now, not at
+   * the next one), then a draining edge hands the region's relay leases it holds over
+   * (RelayedStreams.handOver) — after the record, so that the edges which find a lease gone
+   * know its holder drains. Never rejects (Redis down: the leases are left to expire).
+   */
+  async setDraining(draining: boolean): Promise<void> {
+    this.registry.setDraining(draining);
+    if (!draining) this.relayedStreams?.resumeRegionalRelay();
+    await this.registry.heartbeatNow();
+    if (draining) await this.relayedStreams?.handOver();
+  }
+
+  /**
    * Claims `name` CDN-wide for a publish (or a rendition) on this node. A holder that is gone —
    * its internal API refuses the connection, or it answers that it holds no such claim (a
    * restarted process) — is taken over at once instead of after its TTL: that is how a publisher

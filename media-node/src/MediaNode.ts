@@ -255,7 +255,7 @@ export class MediaNode {
       this.#drainTimer.unref();
     }
     if (!this.state.setDraining(draining)) return;
-    this.cluster?.registry.setDraining(draining);
+    void this.cluster?.setDraining(draining);
     this.logger.info(
       { draining, viewers: this.sessions.viewerCount, ...(draining ? { deadlineMs } : {}) },
       draining ? 'draining' : 'no longer draining',
@@ -276,18 +276,28 @@ export class MediaNode {
 
   /**
    * SIGTERM: a node with viewers in a CDN drains first — its viewers keep playing until they
-   * leave or the drain deadline ends their sessions (`node-draining`) — then closes. Without
-   * viewers, or standalone (nowhere else to go), it closes at once.
+   * leave or the drain deadline ends their sessions (`node-draining`), and the edges relaying
+   * through it have moved to another relay edge — then closes. Without either, or standalone
+   * (nowhere else to go), it closes at once.
    */
   async drainThenClose(): Promise<void> {
-    if (this.cluster && this.playback.accepts && this.sessions.viewerCount > 0 && !this.state.closing) {
+    // Relays this edge serves other edges of its region (it is their relay edge): they move to
+    // another relay edge once it drains (ClusterMember.setDraining), without a freeze — if it
+    // closed at once they would fail over, with one.
+    const relaysOut = () => this.cluster?.relayServer.relays.size ?? 0;
+    if (
+      this.cluster &&
+      this.playback.accepts &&
+      (this.sessions.viewerCount > 0 || relaysOut() > 0) &&
+      !this.state.closing
+    ) {
       this.#terminating = true;
       // (Re)started with DRAIN_DEADLINE_MS even when already draining with a longer deadline
       // (the autoscaler's grace period): SIGTERM must end within the pod's grace period.
       this.setDraining(true);
       await new Promise<void>((resolve) => {
         const check = setInterval(() => {
-          if (this.sessions.viewerCount === 0) done();
+          if (this.sessions.viewerCount === 0 && relaysOut() === 0) done();
         }, 100);
         const done = () => {
           clearInterval(check);

@@ -16,6 +16,7 @@ import {
   RequestVerifier,
   signResponse,
 } from '../../media-node/contract/internal-api.js';
+import { ROLLOUT_ANNOTATION } from '../../operator/src/controllers/node/rollout.js';
 import { ANNOTATIONS, redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import type { Manager } from '../../operator/src/manager.js';
@@ -258,6 +259,30 @@ describe('edge autoscaler', () => {
     );
     expect((await autoscalerState()).drain).toBeUndefined();
     await waitFor('2 edges again', async () => (await replicas()) === 2, 15_000);
+    expect(refused).toEqual([]);
+  });
+
+  it('holds scale-down while the operator rolls the edges out, and resumes it when the rollout ends', async () => {
+    calls.length = 0;
+    // The Node controller's rollout state (node/rollout.ts), as it writes it while replacing pods:
+    // the API server here runs no StatefulSet controller, so the rollout itself stays put.
+    const rollout = JSON.stringify({ revision: 'live-eu-west-edge-new', surge: 1 });
+    ok(await kubectl(['annotate', 'nodes.rtccdn.io', EDGE, '-n', NS, `${ROLLOUT_ANNOTATION}=${rollout}`]));
+    // 5 viewers call for one edge: without the rollout, pod 1 would be drained after 3 s.
+    await setViewers({ 0: 3, 1: 2 });
+    await sleep(3 * STABILIZATION_MS);
+    expect(calls).toEqual([]);
+    expect(await replicas()).toBe(2);
+    expect((await autoscalerState()).drain).toBeUndefined();
+
+    // The rollout ends (the controller removes its state): the scale-down goes ahead.
+    ok(await kubectl(['annotate', 'nodes.rtccdn.io', EDGE, '-n', NS, `${ROLLOUT_ANNOTATION}-`]));
+    await waitFor(
+      'drain call for pod 1 once the rollout is over',
+      () => calls.some((call) => call.pod === `${EDGE}-1` && call.draining),
+      20_000,
+    );
+    expect(calls.filter((call) => call.pod === `${EDGE}-0`)).toEqual([]);
     expect(refused).toEqual([]);
   });
 });

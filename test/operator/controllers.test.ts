@@ -148,6 +148,15 @@ describe('CDN and Node controllers on a real API server', () => {
         const headless = await mustGet('service', `${name}-pods`);
         expect(headless.metadata.ownerReferences?.[0]?.uid).toBe(node.metadata.uid);
         expect(headless.spec.clusterIP).toBe('None');
+        // A kubectl drain evicts one pod of the group at a time: the budget selects exactly the
+        // StatefulSet's pods and goes with the Node.
+        const budget = await mustGet('poddisruptionbudget', name);
+        expect(budget.metadata.ownerReferences?.[0]?.uid).toBe(node.metadata.uid);
+        expect(budget.spec).toMatchObject({
+          maxUnavailable: 1,
+          selector: { matchLabels: set.spec.selector.matchLabels },
+          unhealthyPodEvictionPolicy: 'AlwaysAllow',
+        });
         const service = await mustGet('service', name);
         expect(service.metadata.ownerReferences).toEqual([ownedByCdn]);
         expect(service.spec.type).toBe('ClusterIP');
@@ -283,6 +292,7 @@ describe('CDN and Node controllers on a real API server', () => {
           ['statefulset', `live-${region}-${role}`],
           ['service', `live-${region}-${role}`],
           ['service', `live-${region}-${role}-pods`],
+          ['poddisruptionbudget', `live-${region}-${role}`],
         ]),
       ),
     ] as const;

@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parseAllDocuments } from 'yaml';
+import { parseRedisUrl } from '../../media-node/contract/redis.js';
 import { KubeClient } from '../../operator/src/kube/client.js';
 import { KubeConfigTransport } from '../../operator/src/kube/transport.js';
 import { renderCrdFiles } from '../../scripts/crds/crdgen.js';
@@ -277,6 +278,132 @@ describe('Helm chart helm/rtccdn', () => {
     expect(find(manifests, 'Deployment', 'rtccdn-operator')).toBeDefined();
   });
 
+  it('renders a Sentinel-managed Redis when redis.sentinel.enabled: data nodes and Sentinels, a redis+sentinel:// URL', async () => {
+    const manifests = await render('redis.sentinel.enabled=true');
+    const redisObjects = manifests
+      .filter((manifest) => manifest.metadata.labels?.['app.kubernetes.io/name'] === 'rtccdn-redis')
+      .map((manifest) => `${manifest.kind}/${manifest.metadata.name}`)
+      .sort();
+    // No ClusterIP Service: it would route clients to replicas too; they ask the Sentinels.
+    expect(redisObjects).toEqual([
+      'ConfigMap/rtccdn-redis-scripts',
+      'PodDisruptionBudget/rtccdn-redis',
+      'Secret/rtccdn-redis',
+      'Service/rtccdn-redis-headless',
+      'StatefulSet/rtccdn-redis',
+    ]);
+    const headless = find(manifests, 'Service', 'rtccdn-redis-headless')!;
+    expect(headless.spec.clusterIP).toBe('None');
+    expect(headless.spec.publishNotReadyAddresses).toBe(true);
+    expect(
+      headless.spec.ports.map((port: { name: string; port: number }) => `${port.name}:${port.port}`),
+    ).toEqual(['redis:6379', 'sentinel:26379']);
+    expect(find(manifests, 'PodDisruptionBudget', 'rtccdn-redis')!.spec.maxUnavailable).toBe(1);
+
+    const set = find(manifests, 'StatefulSet', 'rtccdn-redis')!;
+    expect(set.spec.replicas).toBe(3);
+    expect(set.spec.serviceName).toBe('rtccdn-redis-headless');
+    const pod = set.spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(pod.containers.map((container: { name: string }) => container.name)).toEqual([
+      'redis',
+      'sentinel',
+    ]);
+    const [redisContainer, sentinel] = pod.containers;
+    for (const container of [redisContainer, sentinel]) {
+      // The single server's image, started by the chart's scripts; the password from the Secret only.
+      expect(container.image).toBe('ghcr.io/rtccdn/redis:0.1.0');
+      expect(container.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+      });
+      for (const variable of ['REDIS_PASSWORD', 'REDISCLI_AUTH']) {
+        expect(container.env).toContainEqual({
+          name: variable,
+          valueFrom: { secretKeyRef: { name: 'rtccdn-redis', key: 'password' } },
+        });
+      }
+      expect(JSON.stringify(container)).not.toMatch(/requirepass|masterauth/);
+      expect(container.env).toContainEqual({
+        name: 'RTCCDN_REDIS_HEADLESS',
+        value: `rtccdn-redis-headless.${NS}.svc`,
+      });
+      expect(container.volumeMounts).toContainEqual({
+        name: 'scripts',
+        mountPath: '/opt/rtccdn-redis',
+        readOnly: true,
+      });
+    }
+    expect(redisContainer.args).toEqual(['sh', '/opt/rtccdn-redis/redis.sh']);
+    expect(redisContainer.lifecycle.preStop.exec.command).toEqual(['sh', '/opt/rtccdn-redis/prestop.sh']);
+    expect(sentinel.args).toEqual(['sh', '/opt/rtccdn-redis/sentinel.sh']);
+    expect(sentinel.env).toContainEqual({ name: 'RTCCDN_SENTINEL_QUORUM', value: '2' });
+    expect(sentinel.env).toContainEqual({ name: 'RTCCDN_SENTINEL_DOWN_AFTER_MS', value: '5000' });
+    expect(sentinel.readinessProbe.exec.command.join(' ')).toContain('redis-cli -h 127.0.0.1 -p 26379 ping');
+    // Sentinel rewrites its configuration (which holds the password): in memory, not on a disk.
+    expect(pod.volumes).toContainEqual({
+      name: 'sentinel',
+      emptyDir: { medium: 'Memory', sizeLimit: '1Mi' },
+    });
+    // The scripts are the chart's files, and a change to them rolls the pods.
+    const scripts = find(manifests, 'ConfigMap', 'rtccdn-redis-scripts')! as unknown as {
+      data: Record<string, string>;
+    };
+    for (const file of ['common.sh', 'redis.sh', 'sentinel.sh', 'prestop.sh']) {
+      expect(scripts.data[file]).toBe(readFileSync(join(CHART, 'files/redis-sentinel', file), 'utf8'));
+    }
+    expect(set.spec.template.metadata.annotations['rtccdn.io/scripts-hash']).toMatch(/^[0-9a-f]{16}$/);
+    // Pods prefer distinct Kubernetes nodes unless the user places them.
+    expect(
+      pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm
+        .topologyKey,
+    ).toBe('kubernetes.io/hostname');
+    expect(set.spec.volumeClaimTemplates[0].metadata.name).toBe('data');
+
+    // The URL lists every pod's Sentinel and parses as the media nodes and the operator parse it.
+    const secret = find(manifests, 'Secret', 'rtccdn-redis')!;
+    // biome-ignore lint/suspicious/noExplicitAny: test access to the Secret's data
+    const data = (secret as any).data as Record<string, string>;
+    const password = Buffer.from(data.password!, 'base64').toString();
+    const url = Buffer.from(data.url!, 'base64').toString();
+    expect(parseRedisUrl(url)).toMatchObject({
+      kind: 'sentinel',
+      masterName: 'rtccdn',
+      password,
+      sentinelPassword: password,
+      sentinels: [0, 1, 2].map((i) => ({
+        host: `rtccdn-redis-${i}.rtccdn-redis-headless.${NS}.svc`,
+        port: 26379,
+      })),
+    });
+
+    const five = await render(
+      'redis.sentinel.enabled=true',
+      'redis.sentinel.replicas=5',
+      'redis.sentinel.quorum=3',
+    );
+    expect(find(five, 'StatefulSet', 'rtccdn-redis')!.spec.replicas).toBe(5);
+    // biome-ignore lint/suspicious/noExplicitAny: test access to the Secret's data
+    const fiveUrl = Buffer.from((find(five, 'Secret', 'rtccdn-redis') as any).data.url, 'base64').toString();
+    expect((parseRedisUrl(fiveUrl) as { sentinels: unknown[] }).sentinels).toHaveLength(5);
+    for (const [values, message] of [
+      [['redis.sentinel.replicas=2'], "at '/redis/sentinel/replicas'"],
+      [['redis.sentinel.quorum=4'], 'redis.sentinel.quorum must be between 1 and redis.sentinel.replicas'],
+      [['redis.sentinel.masterName=a b'], "at '/redis/sentinel/masterName'"],
+    ] as const) {
+      const result = await env.helm([
+        'template',
+        'rtccdn',
+        CHART,
+        '--set',
+        'redis.sentinel.enabled=true',
+        ...values.flatMap((value) => ['--set', value]),
+      ]);
+      expect(`${values}: exit ${result.code === 0 ? 0 : 'non-zero'}`).toBe(`${values}: exit non-zero`);
+      expect(result.stderr).toContain(message);
+    }
+  });
+
   it('points the example CDN at the chart’s Redis unless it names one, and refuses neither', async () => {
     const own = find(await render('exampleCdn.enabled=true'), 'CDN', 'live')!;
     expect(own.metadata.namespace).toBe(NS);
@@ -381,6 +508,7 @@ describe('Helm chart helm/rtccdn', () => {
       ['create', 'nodes.rtccdn.io'],
       ['delete', 'nodes.rtccdn.io'],
       ['patch', 'statefulsets.apps'],
+      ['patch', 'poddisruptionbudgets.policy'],
       ['delete', 'services'],
       ['create', 'secrets'],
       ['watch', 'secrets'],
@@ -389,6 +517,8 @@ describe('Helm chart helm/rtccdn', () => {
       ['patch', 'streamacls.rtccdn.io'],
       ['patch', 'streamacls.rtccdn.io/status'],
       ['watch', 'pods'],
+      // Edge rollouts delete each drained pod (OnDelete StatefulSets).
+      ['delete', 'pods'],
       ['list', 'nodes'],
     ]) {
       expect(`${verb} ${resource}: ${await can(verb!, resource!)}`).toBe(`${verb} ${resource}: yes`);
@@ -398,7 +528,9 @@ describe('Helm chart helm/rtccdn', () => {
       ['delete', 'secrets'],
       ['patch', 'cdns.rtccdn.io'],
       ['delete', 'statefulsets.apps'],
-      ['delete', 'pods'],
+      ['delete', 'poddisruptionbudgets.policy'],
+      ['create', 'pods'],
+      ['patch', 'pods'],
       ['patch', 'nodes'],
       ['create', 'deployments.apps'],
       ['delete', 'streamacls.rtccdn.io'],

@@ -56,3 +56,42 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/name: rtccdn-redis
 app.kubernetes.io/component: redis
 {{- end -}}
+
+{{/* The Sentinel group's pods' DNS names (through the headless Service), with the Sentinel port, comma-separated. */}}
+{{- define "rtccdn.redisSentinelHosts" -}}
+{{- $name := include "rtccdn.redisName" . -}}
+{{- $hosts := list -}}
+{{- range $i := until (int .Values.redis.sentinel.replicas) -}}
+{{- $hosts = append $hosts (printf "%s-%d.%s-headless.%s.svc:26379" $name $i $name $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $hosts -}}
+{{- end -}}
+
+{{/* Environment of both containers of the Sentinel-managed Redis (files/redis-sentinel/common.sh). */}}
+{{- define "rtccdn.redisSentinelEnv" -}}
+{{- $name := include "rtccdn.redisName" . -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: RTCCDN_REDIS_SET
+  value: {{ $name }}
+- name: RTCCDN_REDIS_HEADLESS
+  value: {{ printf "%s-headless.%s.svc" $name .Release.Namespace }}
+- name: RTCCDN_REDIS_REPLICAS
+  value: {{ .Values.redis.sentinel.replicas | quote }}
+- name: RTCCDN_SENTINEL_MASTER
+  value: {{ .Values.redis.sentinel.masterName }}
+# Read by the start scripts (requirepass, masterauth, the Sentinels' auth; never on a command line).
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $name }}
+      key: password
+# Read by redis-cli (the probes, the scripts, `kubectl exec ... redis-cli`).
+- name: REDISCLI_AUTH
+  valueFrom:
+    secretKeyRef:
+      name: {{ $name }}
+      key: password
+{{- end -}}

@@ -333,6 +333,14 @@ export class ClusterRegistry extends TypedEmitter<ClusterRegistryEvents> {
     );
   }
 
+  /**
+   * Whether node `id` says it is draining (its record, as of its last heartbeat); false when it
+   * has no record (gone, or Redis restarted empty and it has not re-registered yet).
+   */
+  async nodeDraining(id: string): Promise<boolean> {
+    return (await this.lookupNode(id))?.draining === true;
+  }
+
   // --- regional relays ----------------------------------------------------------------------------
 
   /**

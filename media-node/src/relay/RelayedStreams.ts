@@ -59,6 +59,8 @@ export interface RelayDirectory {
   ): Promise<{ acquired: true } | { acquired: false; holder: RegionalRelayRecord }>;
   lookupRelay(region: string, name: string): Promise<RegionalRelayRecord | undefined>;
   releaseRelay(region: string, name: string): Promise<void>;
+  /** Whether the node says it is draining (its registry record). */
+  nodeDraining(nodeId: string): Promise<boolean>;
 }
 
 export interface RelayedStreamsOptions {
@@ -130,6 +132,12 @@ interface Tracked {
  * key frame as soon as the new link is up. No registry TTL is waited for. A slower watchdog keeps
  * each relay consistent with the registry: it ends the stream (closing its viewers) when the
  * publish is gone, and follows a regional relay edge that was replaced.
+ *
+ * Hand-over. A draining edge (scale-down, rollout, SIGTERM) gives up the region's relay leases it
+ * holds (`handOver()`) and pulls for its own remaining viewers straight from the origin; edges
+ * that pulled through it notice (lease gone, its record draining) and relink — make before
+ * break, so their viewers see no freeze — one of them taking the lease, while the draining edge
+ * still serves them. Without that they would stay on it until it exits, and fail over then.
  */
 export class RelayedStreams {
   readonly #options: RelayedStreamsOptions;
@@ -140,6 +148,8 @@ export class RelayedStreams {
   readonly #watchTimer: NodeJS.Timeout;
   readonly #pulseTimer: NodeJS.Timeout;
   readonly #silenceMs: number;
+  /** This edge drains: it holds no regional relay lease (see handOver). */
+  #handingOver = false;
   #closed = false;
 
   constructor(options: RelayedStreamsOptions) {
@@ -169,6 +179,35 @@ export class RelayedStreams {
       this.#opening.set(name, opening);
     }
     return (await opening)?.stream;
+  }
+
+  /**
+   * This edge is draining: it stops being the region's relay edge. The regional leases it holds
+   * are released (from now on it takes none, pulling from origins), so that the edges relaying
+   * through it move to another relay edge while it still serves them, rather than when it exits.
+   * Its own viewers keep their relays. Resolves once the releases are sent.
+   */
+  async handOver(): Promise<void> {
+    const { directory, self, logger } = this.#options;
+    this.#handingOver = true;
+    const held = [...this.#tracked].filter(([, tracked]) => tracked.holdsRegionalLease);
+    await Promise.all(
+      held.map(async ([name, tracked]) => {
+        tracked.holdsRegionalLease = false;
+        await directory.releaseRelay(self.region, name).catch((error: Error) => {
+          // Left to expire (its refresh has stopped): the others then follow it on their own.
+          logger.warn({ stream: name, err: error }, 'cannot release the relay lease for hand-over');
+        });
+      }),
+    );
+    if (held.length > 0) {
+      logger.info({ streams: held.map(([name]) => name) }, 'draining: regional relay leases handed over');
+    }
+  }
+
+  /** The drain was cancelled: this edge may become a regional relay edge again (new relays). */
+  resumeRegionalRelay(): void {
+    this.#handingOver = false;
   }
 
   /** The publish of `name` ended (pub/sub): close at once unless viewers may wait for it. */
@@ -240,7 +279,7 @@ export class RelayedStreams {
   ): Promise<{ link: UpstreamLink; holdsRegionalLease: boolean }> {
     const { directory, self, regionalRelay, logger } = this.#options;
     const origin: RelaySource = { nodeId: record.nodeId, internalUrl: record.internalUrl };
-    if (!regionalRelay || record.nodeId === self.nodeId) {
+    if (!regionalRelay || record.nodeId === self.nodeId || this.#handingOver) {
       return { link: await this.#openLink(name, origin, timeoutMs), holdsRegionalLease: false };
     }
     let lease = await directory.claimRelay(self.region, name);
@@ -601,9 +640,15 @@ export class RelayedStreams {
       return;
     }
     if (link.source.nodeId !== record.nodeId) {
-      // We pull from the region's relay edge: follow it if it is gone or was replaced.
+      // We pull from the region's relay edge: follow it if it is gone or was replaced, or if it
+      // handed the lease over (it drains). A lease merely missing while media flows is Redis
+      // restarted empty: the relay edge takes it again with its next heartbeat.
       const lease = await directory.lookupRelay(self.region, name);
-      if ((!lease && !flowing) || (lease && lease.nodeId !== link.source.nodeId)) {
+      if (lease && lease.nodeId !== link.source.nodeId) {
+        await this.#relink(name, tracked, record, 'regional relay edge gone');
+      } else if (!lease && (await directory.nodeDraining(link.source.nodeId))) {
+        await this.#relink(name, tracked, record, 'regional relay edge draining');
+      } else if (!lease && !flowing) {
         await this.#relink(name, tracked, record, 'regional relay edge gone');
       }
     }

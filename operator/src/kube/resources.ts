@@ -59,6 +59,13 @@ export const STATEFUL_SET_TYPE: ResourceType = {
   plural: 'statefulsets',
   namespaced: true,
 };
+export const POD_DISRUPTION_BUDGET_TYPE: ResourceType = {
+  group: 'policy',
+  version: 'v1',
+  kind: 'PodDisruptionBudget',
+  plural: 'poddisruptionbudgets',
+  namespaced: true,
+};
 export const SERVICE_TYPE: ResourceType = {
   group: '',
   version: 'v1',

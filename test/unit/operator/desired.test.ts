@@ -356,6 +356,44 @@ describe('planNode', () => {
     });
   });
 
+  it('plans a PodDisruptionBudget per group: evictions take one of its pods at a time, unready ones always', () => {
+    for (const role of ['edge', 'origin'] as const) {
+      const node = nodeOf(owner, role, 3);
+      const plan = planNode(node, { cdn: owner });
+      const name = `live-eu-west-${role}`;
+      expect(plan.podDisruptionBudget).toEqual({
+        apiVersion: 'policy/v1',
+        kind: 'PodDisruptionBudget',
+        metadata: {
+          name,
+          namespace: 'media',
+          labels: plan.statefulSet!.metadata.labels,
+          ownerReferences: plan.statefulSet!.metadata.ownerReferences,
+        },
+        spec: {
+          maxUnavailable: 1,
+          // The StatefulSet's own pods, and only them.
+          selector: { matchLabels: plan.statefulSet!.spec!.selector.matchLabels },
+          unhealthyPodEvictionPolicy: 'AlwaysAllow',
+        },
+      });
+      expect(plan.statefulSet!.spec!.selector.matchLabels).toEqual({
+        'app.kubernetes.io/name': 'rtccdn-media-node',
+        'rtccdn.io/node': name,
+      });
+    }
+    // Owned by the Node: it goes with it.
+    expect(
+      planNode(nodeOf(owner, 'edge'), { cdn: owner }).podDisruptionBudget!.metadata.ownerReferences,
+    ).toEqual([expect.objectContaining({ kind: 'Node', controller: true })]);
+    // No budget for a Node that is not deployed.
+    const longName = CDNNodeSchema.parse({
+      ...nodeOf(owner, 'edge'),
+      metadata: { name: 'x'.repeat(53), namespace: 'media', uid: 'u' },
+    });
+    expect(planNode(longName, { cdn: owner }).podDisruptionBudget).toBeUndefined();
+  });
+
   it('rolls the pods when the shared configuration or the cluster secret changes, not otherwise', () => {
     const hash = (owner: CDN, secret?: string) =>
       planNode(nodeOf(owner, 'edge'), { cdn: owner, clusterSecretHash: secret }).statefulSet!.spec!.template

@@ -2,13 +2,14 @@
  * What a Node (a group of media nodes of one role in one region) should consist of, as pure
  * functions: a StatefulSet whose pods run the media node with its container contract
  * (media-node/src/config.ts) filled in from the Node and its CDN, a headless Service for stable
- * pod DNS names, and the Node's status from what was observed.
+ * pod DNS names, a PodDisruptionBudget, and the Node's status from what was observed.
  */
 import type {
   V1Affinity,
   V1Container,
   V1ContainerPort,
   V1EnvVar,
+  V1PodDisruptionBudget,
   V1Service,
   V1StatefulSet,
 } from '@kubernetes/client-node';
@@ -59,6 +60,8 @@ export interface NodePlan {
   /** Absent when a problem keeps the Node from being deployed. */
   statefulSet?: Named<V1StatefulSet>;
   headlessService?: Named<V1Service>;
+  /** Voluntary disruptions (kubectl drain, node upgrades) take one pod of the group at a time. */
+  podDisruptionBudget?: Named<V1PodDisruptionBudget>;
   /** With exposure nodePort: one NodePort Service per pod slot, carrying that pod's ports. */
   rtcServices: Named<V1Service>[];
   problems: Problem[];
@@ -352,7 +355,41 @@ export function planNode(node: CDNNode, context: NodeContext): NodePlan {
       ],
     },
   };
-  return { statefulSet, headlessService, rtcServices: rtcServices(node, cdn, labels, owner), problems };
+  return {
+    statefulSet,
+    headlessService,
+    podDisruptionBudget: podDisruptionBudget(name, namespace, labels, owner),
+    rtcServices: rtcServices(node, cdn, labels, owner),
+    problems,
+  };
+}
+
+/**
+ * The group's PodDisruptionBudget: an eviction (kubectl drain, a cluster autoscaler, a node
+ * upgrade) may take one of its pods at a time — never all edges (or origins) of a region at once.
+ * It counts Ready pods, and a draining edge is unready on purpose: while one drains (rollout,
+ * scale-down, an earlier eviction) no other healthy pod of the group is evicted. Unready pods
+ * may always be evicted (unhealthyPodEvictionPolicy AlwaysAllow): a draining, crashing or
+ * starting pod never blocks a node drain, and an evicted edge drains anyway (SIGTERM drains).
+ * maxUnavailable rather than minAvailable: a one-pod group stays evictable (minAvailable 1 would
+ * block every node drain), and surge pods of a rollout count as spare capacity.
+ */
+function podDisruptionBudget(
+  name: string,
+  namespace: string,
+  labels: Record<string, string>,
+  owner: ReturnType<typeof controllerReference>[],
+): Named<V1PodDisruptionBudget> {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name, namespace, labels, ownerReferences: owner },
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: podSelector(name) },
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    },
+  };
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * The Node reconciler: makes the StatefulSet and headless Service of planNode() exist, and
+ * The Node reconciler: makes the StatefulSet, headless Service and PodDisruptionBudget of
+ * planNode() exist (the budget goes with the Node, by garbage collection), and
  * writes the Node's status (replicas and readiness from the StatefulSet, viewers and streams
  * of its pods from Redis, the selector the scale subresource hands to autoscalers).
  *
@@ -21,7 +22,13 @@ import {
   StatefulSetSchema,
   secretValue,
 } from '../../kube/objects.js';
-import { NODE_TYPE, POD_TYPE, SERVICE_TYPE, STATEFUL_SET_TYPE } from '../../kube/resources.js';
+import {
+  NODE_TYPE,
+  POD_DISRUPTION_BUDGET_TYPE,
+  POD_TYPE,
+  SERVICE_TYPE,
+  STATEFUL_SET_TYPE,
+} from '../../kube/resources.js';
 import type { Logger } from '../../logger.js';
 import type { ClusterReaders } from '../../redis/ClusterReader.js';
 import type { ReconcileResult } from '../../runtime/Controller.js';
@@ -63,6 +70,11 @@ import {
 const ROLLOUT_POLL_MS = 2_000;
 /** A drained pod is waited for this much longer than its edge's own deadline. */
 const ROLLOUT_DEADLINE_MARGIN_MS = 10_000;
+/**
+ * A pod of the rollout whose record still does not say draining this long after the drain call
+ * is drained again (the call failed, or something undrained it).
+ */
+const REDRAIN_AFTER_MS = 5_000;
 /** Label the StatefulSet controller puts on each pod: its revision. */
 const REVISION_LABEL = 'controller-revision-hash';
 
@@ -159,9 +171,10 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     problems.push(...plan.problems);
 
     let statefulSet: StatefulSetObject | undefined;
-    if (problems.length === 0 && plan.statefulSet && plan.headlessService) {
+    if (problems.length === 0 && plan.statefulSet && plan.headlessService && plan.podDisruptionBudget) {
       statefulSet = StatefulSetSchema.parse(await client.apply(STATEFUL_SET_TYPE, plan.statefulSet));
       await client.apply(SERVICE_TYPE, plan.headlessService);
+      await client.apply(POD_DISRUPTION_BUDGET_TYPE, plan.podDisruptionBudget);
       const refused = await this.#applyRtcServices(node, plan.rtcServices);
       if (refused) problems.push(refused);
     } else {
@@ -268,9 +281,12 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
   }
 
   /**
-   * Does what the rollout plan says (drain a pod through its internal API, or delete it), then
-   * records its state on the Node and its events. A failed drain call keeps the old state: it is
-   * tried again at the next poll. True while a rollout is in progress.
+   * Does what the rollout plan says (drain a pod through its internal API, or delete it), and
+   * records its state on the Node and its events. The state naming the pod to drain is written
+   * before the drain call: the autoscaler, which undrains draining pods it did not drain itself
+   * unless they are the rollout's, must see it before the edge's record says draining. A pod of
+   * the rollout whose record does not say draining (the call failed, or it was undrained) is
+   * drained again at every poll. True while a rollout is in progress.
    */
   async #applyRollout(
     node: CDNNode,
@@ -281,27 +297,29 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
     const { client, events, logger } = this.#options;
     const { name = '', namespace = 'default' } = node.metadata;
     const { action } = rollout;
-    if (action.type === 'drain') {
-      const record = records?.get(action.ordinal);
+    const drain = async (ordinal: number, deadlineMs = MEDIA_NODE_DRAIN_DEADLINE_MS): Promise<boolean> => {
+      const record = records?.get(ordinal);
       const clusterSecret = secret && secretValue(secret, CLUSTER_SECRET_KEY);
       if (!record || !clusterSecret) {
-        logger.info(
-          { node: `${namespace}/${name}`, ordinal: action.ordinal },
-          'rollout: pod not registered yet',
-        );
-        return true;
+        logger.info({ node: `${namespace}/${name}`, ordinal }, 'rollout: pod not registered yet');
+        return false;
       }
       try {
         await new InternalClient(clusterSecret, 3_000).request(
           'POST',
           { nodeId: record.id, internalUrl: record.internalUrl },
           DRAIN_PATH,
-          { draining: true, deadlineMs: MEDIA_NODE_DRAIN_DEADLINE_MS },
+          { draining: true, deadlineMs },
         );
+        return true;
       } catch (error) {
         logger.warn({ err: error, pod: record.id }, 'rollout: cannot drain the pod; retrying');
-        return true;
+        return false;
       }
+    };
+    if (action.type === 'drain') {
+      // Not registered yet: nothing written, planned again at the next poll.
+      if (!records?.get(action.ordinal) || !secret) return true;
     } else if (action.type === 'delete') {
       await client.delete(POD_TYPE, namespace, podName(name, action.ordinal));
     }
@@ -310,6 +328,22 @@ export class NodeReconciler implements ObjectReconciler<CDNNode> {
       await client.mergePatch(NODE_TYPE, namespace, name, {
         metadata: { annotations: { [ROLLOUT_ANNOTATION]: encoded === '' ? null : encoded } },
       });
+    }
+    if (action.type === 'drain') {
+      await drain(action.ordinal);
+    } else {
+      const pod = rollout.state?.pod;
+      // Not right after the call: the records read for this pass may predate it.
+      const settled = pod !== undefined && this.#now().getTime() - pod.drainSince > REDRAIN_AFTER_MS;
+      if (pod && settled && !pod.deleted && records?.get(pod.ordinal)?.draining === false) {
+        logger.warn(
+          { node: `${namespace}/${name}`, ordinal: pod.ordinal },
+          'rollout: the pod being replaced is not draining (undrained, or the call failed); draining it again',
+        );
+        // With what is left of the deadline: drained again, its viewers are not kept longer.
+        const elapsed = this.#now().getTime() - pod.drainSince;
+        await drain(pod.ordinal, Math.max(0, MEDIA_NODE_DRAIN_DEADLINE_MS - elapsed));
+      }
     }
     for (const event of rollout.events) {
       events.record(node, 'Normal', event.reason, event.message);
