@@ -87,20 +87,7 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
   async #layerBitrates(): Promise<number[] | undefined> {
     const { producer } = this.#options;
     if (!producer || producer.closed) return undefined;
-    const stats = await producer.getStats();
-    const encodings = producer.rtpParameters.encodings ?? [];
-    const bitrates = encodings.map((encoding) => {
-      const layer = stats.find(
-        (entry) =>
-          (encoding.ssrc !== undefined && entry.ssrc === encoding.ssrc) ||
-          (encoding.rid !== undefined && entry.rid === encoding.rid),
-      );
-      return layer?.bitrate;
-    });
-    // A layer not sending now has no rate to compare with: no measured ladder this interval.
-    return bitrates.every((bitrate) => bitrate !== undefined && bitrate > 0)
-      ? (bitrates as number[])
-      : undefined;
+    return layerBitrates(producer, this.#options.intervalMs ?? SAMPLE_INTERVAL_MS);
   }
 
   async #sample(): Promise<void> {
@@ -152,6 +139,42 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
       this.#sampling = false;
     }
   }
+}
+
+/**
+ * The producer's layer bitrates, asked of the worker at most once per `maxAgeMs` whatever the
+ * number of viewers sampling them: every viewer of a stream on this worker adapts against the
+ * same producer, and one request per viewer per second would grow with the audience.
+ */
+const layerBitrateCache = new WeakMap<
+  types.Producer,
+  { at: number; bitrates: Promise<number[] | undefined> }
+>();
+
+function layerBitrates(producer: types.Producer, maxAgeMs: number): Promise<number[] | undefined> {
+  const now = Date.now();
+  const cached = layerBitrateCache.get(producer);
+  if (cached && now - cached.at < maxAgeMs) return cached.bitrates;
+  const bitrates = readLayerBitrates(producer).catch(() => undefined);
+  layerBitrateCache.set(producer, { at: now, bitrates });
+  return bitrates;
+}
+
+async function readLayerBitrates(producer: types.Producer): Promise<number[] | undefined> {
+  const stats = await producer.getStats();
+  const encodings = producer.rtpParameters.encodings ?? [];
+  const bitrates = encodings.map((encoding) => {
+    const layer = stats.find(
+      (entry) =>
+        (encoding.ssrc !== undefined && entry.ssrc === encoding.ssrc) ||
+        (encoding.rid !== undefined && entry.rid === encoding.rid),
+    );
+    return layer?.bitrate;
+  });
+  // A layer not sending now has no rate to compare with: no measured ladder this interval.
+  return bitrates.every((bitrate) => bitrate !== undefined && bitrate > 0)
+    ? (bitrates as number[])
+    : undefined;
 }
 
 /** Simulcast layers of a consumer as adaptation levels: the level caps mediasoup's choice. */
