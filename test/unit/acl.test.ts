@@ -117,14 +117,20 @@ describe('AccessController (memory store)', () => {
       () => controller.close(),
       () => cache.close(),
     );
-    const put = (pattern: string, keys: { id: string; key: string; expiresAt?: number }[]) =>
-      store.update(pattern, () =>
+    // Writes an ACL and waits until the cache has it (it learns changes asynchronously, as an
+    // edge learns them from Redis).
+    const put = async (pattern: string, keys: { id: string; key: string; expiresAt?: number }[]) => {
+      const record = await store.update(pattern, () =>
         keys.map((key) => ({
           id: key.id,
           hash: hashAccessKey(hashKey, key.key),
           ...(key.expiresAt ? { expiresAt: key.expiresAt } : {}),
         })),
       );
+      const { version } = await store.version();
+      while (cache.version < version) await new Promise((resolve) => setImmediate(resolve));
+      return record;
+    };
     return { store, cache, controller, put, metrics };
   }
 
@@ -306,6 +312,39 @@ describe('AccessController (memory store)', () => {
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(503);
     await cache.start();
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(200);
+  });
+});
+
+describe('AclCache (memory store)', () => {
+  /** A store whose reads take a while (a Redis round trip under load). */
+  class SlowReadStore extends MemoryAclStore {
+    override async get(pattern: string) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return super.get(pattern);
+    }
+  }
+
+  it('applies changes one at a time, in order: a change arriving while the one before is being read is no gap', async () => {
+    const store = new SlowReadStore();
+    const cache = new AclCache({ store, checkIntervalMs: 600_000, logger });
+    try {
+      await cache.start();
+      const changes: string[][] = [];
+      cache.on('changed', (patterns) => changes.push([...patterns]));
+      const hash = 'a'.repeat(64);
+      await store.update('first', () => [{ id: 'k1', hash }]);
+      await store.update('second', () => [{ id: 'k2', hash }]);
+      const deadline = Date.now() + 5000;
+      while (cache.version < 2 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(cache.version).toBe(2);
+      // Each change on its own (with its time, for the revocation metric), not one re-read of everything.
+      expect(changes).toEqual([['first'], ['second']]);
+      expect(cache.governing('first')?.keys[0]?.id).toBe('k1');
+      expect(cache.governing('second')?.keys[0]?.id).toBe('k2');
+    } finally {
+      cache.close();
+    }
   });
 });
 
