@@ -310,6 +310,9 @@ describe('AccessController (memory store)', () => {
       () => cache.close(),
     );
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(503);
+    expect(() => controller.admit('free', undefined, '10.0.0.1')).toThrow(
+      'access rules are not loaded yet; try again',
+    );
     await cache.start();
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(200);
   });
@@ -325,6 +328,13 @@ describe('AccessController: what a refused viewer is told, what is counted, and 
   class ReportingStore extends MemoryAclStore {
     synced = true;
     unreadable: string[] = [];
+    /** Changes are announced as made this long ago (the writer's clock). */
+    changeAgeMs = 0;
+    /** Change messages are lost (as pub/sub messages can be). */
+    silent = false;
+    protected override emit(...[event, change]: Parameters<MemoryAclStore['emit']>) {
+      if (!this.silent) super.emit(event, { ...change, at: change.at - this.changeAgeMs });
+    }
     /** Set: the store answers as if its data were lost (a new epoch, no records). */
     lostTo: string | undefined;
     override async version() {
@@ -517,6 +527,54 @@ describe('AccessController: what a refused viewer is told, what is counted, and 
       details: { retryAfterMs: 2000 },
     });
     expect(controller.admit('free', undefined, '10.0.0.1').stream).toBe('free');
+  });
+
+  it('refuses to watch a session whose stream’s rules were lost while it was being set up', async () => {
+    const store = new ReportingStore();
+    const { controller, cache, put } = await setup({}, store);
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    const grant = controller.admit('paid', 'secret-key-000001', '10.0.0.1');
+    store.lostTo = 'another-epoch';
+    await cache.start();
+    expect(refusal(() => controller.watch(new Viewer(), grant))).toMatchObject({
+      code: 'ACCESS_RULES_UNAVAILABLE',
+      message: 'the access rules of this stream were lost and are being restored; try again',
+    });
+    expect(controller.watchedCount).toBe(0);
+  });
+
+  it('measures the cutoff from when the change was made, in seconds; a re-read of everything has no such time', async () => {
+    const store = new ReportingStore();
+    const { controller, cache, put, metrics } = await setup({}, store);
+    await put('paid', [
+      { id: 'k1', key: 'secret-key-000001' },
+      { id: 'k2', key: 'secret-key-000002' },
+    ]);
+    const histogram = async () => {
+      const values = (await metrics.revocationSeconds.get()).values;
+      const named = (suffix: string) => values.find((sample) => sample.metricName?.endsWith(suffix))?.value;
+      return { count: named('_count'), sum: named('_sum') };
+    };
+    // A resync (no change time): revoked, not measured.
+    const first = new Viewer();
+    controller.watch(first, controller.admit('paid', 'secret-key-000001', '10.0.0.1'));
+    store.silent = true;
+    await store.update('paid', (current) => current!.keys.filter((key) => key.id !== 'k1'));
+    store.silent = false;
+    await cache.start(); // the full read the periodic check does when a message was lost
+    expect(await until(() => first.closedWith !== undefined)).toBe(true);
+    expect(first.closedWith).toBe('revoked: key-removed');
+    expect(await histogram()).toEqual({ count: 0, sum: 0 });
+    // A change made 1.5 s ago (writer's clock): 1.5 s, not 1500, not 0.
+    const second = new Viewer();
+    controller.watch(second, controller.admit('paid', 'secret-key-000002', '10.0.0.1'));
+    store.changeAgeMs = 1500;
+    await put('paid', []);
+    expect(second.closedWith).toBe('revoked: key-removed');
+    const { count, sum } = await histogram();
+    expect(count).toBe(1);
+    expect(sum).toBeGreaterThanOrEqual(1.5);
+    expect(sum).toBeLessThan(4);
   });
 
   it('shows no stream as public under the deny policy, or before the rules are loaded', async () => {
