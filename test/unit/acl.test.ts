@@ -556,14 +556,19 @@ describe('AccessController: what a refused viewer is told, what is counted, and 
       return { count: named('_count'), sum: named('_sum') };
     };
     // A resync (no change time): revoked, not measured.
+    // Two viewers with the key: one re-read revokes both (an error measuring the first, which
+    // has no change time, must not leave the second open).
     const first = new Viewer();
+    const firstToo = new Viewer();
     controller.watch(first, controller.admit('paid', 'secret-key-000001', '10.0.0.1'));
+    controller.watch(firstToo, controller.admit('paid', 'secret-key-000001', '10.0.0.2'));
     store.silent = true;
     await store.update('paid', (current) => current!.keys.filter((key) => key.id !== 'k1'));
     store.silent = false;
     await cache.start(); // the full read the periodic check does when a message was lost
     expect(await until(() => first.closedWith !== undefined)).toBe(true);
     expect(first.closedWith).toBe('revoked: key-removed');
+    expect(firstToo.closedWith).toBe('revoked: key-removed');
     expect(await histogram()).toEqual({ count: 0, sum: 0 });
     // A change made 1.5 s ago (writer's clock): 1.5 s, not 1500, not 0.
     const second = new Viewer();
