@@ -218,6 +218,20 @@ describe('StreamACL reconciler: sync', () => {
     expect((await store.get('show'))?.keys.map((key) => key.id)).toEqual(['a']);
   });
 
+  it('takes a key of exactly the minimum length, and ignores older StreamACLs of other streams or CDNs', async () => {
+    const mine = streamAcl('mine', [{ id: 'k', value: 'exactly-16-chars' }]);
+    const otherStream = { ...streamAcl('other-stream', [], { creationTimestamp: '2026-01-01T00:00:00Z' }) };
+    otherStream.spec = { ...otherStream.spec, stream: 'another-show' };
+    const otherCdn = streamAcl('other-cdn', [], {
+      creationTimestamp: '2026-01-01T00:00:00Z',
+      cdnName: 'cdn-2',
+    });
+    const { store, reconcile, synced } = setup({ acls: [otherStream, otherCdn, mine] });
+    expect(await reconcile('mine')).toBeUndefined();
+    expect(synced('mine')).toMatchObject({ status: 'True', syncedKeys: 1 });
+    expect((await store.get('show'))?.keys.map((key) => key.id)).toEqual(['k']);
+  });
+
   it('reports Redis refusing the write and asks to be retried', async () => {
     class DownStore extends MemoryAclStore {
       override async get(): Promise<undefined> {
