@@ -21,9 +21,16 @@ class MarkableStore extends MemoryAclStore {
   syncedEpoch = '';
   reachable = true;
   marks = 0;
+  /** A Redis that has never been written: no epoch until ensureEpoch(). */
+  noEpochYet = false;
   override async version(): Promise<AclStoreVersion> {
     if (!this.reachable) throw new Error('connection refused');
-    return { ...(await super.version()), syncedEpoch: this.syncedEpoch };
+    const version = await super.version();
+    return { ...version, epoch: this.noEpochYet ? '' : version.epoch, syncedEpoch: this.syncedEpoch };
+  }
+  override async ensureEpoch(): Promise<string> {
+    this.noEpochYet = false;
+    return super.ensureEpoch();
   }
   override async markSynced(epoch: string): Promise<boolean> {
     if (!(await super.markSynced(epoch))) return false;
@@ -59,26 +66,34 @@ function cache<T extends { metadata: { namespace?: string; name: string } }>(
 }
 
 function setup(options: {
-  cdns: ReturnType<typeof cdn>[];
+  cdns: (ReturnType<typeof cdn> | { metadata: { namespace: string; name: string }; spec: unknown })[];
   acls: (ReturnType<typeof acl> | InvalidObject)[];
   failing?: string[];
+  /** Each StreamACL's sync waits for this (a pass in progress). */
+  hold?: Promise<void>;
+  fresh?: boolean;
 }) {
   const stores = new Map<string, MarkableStore>();
   const synced: string[] = [];
   const metrics = new OperatorMetrics({ collectDefaults: false });
   const sync = new AclStoreSync({
-    client: {} as KubeClient, // CDNs with spec.redis.url: nothing to read from the API server
+    client: { get: async () => undefined } as unknown as KubeClient, // no Secrets on the API server
     cdns: cache(options.cdns as never[]),
     streamAcls: cache(options.acls as never[]),
     stores: {
       get: async (url: string, prefix: string) => {
         const key = `${prefix}\n${url}`;
-        if (!stores.has(key)) stores.set(key, new MarkableStore());
+        if (!stores.has(key)) {
+          const created = new MarkableStore();
+          created.noEpochYet = options.fresh ?? false;
+          stores.set(key, created);
+        }
         return stores.get(key)!;
       },
     } as unknown as AclStores,
     syncAcl: async (namespace, name) => {
       synced.push(`${namespace}/${name}`);
+      await options.hold;
       return !(options.failing ?? []).includes(name);
     },
     intervalMs: 20,
@@ -176,6 +191,44 @@ describe('AclStoreSync', () => {
     await sync.checkAll();
     expect(synced).toEqual([]);
     expect([...stores.keys()]).toEqual([`${redisPrefixFor('media', 'cdn')}\nredis://down:6379`]);
+  });
+
+  it('writes a Redis that has never been written (no epoch yet), and skips a CDN whose Redis it cannot resolve', async () => {
+    const unresolved = {
+      metadata: { namespace: 'media', name: 'secretless' },
+      spec: { redis: { secretRef: { name: 'missing', key: 'url' } } },
+    };
+    const { sync, synced, store } = setup({
+      cdns: [unresolved, cdn('media', 'cdn', 'redis://r:6379')],
+      acls: [acl('media', 'a', 'secretless'), acl('media', 'b', 'cdn')],
+      fresh: true,
+    });
+    await sync.checkAll();
+    expect(synced).toEqual(['media/b']);
+    expect(store('media', 'cdn')!.marks).toBe(1);
+  });
+
+  it('stops after the pass in progress when stop() comes during it', async () => {
+    let release: () => void = () => undefined;
+    const hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { sync, synced, store } = setup({
+      cdns: [cdn('media', 'cdn', 'redis://r:6379')],
+      acls: [acl('media', 'a', 'cdn')],
+      hold,
+    });
+    sync.start();
+    const deadline = Date.now() + 5000;
+    while (synced.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    const stopped = sync.stop();
+    release();
+    await stopped;
+    expect(store('media', 'cdn')!.marks).toBe(1);
+    store('media', 'cdn')!.syncedEpoch = ''; // a pass would now write again
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(synced).toEqual(['media/a']);
   });
 
   it('checks every interval once started, and not after stop()', async () => {
