@@ -13,10 +13,8 @@ const MUTATE = [
   'media-node/src/acl/**/*.ts',
   'media-node/contract/src/acl/**/*.ts',
   'media-node/contract/src/internal-api/**/*.ts',
-  'media-node/src/http/internal.ts',
-  'media-node/src/http/sessions.ts',
-  'media-node/src/http/acl.ts',
-  'media-node/src/http/server.ts',
+  // The whole HTTP layer (issue 17): internal port, WHIP/WHEP, ACL API, server, health/ops, TLS.
+  'media-node/src/http/**/*.ts',
   'operator/src/controllers/streamacl/**/*.ts',
 ];
 

@@ -16,7 +16,7 @@ const MODULES = [
       file.startsWith('media-node/contract/src/internal-api/') || file === 'media-node/src/http/internal.ts',
   ],
   [
-    'HTTP layer (src/http/ sessions, acl, server)',
+    'HTTP layer (src/http/ but internal.ts)',
     (file) => file.startsWith('media-node/src/http/') && file !== 'media-node/src/http/internal.ts',
   ],
   [

@@ -2,9 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Redis } from 'ioredis';
 import type { StoredKey } from '../../media-node/contract/acl.js';
 import { InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/contract/acl.js';
+import { RtccdnError } from '../../media-node/contract/errors.js';
 import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
+import { StreamAccess } from '../../media-node/src/acl/StreamAccess.js';
+import { loadConfig } from '../../media-node/src/config.js';
 import { createLogger } from '../../media-node/src/logger.js';
+import { MediaNodeMetrics } from '../../media-node/src/metrics.js';
 import { eventually } from '../../scripts/harness/node.js';
 import {
   type RedisServer,
@@ -294,5 +298,75 @@ describe('ACL store and cache (real redis-server)', () => {
     expect(await writer.markSynced(epoch)).toBe(false);
     expect(await writer.markSynced(next)).toBe(true);
     expect(await eventually(() => edge.storeSynced, 3000)).toBe(true);
+  });
+  describe('StreamAccess on it (a media node of a CDN)', () => {
+    const secret = 'cluster-secret-'.padEnd(32, 'x');
+    function access(prefix: string, operatorManaged = false) {
+      const metrics = new MediaNodeMetrics();
+      const created = new StreamAccess({
+        config: { ...loadConfig({}).access, operatorManaged },
+        redis: { url: redis.url, prefix, clusterSecret: secret },
+        metrics,
+        logger,
+      });
+      closers.push(() => created.close());
+      return { access: created, metrics };
+    }
+
+    it('keeps ACLs in Redis, where another node reads them and admits the same keys', async () => {
+      const { access: origin } = access('sa1:');
+      await origin.start();
+      await origin.replaceKeys('paid', [{ id: 'k1', key: 'secret-key-000000001' }]);
+      const { access: edge } = access('sa1:');
+      await edge.start();
+      expect((await edge.get('paid'))?.keys).toEqual([{ id: 'k1' }]);
+      expect(edge.admit('paid', 'secret-key-000000001', '10.0.0.1').keyId).toBe('k1');
+    });
+
+    it('answers ACL_UNREADABLE for a stored record it cannot read, and a PUT repairs it', async () => {
+      const { access: origin } = access('sa2:');
+      await origin.start();
+      const direct = new Redis(redis.url);
+      closers.push(() => void direct.disconnect());
+      await direct.set(new ClusterKeys('sa2:').aclRecord('broken'), '{"v":99}');
+      const refused = await origin.get('broken').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(RtccdnError);
+      expect((refused as RtccdnError).code).toBe('ACL_UNREADABLE');
+      expect((refused as RtccdnError).message).toMatch(
+        /^the stored ACL of broken cannot be read: .+; replace it \(PUT\) or delete it$/,
+      );
+      await origin.replaceKeys('broken', [{ id: 'k1', key: 'secret-key-000000001' }]);
+      expect((await origin.get('broken'))?.keys).toEqual([{ id: 'k1' }]);
+    });
+
+    it('reports an operator-managed store as synced only once the operator has marked it', async () => {
+      const writer = await store('sa3:');
+      await writer.update('paid', () => [key('a')]); // data, but no full sync by the operator yet
+      const { access: edge, metrics } = access('sa3:', true);
+      await edge.start();
+      expect(edge.cache.confirmedAt).toBeDefined();
+      expect(metrics.aclStoreSyncedSampler()).toBe(0);
+      expect(await writer.markSynced(await writer.ensureEpoch())).toBe(true);
+      expect(await eventually(() => metrics.aclStoreSyncedSampler() === 1, 5000)).toBe(true);
+    });
+
+    it('closes its Redis connections on close()', async () => {
+      const probe = new Redis(redis.url);
+      closers.push(() => void probe.disconnect());
+      const names = async () =>
+        ((await probe.client('LIST')) as string)
+          .split('\n')
+          .map((line) => /\bname=(\S*)/.exec(line)?.[1])
+          .filter((name) => name?.startsWith('rtccdn-acl'));
+      const before = (await names()).length;
+      const { access: edge } = access('sa4:');
+      await edge.start();
+      expect((await names()).length).toBe(before + 2); // commands and change messages
+      await edge.close();
+      expect(await eventually(async () => (await names()).length === before, 3000)).toBe(true);
+    });
   });
 });

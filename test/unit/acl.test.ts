@@ -117,14 +117,20 @@ describe('AccessController (memory store)', () => {
       () => controller.close(),
       () => cache.close(),
     );
-    const put = (pattern: string, keys: { id: string; key: string; expiresAt?: number }[]) =>
-      store.update(pattern, () =>
+    // Writes an ACL and waits until the cache has it (it learns changes asynchronously, as an
+    // edge learns them from Redis).
+    const put = async (pattern: string, keys: { id: string; key: string; expiresAt?: number }[]) => {
+      const record = await store.update(pattern, () =>
         keys.map((key) => ({
           id: key.id,
           hash: hashAccessKey(hashKey, key.key),
           ...(key.expiresAt ? { expiresAt: key.expiresAt } : {}),
         })),
       );
+      const { version } = await store.version();
+      while (cache.version < version) await new Promise((resolve) => setImmediate(resolve));
+      return record;
+    };
     return { store, cache, controller, put, metrics };
   }
 
@@ -358,8 +364,390 @@ describe('AccessController (memory store)', () => {
       () => cache.close(),
     );
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(503);
+    expect(() => controller.admit('free', undefined, '10.0.0.1')).toThrow(
+      'access rules are not loaded yet; try again',
+    );
     await cache.start();
     expect(status(() => controller.admit('free', undefined, '10.0.0.1'))).toBe(200);
+  });
+});
+
+describe('AccessController: what a refused viewer is told, what is counted, and when keys expire', () => {
+  const closers: (() => void)[] = [];
+  afterEach(() => {
+    for (const close of closers.splice(0)) close();
+  });
+
+  /** A memory store that can pretend the operator has not synced it, or that a record is unreadable. */
+  class ReportingStore extends MemoryAclStore {
+    synced = true;
+    unreadable: string[] = [];
+    /** Changes are announced as made this long ago (the writer's clock). */
+    changeAgeMs = 0;
+    /** Change messages are lost (as pub/sub messages can be). */
+    silent = false;
+    protected override emit(...[event, change]: Parameters<MemoryAclStore['emit']>) {
+      if (!this.silent) super.emit(event, { ...change, at: change.at - this.changeAgeMs });
+    }
+    /** Set: the store answers as if its data were lost (a new epoch, no records). */
+    lostTo: string | undefined;
+    override async version() {
+      const version = await super.version();
+      if (this.lostTo) return { epoch: this.lostTo, version: 0, syncedEpoch: this.lostTo, head: '' };
+      return { ...version, syncedEpoch: this.synced ? version.syncedEpoch : '' };
+    }
+    override async snapshot() {
+      const snapshot = await super.snapshot();
+      return {
+        ...snapshot,
+        ...(await this.version()),
+        records: this.lostTo ? [] : snapshot.records,
+        unreadable: this.unreadable,
+      };
+    }
+  }
+
+  async function setup(
+    options: { defaultPolicy?: DefaultPolicy; maxStalenessMs?: number; requireStoreSynced?: boolean } = {},
+    store = new ReportingStore(),
+  ) {
+    const cache = new AclCache({ store, checkIntervalMs: 600_000, logger });
+    await cache.start();
+    const hashKey = randomAclHashKey();
+    const metrics = new MediaNodeMetrics();
+    const controller = new AccessController({
+      cache,
+      hashKey,
+      defaultPolicy: options.defaultPolicy ?? 'allow',
+      maxStalenessMs: options.maxStalenessMs ?? 60_000,
+      requireStoreSynced: options.requireStoreSynced ?? false,
+      limits: { perClientIp: 2, perStream: 100, windowMs: 60_000 },
+      metrics,
+      logger,
+    });
+    closers.push(
+      () => controller.close(),
+      () => cache.close(),
+    );
+    const put = async (
+      pattern: string,
+      keys: { id: string; key: string; expiresAt?: number }[] | undefined,
+    ) => {
+      await store.update(pattern, () =>
+        keys?.map((key) => ({
+          id: key.id,
+          hash: hashAccessKey(hashKey, key.key),
+          ...(key.expiresAt ? { expiresAt: key.expiresAt } : {}),
+        })),
+      );
+      const { version } = await store.version();
+      while (cache.version < version) await new Promise((resolve) => setImmediate(resolve));
+    };
+    return { store, cache, controller, metrics, put };
+  }
+
+  const refusal = (run: () => unknown): RtccdnError => {
+    try {
+      run();
+    } catch (error) {
+      if (error instanceof RtccdnError) return error;
+      throw error;
+    }
+    throw new Error('admitted');
+  };
+
+  class Viewer implements Guarded {
+    readonly id = Math.random().toString(36);
+    closedWith: string | undefined;
+    #listener: ((reason: string) => void) | undefined;
+    close(reason: string) {
+      if (this.closedWith) return;
+      this.closedWith = reason;
+      this.#listener?.(reason);
+    }
+    once(_event: 'close', listener: (reason: string) => void) {
+      this.#listener = listener;
+    }
+  }
+
+  const until = async (check: () => boolean, timeoutMs = 5000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    return check();
+  };
+
+  it('tells a viewer without a key to bring one, and a wrong key only "access denied", with their Bearer challenges', async () => {
+    const { controller, put } = await setup();
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    const required = refusal(() => controller.admit('paid', undefined, '10.0.0.1'));
+    expect(required).toMatchObject({
+      code: 'ACCESS_KEY_REQUIRED',
+      status: 401,
+      message: 'this stream requires an access key',
+      details: { challenge: 'Bearer realm="rtccdn"' },
+    });
+    expect(refusal(() => controller.admit('paid', '', '10.0.0.1')).code).toBe('ACCESS_KEY_REQUIRED');
+    expect(refusal(() => controller.admit('paid', 'wrong-key-0000001', '10.0.0.1'))).toMatchObject({
+      code: 'ACCESS_DENIED',
+      status: 403,
+      message: 'access denied',
+      details: { challenge: 'Bearer realm="rtccdn", error="invalid_token"' },
+    });
+    expect(refusal(() => controller.admit('paid', 'wrong-key-0000002', '10.0.0.1')).code).toBe(
+      'ACCESS_DENIED',
+    );
+    const limited = refusal(() => controller.admit('paid', 'wrong-key-0000003', '10.0.0.1'));
+    expect(limited).toMatchObject({
+      code: 'RATE_LIMITED',
+      message: 'too many failed attempts; try again later',
+    });
+    expect(limited.details.retryAfterMs).toBeGreaterThan(59_000);
+    expect(limited.details.retryAfterMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it('counts admissions by result', async () => {
+    const { controller, metrics, put } = await setup();
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    controller.admit('free', undefined, '10.0.0.1');
+    controller.admit('paid', 'secret-key-000001', '10.0.0.1');
+    refusal(() => controller.admit('paid', undefined, '10.0.0.1'));
+    refusal(() => controller.admit('paid', 'wrong-key-0000001', '10.0.0.1'));
+    const counted = Object.fromEntries(
+      (await metrics.admissions.get()).values.map((sample) => [sample.labels.result, sample.value]),
+    );
+    expect(counted).toEqual({ ok: 2, '401': 1, '403': 1 });
+  });
+
+  it('refuses protected streams (503, retry in 5 s) once the rules are older than the staleness limit, public ones not', async () => {
+    const { controller, put } = await setup({ maxStalenessMs: 100 });
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    expect(controller.admit('paid', 'secret-key-000001', '10.0.0.1').keyId).toBe('k1');
+    await new Promise((resolve) => setTimeout(resolve, 250)); // no check confirms the cache meanwhile
+    expect(refusal(() => controller.admit('paid', 'secret-key-000001', '10.0.0.1'))).toMatchObject({
+      code: 'ACCESS_RULES_UNAVAILABLE',
+      status: 503,
+      message: 'access rules cannot be verified right now; try again',
+      details: { retryAfterMs: 5000 },
+    });
+    expect(controller.admit('free', undefined, '10.0.0.1').keyHash).toBeUndefined();
+  });
+
+  it('admits nobody on an operator-managed store until the operator has written it (503), then by the rules', async () => {
+    const store = new ReportingStore();
+    store.synced = false;
+    const { controller, cache, put } = await setup({ requireStoreSynced: true }, store);
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    for (const [stream, key] of [
+      ['free', undefined],
+      ['paid', 'secret-key-000001'],
+    ] as const) {
+      expect(refusal(() => controller.admit(stream, key, '10.0.0.1'))).toMatchObject({
+        code: 'ACCESS_RULES_UNAVAILABLE',
+        message: 'access rules are being restored by the operator; try again',
+        details: { retryAfterMs: 2000 },
+      });
+    }
+    expect(controller.isPublic('free')).toBe(false);
+    store.synced = true;
+    await put('other', [{ id: 'k2', key: 'secret-key-000002' }]); // a write; then a full read
+    await cache.start();
+    expect(cache.storeSynced).toBe(true);
+    expect(controller.admit('paid', 'secret-key-000001', '10.0.0.1').keyId).toBe('k1');
+    expect(controller.isPublic('free')).toBe(true);
+  });
+
+  it('refuses (503) a stream whose stored ACL cannot be read, and no other', async () => {
+    const store = new ReportingStore();
+    store.unreadable = ['broken'];
+    const { controller } = await setup({}, store);
+    expect(refusal(() => controller.admit('broken', undefined, '10.0.0.1'))).toMatchObject({
+      code: 'ACCESS_RULES_UNAVAILABLE',
+      message: 'the access rules of this stream cannot be read right now; try again',
+      details: { retryAfterMs: 2000 },
+    });
+    expect(controller.isPublic('broken')).toBe(false);
+    expect(controller.admit('fine', undefined, '10.0.0.1').stream).toBe('fine');
+  });
+
+  it('refuses (503) a stream whose ACL the store lost, until it is written again', async () => {
+    const store = new ReportingStore();
+    const { controller, cache, put } = await setup({}, store);
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    store.lostTo = 'another-epoch';
+    await cache.start(); // a full read, as the periodic check would do
+    expect(refusal(() => controller.admit('paid', undefined, '10.0.0.1'))).toMatchObject({
+      code: 'ACCESS_RULES_UNAVAILABLE',
+      message: 'the access rules of this stream were lost and are being restored; try again',
+      details: { retryAfterMs: 2000 },
+    });
+    expect(controller.admit('free', undefined, '10.0.0.1').stream).toBe('free');
+  });
+
+  it('refuses to watch a session whose stream’s rules were lost while it was being set up', async () => {
+    const store = new ReportingStore();
+    const { controller, cache, put } = await setup({}, store);
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    const grant = controller.admit('paid', 'secret-key-000001', '10.0.0.1');
+    store.lostTo = 'another-epoch';
+    await cache.start();
+    expect(refusal(() => controller.watch(new Viewer(), grant))).toMatchObject({
+      code: 'ACCESS_RULES_UNAVAILABLE',
+      message: 'the access rules of this stream were lost and are being restored; try again',
+    });
+    expect(controller.watchedCount).toBe(0);
+  });
+
+  it('measures the cutoff from when the change was made, in seconds; a re-read of everything has no such time', async () => {
+    const store = new ReportingStore();
+    const { controller, cache, put, metrics } = await setup({}, store);
+    await put('paid', [
+      { id: 'k1', key: 'secret-key-000001' },
+      { id: 'k2', key: 'secret-key-000002' },
+    ]);
+    const histogram = async () => {
+      const values = (await metrics.revocationSeconds.get()).values;
+      const named = (suffix: string) => values.find((sample) => sample.metricName?.endsWith(suffix))?.value;
+      return { count: named('_count'), sum: named('_sum') };
+    };
+    // A resync (no change time): revoked, not measured.
+    // Two viewers with the key: one re-read revokes both (an error measuring the first, which
+    // has no change time, must not leave the second open).
+    const first = new Viewer();
+    const firstToo = new Viewer();
+    controller.watch(first, controller.admit('paid', 'secret-key-000001', '10.0.0.1'));
+    controller.watch(firstToo, controller.admit('paid', 'secret-key-000001', '10.0.0.2'));
+    store.silent = true;
+    await store.update('paid', (current) => current!.keys.filter((key) => key.id !== 'k1'));
+    store.silent = false;
+    await cache.start(); // the full read the periodic check does when a message was lost
+    expect(await until(() => first.closedWith !== undefined)).toBe(true);
+    expect(first.closedWith).toBe('revoked: key-removed');
+    expect(firstToo.closedWith).toBe('revoked: key-removed');
+    expect(await histogram()).toEqual({ count: 0, sum: 0 });
+    // A change made 1.5 s ago (writer's clock): 1.5 s, not 1500, not 0.
+    const second = new Viewer();
+    controller.watch(second, controller.admit('paid', 'secret-key-000002', '10.0.0.1'));
+    store.changeAgeMs = 1500;
+    await put('paid', []);
+    expect(second.closedWith).toBe('revoked: key-removed');
+    const { count, sum } = await histogram();
+    expect(count).toBe(1);
+    expect(sum).toBeGreaterThanOrEqual(1.5);
+    expect(sum).toBeLessThan(4);
+  });
+
+  it('shows no stream as public under the deny policy, or before the rules are loaded', async () => {
+    const { controller } = await setup({ defaultPolicy: 'deny' });
+    expect(controller.isPublic('anything')).toBe(false);
+    const cache = new AclCache({ store: new MemoryAclStore(), checkIntervalMs: 600_000, logger });
+    closers.push(() => cache.close());
+    const unloaded = new AccessController({
+      cache,
+      hashKey: randomAclHashKey(),
+      defaultPolicy: 'allow',
+      maxStalenessMs: 60_000,
+      requireStoreSynced: false,
+      limits: { perClientIp: 2, perStream: 100, windowMs: 60_000 },
+      metrics: new MediaNodeMetrics(),
+      logger,
+    });
+    closers.push(() => unloaded.close());
+    expect(unloaded.isPublic('anything')).toBe(false);
+  });
+
+  it('under the deny policy, closes a keyed viewer when its ACL is deleted', async () => {
+    const { controller, put, metrics } = await setup({ defaultPolicy: 'deny' });
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    const viewer = new Viewer();
+    controller.watch(viewer, controller.admit('paid', 'secret-key-000001', '10.0.0.1'));
+    await put('paid', undefined);
+    expect(viewer.closedWith).toBe('revoked: key-removed');
+    expect(controller.watchedCount).toBe(0);
+    // How long the cutoff took from the change: one observation, in seconds (not ms).
+    const histogram = (await metrics.revocationSeconds.get()).values;
+    expect(histogram.find((sample) => sample.metricName?.endsWith('_count'))?.value).toBe(1);
+    const sum = histogram.find((sample) => sample.metricName?.endsWith('_sum'))?.value ?? -1;
+    expect(sum).toBeGreaterThanOrEqual(0);
+    expect(sum).toBeLessThan(5);
+  });
+
+  it('counts a viewer refused because its key went while its session was set up', async () => {
+    const { controller, put, metrics } = await setup();
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001' }]);
+    const grant = controller.admit('paid', 'secret-key-000001', '10.0.0.1');
+    await put('paid', []);
+    expect(refusal(() => controller.watch(new Viewer(), grant)).code).toBe('ACCESS_DENIED');
+    expect(controller.watchedCount).toBe(0);
+    const revoked = (await metrics.revocations.get()).values;
+    expect(revoked.map((sample) => [sample.labels.reason, sample.value])).toEqual([['key-removed', 1]]);
+  });
+
+  it('closes a viewer when its key expires, with no change to the ACL, and follows a changed expiry', async () => {
+    const { controller, put, metrics } = await setup();
+    const viewer = new Viewer();
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001', expiresAt: Date.now() + 200 }]);
+    controller.watch(viewer, controller.admit('paid', 'secret-key-000001', '10.0.0.1'));
+    expect(await until(() => viewer.closedWith !== undefined)).toBe(true);
+    expect(viewer.closedWith).toBe('revoked: key-expired');
+    expect(controller.watchedCount).toBe(0);
+    // The histogram counts the cutoff from the expiry time.
+    const count = (await metrics.revocationSeconds.get()).values.find((sample) =>
+      sample.metricName?.endsWith('_count'),
+    );
+    expect(count?.value).toBe(1);
+
+    // A key whose expiry is brought forward closes at the new time, not the old one.
+    const later = new Viewer();
+    await put('paid', [{ id: 'k2', key: 'secret-key-000002', expiresAt: Date.now() + 600_000 }]);
+    controller.watch(later, controller.admit('paid', 'secret-key-000002', '10.0.0.1'));
+    await put('paid', [{ id: 'k2', key: 'secret-key-000002', expiresAt: Date.now() + 200 }]);
+    expect(await until(() => later.closedWith !== undefined)).toBe(true);
+    expect(later.closedWith).toBe('revoked: key-expired');
+  });
+
+  it('stops watching on close(): an expiring key closes no session afterwards', async () => {
+    const { controller, put } = await setup();
+    const viewer = new Viewer();
+    await put('paid', [{ id: 'k1', key: 'secret-key-000001', expiresAt: Date.now() + 200 }]);
+    controller.watch(viewer, controller.admit('paid', 'secret-key-000001', '10.0.0.1'));
+    expect(controller.watchedCount).toBe(1);
+    controller.close();
+    expect(controller.watchedCount).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(viewer.closedWith).toBeUndefined();
+  });
+});
+
+describe('AclCache (memory store)', () => {
+  /** A store whose reads take a while (a Redis round trip under load). */
+  class SlowReadStore extends MemoryAclStore {
+    override async get(pattern: string) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return super.get(pattern);
+    }
+  }
+
+  it('applies changes one at a time, in order: a change arriving while the one before is being read is no gap', async () => {
+    const store = new SlowReadStore();
+    const cache = new AclCache({ store, checkIntervalMs: 600_000, logger });
+    try {
+      await cache.start();
+      const changes: string[][] = [];
+      cache.on('changed', (patterns) => changes.push([...patterns]));
+      const hash = 'a'.repeat(64);
+      await store.update('first', () => [{ id: 'k1', hash }]);
+      await store.update('second', () => [{ id: 'k2', hash }]);
+      const deadline = Date.now() + 5000;
+      while (cache.version < 2 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(cache.version).toBe(2);
+      // Each change on its own (with its time, for the revocation metric), not one re-read of everything.
+      expect(changes).toEqual([['first'], ['second']]);
+      expect(cache.governing('first')?.keys[0]?.id).toBe('k1');
+      expect(cache.governing('second')?.keys[0]?.id).toBe('k2');
+    } finally {
+      cache.close();
+    }
   });
 });
 

@@ -112,10 +112,13 @@ describe('WHIP and WHEP', () => {
     expect((await app.inject(sdpPost('/whep/show?profile=720p'))).statusCode).toBe(201);
     expect((await app.inject(sdpPost('/whep/show~360p?profile=360p'))).statusCode).toBe(201);
     expect((await app.inject(sdpPost('/whep/show?profile='))).statusCode).toBe(201);
+    // A repeated ?profile= is no profile (not a list handed to playback).
+    expect((await app.inject(sdpPost('/whep/show?profile=360p&profile=720p'))).statusCode).toBe(201);
     expect(fake.played.map(({ stream, profile }) => [stream, profile])).toEqual([
       ['show', '360p'],
       ['show', '720p'],
       ['show', '360p'],
+      ['show', undefined],
       ['show', undefined],
     ]);
     const disagree = await app.inject(sdpPost('/whep/show~360p?profile=720p'));
@@ -123,7 +126,7 @@ describe('WHIP and WHEP', () => {
     expect(disagree.json().message).toBe('"show~360p" names profile "360p" but ?profile= asks for "720p"');
     // The source of `a~b~c` is `a~b`, which is no published name.
     expect((await app.inject(sdpPost('/whep/a~b~c'))).statusCode).toBe(400);
-    expect(fake.played).toHaveLength(4);
+    expect(fake.played).toHaveLength(5);
   });
 
   it('gives playback the viewer key from the Bearer header, or from ?key= when allowed', async () => {
@@ -134,7 +137,16 @@ describe('WHIP and WHEP', () => {
     await app.inject(sdpPost('/whep/show?key=from-query-000000', { authorization: `Bearer ${KEY}` }));
     await app.inject(sdpPost('/whep/show?key=a&key=b'));
     await app.inject(sdpPost('/whep/show', { authorization: `Basic ${KEY}` }));
-    expect(fake.played.map((play) => play.key)).toEqual([KEY, KEY, KEY, KEY, undefined, undefined]);
+    await app.inject(sdpPost('/whep/show', { authorization: `NotBearer ${KEY}` }));
+    expect(fake.played.map((play) => play.key)).toEqual([
+      KEY,
+      KEY,
+      KEY,
+      KEY,
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 
   it('ignores ?key= with ACL_QUERY_KEY=false', async () => {
@@ -208,7 +220,11 @@ describe('WHIP and WHEP', () => {
     expect(ended.json()).toMatchObject({
       code: 'SESSION_ENDED',
       message: 'the server ended this session (node-draining): play again at the same URL',
+      data: { reason: 'node-draining' },
     });
+    // A session id that is no UUID has no ended reason to look up.
+    const malformed = await drained.app.inject({ method: 'DELETE', url: '/whep/show/undefined' });
+    expect(malformed.statusCode).toBe(404);
   });
 
   it('answers OPTIONS (a CORS preflight) with Accept-Post, and PATCH (trickle ICE) with 405', async () => {

@@ -60,13 +60,19 @@ export class AclCache extends TypedEmitter<AclCacheEvents> {
   #head = '';
   #confirmedAt: number | undefined;
   #resyncing: Promise<void> | undefined;
+  /** The change being handled, and those queued behind it (#onChange never rejects). */
+  #changes: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(options: AclCacheOptions) {
     super();
     this.#store = options.store;
     this.#logger = options.logger.child({ component: 'acl-cache' });
-    this.#store.on('change', (change) => void this.#onChange(change));
+    // One change at a time, in the order they came: a message handled while the one before it
+    // is still reading its record would look like a gap (version + 2) and re-read everything.
+    this.#store.on('change', (change) => {
+      this.#changes = this.#changes.then(() => this.#onChange(change));
+    });
     this.#checkTimer = setInterval(() => void this.#check(), options.checkIntervalMs ?? 2000);
     this.#checkTimer.unref();
   }

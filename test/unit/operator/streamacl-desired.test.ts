@@ -36,6 +36,10 @@ describe('StreamACL desired state', () => {
     expect(JSON.stringify(a)).not.toContain('secret-value');
     expect(sameKeys(a, [...a].reverse())).toBe(true);
     expect(sameKeys(a, a.slice(0, 1))).toBe(false);
+    // A key added to the spec is not in Redis yet: not the same (either way round).
+    expect(sameKeys(a.slice(0, 1), a)).toBe(false);
+    // As many keys, but another id: not the same (and no error).
+    expect(sameKeys(a, [a[0]!, { ...a[1]!, id: 'z' }])).toBe(false);
     expect(sameKeys(a, [a[0]!, { ...a[1]!, expiresAt: 1 }])).toBe(false);
     expect(
       sameKeys(
