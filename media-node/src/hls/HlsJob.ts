@@ -8,7 +8,7 @@ import type { MediaWorker } from '../media/MediaWorker.js';
 import { DEFAULT_PLAN_KEY } from '../media/payloadTypes.js';
 import type { Stream, StreamRouter } from '../media/Stream.js';
 import { freeUdpPortPair, udpPortBound } from '../transcode/FfmpegLeg.js';
-import { FfmpegProcess, inputSdp } from '../transcode/ffmpeg.js';
+import { FfmpegProcess, inputSdp, rtpInputArgs } from '../transcode/ffmpeg.js';
 import type { Profile } from '../transcode/profiles.js';
 
 /** Target segment length: FFmpeg forces a key frame every this many seconds and cuts there. */
@@ -82,23 +82,8 @@ export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]
     .map((name, index) => `v:${index},${audio ? `a:${index},` : ''}name:${name}`)
     .join(' ');
   return [
-    '-hide_banner',
-    '-nostdin',
-    '-loglevel',
-    'warning',
-    '-protocol_whitelist',
-    'file,udp,rtp',
     // As for renditions: start at the first key frame, no probing, no reordering queue.
-    '-flags',
-    'low_delay',
-    '-analyzeduration',
-    '0',
-    '-probesize',
-    '32',
-    '-reorder_queue_size',
-    '0',
-    '-i',
-    sdpPath,
+    ...rtpInputArgs(sdpPath),
     '-filter_complex',
     filter,
     ...Array.from({ length: outputs }, (_, index) => ['-map', `[out${index}]`]).flat(),

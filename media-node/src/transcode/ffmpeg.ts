@@ -51,6 +51,35 @@ export function inputSdp(options: {
  * packet, no reordering queue), scale, encode with a GOP of one second so new viewers
  * start fast, and send RTP back with a fixed payload type, SSRC and source port.
  */
+/**
+ * FFmpeg reading a stream's RTP as the SDP at `sdpPath` describes it, from its first key frame
+ * and with nothing buffered: the input side of renditions and of HLS packaging.
+ */
+export function rtpInputArgs(sdpPath: string): string[] {
+  return [
+    '-hide_banner',
+    '-nostdin',
+    '-loglevel',
+    'warning',
+    '-protocol_whitelist',
+    'file,udp,rtp',
+    // Not `-fflags nobuffer`: it drops the packets read while probing, so the first key frame
+    // would be lost and FFmpeg would start only at the next one (≥ 300 ms later: libwebrtc
+    // encoders space key frames). A 32-byte probe reads one packet; the decoder takes the
+    // picture size from the key frame itself.
+    '-flags',
+    'low_delay',
+    '-analyzeduration',
+    '0',
+    '-probesize',
+    '32',
+    '-reorder_queue_size',
+    '0',
+    '-i',
+    sdpPath,
+  ];
+}
+
 export function ffmpegArgs(plan: FfmpegPlan): string[] {
   const { profile, payloadType, ssrc, port, localPort } = plan.output;
   const gop = String(profile.fps);
@@ -106,26 +135,7 @@ export function ffmpegArgs(plan: FfmpegPlan): string[] {
           `keyint=${gop}:min-keyint=${gop}:scenecut=0:repeat-headers=1`,
         ];
   return [
-    '-hide_banner',
-    '-nostdin',
-    '-loglevel',
-    'warning',
-    '-protocol_whitelist',
-    'file,udp,rtp',
-    // Not `-fflags nobuffer`: it drops the packets read while probing, so the first key frame
-    // would be lost and FFmpeg would start only at the next one (≥ 300 ms later: libwebrtc
-    // encoders space key frames). A 32-byte probe reads one packet; the decoder takes the
-    // picture size from the key frame itself.
-    '-flags',
-    'low_delay',
-    '-analyzeduration',
-    '0',
-    '-probesize',
-    '32',
-    '-reorder_queue_size',
-    '0',
-    '-i',
-    plan.input.sdpPath,
+    ...rtpInputArgs(plan.input.sdpPath),
     '-map',
     '0:v:0',
     '-an',
