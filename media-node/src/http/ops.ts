@@ -38,11 +38,6 @@ export function registerOpsRoutes(app: FastifyInstance, node: MediaNode): void {
 }
 
 function liveStreams(node: MediaNode) {
-  const viewers = new Map<string, number>();
-  for (const session of node.sessions.values()) {
-    if (session.protocol === 'whep')
-      viewers.set(session.streamName, (viewers.get(session.streamName) ?? 0) + 1);
-  }
   return [...node.streams.values()].map((stream) => ({
     name: stream.name,
     tracks: stream.producers.map((producer) => ({
