@@ -69,6 +69,8 @@ export interface ViewersResult {
     floor: ServerSteps;
     ratio: { viewers: number; total: number; perMbps: number; worker: number }[];
   }[];
+  /** Per step, the rounds' ratios combined (orderBalanced): the figure to quote with an even number of rounds. */
+  balanced: { viewers: number; total: number; perMbps: number }[];
 }
 
 async function startFloor(port: number, rtcPort: number) {
@@ -229,6 +231,11 @@ export async function runViewersBench(options: {
       );
     rounds.push({ rtccdn, floor, ratio });
   }
+  const balanced = orderBalanced(rounds);
+  for (const r of balanced)
+    console.log(
+      `  order-balanced (geometric mean of ${rounds.length} rounds): ${r.viewers} viewers, rtccdn/floor CPU ×${r.total}, per Mbit/s delivered ×${r.perMbps}`,
+    );
   return {
     settings: {
       steps: options.steps,
@@ -239,5 +246,23 @@ export async function runViewersBench(options: {
       pinning: pinningPlan() ?? 'off',
     },
     rounds,
+    balanced,
   };
+}
+
+/**
+ * The ratio per step over all rounds, as their geometric mean. The rounds alternate which server
+ * goes first because the second one measured in a round costs more (15-25 % in the run of
+ * 2026-12-02T00-02-07Z, whichever server it was): only an even number of rounds cancels that.
+ */
+function orderBalanced(rounds: ViewersResult['rounds']): ViewersResult['balanced'] {
+  const first = rounds[0];
+  if (!first) return [];
+  const mean = (values: number[]) =>
+    Math.round(Math.exp(values.reduce((sum, value) => sum + Math.log(value), 0) / values.length) * 100) / 100;
+  return first.ratio.map((step, index) => ({
+    viewers: step.viewers,
+    total: mean(rounds.map((round) => round.ratio[index]!.total)),
+    perMbps: mean(rounds.map((round) => round.ratio[index]!.perMbps)),
+  }));
 }
