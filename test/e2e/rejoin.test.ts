@@ -87,7 +87,8 @@ class ServiceProxy {
       if (method === 'POST' && protocol && answer.status === 503) continue;
       const location = answer.headers.get('location');
       if (method === 'POST' && protocol && answer.status === 201 && location) {
-        this.sessions.set(location, base);
+        // Keyed by the resource's path: in a CDN the Location also names its node (`?node=`).
+        this.sessions.set(location.split('?')[0]!, base);
         this.placed.push([protocol, base]);
       }
       const headers: Record<string, string> = {};
