@@ -35,8 +35,8 @@ export interface Kube {
 // biome-ignore lint/suspicious/noExplicitAny: objects read back from kubectl are checked field by field
 export type KubeJson = any;
 
-/** Brings the local cluster up (or reuses it) and returns kubectl/helm bound to it. */
-export async function localCluster(): Promise<Kube> {
+/** `cluster up` (reusing a running cluster): the path of its kubeconfig, or throws with the script's last lines. */
+export async function clusterUp(): Promise<string> {
   const up = await runCommand('bash', [CLUSTER_SCRIPT, 'up'], {
     timeoutMs: 60 * 60_000,
     teeStderr: process.stderr,
@@ -47,7 +47,12 @@ export async function localCluster(): Promise<Kube> {
       `cluster up failed (exit ${up.code}): ${up.stderr.trim().split('\n').slice(-5).join('\n')}`,
     );
   }
-  const kubeconfig = last.slice('KUBECONFIG='.length);
+  return last.slice('KUBECONFIG='.length);
+}
+
+/** Brings the local cluster up (or reuses it) and returns kubectl/helm bound to it. */
+export async function localCluster(): Promise<Kube> {
+  const kubeconfig = await clusterUp();
   const bin = await ensureKubeTestEnvBinaries();
   const kubectl = (args: string[], input?: string) =>
     runCommand(join(bin, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], {

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CHART, RTCCDN_CRDS } from '../../scripts/harness/k8s-cdn.js';
+import { CHART, clusterUp, RTCCDN_CRDS } from '../../scripts/harness/k8s-cdn.js';
 import {
   type CommandResult,
   ensureKubeTestEnvBinaries,
@@ -49,17 +49,7 @@ describe('helm/rtccdn on the local cluster', () => {
   beforeAll(async () => {
     binDir = await ensureKubeTestEnvBinaries();
     startedCluster = (await runCommand('bash', [CLUSTER, 'status'], { timeoutMs: 60_000 })).code !== 0;
-    const up = await runCommand('bash', [CLUSTER, 'up'], {
-      timeoutMs: 60 * 60_000,
-      teeStderr: process.stderr,
-    });
-    const last = up.stdout.trim().split('\n').pop() ?? '';
-    if (up.code !== 0 || !last.startsWith('KUBECONFIG=')) {
-      throw new Error(
-        `cluster up failed (exit ${up.code}): ${up.stderr.trim().split('\n').slice(-5).join('\n')}`,
-      );
-    }
-    kubeconfig = last.slice('KUBECONFIG='.length);
+    kubeconfig = await clusterUp();
     const existing = await run('kubectl', ['get', 'crd', ...RTCCDN_CRDS, '-o', 'name']);
     installedCrds = existing.stdout.trim() === '';
   }, 60 * 60_000);
