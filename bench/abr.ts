@@ -4,7 +4,7 @@ import { createNetns, netnsAvailable } from '../scripts/harness/netns.js';
 import { TestViewer } from '../scripts/harness/peers.js';
 import { startRedisServer } from '../scripts/harness/redis.js';
 import { launchChromium } from '../test/e2e/chromium.js';
-import { publishSimulcast, sentLayers } from '../test/e2e/simulcast-publisher.js';
+import { noiseVideoFile, publishSimulcast, sentLayers } from '../test/e2e/simulcast-publisher.js';
 import { type Summary, summarize } from './stats.js';
 
 /**
@@ -49,13 +49,17 @@ export async function runAbrBench(options: { trials: number; lowRate: string }):
   const netns = await createNetns();
   const redis = await startRedisServer({ bind: netns.hostIp });
   const cluster = new TestCluster(`redis://${netns.hostIp}:${redis.port}`);
-  const chromium = await launchChromium();
   const viewer = new TestViewer();
+  let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
   try {
     await cluster.add(
       { id: 'origin', role: 'origin', region: 'a', address: netns.hostIp, env: { DEMO_PAGE: 'true' } },
       { id: 'edge', role: 'edge', region: 'a', address: netns.nsIp, wrap: netns.exec },
     );
+    chromium = await launchChromium({
+      fakeVideoFile: await noiseVideoFile(),
+      secureOrigins: [cluster.node('origin').baseUrl],
+    });
     const page = await chromium.context.newPage();
     await page.goto(`${cluster.node('origin').baseUrl}/`);
     if ((await publishSimulcast(page, `${cluster.node('origin').baseUrl}/whip/abr`)) !== 201)
@@ -105,12 +109,12 @@ export async function runAbrBench(options: { trials: number; lowRate: string }):
         trials: options.trials,
         lowRate: options.lowRate,
         layersKbps: [150, 500, 1500],
-        source: 'Chromium canvas 1280x720 noise, VP8 simulcast q/h/f',
+        source: 'Chromium fake camera: 1280x720 30 fps testsrc2 under noise, VP8 simulcast q/h/f',
       },
     };
   } finally {
     viewer.close();
-    await chromium.close();
+    await chromium?.close();
     await netns.shape(undefined).catch(() => undefined);
     await cluster.stopAll();
     await redis.stop();

@@ -24,6 +24,10 @@ export async function launchChromium(
   options: {
     /** Accept any server certificate (a test's self-signed one): `--ignore-certificate-errors`. */
     ignoreCertificateErrors?: boolean;
+    /** What the fake camera shows: Chromium's own pattern, or this video file (Y4M or MJPEG, looped). */
+    fakeVideoFile?: string;
+    /** Plain-HTTP origins to treat as secure contexts (getUserMedia needs one; localhost is). */
+    secureOrigins?: string[];
   } = {},
 ): Promise<LaunchedChromium> {
   if (!existsSync(CHROMIUM_PATH)) {
@@ -52,6 +56,10 @@ export async function launchChromium(
         '--use-fake-device-for-media-stream',
         '--autoplay-policy=no-user-gesture-required',
         ...(options.ignoreCertificateErrors ? ['--ignore-certificate-errors'] : []),
+        ...(options.fakeVideoFile ? [`--use-file-for-fake-video-capture=${options.fakeVideoFile}`] : []),
+        ...(options.secureOrigins?.length
+          ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigins.join(',')}`]
+          : []),
       ],
       ...(options.ignoreCertificateErrors ? { ignoreHTTPSErrors: true } : {}),
     });

@@ -1,40 +1,44 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 
 /**
- * Publishes a 1280×720 canvas of moving noise from Chromium over WHIP as three simulcast layers
- * (rids q ÷4, h ÷2, f, lowest first — libwebrtc only sends all three from 960×540 up). The page
- * must be on the node's origin (the demo page) so the WHIP POST is same-origin. Returns the
- * WHIP status; the peer connection stays open in the page (`window.simulcastPublisher`).
+ * A 1280×720, 30 fps video of moving test pattern under heavy noise, for Chromium's fake camera
+ * (`launchChromium({ fakeVideoFile })`): hard to compress, so each simulcast layer really sends
+ * up to its maxBitrate (a flat picture would fit any link and prove nothing), at a steady frame
+ * rate. (A canvas source does neither: headless Chromium paints it at 2–6 frames a second.)
+ * Made once with FFmpeg and kept in the temporary directory.
+ */
+export async function noiseVideoFile(): Promise<string> {
+  const file = join(tmpdir(), 'rtccdn-noise-1280x720-30.mjpeg');
+  if (existsSync(file)) return file;
+  const partial = `${file}.${process.pid}.partial`;
+  await promisify(execFile)(process.env.FFMPEG_PATH ?? 'ffmpeg', [
+    ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30'],
+    ...['-vf', 'noise=alls=25:allf=t+u', '-t', '4', '-q:v', '4', '-f', 'mjpeg', partial],
+  ]);
+  await rename(partial, file);
+  return file;
+}
+
+/**
+ * Publishes the fake camera at 1280×720, 30 fps from Chromium over WHIP as three simulcast layers
+ * (rids q ÷4, h ÷2, f, lowest first — libwebrtc only sends all three from 960×540 up). Launch
+ * Chromium with `fakeVideoFile: await noiseVideoFile()`. The page must be on the node's origin
+ * (the demo page) so the WHIP POST is same-origin. Returns the WHIP status; the peer connection
+ * stays open in the page (`window.simulcastPublisher`).
  */
 export async function publishSimulcast(page: Page, whipUrl: string, key?: string): Promise<number> {
   return page.evaluate(
     async ({ whipUrl, key }) => {
-      const canvas = document.createElement('canvas');
-      canvas.width = 1280;
-      canvas.height = 720;
-      const context = canvas.getContext('2d')!;
-      context.imageSmoothingEnabled = false;
-      // Random 20×20-pixel blocks, new every frame: hard to compress, so each layer really sends
-      // up to its maxBitrate (a flat picture would fit any link and prove nothing).
-      const noise = document.createElement('canvas');
-      noise.width = 64;
-      noise.height = 36;
-      const noiseContext = noise.getContext('2d')!;
-      const pixels = noiseContext.createImageData(64, 36);
-      let tick = 0;
-      setInterval(() => {
-        tick++;
-        for (let index = 0; index < pixels.data.length; index += 4) {
-          const value = Math.random() * 255;
-          pixels.data[index] = value;
-          pixels.data[index + 1] = (value * 7 + tick) % 255;
-          pixels.data[index + 2] = 255 - value;
-          pixels.data[index + 3] = 255;
-        }
-        noiseContext.putImageData(pixels, 0, 0);
-        context.drawImage(noise, 0, 0, 1280, 720);
-      }, 50);
-      const track = canvas.captureStream(20).getVideoTracks()[0]!;
+      const camera = await navigator.mediaDevices.getUserMedia({
+        video: { width: 1280, height: 720, frameRate: 30 },
+      });
+      const track = camera.getVideoTracks()[0]!;
       const pc = new RTCPeerConnection();
       pc.addTransceiver(track, {
         direction: 'sendonly',
@@ -89,4 +93,17 @@ export async function sentBitrates(page: Page): Promise<[string, number][]> {
     });
     return sent.sort(([, a], [, b]) => a - b);
   });
+}
+
+/** Frames the publisher has sent so far on the simulcast layer `rid` (its outbound-rtp framesSent). */
+export async function framesSent(page: Page, rid: string): Promise<number> {
+  return page.evaluate(async (rid) => {
+    const pc = (window as unknown as { simulcastPublisher: RTCPeerConnection }).simulcastPublisher;
+    let frames = 0;
+    (await pc.getStats()).forEach((report) => {
+      if (report.type === 'outbound-rtp' && report.kind === 'video' && report.rid === rid)
+        frames = (report as { framesSent?: number }).framesSent ?? 0;
+    });
+    return frames;
+  }, rid);
 }

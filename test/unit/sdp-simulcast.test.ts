@@ -81,9 +81,9 @@ describe('simulcast offers', () => {
       { ssrc: 1003, rtxSsrc: 2003 },
     ]);
     expect(producerRtpParameters(video, PUBLISH_CAPABILITIES)?.encodings).toEqual([
-      { ssrc: 1001, rtx: { ssrc: 2001 } },
-      { ssrc: 1002, rtx: { ssrc: 2002 } },
-      { ssrc: 1003, rtx: { ssrc: 2003 } },
+      { scalabilityMode: 'L1T3', ssrc: 1001, rtx: { ssrc: 2001 } },
+      { scalabilityMode: 'L1T3', ssrc: 1002, rtx: { ssrc: 2002 } },
+      { scalabilityMode: 'L1T3', ssrc: 1003, rtx: { ssrc: 2003 } },
     ]);
   });
 
@@ -120,7 +120,9 @@ describe('simulcast offers', () => {
     const offer = parseOffer(chromiumSimulcast);
     const video = offer.media[0]!;
     const rtpParameters = producerRtpParameters(video, PUBLISH_CAPABILITIES)!;
-    expect(rtpParameters.encodings).toEqual([{ rid: 'q' }, { rid: 'h' }, { rid: 'f' }]);
+    // Three temporal layers each, as libwebrtc sends VP8 simulcast (mediasoup forwards only the
+    // temporal layers a producer declares).
+    expect(rtpParameters.encodings).toEqual(['q', 'h', 'f'].map((rid) => ({ rid, scalabilityMode: 'L1T3' })));
     expect(rtpParameters.headerExtensions?.map((ext) => ext.uri)).toEqual(
       expect.arrayContaining([
         'urn:ietf:params:rtp-hdrext:sdes:mid',

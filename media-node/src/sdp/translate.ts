@@ -94,6 +94,8 @@ export function producerRtpParameters(
 }
 
 const RID_EXTENSION = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
+/** Each simulcast layer's temporal scalability, as mediasoup-client declares for browsers. */
+export const SIMULCAST_SCALABILITY_MODE = 'L1T3';
 
 /**
  * The encodings a producer receives: one per simulcast layer (lowest first), else the single
@@ -123,6 +125,10 @@ function producerEncodings(
     );
   }
   return layers.map((layer) => ({
+    // Browsers send VP8 simulcast layers with three temporal layers (libwebrtc's default), and
+    // SDP does not say so. Declared as one, mediasoup forwards only temporal layer 0 to a viewer:
+    // a quarter of the frames. Declaring three costs nothing for a layer that has fewer.
+    scalabilityMode: SIMULCAST_SCALABILITY_MODE,
     ...(layer.rid !== undefined ? { rid: layer.rid } : {}),
     ...(layer.ssrc !== undefined ? { ssrc: layer.ssrc } : {}),
     ...(layer.ssrc !== undefined && layer.rtxSsrc !== undefined && hasRtx
