@@ -30,6 +30,8 @@ export interface AbrTrial {
   downMs: number | undefined;
   upMs: number | undefined;
   freezeDownMs: number;
+  /** When that longest freeze began, ms after the limit (0: at once; later: a failed step up). */
+  freezeDownStartMs: number;
   freezeUpMs: number;
 }
 
@@ -79,7 +81,7 @@ export async function runAbrBench(options: { trials: number; lowRate: string }):
       const shapedAt = Date.now();
       const downAt = await waitFor(async () => (await layer()) === 0, GIVE_UP_MS);
       await sleep(Math.max(0, shapedAt + 15_000 - Date.now()));
-      const freezeDownMs = largestGap(viewer.frameTimes, shapedAt, Date.now());
+      const freezeDown = longestGap(viewer.frameTimes, shapedAt, Date.now());
 
       await netns.shape(undefined);
       const liftedAt = Date.now();
@@ -92,7 +94,8 @@ export async function runAbrBench(options: { trials: number; lowRate: string }):
       trials.push({
         downMs: downAt === undefined ? undefined : downAt - shapedAt,
         upMs: upAt === undefined ? undefined : upAt - liftedAt,
-        freezeDownMs,
+        freezeDownMs: freezeDown.gapMs,
+        freezeDownStartMs: freezeDown.startMs,
         freezeUpMs: largestGap(viewer.frameTimes, liftedAt, upAt ?? Date.now()),
       });
       console.log(`  trial ${trial + 1}: ${JSON.stringify(trials[trials.length - 1])}`);
@@ -138,12 +141,20 @@ async function until(condition: () => Promise<boolean>, timeoutMs: number, what:
 
 /** The longest stretch without a decoded frame within [from, to]. */
 function largestGap(frameTimes: readonly number[], from: number, to: number): number {
+  return longestGap(frameTimes, from, to).gapMs;
+}
+
+/** The longest stretch without a decoded frame within [from, to], and when (ms after `from`) it began. */
+function longestGap(
+  frameTimes: readonly number[],
+  from: number,
+  to: number,
+): { gapMs: number; startMs: number } {
   let previous = from;
-  let largest = 0;
-  for (const time of frameTimes) {
-    if (time < from || time > to) continue;
-    largest = Math.max(largest, time - previous);
+  let longest = { gapMs: 0, startMs: 0 };
+  for (const time of [...frameTimes.filter((frame) => frame >= from && frame <= to), to]) {
+    if (time - previous > longest.gapMs) longest = { gapMs: time - previous, startMs: previous - from };
     previous = time;
   }
-  return Math.max(largest, to - previous);
+  return longest;
 }

@@ -115,6 +115,27 @@ describe('decideLevel (bitrate adaptation)', () => {
   });
 });
 
+describe('decideLevel right after a step up', () => {
+  it('goes back down at once when the step up loses packets now, and holds longer before the next try', () => {
+    // Up from 1 to 2 at 5 s (four clean intervals, the 5 s hold passed).
+    const up = run(initialAdaptationState(1, 0, policy), 5, 0).state;
+    expect(up).toMatchObject({ level: 2, changedAtMs: 5000 });
+    // 300 ms later the viewer NACKs 40 % of what it is sent: inside the settle time, but fresh.
+    const back = decideLevel(up, { nowMs: 5300, fractionLost: 0.4, freshLoss: 0.4 }, policy);
+    expect(back.level).toBe(1);
+    expect(back.upHoldMs).toBe(up.upHoldMs * 2);
+  });
+
+  it('still ignores receiver-report loss inside the settle time (it may describe the level before)', () => {
+    const up = run(initialAdaptationState(1, 0, policy), 5, 0).state;
+    expect(decideLevel(up, { nowMs: 5300, fractionLost: 0.4, freshLoss: 0 }, policy).level).toBe(2);
+    // And a step down is no step up: fresh loss just after it waits for the settle time.
+    const down = decideLevel(up, { nowMs: 7000, fractionLost: 0.5, freshLoss: 0.5 }, policy);
+    expect(down.level).toBe(1);
+    expect(decideLevel(down, { nowMs: 7300, fractionLost: 0.5, freshLoss: 0.5 }, policy).level).toBe(1);
+  });
+});
+
 describe('decideLevel with measured layer bitrates', () => {
   it('goes straight to the level that fits what a lossy link delivered, not one level per interval', () => {
     const state = initialAdaptationState(2, 0, policy);

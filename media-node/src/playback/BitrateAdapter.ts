@@ -11,6 +11,15 @@ import {
 
 /** How often the viewer's link is looked at (receiver reports come about once a second). */
 const SAMPLE_INTERVAL_MS = 1000;
+/**
+ * A viewer that sends this many NACKs within NACK_BURST_WINDOW_MS is losing packets now: its link
+ * is looked at at once, and again every FAST_SAMPLE_MS while the burst lasts, rather than at the
+ * next tick (a lossy link freezes the picture until the layer changes). NACKs cost nothing to
+ * watch on a clean link: there are none.
+ */
+const NACK_BURST = 4;
+const NACK_BURST_WINDOW_MS = 300;
+const FAST_SAMPLE_MS = 250;
 
 /** What the adapter moves between: simulcast layers of one consumer (renditions later). */
 export interface AdaptationTarget {
@@ -38,7 +47,8 @@ export interface BitrateAdapterOptions {
 }
 
 /**
- * Automatic bitrate adaptation for one viewer: every interval it reads the viewer's packet loss
+ * Automatic bitrate adaptation for one viewer: every interval, and at once when the viewer starts
+ * sending bursts of NACKs, it reads the viewer's packet loss
  * (its RTCP receiver reports and NACKs, which every WebRTC player sends) and mediasoup's bandwidth estimate
  * (only when the viewer's offer allows one), asks decideLevel() for the level, and applies it to
  * the target. Most players offer header extension ids mediasoup cannot send with, so they get no
@@ -55,6 +65,14 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
   #lastFractionLost: number | undefined;
   /** Packets sent and packets the viewer asked again for (NACK), at the previous sample. */
   #previousCounts: { sent: number; nacked: number } | undefined;
+  /** When the viewer's latest NACKs arrived (at most NACK_BURST of them), and the last sample. */
+  readonly #nackTimes: number[] = [];
+  #lastSampleAt = 0;
+  /** The sample that decides after a burst's baseline reading. */
+  #followUp: NodeJS.Timeout | undefined;
+  readonly #onTrace = (trace: types.ConsumerTraceEventData) => {
+    if (trace.type === 'nack') this.#onNack();
+  };
 
   constructor(options: BitrateAdapterOptions) {
     super();
@@ -66,6 +84,33 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
     this.#timer = setInterval(() => void this.#sample(), options.intervalMs ?? SAMPLE_INTERVAL_MS);
     this.#timer.unref();
     options.consumer.observer.once('close', () => this.close());
+    options.consumer.on('trace', this.#onTrace);
+    options.consumer.enableTraceEvent(['nack']).catch((error: unknown) => {
+      // Without it the link is still looked at every interval: slower to react, not wrong.
+      if (!options.consumer.closed)
+        options.logger.warn({ err: error }, 'bitrate adaptation: NACK trace not available');
+    });
+  }
+
+  #onNack(): void {
+    const now = Date.now();
+    this.#nackTimes.push(now);
+    if (this.#nackTimes.length > NACK_BURST) this.#nackTimes.shift();
+    const burst = this.#nackTimes.length === NACK_BURST && now - this.#nackTimes[0]! <= NACK_BURST_WINDOW_MS;
+    const sinceSample = now - this.#lastSampleAt;
+    if (!burst || this.#sampling || sinceSample < FAST_SAMPLE_MS) return;
+    if (sinceSample <= 2 * FAST_SAMPLE_MS) {
+      void this.#sample();
+      return;
+    }
+    // The counters were last read before the burst began: loss measured from there would be
+    // averaged with the clean time before it (and the link taken for wider than it is). Read
+    // them now, and decide on the next FAST_SAMPLE_MS alone.
+    void this.#sample({ baselineOnly: true });
+    this.#followUp ??= setTimeout(() => {
+      this.#followUp = undefined;
+      void this.#sample();
+    }, FAST_SAMPLE_MS);
   }
 
   /** The level the viewer is meant to get now, and the loss last reported (introspection). */
@@ -81,6 +126,8 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#followUp);
+    this.#options.consumer.off('trace', this.#onTrace);
   }
 
   /** What each layer of the source takes now (bit/s, lowest first), if the adapter knows them. */
@@ -90,12 +137,16 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
     return layerBitrates(producer, this.#options.intervalMs ?? SAMPLE_INTERVAL_MS);
   }
 
-  async #sample(): Promise<void> {
+  async #sample({ baselineOnly = false } = {}): Promise<void> {
     if (this.#closed || this.#sampling) return;
     this.#sampling = true;
+    this.#lastSampleAt = Date.now();
     try {
       const { consumer, transport } = this.#options;
-      const [consumerStats, transportStats] = await Promise.all([consumer.getStats(), transport.getStats()]);
+      const [consumerStats, transportStats] = await Promise.all([
+        consumer.getStats(),
+        baselineOnly ? [] : transport.getStats(),
+      ]);
       if (this.#closed) return;
       const outbound = consumerStats.find((stats) => stats.type === 'outbound-rtp');
       if (!outbound) return;
@@ -107,6 +158,7 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
       const counts = { sent: outbound.packetCount ?? 0, nacked: outbound.nackPacketCount ?? 0 };
       const previousCounts = this.#previousCounts;
       this.#previousCounts = counts;
+      if (baselineOnly) return;
       const sent = previousCounts ? counts.sent - previousCounts.sent : 0;
       const nacked = previousCounts ? counts.nacked - previousCounts.nacked : 0;
       const nackedShare = sent > 0 ? Math.min(1, Math.max(0, nacked / sent)) : 0;
@@ -116,6 +168,7 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
         {
           nowMs: Date.now(),
           fractionLost: this.#lastFractionLost,
+          freshLoss: nackedShare,
           deliveredBitrate: (outbound.bitrate ?? 0) * (1 - this.#lastFractionLost),
           levelBitrates: await this.#layerBitrates(),
           availableBitrate: (transportStats[0] as { availableOutgoingBitrate?: number } | undefined)

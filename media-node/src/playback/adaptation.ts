@@ -60,8 +60,13 @@ export interface AdaptationState {
 /** What the viewer's link did over one interval. */
 export interface AdaptationSample {
   nowMs: number;
-  /** Fraction of packets lost, as the viewer's latest receiver report says (0..1). */
+  /** Fraction of packets lost over the interval: its receiver reports and NACKs (0..1). */
   fractionLost: number;
+  /**
+   * The part of that loss known to be about this interval: the share of packets sent in it that
+   * the viewer asked again for (NACK). Unlike a receiver report, it never describes an earlier level.
+   */
+  freshLoss?: number | undefined;
   /** mediasoup's bandwidth estimate towards the viewer (bit/s), when it has one. */
   availableBitrate?: number | undefined;
   /** What the viewer received over the interval (bit/s sent × share not lost), when known. */
@@ -92,7 +97,20 @@ export function decideLevel(
   policy: AdaptationPolicy,
 ): AdaptationState {
   const { nowMs, fractionLost } = sample;
-  if (nowMs - state.changedAtMs < policy.settleMs) return state;
+  if (nowMs - state.changedAtMs < policy.settleMs) {
+    // A step up that loses at once did not fit: back down without waiting out the settle time
+    // (the picture freezes meanwhile), and hold longer before the next try.
+    const failedUp = state.lastUpAtMs === state.changedAtMs && (sample.freshLoss ?? 0) >= policy.severeLoss;
+    if (!failedUp) return state;
+    return {
+      level: Math.max(0, state.level - 1),
+      changedAtMs: nowMs,
+      lossyIntervals: 0,
+      cleanIntervals: 0,
+      upHoldMs: Math.min(state.upHoldMs * 2, policy.maxUpHoldMs),
+      lastUpAtMs: undefined,
+    };
+  }
   const bitrates = sample.levelBitrates ?? policy.levelBitrates;
   const fitting = fittingLevel(sample.availableBitrate, bitrates, policy);
   // A lossy link carried about what got through: straight down to the level that fits it,
