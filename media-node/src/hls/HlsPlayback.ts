@@ -168,6 +168,11 @@ export class HlsPlayback {
         () => this.#authorize(stream, variant, MEDIA_PLAYLIST, token, clientIp),
       );
     }
+    if (job.closed) {
+      throw new RtccdnError('STREAM_NOT_LIVE', `HLS of "${stream}" stopped; try again`, {
+        retryAfterMs: 1000,
+      });
+    }
     const now = Date.now();
     const segmentClaims: HlsUrlClaims = {
       ...claims,
