@@ -327,7 +327,7 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     // HLS_LINGER_MS is 2 s: the job goes, and its FFmpeg with it.
     expect(await eventually(() => !running.node.hls!.jobs.has('brief'), 10_000)).toBe(true);
     expect(await eventually(() => !alive(pid!), 5000)).toBe(true);
-    // Its scratch directory (playlist, segments) is removed once FFmpeg is gone.
+    // Its scratch directory (FFmpeg's input SDP) is removed once FFmpeg is gone.
     expect(await eventually(() => !existsSync(dir), 5000)).toBe(true);
     // A new player starts a new packager.
     expect((await get('/hls/brief/index.m3u8')).status).toBe(200);

@@ -179,6 +179,18 @@ describe('fragmented MP4 reading (real FFmpeg output)', () => {
     ).toBe(true);
   });
 
+  it('drops what it holds on close and assembles nothing after', () => {
+    const assembler = new PartAssembler();
+    const fragments: Fragment[] = [];
+    assembler.on('fragment', (fragment) => fragments.push(fragment));
+    assembler.push(clip.subarray(0, Math.floor(clip.length / 2)));
+    const before = fragments.length;
+    expect(before).toBeGreaterThan(0);
+    assembler.close();
+    assembler.push(clip.subarray(Math.floor(clip.length / 2)));
+    expect(fragments).toHaveLength(before);
+  });
+
   it('reports a malformed stream once, as an error event, and assembles nothing more', () => {
     const broken = Buffer.from(clip);
     broken.writeUInt32BE(4, 0); // the ftyp box claims 4 bytes: less than its header

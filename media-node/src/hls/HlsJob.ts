@@ -154,6 +154,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   /** When a player last asked for a playlist or segment (unwatched jobs are stopped). */
   lastUsedAt = Date.now();
   readonly #playlists = new Map<string, LlHlsPlaylist>();
+  readonly #assemblers: PartAssembler[] = [];
   readonly #source: Stream;
   readonly #sourceRouter: StreamRouter;
   readonly #transports: types.PlainTransport[];
@@ -201,6 +202,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
       });
       this.#playlists.set(variant, playlist);
       const assembler = new PartAssembler();
+      this.#assemblers.push(assembler);
       assembler.on('init', (bytes) => playlist.setInit(bytes));
       assembler.on('fragment', (fragment) => {
         playlist.addFragment(fragment);
@@ -386,6 +388,8 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#source.release(this.#sourceRouter.key);
     // Parts and segments go now; waiting requests wake and find the job closed.
     for (const playlist of this.#playlists.values()) playlist.close();
+    // FFmpeg's last output until it exits is read and dropped (a pipe not read would block it).
+    for (const assembler of this.#assemblers) assembler.close();
     // The scratch directory goes once FFmpeg is gone (it may still read its SDP until then).
     if (this.#ffmpegExited) this.#removeDir();
     this.#logger.info({ reason }, 'hls packager stopped');

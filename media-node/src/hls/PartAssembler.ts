@@ -26,24 +26,33 @@ export type PartAssemblerEvents = {
  * timing taken from the video track (the track players align parts and segments on).
  */
 export class PartAssembler extends TypedEmitter<PartAssemblerEvents> {
-  readonly #splitter = new BoxSplitter();
+  #splitter = new BoxSplitter();
   #initBoxes: Buffer[] = [];
   #tracks: TrackInfo[] | undefined;
   #fragmentBoxes: Box[] = [];
   #failed = false;
+  #closed = false;
 
   get tracks(): readonly TrackInfo[] | undefined {
     return this.#tracks;
   }
 
   push(chunk: Buffer): void {
-    if (this.#failed) return;
+    if (this.#failed || this.#closed) return;
     try {
       for (const box of this.#splitter.push(chunk)) this.#box(box);
     } catch (error) {
       this.#failed = true;
       this.emit('error', error instanceof Fmp4Error ? error : new Fmp4Error(String(error)));
     }
+  }
+
+  /** Drops what is held of an incomplete box or fragment; later chunks are ignored. */
+  close(): void {
+    this.#closed = true;
+    this.#splitter = new BoxSplitter();
+    this.#initBoxes = [];
+    this.#fragmentBoxes = [];
   }
 
   #box(box: Box): void {
