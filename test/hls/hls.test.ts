@@ -139,6 +139,14 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     );
     const rungUrl = `/hls/live/${text.split('\n').find((line) => line.startsWith('180p/'))}`;
     const rung = await (await get(rungUrl)).text();
+    // Its parts (15 fps: three frames each) are no longer than its part target, but for the
+    // stream's very first part (audio priming: see the unit tests).
+    expect(rung).toContain('#EXT-X-PART-INF:PART-TARGET=0.20000\n');
+    const rungParts = [...rung.matchAll(/#EXT-X-PART:DURATION=([0-9.]+),URI="part(\d+\.\d+)\./g)];
+    expect(rungParts.length).toBeGreaterThan(0);
+    for (const [, duration, name] of rungParts) {
+      if (name !== '0.0') expect(Number(duration)).toBeLessThanOrEqual(0.2);
+    }
     const init = rung.match(/#EXT-X-MAP:URI="(init\.mp4\?t=[^"]+)"/)?.[1];
     expect(init).toBeDefined();
     const rungSegment = segmentUrlsOf(rung, 'live').at(-1)!.replace('/source/', '/180p/');
