@@ -10,13 +10,16 @@ import { type Summary, summarize } from './stats.js';
  * HLS on a standalone node (this process; real mediasoup and the packager's FFmpeg), a libwebrtc
  * publisher 640×360@30 VP8 whose frames carry their capture time, FFmpeg as the HLS player:
  *
- *  - time to the first segment: cold packager, multivariant GET → the media playlist answered
- *    (the route waits for the first segment), and → the player's first decoded frame;
+ *  - time to the first part and segment: cold packager, multivariant GET → its first LL-HLS
+ *    part exists, → the media playlist answered (the route waits for the first complete
+ *    segment), and → the player's first decoded frame;
  *  - glass-to-glass latency of a player reading at the stream's pace (`-re`), starting 3
- *    segments behind the live edge (FFmpeg's and hls.js' default) and 1 segment behind;
+ *    segments behind the live edge (FFmpeg's and hls.js' default) and 1 segment behind; of
+ *    hls.js in Chromium without LL-HLS (`lowLatencyMode: false`: whole segments) and with it
+ *    (parts, blocking playlist reloads);
  *  - revocation cut-off: a player with a key; the key is removed; when the next media playlist
  *    request is refused (403), and when the player decodes its last frame (it still plays what
- *    it had downloaded).
+ *    it had downloaded); and when a blocking reload held for a part to come is refused.
  */
 
 const SIZE = { width: 640, height: 360 };
@@ -24,15 +27,25 @@ const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const KEY = 'bench-hls-key-0123456789';
 
 export interface HlsBenchResult {
+  /** Multivariant GET (cold) → the source variant's first LL-HLS part exists. */
+  coldFirstPartMs: Summary;
   coldMediaPlaylistMs: Summary;
   coldFirstFrameMs: Summary;
   latency: {
     behind3Segments: Summary;
     behind1Segment: Summary;
-    /** hls.js in headless Chromium, its default live sync (3 target durations behind). */
+    /** hls.js in headless Chromium without LL-HLS: whole segments, 3 target durations behind. */
     hlsJs: Summary | { error: string };
+    /** hls.js in headless Chromium with `lowLatencyMode`: parts, PART-HOLD-BACK behind. */
+    hlsJsLowLatency: Summary | { error: string };
   };
-  revocation: { refusedAfterMs: Summary; lastFrameAfterMs: Summary; playerExitAfterMs: Summary };
+  revocation: {
+    refusedAfterMs: Summary;
+    /** A blocking reload waiting for a part two segments ahead: revoked → answered 403. */
+    blockedRefusedAfterMs: Summary;
+    lastFrameAfterMs: Summary;
+    playerExitAfterMs: Summary;
+  };
   settings: {
     source: string;
     segmentSeconds: number;
@@ -79,17 +92,24 @@ export async function runHlsBench(options: {
   try {
     // Cold starts: a fresh stream each time (no packager running).
     const mediaPlaylist: number[] = [];
+    const firstPart: number[] = [];
     const firstFrame: number[] = [];
     for (let trial = 0; trial < options.coldStarts; trial++) {
       const stream = `cold-${trial}`;
       const publisher = await publish(stream);
       await sleep(1000);
       const started = performance.now();
+      const startedAt = Date.now();
       const multivariant = await (await fetch(`${running.baseUrl}/hls/${stream}/index.m3u8`)).text();
+      const job = running.node.hls!.jobs.get(stream)!;
+      const partAfter = new Promise<number>((resolve) =>
+        job.once('firstpart', (afterMs) => resolve(afterMs + (job.startedAt - startedAt))),
+      );
       const mediaPath = `/hls/${stream}/${multivariant.split('\n').find((line) => line.startsWith('source/'))}`;
       const media = await fetch(`${running.baseUrl}${mediaPath}`);
       if (media.status !== 200) throw new Error(`media playlist: ${media.status}`);
       mediaPlaylist.push(Math.round(performance.now() - started));
+      firstPart.push(await partAfter);
       // The player's first frame, on another cold packager (the one above is warm now).
       const other = `cold-player-${trial}`;
       const otherPublisher = await publish(other);
@@ -129,14 +149,17 @@ export async function runHlsBench(options: {
     const behind3Segments = await latencyOf(-3);
     const behind1Segment = await latencyOf(-1);
     await publish('latency-hlsjs');
-    const hlsJs = await hlsJsLatency(running.baseUrl, 'latency-hlsjs', options.seconds).catch(
-      (error: Error) => ({
-        error: error.message,
-      }),
+    const hlsJs = await hlsJsLatency(running.baseUrl, 'latency-hlsjs', options.seconds, false).catch(
+      (error: Error) => ({ error: error.message }),
+    );
+    await publish('latency-llhls');
+    const hlsJsLowLatency = await hlsJsLatency(running.baseUrl, 'latency-llhls', options.seconds, true).catch(
+      (error: Error) => ({ error: error.message }),
     );
 
     // Revocation: a protected stream, a player with a key, the key removed.
     const refusedAfter: number[] = [];
+    const blockedRefusedAfter: number[] = [];
     const lastFrameAfter: number[] = [];
     const exitAfter: number[] = [];
     await publish('premium');
@@ -156,10 +179,23 @@ export async function runHlsBench(options: {
         })
       ).text();
       const mediaPath = `/hls/premium/${multivariant.split('\n').find((line) => line.startsWith('source/'))}`;
+      // A blocking reload for a segment two ahead: held about two seconds unless cut.
+      const playlist = await (await fetch(`${running.baseUrl}${mediaPath}`)).text();
+      const newest = Number(/#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\./.exec(playlist)?.[1] ?? 0);
+      let blockedAnsweredAt = 0;
+      const blocked = fetch(`${running.baseUrl}${mediaPath}&_HLS_msn=${newest + 2}`).then((response) => {
+        blockedAnsweredAt = Date.now();
+        return response.status;
+      });
+      await sleep(100);
       await api('DELETE', '/api/v1/streams/premium/acl/keys/viewer');
       const revokedAt = Date.now();
       while ((await fetch(`${running.baseUrl}${mediaPath}`)).status !== 403) await sleep(5);
       refusedAfter.push(Date.now() - revokedAt);
+      const blockedStatus = await blocked;
+      if (blockedStatus !== 403)
+        throw new Error(`blocked reload after revocation: ${blockedStatus}, not 403`);
+      blockedRefusedAfter.push(blockedAnsweredAt - revokedAt);
       let frames = player.framesDecoded;
       let lastFrameAt = revokedAt;
       while (player.running && Date.now() - revokedAt < 30_000) {
@@ -176,16 +212,18 @@ export async function runHlsBench(options: {
     }
 
     return {
+      coldFirstPartMs: summarize(firstPart),
       coldMediaPlaylistMs: summarize(mediaPlaylist),
       coldFirstFrameMs: summarize(firstFrame),
-      latency: { behind3Segments, behind1Segment, hlsJs },
+      latency: { behind3Segments, behind1Segment, hlsJs, hlsJsLowLatency },
       revocation: {
         refusedAfterMs: summarize(refusedAfter),
+        blockedRefusedAfterMs: summarize(blockedRefusedAfter),
         lastFrameAfterMs: summarize(lastFrameAfter),
         playerExitAfterMs: summarize(exitAfter),
       },
       settings: {
-        source: '640x360@30 VP8 (libwebrtc) → H.264 fMP4, FFmpeg player',
+        source: '640x360@30 VP8 (libwebrtc) → H.264 fMP4 LL-HLS (0.2 s parts), FFmpeg player',
         segmentSeconds: 1,
         seconds: options.seconds,
         coldStarts: options.coldStarts,
@@ -200,11 +238,16 @@ export async function runHlsBench(options: {
 }
 
 /**
- * Glass-to-glass of hls.js in headless Chromium: every presented frame (requestVideoFrameCallback)
+ * Glass-to-glass of hls.js in headless Chromium (with or without its LL-HLS mode): every presented frame (requestVideoFrameCallback)
  * is drawn on a canvas and its code (framecode.ts's grid, read from the red channel: the frames are
  * grey) dated against the clock, after a warm-up of 5 s.
  */
-async function hlsJsLatency(baseUrl: string, stream: string, seconds: number): Promise<Summary> {
+async function hlsJsLatency(
+  baseUrl: string,
+  stream: string,
+  seconds: number,
+  lowLatencyMode: boolean,
+): Promise<Summary> {
   const browser = await launchChromium();
   try {
     const page = await browser.context.newPage();
@@ -248,7 +291,7 @@ async function hlsJsLatency(baseUrl: string, stream: string, seconds: number): P
           video.requestVideoFrameCallback(onFrame);
         }
         video.requestVideoFrameCallback(onFrame);
-        const hls = new Hls();
+        const hls = new Hls({ lowLatencyMode: ${lowLatencyMode} });
         hls.loadSource(url);
         hls.attachMedia(video);
       `,

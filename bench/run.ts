@@ -223,6 +223,7 @@ if (only.has('transcode')) {
 if (only.has('hls')) {
   const hls = await runHlsBench(settings.hls);
   console.log(`\nHLS (standalone node, ${hls.settings.source}, ${hls.settings.segmentSeconds} s segments)`);
+  console.log(`  cold: multivariant → first LL-HLS part : ${fmt(hls.coldFirstPartMs)}`);
   console.log(`  cold: multivariant → media playlist   : ${fmt(hls.coldMediaPlaylistMs)}`);
   console.log(`  cold: player start → first frame      : ${fmt(hls.coldFirstFrameMs)}`);
   console.log(
@@ -231,10 +232,17 @@ if (only.has('hls')) {
   console.log(`  glass-to-glass, 1 segment behind live : ${fmt(hls.latency.behind1Segment)}`);
   const hlsJs = hls.latency.hlsJs;
   console.log(
-    `  glass-to-glass, hls.js in Chromium     : ${'error' in hlsJs ? `failed: ${hlsJs.error}` : fmt(hlsJs)}`,
+    `  glass-to-glass, hls.js (no LL-HLS)     : ${'error' in hlsJs ? `failed: ${hlsJs.error}` : fmt(hlsJs)}`,
+  );
+  const hlsJsLowLatency = hls.latency.hlsJsLowLatency;
+  console.log(
+    `  glass-to-glass, hls.js lowLatencyMode  : ${'error' in hlsJsLowLatency ? `failed: ${hlsJsLowLatency.error}` : fmt(hlsJsLowLatency)} (goal ≤ 2 s LL-HLS)`,
   );
   console.log(
     `  revocation → next request 403         : ${fmt(hls.revocation.refusedAfterMs)} (target ≤ 1 s)`,
+  );
+  console.log(
+    `  revocation → blocked reload 403       : ${fmt(hls.revocation.blockedRefusedAfterMs)} (target ≤ 1 s)`,
   );
   console.log(`  revocation → player's last frame      : ${fmt(hls.revocation.lastFrameAfterMs)}`);
   console.log(`  revocation → player exits             : ${fmt(hls.revocation.playerExitAfterMs)}`);

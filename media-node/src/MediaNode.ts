@@ -254,6 +254,7 @@ export class MediaNode {
       this.#drainTimer = setTimeout(() => this.#endDrain(), deadlineMs);
       this.#drainTimer.unref();
     }
+    if (!draining) this.hls?.resumeAfterDrain();
     if (!this.state.setDraining(draining)) return;
     void this.cluster?.setDraining(draining);
     this.logger.info(
@@ -268,6 +269,8 @@ export class MediaNode {
     this.#drainTimer = undefined;
     const ended = this.sessions.closeViewers('node-draining');
     if (ended > 0) this.logger.info({ viewers: ended }, 'drain deadline: viewer sessions ended');
+    const packagers = this.hls?.endDrain() ?? 0;
+    if (packagers > 0) this.logger.info({ packagers }, 'drain deadline: HLS players refused from now on');
     for (const waiter of this.#drainWaiters.splice(0)) waiter();
   }
 

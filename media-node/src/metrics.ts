@@ -190,7 +190,7 @@ export class MediaNodeMetrics {
 
   readonly hlsJobEnds = new Counter({
     name: 'rtccdn_hls_job_ends_total',
-    help: 'HLS packagers stopped, by reason (unwatched, source-ended, ffmpeg-failed, node-shutdown)',
+    help: 'HLS packagers stopped, by reason (unwatched, source-ended, ffmpeg-failed, node-draining, node-shutdown)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -202,9 +202,29 @@ export class MediaNodeMetrics {
     registers: [this.registry],
   });
 
+  readonly hlsFirstPartSeconds = new Histogram({
+    name: 'rtccdn_hls_first_part_seconds',
+    help: 'From starting an HLS packager to its first LL-HLS part',
+    buckets: [0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 10],
+    registers: [this.registry],
+  });
+
+  readonly hlsBlockedRequests = new Counter({
+    name: 'rtccdn_hls_blocked_requests_total',
+    help: 'LL-HLS requests held for a part to come (blocking playlist reloads, preload-hinted parts)',
+    registers: [this.registry],
+  });
+
+  readonly hlsBlockedSeconds = new Histogram({
+    name: 'rtccdn_hls_blocked_seconds',
+    help: 'How long LL-HLS requests were held for their part (answered, timed out or refused)',
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3],
+    registers: [this.registry],
+  });
+
   readonly hlsRequests = new Counter({
     name: 'rtccdn_hls_requests_total',
-    help: 'HLS requests by kind (multivariant, media, init, segment) and response status',
+    help: 'HLS requests by kind (multivariant, media, init, part, segment) and response status',
     labelNames: ['kind', 'status'] as const,
     registers: [this.registry],
   });

@@ -125,7 +125,7 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     expect(media.status).toBe(200);
     expect(media.headers.get('cache-control')).toBe('private, no-store');
     const mediaText = await media.text();
-    expect(mediaText).toMatch(/#EXT-X-MAP:URI="init_0\.mp4\?t=[^"]+"/);
+    expect(mediaText).toMatch(/#EXT-X-MAP:URI="init\.mp4\?t=[^"]+"/);
     expect(mediaText).toMatch(/#EXT-X-TARGETDURATION:1\n/);
     const segment = await get(segmentUrlsOf(mediaText, 'live').at(-1)!);
     expect(segment.status).toBe(200);
@@ -139,12 +139,20 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     );
     const rungUrl = `/hls/live/${text.split('\n').find((line) => line.startsWith('180p/'))}`;
     const rung = await (await get(rungUrl)).text();
-    const init = rung.match(/#EXT-X-MAP:URI="(init_1\.mp4\?t=[^"]+)"/)?.[1];
+    // Its parts (15 fps: three frames each) are no longer than its part target, but for the
+    // stream's very first part (audio priming: see the unit tests).
+    expect(rung).toContain('#EXT-X-PART-INF:PART-TARGET=0.20000\n');
+    const rungParts = [...rung.matchAll(/#EXT-X-PART:DURATION=([0-9.]+),URI="part(\d+\.\d+)\./g)];
+    expect(rungParts.length).toBeGreaterThan(0);
+    for (const [, duration, name] of rungParts) {
+      if (name !== '0.0') expect(Number(duration)).toBeLessThanOrEqual(0.2);
+    }
+    const init = rung.match(/#EXT-X-MAP:URI="(init\.mp4\?t=[^"]+)"/)?.[1];
     expect(init).toBeDefined();
     const rungSegment = segmentUrlsOf(rung, 'live').at(-1)!.replace('/source/', '/180p/');
     expect(await probe(`/hls/live/180p/${init}`, rungSegment)).toEqual(['h264,320,180', 'aac']);
     // The source variant carries the publisher's audio too (Opus → AAC).
-    const sourceInit = mediaText.match(/#EXT-X-MAP:URI="(init_0\.mp4\?t=[^"]+)"/)![1];
+    const sourceInit = mediaText.match(/#EXT-X-MAP:URI="(init\.mp4\?t=[^"]+)"/)![1];
     expect(await probe(`/hls/live/source/${sourceInit}`, segmentUrlsOf(mediaText, 'live').at(-1)!)).toEqual([
       'h264,320,240',
       'aac',
@@ -327,11 +335,201 @@ describe('HLS playback with the same keys as WHEP (real FFmpeg)', () => {
     // HLS_LINGER_MS is 2 s: the job goes, and its FFmpeg with it.
     expect(await eventually(() => !running.node.hls!.jobs.has('brief'), 10_000)).toBe(true);
     expect(await eventually(() => !alive(pid!), 5000)).toBe(true);
-    // Its scratch directory (playlist, segments) is removed once FFmpeg is gone.
+    // Its scratch directory (FFmpeg's input SDP) is removed once FFmpeg is gone.
     expect(await eventually(() => !existsSync(dir), 5000)).toBe(true);
     // A new player starts a new packager.
     expect((await get('/hls/brief/index.m3u8')).status).toBe(200);
     expect(running.node.hls!.jobs.get('brief')?.ffmpegPid).not.toBe(pid);
+  }, 60_000);
+});
+
+describe('Low-Latency HLS: parts, preload hints, blocking reloads (real FFmpeg)', () => {
+  let running: RunningNode;
+  const closers: { close(): void }[] = [];
+  const publisher = () => {
+    const peer = new TestPublisher({ ...SIZE, audio: true });
+    closers.push(peer);
+    return peer;
+  };
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    fetch(new URL(path, running.baseUrl), { headers });
+  const api = (method: string, path: string, body?: unknown) =>
+    fetch(`${running.baseUrl}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  const code = async (response: Response) => ((await response.json()) as { code: string }).code;
+  /** The signed source media playlist URL (path and query) a player admitted with `key` gets. */
+  const mediaUrl = async (stream: string, key?: string) => {
+    const multivariant = await (
+      await get(`/hls/${stream}/index.m3u8`, key ? { Authorization: `Bearer ${key}` } : {})
+    ).text();
+    return `/hls/${stream}/${multivariant.split('\n').find((line) => line.startsWith('source/'))}`;
+  };
+  /** The part the preload hint names: its msn, index and signed URL. */
+  const hintOf = (playlist: string, stream: string) => {
+    const match = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part(\d+)\.(\d+)\.m4s\?t=[^"]+)"/.exec(playlist);
+    expect(match).not.toBeNull();
+    return { url: `/hls/${stream}/source/${match![1]}`, msn: Number(match![2]), index: Number(match![3]) };
+  };
+  /** Whether a playlist lists a part (not only names it in its preload hint). */
+  const lists = (playlist: string, msn: number, index: number) =>
+    playlist
+      .split('\n')
+      .some((line) => line.startsWith('#EXT-X-PART:') && line.includes(`URI="part${msn}.${index}.m4s?`));
+
+  beforeAll(async () => {
+    running = await startNode({ ADMIN_TOKEN, HLS_LINGER_MS: '3000' });
+  }, 30_000);
+
+  afterEach(() => {
+    for (const peer of closers.splice(0)) peer.close();
+  });
+
+  afterAll(async () => {
+    await running?.close();
+  });
+
+  it('lists parts with durations, key-frame parts as independent, server control and a preload hint', async () => {
+    expect((await publisher().publish(running.baseUrl, 'low')).status).toBe(201);
+    const playlist = await (await get(await mediaUrl('low'))).text();
+    const lines = playlist.split('\n');
+    expect(lines).toContain('#EXT-X-VERSION:9');
+    expect(lines).toContain('#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.60000');
+    expect(lines).toContain('#EXT-X-PART-INF:PART-TARGET=0.20000');
+    expect(lines).toContain('#EXT-X-TARGETDURATION:1');
+    expect(lines.some((line) => line.startsWith('#EXT-X-PROGRAM-DATE-TIME:'))).toBe(true);
+    const parts = lines.filter((line) => line.startsWith('#EXT-X-PART:'));
+    expect(parts.length).toBeGreaterThanOrEqual(5);
+    for (const part of parts) {
+      expect(part).toMatch(
+        /^#EXT-X-PART:DURATION=0\.[0-9]{5},URI="part\d+\.\d+\.m4s\?t=[^"]+"(,INDEPENDENT=YES)?$/,
+      );
+    }
+    // Every segment's first part starts with a key frame; the others do not.
+    expect(
+      parts.filter((line) => /part\d+\.0\.m4s/.test(line)).every((line) => line.endsWith(',INDEPENDENT=YES')),
+    ).toBe(true);
+    expect(
+      parts
+        .filter((line) => /part\d+\.[1-9]\.m4s/.test(line))
+        .some((line) => line.endsWith(',INDEPENDENT=YES')),
+    ).toBe(false);
+    // Whole segments are listed too (for players without LL-HLS).
+    expect(lines.filter((line) => /^seg\d+\.m4s\?t=/.test(line)).length).toBeGreaterThanOrEqual(1);
+    const hint = hintOf(playlist, 'low');
+    expect(lists(playlist, hint.msn, hint.index)).toBe(false);
+    // A part is a fragment (moof + mdat) that plays after the init section.
+    const firstPart = /URI="(part\d+\.\d+\.m4s\?t=[^"]+)",INDEPENDENT=YES/.exec(playlist)![1]!;
+    const bytes = Buffer.from(await (await get(`/hls/low/source/${firstPart}`)).arrayBuffer());
+    expect(bytes.subarray(4, 8).toString()).toBe('moof');
+  }, 60_000);
+
+  it('holds a blocking playlist reload until the part exists, and refuses one far ahead', async () => {
+    expect((await publisher().publish(running.baseUrl, 'blocking')).status).toBe(201);
+    const url = await mediaUrl('blocking');
+    const before = await (await get(url)).text();
+    const hint = hintOf(before, 'blocking');
+    const reloaded = await get(`${url}&_HLS_msn=${hint.msn}&_HLS_part=${hint.index}`);
+    expect(reloaded.status).toBe(200);
+    const after = await reloaded.text();
+    // The answer lists the part the request named — which did not exist when it was asked for.
+    expect(lists(after, hint.msn, hint.index)).toBe(true);
+    // Without _HLS_part: until that segment is complete.
+    const segment = await (await get(`${url}&_HLS_msn=${hint.msn}`)).text();
+    expect(segment).toMatch(new RegExp(`\\nseg${hint.msn}\\.m4s\\?t=`));
+    // A segment more than two ahead of the playlist, malformed or partial parameters: 400.
+    const ahead = await get(`${url}&_HLS_msn=${hint.msn + 10}`);
+    expect(ahead.status).toBe(400);
+    expect(await code(ahead)).toBe('INVALID_REQUEST');
+    expect((await get(`${url}&_HLS_part=1`)).status).toBe(400);
+    expect((await get(`${url}&_HLS_msn=-1`)).status).toBe(400);
+    expect((await get(`${url}&_HLS_msn=1&_HLS_part=x`)).status).toBe(400);
+    // The parameters are outside the signature; anything else tampered still is not.
+    const [path, token] = url.split('?t=') as [string, string];
+    const forged = await get(
+      `${path}?t=${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}&_HLS_msn=${hint.msn}`,
+    );
+    expect(forged.status).toBe(403);
+    expect(await code(forged)).toBe('HLS_URL_INVALID');
+  }, 60_000);
+
+  it('answers the preload-hinted part once it is complete', async () => {
+    expect((await publisher().publish(running.baseUrl, 'hinted')).status).toBe(201);
+    const url = await mediaUrl('hinted');
+    const playlist = await (await get(url)).text();
+    const hint = hintOf(playlist, 'hinted');
+    const part = await get(hint.url);
+    expect(part.status).toBe(200);
+    expect(part.headers.get('content-type')).toBe('video/mp4');
+    const bytes = Buffer.from(await part.arrayBuffer());
+    expect(bytes.subarray(4, 8).toString()).toBe('moof');
+    // The same bytes the playlist then lists under that name.
+    const later = await (await get(url)).text();
+    expect(lists(later, hint.msn, hint.index)).toBe(true);
+    // A part far beyond the hint is not waited for.
+    const far = hint.url.replace(`part${hint.msn}.${hint.index}.`, `part${hint.msn + 5}.0.`);
+    expect((await get(far)).status).toBe(403); // its signature is for another file
+    const metrics = await (await fetch(`${running.internalUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^rtccdn_hls_blocked_requests_total [1-9]/m);
+    expect(metrics).toMatch(/^rtccdn_hls_requests_total\{kind="part",status="200"\} [1-9]/m);
+    expect(metrics).toMatch(/^rtccdn_hls_first_part_seconds_count [1-9]/m);
+  }, 60_000);
+
+  it('answers a blocked request 503 when no part comes, and 403 when the key is revoked while it waits', async () => {
+    expect((await api('PUT', '/api/v1/streams/vip/acl', { keys: [{ id: 'v1', key: KEY }] })).status).toBe(
+      200,
+    );
+    const pub = publisher();
+    expect((await pub.publish(running.baseUrl, 'vip')).status).toBe(201);
+    const url = await mediaUrl('vip', KEY);
+    const hint = hintOf(await (await get(url)).text(), 'vip');
+
+    // The publisher stops sending pictures: the part never comes, the reload ends with 503.
+    pub.pauseFrames();
+    await sleep(500);
+    const stalled = hintOf(await (await get(url)).text(), 'vip');
+    const timedOut = await get(`${url}&_HLS_msn=${stalled.msn}&_HLS_part=${stalled.index}`);
+    expect(timedOut.status).toBe(503);
+    expect(await code(timedOut)).toBe('HLS_PART_NOT_READY');
+    expect(timedOut.headers.get('retry-after')).toBe('1');
+
+    // Still stalled: a request blocks; revoking the key ends it with 403 — not at the part.
+    const blocked = get(`${url}&_HLS_msn=${stalled.msn}&_HLS_part=${stalled.index}`);
+    const hinted = get(stalled.url);
+    await sleep(300);
+    expect((await api('DELETE', '/api/v1/streams/vip/acl/keys/v1')).status).toBe(200);
+    const revokedAt = Date.now();
+    const [playlist, part] = await Promise.all([blocked, hinted]);
+    const answeredMs = Date.now() - revokedAt;
+    expect([playlist.status, part.status]).toEqual([403, 403]);
+    expect(await code(playlist)).toBe('ACCESS_DENIED');
+    console.log(`LL-HLS: blocked requests refused ${answeredMs} ms after the revocation`);
+    expect(answeredMs).toBeLessThan(1000);
+    expect(hint.msn).toBeGreaterThanOrEqual(0);
+  }, 60_000);
+
+  it('refuses HLS requests on a draining node after its drain deadline, and serves again when it stops draining', async () => {
+    expect((await publisher().publish(running.baseUrl, 'drained')).status).toBe(201);
+    const url = await mediaUrl('drained');
+    const hint = hintOf(await (await get(url)).text(), 'drained');
+    running.node.setDraining(true, 1500);
+    // Before the deadline the player keeps playing; a new one goes elsewhere.
+    expect((await get(url)).status).toBe(200);
+    const fresh = await get('/hls/drained/index.m3u8');
+    expect(fresh.status).toBe(503);
+    expect(await code(fresh)).toBe('NODE_DRAINING');
+    // A reload blocked across the deadline ends with it.
+    const blocked = await get(`${url}&_HLS_msn=${hint.msn + 2}`);
+    expect(await eventually(() => !running.node.hls!.jobs.has('drained'), 5000)).toBe(true);
+    const after = await get(url);
+    expect(after.status).toBe(503);
+    expect(await code(after)).toBe('NODE_DRAINING');
+    expect((await get(hint.url)).status).toBe(503);
+    expect([200, 503]).toContain(blocked.status);
+    running.node.setDraining(false);
+    expect((await get(url)).status).toBe(200);
   }, 60_000);
 });
 

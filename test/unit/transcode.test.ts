@@ -1,4 +1,6 @@
+import { createSocket, type Socket } from 'node:dgram';
 import { describe, expect, it } from '@jest/globals';
+import { freeUdpPortPair } from '../../media-node/src/transcode/FfmpegLeg.js';
 import { ffmpegArgs, inputSdp } from '../../media-node/src/transcode/ffmpeg.js';
 import { parseProfiles, parseRenditionName, renditionName } from '../../media-node/src/transcode/profiles.js';
 
@@ -80,4 +82,48 @@ describe('FFmpeg invocation', () => {
       'keyint=30:min-keyint=30:scenecut=0:repeat-headers=1',
     );
   });
+});
+
+describe('UDP port pairs for FFmpeg', () => {
+  it('hands out pairs whose two ports are both free, and never the same pair twice', async () => {
+    // A busy machine: one in twenty ephemeral ports taken by other sockets.
+    const taken = await Promise.all(
+      Array.from(
+        { length: 1500 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = createSocket('udp4');
+            socket.bind(0, '127.0.0.1', () => resolve(socket));
+          }),
+      ),
+    );
+    const canBind = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const socket = createSocket('udp4');
+        socket.once('error', () => {
+          socket.close();
+          resolve(false);
+        });
+        socket.bind(port, '127.0.0.1', () => {
+          socket.close();
+          resolve(true);
+        });
+      });
+    try {
+      const pairs: number[] = [];
+      const unbindable: number[] = [];
+      for (let index = 0; index < 1000; index++) {
+        const port = await freeUdpPortPair();
+        pairs.push(port);
+        expect(port % 2).toBe(0);
+        if (!(await canBind(port)) || !(await canBind(port + 1))) unbindable.push(port);
+      }
+      // Neither a port of a pair in use by another socket, nor a pair handed out twice (the
+      // FFmpeg it went to may not have bound it yet).
+      expect(unbindable).toEqual([]);
+      expect(new Set(pairs).size).toBe(pairs.length);
+    } finally {
+      for (const socket of taken) socket.close();
+    }
+  }, 60_000);
 });

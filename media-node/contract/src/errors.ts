@@ -75,6 +75,8 @@ export const ERROR_CODES = {
   ACCESS_RULES_UNAVAILABLE: 503,
   /** No transcoder can make the rendition now. */
   TRANSCODER_UNAVAILABLE: 503,
+  /** A blocking LL-HLS request (playlist reload, hinted part) whose part did not come in time. */
+  HLS_PART_NOT_READY: 503,
   /** A bug, logged with its stack where it was caught; the body says nothing more. */
   INTERNAL: 500,
 } as const satisfies Record<string, number>;

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
@@ -10,11 +10,17 @@ import type { Stream, StreamRouter } from '../media/Stream.js';
 import { freeUdpPortPair, udpPortBound } from '../transcode/FfmpegLeg.js';
 import { FfmpegProcess, inputSdp, rtpInputArgs } from '../transcode/ffmpeg.js';
 import type { Profile } from '../transcode/profiles.js';
+import { LlHlsPlaylist } from './LlHlsPlaylist.js';
+import { PartAssembler } from './PartAssembler.js';
 
-/** Target segment length: FFmpeg forces a key frame every this many seconds and cuts there. */
+/** Target segment length: FFmpeg forces a key frame every this many seconds; segments end there. */
 export const HLS_SEGMENT_SECONDS = 1;
-/** Segments a media playlist lists (FFmpeg deletes older ones). */
+/** The part length aimed at (rounded up to whole frames per variant): LL-HLS parts. */
+export const HLS_PART_SECONDS = 0.2;
+/** Complete segments a media playlist lists (older ones are dropped from memory). */
 const PLAYLIST_SEGMENTS = 6;
+/** Complete segments whose parts are still listed (about three target durations). */
+const PART_WINDOW_SEGMENTS = 3;
 /** The bit rate the encoder is capped at: what the multivariant playlist declares. */
 export const HLS_MAX_BITRATE = 4_000_000;
 export const MEDIA_PLAYLIST = 'media.m3u8';
@@ -22,14 +28,16 @@ export const MEDIA_PLAYLIST = 'media.m3u8';
 export const SOURCE_FPS = 30;
 /** The source's variant: its own picture size, capped at HLS_MAX_BITRATE. */
 export const SOURCE_VARIANT = 'source';
-/**
- * The files a job serves besides its playlists: a variant's init segment (`init.mp4` with one
- * variant; with several FFmpeg numbers it after the variant, `init_<n>.mp4`) and its numbered
- * media segments.
- */
-export const SEGMENT_FILE = /^(init(_[0-9]{1,2})?\.mp4|seg[0-9]{1,10}\.m4s)$/;
 /** H.264 Constrained Baseline, level 4.1 (up to 1080p30): what `-profile:v baseline -level 4.1` writes. */
 export const HLS_CODECS = 'avc1.42c029';
+
+/**
+ * A variant's part target: HLS_PART_SECONDS rounded up to whole frames at `fps` (FFmpeg cuts a
+ * fragment at the first frame at or past it, so no part is longer).
+ */
+export function partTargetSeconds(fps: number): number {
+  return Math.ceil(HLS_PART_SECONDS * fps - 1e-9) / fps;
+}
 
 export interface HlsJobOptions {
   source: Stream;
@@ -41,19 +49,21 @@ export interface HlsJobOptions {
 }
 
 export type HlsJobEvents = {
-  /** The first media segment is in the playlist. */
+  /** The source variant's first part is in its playlist. */
+  firstpart: [afterMs: number];
+  /** The source variant's first complete segment is in its playlist. */
   firstsegment: [afterMs: number];
   close: [reason: string];
 };
 
 /**
- * FFmpeg arguments of an HLS packager: read the source's RTP video (as renditions do), decode it
- * once, encode H.264 for the source and each rung of `ladder` (scaled, at its frame rate and bit
- * rate) with a key frame every segment, and write per variant (`{dir}/{variant}/`) fMP4
- * segments of HLS_SEGMENT_SECONDS and a live media playlist (playlists and segments renamed into
- * place: a reader never sees half a file).
+ * FFmpeg arguments of an LL-HLS packager: read the source's RTP video (as renditions do), decode
+ * it once, encode H.264 for the source and each rung of `ladder` (scaled, at its frame rate and
+ * bit rate) with a key frame every segment, and write each variant as fragmented MP4 to its own
+ * pipe (`pipe:3` for the source, then one per rung in ladder order): an init section, then one
+ * fragment per part target (and one at every key frame), flushed as each is cut.
  */
-export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[], audio: boolean): string[] {
+export function hlsArgs(sdpPath: string, ladder: readonly Profile[], audio: boolean): string[] {
   const outputs = ladder.length + 1;
   const filter = [
     `[0:v:0]split=${outputs}${Array.from({ length: outputs }, (_, index) => `[in${index}]`).join('')}`,
@@ -65,83 +75,86 @@ export function hlsArgs(sdpPath: string, dir: string, ladder: readonly Profile[]
         `[in${index + 1}]scale=${profile.width}:${profile.height},fps=${profile.fps}[out${index + 1}]`,
     ),
   ].join(';');
-  const rates = [
-    ['-maxrate:v:0', String(HLS_MAX_BITRATE), '-bufsize:v:0', String(HLS_MAX_BITRATE)],
-    ...ladder.map((profile, index) => [
-      `-b:v:${index + 1}`,
-      String(profile.bitrate),
-      `-maxrate:v:${index + 1}`,
-      String(profile.bitrate),
-      `-bufsize:v:${index + 1}`,
-      String(profile.bitrate),
-    ]),
-  ].flat();
-  // With audio, each variant carries its own copy of the source's audio (AAC: what HLS players
-  // take; Opus in fMP4 is not) next to its video.
-  const streamMap = [SOURCE_VARIANT, ...ladder.map((profile) => profile.name)]
-    .map((name, index) => `v:${index},${audio ? `a:${index},` : ''}name:${name}`)
-    .join(' ');
+  const variants = [
+    { fps: SOURCE_FPS, rate: ['-maxrate:v', String(HLS_MAX_BITRATE), '-bufsize:v', String(HLS_MAX_BITRATE)] },
+    ...ladder.map((profile) => ({
+      fps: profile.fps,
+      rate: [
+        '-b:v',
+        String(profile.bitrate),
+        '-maxrate:v',
+        String(profile.bitrate),
+        '-bufsize:v',
+        String(profile.bitrate),
+      ],
+    })),
+  ];
   return [
     // As for renditions: start at the first key frame, no probing, no reordering queue.
     ...rtpInputArgs(sdpPath),
     '-filter_complex',
     filter,
-    ...Array.from({ length: outputs }, (_, index) => ['-map', `[out${index}]`]).flat(),
-    ...(audio
-      ? [...Array.from({ length: outputs }, () => ['-map', '0:a:0']).flat(), '-c:a', 'aac', '-b:a', '96k']
-      : ['-an']),
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-tune',
-    'zerolatency',
-    '-profile:v',
-    'baseline',
-    '-level:v',
-    '4.1',
-    '-pix_fmt',
-    'yuv420p',
-    ...rates,
-    // A key frame at every segment boundary: every segment starts a picture (and players can
-    // start at any segment, or switch variants there), whatever the publisher's key frames.
-    '-force_key_frames',
-    `expr:gte(t,n_forced*${HLS_SEGMENT_SECONDS})`,
-    '-f',
-    'hls',
-    '-hls_time',
-    String(HLS_SEGMENT_SECONDS),
-    '-hls_list_size',
-    String(PLAYLIST_SEGMENTS),
-    '-hls_segment_type',
-    'fmp4',
-    '-hls_fmp4_init_filename',
-    'init.mp4',
-    '-hls_segment_filename',
-    join(dir, '%v', 'seg%d.m4s'),
-    '-var_stream_map',
-    streamMap,
-    '-hls_flags',
-    'delete_segments+independent_segments+temp_file+omit_endlist',
-    join(dir, '%v', MEDIA_PLAYLIST),
+    ...variants.flatMap((variant, index) => [
+      '-map',
+      `[out${index}]`,
+      // With audio, each variant carries its own copy of the source's audio (AAC: what HLS
+      // players take; Opus in fMP4 is not) next to its video.
+      ...(audio ? ['-map', '0:a:0', '-c:a', 'aac', '-b:a', '96k'] : ['-an']),
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-tune',
+      'zerolatency',
+      '-profile:v',
+      'baseline',
+      '-level:v',
+      '4.1',
+      '-pix_fmt',
+      'yuv420p',
+      ...variant.rate,
+      // A key frame at every segment boundary, and nowhere else (no scene cuts): every segment
+      // starts a picture, players start and switch variants there, segments stay one second.
+      '-force_key_frames',
+      `expr:gte(t,n_forced*${HLS_SEGMENT_SECONDS})`,
+      '-sc_threshold',
+      '0',
+      '-f',
+      'mp4',
+      // Fragmented MP4 on a pipe: the init section first, then a fragment (moof + mdat) at every
+      // key frame and whenever one reaches the part target (a millisecond below it: the frame at
+      // the target closes the fragment, not the one after). No index or trailer (a live pipe).
+      '-movflags',
+      '+frag_keyframe+empty_moov+default_base_moof+skip_sidx+skip_trailer',
+      '-frag_duration',
+      String(Math.round(partTargetSeconds(variant.fps) * 1_000_000) - 1000),
+      '-flush_packets',
+      '1',
+      `pipe:${3 + index}`,
+    ]),
   ];
 }
 
 /**
- * One stream packaged as HLS on this node: a PlainTransport sends the source's video to FFmpeg,
- * which writes the playlist and segments into a scratch directory the HTTP routes read. Holds a
- * reference on the stream (a relayed stream stays relayed while the job runs). FFmpeg starts only
- * at a key frame: the source is asked for one until the first segment exists. FFmpeg exiting ends
- * the job (the next playlist request starts a new one).
+ * One stream packaged as LL-HLS on this node: a PlainTransport sends the source's video (and
+ * audio) to FFmpeg, which encodes each variant and writes it as fragmented MP4 to a pipe; a
+ * PartAssembler per pipe cuts the stream into fragments, and each variant's LlHlsPlaylist keeps
+ * them in memory as parts and segments for the HTTP routes. Holds a reference on the stream (a
+ * relayed stream stays relayed while the job runs). FFmpeg starts only at a key frame: the source
+ * is asked for one until the first part exists. FFmpeg exiting (or writing something that is no
+ * fragmented MP4) ends the job (the next playlist request starts a new one).
  */
 export class HlsJob extends TypedEmitter<HlsJobEvents> {
   readonly name: string;
+  /** Scratch directory (FFmpeg's input SDP), removed once FFmpeg is gone. */
   readonly dir: string;
-  /** Variant names, the source's first: the directories FFmpeg writes. */
+  /** Variant names, the source's first: one FFmpeg output each. */
   readonly variants: readonly string[];
   readonly startedAt = Date.now();
   /** When a player last asked for a playlist or segment (unwatched jobs are stopped). */
   lastUsedAt = Date.now();
+  readonly #playlists = new Map<string, LlHlsPlaylist>();
+  readonly #assemblers: PartAssembler[] = [];
   readonly #source: Stream;
   readonly #sourceRouter: StreamRouter;
   readonly #transports: types.PlainTransport[];
@@ -149,9 +162,9 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   readonly #ffmpeg: FfmpegProcess;
   readonly #inputPort: number;
   readonly #logger: Logger;
-  readonly #lastPlaylists = new Map<string, string>();
-  /** Requests waiting for the first segment: the job is in use while they wait. */
+  /** Requests in progress (waiting for the first segment, or blocked for a part): in use. */
   #waiting = 0;
+  #firstPart = false;
   #firstSegment = false;
   #keyFrameTimer: NodeJS.Timeout | undefined;
   #ffmpegExited = false;
@@ -170,6 +183,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
   ) {
     super();
     this.name = options.source.name;
+    const variantFps = [SOURCE_FPS, ...options.ladder.map((profile) => profile.fps)];
     this.variants = [SOURCE_VARIANT, ...options.ladder.map((profile) => profile.name)];
     this.#source = options.source;
     this.dir = parts.dir;
@@ -179,6 +193,30 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#ffmpeg = parts.ffmpeg;
     this.#inputPort = parts.inputPort;
     this.#logger = options.logger.child({ hls: options.source.name });
+    this.variants.forEach((variant, index) => {
+      const playlist = new LlHlsPlaylist({
+        partTargetSeconds: partTargetSeconds(variantFps[index]!),
+        targetDurationSeconds: HLS_SEGMENT_SECONDS,
+        windowSegments: PLAYLIST_SEGMENTS,
+        partWindowSegments: PART_WINDOW_SEGMENTS,
+      });
+      this.#playlists.set(variant, playlist);
+      const assembler = new PartAssembler();
+      this.#assemblers.push(assembler);
+      assembler.on('init', (bytes) => playlist.setInit(bytes));
+      assembler.on('fragment', (fragment) => {
+        playlist.addFragment(fragment);
+        if (variant === SOURCE_VARIANT) this.#sourceProgress(playlist);
+      });
+      assembler.on('error', (error) => {
+        this.#logger.error({ variant, error: error.message }, 'hls ffmpeg output is no fragmented MP4');
+        this.close('ffmpeg-failed');
+      });
+      const output = this.#ffmpeg.outputs[index]!;
+      output.on('data', (chunk: Buffer) => assembler.push(chunk));
+      // A pipe closed early (FFmpeg exiting) is reported by the exit.
+      output.on('error', () => undefined);
+    });
     this.#ffmpeg.on('exit', (code, signal, stderrTail) => {
       this.#ffmpegExited = true;
       if (this.#closed) {
@@ -231,7 +269,8 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
       await writeFile(sdpPath, audio ? `${videoSdp}${audioSection(audio.port, audio.codec)}` : videoSdp);
       const ffmpeg = new FfmpegProcess(
         options.ffmpegPath,
-        hlsArgs(sdpPath, dir, options.ladder, audio !== undefined),
+        hlsArgs(sdpPath, options.ladder, audio !== undefined),
+        options.ladder.length + 1,
       );
       const job = new HlsJob(options, {
         dir,
@@ -241,7 +280,7 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
         ffmpeg,
         inputPort: video.port,
       });
-      job.#awaitFirstSegment();
+      job.#awaitFirstPart();
       job.#logger.info({ pid: ffmpeg.pid, audio: audio !== undefined }, 'hls packager started');
       return job;
     } catch (error) {
@@ -264,53 +303,49 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     return this.#firstSegment;
   }
 
-  /**
-   * The media playlist of `variant` as FFmpeg wrote it last, or undefined before its first
-   * segment. (FFmpeg renames a new playlist into place; an empty read — the final write at exit —
-   * keeps the last.)
-   */
-  async playlist(variant: string): Promise<string | undefined> {
-    if (!this.variants.includes(variant)) return undefined;
-    const text = await readFile(join(this.dir, variant, MEDIA_PLAYLIST), 'utf8').catch(() => '');
-    if (text.includes('#EXTINF')) this.#lastPlaylists.set(variant, text);
-    return this.#lastPlaylists.get(variant);
+  /** The LL-HLS playlist of `variant` (parts, segments and their bytes), or undefined. */
+  playlist(variant: string): LlHlsPlaylist | undefined {
+    return this.#playlists.get(variant);
   }
 
-  /** Waits up to `timeoutMs` for the first segment of `variant`; its playlist then, or undefined. */
-  async waitForPlaylist(variant: string, timeoutMs: number): Promise<string | undefined> {
+  /**
+   * Waits up to `timeoutMs` for the first complete segment of `variant` (what a player that
+   * ignores parts needs to start); its playlist then, or undefined.
+   */
+  async waitForPlaylist(variant: string, timeoutMs: number): Promise<LlHlsPlaylist | undefined> {
+    const playlist = this.#playlists.get(variant);
+    if (!playlist) return undefined;
     const deadline = Date.now() + timeoutMs;
+    return this.track(async () => {
+      while (!playlist.hasSegments && !this.#closed && Date.now() < deadline) {
+        await playlist.nextUpdate(deadline - Date.now());
+      }
+      return playlist.hasSegments && !this.#closed ? playlist : undefined;
+    });
+  }
+
+  /** Runs `work` (a request) with the job counted in use until it ends. */
+  async track<T>(work: () => Promise<T>): Promise<T> {
     this.#waiting++;
     try {
-      for (;;) {
-        const text = await this.playlist(variant);
-        if (text !== undefined || this.#closed || Date.now() >= deadline) return text;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      return await work();
     } finally {
       this.#waiting--;
       this.lastUsedAt = Date.now();
     }
   }
 
-  /** Whether a player asked for something within `lingerMs`, or waits for the first segment. */
+  /** Whether a player asked for something within `lingerMs`, or a request is in progress. */
   inUse(lingerMs: number, now = Date.now()): boolean {
     return this.#waiting > 0 || now - this.lastUsedAt < lingerMs;
   }
 
-  /** The bytes of a variant's `file` (checked against SEGMENT_FILE), or undefined when it is gone. */
-  async segment(variant: string, file: string): Promise<Buffer | undefined> {
-    if (!this.variants.includes(variant) || !SEGMENT_FILE.test(file)) return undefined;
-    return readFile(join(this.dir, variant, file)).catch(() => undefined);
-  }
-
-  /** Asks for a key frame now, when FFmpeg reads its port, then every 500 ms until a segment exists. */
-  #awaitFirstSegment(): void {
+  /** Asks for a key frame now, when FFmpeg reads its port, then every 500 ms until a part exists. */
+  #awaitFirstPart(): void {
     const requestKeyFrame = () => this.#consumer.requestKeyFrame().catch(() => undefined);
     requestKeyFrame();
     this.#keyFrameTimer = setInterval(() => {
-      void this.#checkFirstSegment().then((done) => {
-        if (!done) requestKeyFrame();
-      });
+      if (!this.#firstPart) requestKeyFrame();
     }, 500);
     this.#keyFrameTimer.unref();
     void (async () => {
@@ -318,37 +353,24 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
       while (!this.#closed && performance.now() < deadline && !(await udpPortBound(this.#inputPort))) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      if (!this.#closed && !this.#firstSegment) requestKeyFrame();
+      if (!this.#closed && !this.#firstPart) requestKeyFrame();
     })();
-    // A finer watch for the first segment than the key-frame ticks (time to first segment).
-    const watch = setInterval(() => {
-      void this.#checkFirstSegment().then((done) => {
-        if (done || this.#closed) clearInterval(watch);
-      });
-    }, 50);
-    watch.unref();
   }
 
-  async #checkFirstSegment(): Promise<boolean> {
-    if (this.#firstSegment) return true;
-    const exists = await stat(join(this.dir, SOURCE_VARIANT, MEDIA_PLAYLIST)).then(
-      () => true,
-      () => false,
-    );
-    if (
-      !exists ||
-      (await this.playlist(SOURCE_VARIANT)) === undefined ||
-      this.#firstSegment ||
-      this.#closed
-    ) {
-      return this.#firstSegment;
+  #sourceProgress(playlist: LlHlsPlaylist): void {
+    if (!this.#firstPart) {
+      this.#firstPart = true;
+      clearInterval(this.#keyFrameTimer);
+      const afterMs = Date.now() - this.startedAt;
+      this.#logger.info({ afterMs }, 'first hls part');
+      this.emit('firstpart', afterMs);
     }
-    this.#firstSegment = true;
-    clearInterval(this.#keyFrameTimer);
-    const afterMs = Date.now() - this.startedAt;
-    this.#logger.info({ afterMs }, 'first hls segment');
-    this.emit('firstsegment', afterMs);
-    return true;
+    if (!this.#firstSegment && playlist.hasSegments) {
+      this.#firstSegment = true;
+      const afterMs = Date.now() - this.startedAt;
+      this.#logger.info({ afterMs }, 'first hls segment');
+      this.emit('firstsegment', afterMs);
+    }
   }
 
   #removeDir(): void {
@@ -364,8 +386,11 @@ export class HlsJob extends TypedEmitter<HlsJobEvents> {
     this.#ffmpeg.stop();
     for (const transport of this.#transports) transport.close();
     this.#source.release(this.#sourceRouter.key);
-    // FFmpeg writes into the directory until it exits (its last playlist on SIGTERM): removing
-    // it before that fails (ENOTEMPTY), so it is removed once FFmpeg is gone.
+    // Parts and segments go now; waiting requests wake and find the job closed.
+    for (const playlist of this.#playlists.values()) playlist.close();
+    // FFmpeg's last output until it exits is read and dropped (a pipe not read would block it).
+    for (const assembler of this.#assemblers) assembler.close();
+    // The scratch directory goes once FFmpeg is gone (it may still read its SDP until then).
     if (this.#ffmpegExited) this.#removeDir();
     this.#logger.info({ reason }, 'hls packager stopped');
     this.emit('close', reason);

@@ -14,13 +14,23 @@ import {
   HLS_SEGMENT_SECONDS,
   HlsJob,
   MEDIA_PLAYLIST,
-  SEGMENT_FILE,
   SOURCE_VARIANT,
 } from './HlsJob.js';
 import { type HlsUrlClaims, HlsUrlSigner } from './HlsUrlSigner.js';
+import { fileName, type LlHlsPlaylist, parsePlaylistFile } from './LlHlsPlaylist.js';
 
 /** How long a media playlist request waits for a new packager's first segment. */
 const FIRST_SEGMENT_WAIT_MS = 10_000;
+/** A blocked request re-checks its grant at least this often (revocation cuts it within 1 s). */
+const GRANT_RECHECK_MS = 250;
+/** Signed part and segment URLs expire on multiples of this: the same URL across reloads. */
+const EXPIRY_STEP_MS = 5000;
+
+/** A blocking playlist reload (RFC 8216bis 6.2.5.2): `_HLS_msn`, and `_HLS_part` if given. */
+export interface BlockingReload {
+  msn: number;
+  part: number | undefined;
+}
 
 export interface HlsPlaybackOptions {
   config: HlsConfig;
@@ -36,9 +46,6 @@ export interface HlsPlaybackOptions {
   metrics: MediaNodeMetrics;
   logger: Logger;
 }
-
-/** A file of a variant, as the routes name it. */
-export type HlsFile = { kind: 'media' } | { kind: 'segment'; file: string };
 
 /**
  * HLS playback on an edge: the multivariant playlist admits the player with the same access key
@@ -58,6 +65,8 @@ export class HlsPlayback {
   readonly #logger: Logger;
   /** The ladder's rungs packaged as variants (not one named like the source's variant). */
   readonly #ladder: readonly Profile[];
+  /** The drain deadline passed: refuse every HLS request while the node drains. */
+  #drainEnded = false;
   #closed = false;
 
   constructor(options: HlsPlaybackOptions) {
@@ -114,67 +123,147 @@ export class HlsPlayback {
   }
 
   /**
-   * The media playlist of a variant, its segment URLs signed for the same grant (short-lived),
-   * after the URL and the grant are checked. A packager stopped meanwhile (or never started on
-   * this edge) is started again: the player holds a valid grant.
+   * The media playlist of a variant, its URLs signed for the same grant (short-lived), after the
+   * URL and the grant are checked. A packager stopped meanwhile (or never started on this edge)
+   * is started again: the player holds a valid grant. With `reload` (a blocking playlist reload,
+   * `_HLS_msn`/`_HLS_part`) the answer waits until the playlist holds that part.
    */
   async mediaPlaylist(
     stream: string,
     variant: string,
     token: string | undefined,
     clientIp: string,
+    reload?: BlockingReload,
   ): Promise<string> {
     const claims = this.#authorize(stream, variant, MEDIA_PLAYLIST, token, clientIp);
-    let playlist: string | undefined;
+    let job: HlsJob | undefined;
+    let playlist: LlHlsPlaylist | undefined;
     // A packager whose FFmpeg failed before its first segment (e.g. a UDP port taken between
     // picking it and FFmpeg binding it, on a busy machine) is replaced once, not reported as
     // "no segment" to a player that would give up.
     for (let attempt = 0; attempt < 2 && playlist === undefined; attempt++) {
-      const job = await this.#job(stream);
+      job = await this.#job(stream);
       job.lastUsedAt = Date.now();
       playlist = await job.waitForPlaylist(variant, FIRST_SEGMENT_WAIT_MS);
       if (!job.closed) break;
     }
-    if (playlist === undefined) {
+    if (!job || !playlist) {
       throw new RtccdnError('STREAM_NOT_LIVE', `stream "${stream}" has no HLS segment yet; try again`, {
         retryAfterMs: 1000,
       });
     }
+    if (reload) {
+      const newest = playlist.lastPart?.msn ?? 0;
+      if (reload.msn > newest + 2) {
+        throw new RtccdnError(
+          'INVALID_REQUEST',
+          `_HLS_msn=${reload.msn} is more than two segments ahead of the playlist (newest ${newest})`,
+        );
+      }
+      const ready = playlist;
+      await this.#block(
+        job,
+        ready,
+        () => ready.satisfies(reload.msn, reload.part),
+        () => this.#authorize(stream, variant, MEDIA_PLAYLIST, token, clientIp),
+      );
+    }
+    if (job.closed) {
+      throw new RtccdnError('STREAM_NOT_LIVE', `HLS of "${stream}" stopped; try again`, {
+        retryAfterMs: 1000,
+      });
+    }
+    const now = Date.now();
     const segmentClaims: HlsUrlClaims = {
       ...claims,
-      expiresAt: Math.min(claims.expiresAt, Date.now() + this.#options.config.segmentUrlTtlMs),
+      // Rounded up to EXPIRY_STEP_MS: a part's URL stays the same from one reload to the next.
+      expiresAt: Math.min(
+        claims.expiresAt,
+        Math.ceil((now + this.#options.config.segmentUrlTtlMs) / EXPIRY_STEP_MS) * EXPIRY_STEP_MS,
+      ),
     };
-    const sign = (file: string) =>
-      `${file}?t=${this.signer.sign(resource(stream, variant, file), segmentClaims)}`;
-    return playlist
-      .split('\n')
-      .map((line) => {
-        if (line.startsWith('#EXT-X-MAP:')) {
-          return line.replace(/URI="([^"]+)"/, (whole, file: string) =>
-            SEGMENT_FILE.test(file) ? `URI="${sign(file)}"` : whole,
-          );
-        }
-        return SEGMENT_FILE.test(line) ? sign(line) : line;
-      })
-      .join('\n');
+    return playlist.render((file) => {
+      const name = fileName(file);
+      return `${name}?t=${this.signer.sign(resource(stream, variant, name), segmentClaims)}`;
+    });
   }
 
-  /** An init or media segment, after its URL and grant are checked (404 once FFmpeg deleted it). */
-  async segment(
+  /**
+   * The init section, a part or a segment, after its URL and grant are checked (404 once it left
+   * the playlist). The part the preload hint names (or one just after it) is answered once it is
+   * complete: the request waits for it.
+   */
+  async file(
     stream: string,
     variant: string,
-    file: string,
+    name: string,
     token: string | undefined,
     clientIp: string,
   ): Promise<Buffer> {
-    if (!SEGMENT_FILE.test(file)) throw notFound(`no HLS file "${file}"`);
-    this.#authorize(stream, variant, file, token, clientIp);
+    const file = parsePlaylistFile(name);
+    if (!file) throw notFound(`no HLS file "${name}"`);
+    this.#authorize(stream, variant, name, token, clientIp);
     const job = this.#jobs.get(stream);
-    const bytes = await job?.segment(variant, file);
-    if (!job || !bytes)
-      throw notFound(`HLS segment "${file}" of "${stream}" is not (or no longer) available`);
+    const playlist = job?.playlist(variant);
+    const gone = () => notFound(`HLS file "${name}" of "${stream}" is not (or no longer) available`);
+    if (!job || !playlist) throw gone();
     job.lastUsedAt = Date.now();
+    let bytes = playlist.bytes(file);
+    if (!bytes && playlist.isUpcomingPart(file)) {
+      await this.#block(
+        job,
+        playlist,
+        () => playlist.bytes(file) !== undefined,
+        () => this.#authorize(stream, variant, name, token, clientIp),
+      );
+      bytes = playlist.bytes(file);
+    }
+    if (!bytes) throw gone();
     return bytes;
+  }
+
+  /**
+   * Holds a request until `ready()` (a part came), for at most three target durations (then
+   * 503, as RFC 8216bis advises). The grant is checked again at every wake-up, and at least
+   * every GRANT_RECHECK_MS: a key revoked meanwhile ends the wait with 403.
+   */
+  async #block(
+    job: HlsJob,
+    playlist: LlHlsPlaylist,
+    ready: () => boolean,
+    recheck: () => void,
+  ): Promise<void> {
+    if (ready()) return;
+    const { metrics } = this.#options;
+    const started = performance.now();
+    const deadline = started + 3 * playlist.options.targetDurationSeconds * 1000;
+    metrics.hlsBlockedRequests.inc();
+    try {
+      await job.track(async () => {
+        for (;;) {
+          const remaining = deadline - performance.now();
+          if (remaining <= 0) {
+            throw new RtccdnError(
+              'HLS_PART_NOT_READY',
+              'the requested HLS part did not come in time; reload',
+              {
+                retryAfterMs: 1000,
+              },
+            );
+          }
+          await playlist.nextUpdate(Math.min(remaining, GRANT_RECHECK_MS));
+          recheck();
+          if (job.closed || playlist.closed) {
+            throw new RtccdnError('STREAM_NOT_LIVE', `HLS of "${job.name}" stopped; try again`, {
+              retryAfterMs: 1000,
+            });
+          }
+          if (ready()) return;
+        }
+      });
+    } finally {
+      metrics.hlsBlockedSeconds.observe((performance.now() - started) / 1000);
+    }
   }
 
   /** Verifies the signed URL, then the grant it carries against the ACL as it is now. */
@@ -186,6 +275,13 @@ export class HlsPlayback {
     clientIp: string,
   ): HlsUrlClaims {
     assertPublishedName(stream);
+    if (this.#drainEnded && this.#options.state.draining) {
+      throw new RtccdnError(
+        'NODE_DRAINING',
+        'this edge stopped serving HLS at its drain deadline; load the multivariant playlist again (another edge)',
+        { retryAfterMs: 1000 },
+      );
+    }
     if (variant !== SOURCE_VARIANT && !this.#ladder.some((profile) => profile.name === variant)) {
       throw notFound(`no HLS variant "${variant}"`);
     }
@@ -245,6 +341,7 @@ export class HlsPlayback {
       this.#jobs.set(stream, job);
       metrics.hlsJobStarts.inc();
       metrics.hlsJobs.set(this.#jobs.size);
+      job.once('firstpart', (afterMs) => metrics.hlsFirstPartSeconds.observe(afterMs / 1000));
       job.once('firstsegment', (afterMs) => metrics.hlsFirstSegmentSeconds.observe(afterMs / 1000));
       job.once('close', (reason) => {
         if (this.#jobs.get(stream) === job) this.#jobs.delete(stream);
@@ -259,6 +356,24 @@ export class HlsPlayback {
     } finally {
       this.#starting.delete(stream);
     }
+  }
+
+  /**
+   * The drain deadline passed: players still here are ended as WHEP viewers are — packagers stop
+   * (blocked requests wake and end), and media-playlist and segment requests are refused with
+   * NODE_DRAINING until the node stops draining; the player's multivariant playlist request then
+   * reaches another edge.
+   */
+  endDrain(): number {
+    this.#drainEnded = true;
+    const jobs = [...this.#jobs.values()];
+    for (const job of jobs) job.close('node-draining');
+    return jobs.length;
+  }
+
+  /** The node stopped draining: HLS is served again. */
+  resumeAfterDrain(): void {
+    this.#drainEnded = false;
   }
 
   #stopUnwatched(): void {

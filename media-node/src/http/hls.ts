@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isRtccdnError } from '../../contract/errors.js';
+import { isRtccdnError, RtccdnError } from '../../contract/errors.js';
 import { MEDIA_PLAYLIST } from '../hls/HlsJob.js';
+import type { BlockingReload } from '../hls/HlsPlayback.js';
+import { INIT_FILE } from '../hls/LlHlsPlaylist.js';
 import type { MediaNode } from '../MediaNode.js';
 import { viewerKey } from './sessions.js';
 
@@ -9,7 +11,8 @@ const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
 /**
  * HLS: `GET /hls/{stream}/index.m3u8` (the access key as for WHEP: `Authorization: Bearer` or
  * `?key=`) → the multivariant playlist with signed URLs; `GET /hls/{stream}/{variant}/media.m3u8`
- * and its segments (`?t=` signed). Playlists are never cached (they carry signed URLs, and the
+ * and its init section, parts and segments (`?t=` signed; a media playlist request may add
+ * `_HLS_msn`/`_HLS_part`, a blocking reload, outside the signature). Playlists are never cached (they carry signed URLs, and the
  * key may be in the multivariant request's URL); segments only privately, for their URL's life.
  */
 export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
@@ -42,9 +45,12 @@ export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
       noStore(reply);
       try {
         if (file === MEDIA_PLAYLIST) {
-          return reply.type(PLAYLIST_TYPE).send(await hls.mediaPlaylist(stream, variant, token, request.ip));
+          const reload = blockingReload(request);
+          return reply
+            .type(PLAYLIST_TYPE)
+            .send(await hls.mediaPlaylist(stream, variant, token, request.ip, reload));
         }
-        const bytes = await hls.segment(stream, variant, file, token, request.ip);
+        const bytes = await hls.file(stream, variant, file, token, request.ip);
         return reply
           .header('Cache-Control', `private, max-age=${Math.floor(node.config.hls.segmentUrlTtlMs / 1000)}`)
           .type('video/mp4')
@@ -56,6 +62,30 @@ export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
   );
 }
 
+const COUNT = /^[0-9]{1,9}$/;
+
+/**
+ * The blocking playlist reload a media playlist request asks for (`_HLS_msn`, `_HLS_part`), or
+ * undefined; INVALID_REQUEST when malformed. `_HLS_skip` is ignored: the playlists offer no
+ * delta updates (no CAN-SKIP-UNTIL), so players send none, and a full playlist answers one.
+ */
+function blockingReload(request: FastifyRequest): BlockingReload | undefined {
+  const query = (request.query ?? {}) as Record<string, unknown>;
+  const msn = query['_HLS_msn'];
+  const part = query['_HLS_part'];
+  if (msn === undefined && part === undefined) return undefined;
+  if (typeof msn !== 'string' || !COUNT.test(msn)) {
+    throw new RtccdnError(
+      'INVALID_REQUEST',
+      '_HLS_msn must be one non-negative integer (and given with _HLS_part)',
+    );
+  }
+  if (part !== undefined && (typeof part !== 'string' || !COUNT.test(part))) {
+    throw new RtccdnError('INVALID_REQUEST', '_HLS_part must be one non-negative integer');
+  }
+  return { msn: Number(msn), part: part === undefined ? undefined : Number(part) };
+}
+
 function signedToken(request: FastifyRequest): string | undefined {
   const value = (request.query as Record<string, unknown> | undefined)?.['t'];
   return typeof value === 'string' ? value : undefined;
@@ -65,6 +95,7 @@ function signedToken(request: FastifyRequest): string | undefined {
 export function hlsRequestKind(route: string, file: string | undefined): string {
   if (route.endsWith('/index.m3u8')) return 'multivariant';
   if (file === MEDIA_PLAYLIST) return 'media';
-  if (file === 'init.mp4') return 'init';
+  if (file === INIT_FILE) return 'init';
+  if (file?.startsWith('part')) return 'part';
   return 'segment';
 }

@@ -29,23 +29,50 @@ export type FfmpegLegEvents = {
   exit: [code: number | null, signal: string | null, stderrTail: string];
 };
 
-/** A UDP port free right now on loopback (even, with the next one free too, for RTP + RTCP). */
-export async function freeUdpPortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const socket = createSocket('udp4');
-    const port = await new Promise<number>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, '127.0.0.1', () => resolve(socket.address().port));
+/**
+ * How long a port pair handed to an FFmpeg stays reserved in this process: well past the time
+ * FFmpeg takes to start and bind it (after which the kernel keeps it from others).
+ */
+const PORT_RESERVATION_MS = 30_000;
+/** Even ports handed out lately (to their expiry): no two FFmpegs of this process share a pair. */
+const reservedPorts = new Map<number, number>();
+
+function bindUdp(port: number): Promise<ReturnType<typeof createSocket> | undefined> {
+  const socket = createSocket('udp4');
+  return new Promise((resolve) => {
+    socket.once('error', () => {
+      socket.close();
+      resolve(undefined);
     });
-    socket.close();
+    socket.bind(port, '127.0.0.1', () => resolve(socket));
+  });
+}
+
+/**
+ * A UDP port pair free right now on loopback (even, with the next one, for RTP + RTCP: FFmpeg's
+ * RTP input binds both), reserved in this process for PORT_RESERVATION_MS. Both ports are
+ * probed at once; the kernel picks the candidate (its ephemeral range, at random). What
+ * remains is another process binding the pair before FFmpeg does: FFmpeg then fails to start,
+ * and its job replaces it (HLS) or restarts on fresh ports (renditions).
+ */
+export async function freeUdpPortPair(now = Date.now()): Promise<number> {
+  for (const [port, expiresAt] of reservedPorts) if (expiresAt <= now) reservedPorts.delete(port);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const picked = await bindUdp(0);
+    if (!picked) continue;
+    const port = picked.address().port;
     const even = port % 2 === 0 ? port : port - 1;
-    const probe = createSocket('udp4');
-    const free = await new Promise<boolean>((resolve) => {
-      probe.once('error', () => resolve(false));
-      probe.bind(even + 1, '127.0.0.1', () => resolve(true));
-    });
-    probe.close();
-    if (free) return even;
+    if (reservedPorts.has(even)) {
+      picked.close();
+      continue;
+    }
+    // Hold the picked port while probing the other one of its pair: both must be free.
+    const other = await bindUdp(port === even ? even + 1 : even);
+    picked.close();
+    other?.close();
+    if (!other) continue;
+    reservedPorts.set(even, now + PORT_RESERVATION_MS);
+    return even;
   }
   throw new Error('no free UDP port pair for FFmpeg');
 }

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { TypedEmitter } from '../../contract/runtime.js';
 import type { Profile } from './profiles.js';
 
@@ -159,12 +160,17 @@ export type FfmpegProcessEvents = {
 /** One FFmpeg child process; its stderr tail explains a crash. */
 export class FfmpegProcess extends TypedEmitter<FfmpegProcessEvents> {
   readonly child: ChildProcess;
+  /** The pipes FFmpeg writes to as `pipe:3`, `pipe:4`, … (`outputPipes` of them). */
+  readonly outputs: Readable[];
   #stderr = '';
   #exited = false;
 
-  constructor(binary: string, args: string[]) {
+  constructor(binary: string, args: string[], outputPipes = 0) {
     super();
-    this.child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = spawn(binary, args, {
+      stdio: ['ignore', 'ignore', 'pipe', ...Array.from({ length: outputPipes }, () => 'pipe' as const)],
+    });
+    this.outputs = Array.from({ length: outputPipes }, (_, index) => this.child.stdio[3 + index] as Readable);
     this.child.stderr?.setEncoding('utf8');
     this.child.stderr?.on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-4000);
