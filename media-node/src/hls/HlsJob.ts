@@ -8,7 +8,7 @@ import type { MediaWorker } from '../media/MediaWorker.js';
 import { DEFAULT_PLAN_KEY } from '../media/payloadTypes.js';
 import type { Stream, StreamRouter } from '../media/Stream.js';
 import { freeUdpPortPair, udpPortBound } from '../transcode/FfmpegLeg.js';
-import { FfmpegProcess, inputSdp, rtpInputArgs } from '../transcode/ffmpeg.js';
+import { FfmpegProcess, inputSdp, rtpInputArgs, X264_LIVE_ARGS } from '../transcode/ffmpeg.js';
 import type { Profile } from '../transcode/profiles.js';
 import { LlHlsPlaylist } from './LlHlsPlaylist.js';
 import { PartAssembler } from './PartAssembler.js';
@@ -100,18 +100,9 @@ export function hlsArgs(sdpPath: string, ladder: readonly Profile[], audio: bool
       // With audio, each variant carries its own copy of the source's audio (AAC: what HLS
       // players take; Opus in fMP4 is not) next to its video.
       ...(audio ? ['-map', '0:a:0', '-c:a', 'aac', '-b:a', '96k'] : ['-an']),
-      '-c:v',
-      'libx264',
-      '-preset',
-      'ultrafast',
-      '-tune',
-      'zerolatency',
-      '-profile:v',
-      'baseline',
+      ...X264_LIVE_ARGS,
       '-level:v',
       '4.1',
-      '-pix_fmt',
-      'yuv420p',
       ...variant.rate,
       // A key frame at every segment boundary, and nowhere else (no scene cuts): every segment
       // starts a picture, players start and switch variants there, segments stay one second.

@@ -81,6 +81,15 @@ export function rtpInputArgs(sdpPath: string): string[] {
   ];
 }
 
+/**
+ * H.264 for live viewers (renditions and HLS): the fastest preset, no frame held back for
+ * look-ahead, Constrained Baseline (every player decodes it), 4:2:0.
+ */
+export const X264_LIVE_ARGS: readonly string[] = [
+  ...['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency'],
+  ...['-profile:v', 'baseline', '-pix_fmt', 'yuv420p'],
+];
+
 export function ffmpegArgs(plan: FfmpegPlan): string[] {
   const { profile, payloadType, ssrc, port, localPort } = plan.output;
   const gop = String(profile.fps);
@@ -114,16 +123,7 @@ export function ffmpegArgs(plan: FfmpegPlan): string[] {
           gop,
         ]
       : [
-          '-c:v',
-          'libx264',
-          '-preset',
-          'ultrafast',
-          '-tune',
-          'zerolatency',
-          '-profile:v',
-          'baseline',
-          '-pix_fmt',
-          'yuv420p',
+          ...X264_LIVE_ARGS,
           '-b:v',
           bitrate,
           '-maxrate',
