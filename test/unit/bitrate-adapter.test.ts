@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { types } from 'mediasoup';
 import { createLogger } from '../../media-node/src/logger.js';
-import { BitrateAdapter } from '../../media-node/src/playback/BitrateAdapter.js';
+import { BitrateAdapter, nackBurstAction } from '../../media-node/src/playback/BitrateAdapter.js';
 
 /** A consumer whose outbound counters the test moves, and which emits NACK trace events on demand. */
 class FakeConsumer extends EventEmitter {
@@ -113,5 +113,55 @@ describe('BitrateAdapter', () => {
     burst(consumer);
     await sleep(20);
     expect(consumer.statsCalls).toBe(0);
+  });
+});
+
+describe('nackBurstAction', () => {
+  const burstAt = (nowMs: number) => [nowMs - 90, nowMs - 60, nowMs - 30, nowMs];
+  const base = { sampling: false, probing: false };
+
+  it('waits for a burst: four NACKs within 300 ms', () => {
+    expect(nackBurstAction({ ...base, nackTimes: [0, 200, 400, 600], nowMs: 600, lastSampleAtMs: 0 })).toBe(
+      'none',
+    );
+    expect(nackBurstAction({ ...base, nackTimes: [500, 600], nowMs: 600, lastSampleAtMs: 0 })).toBe('none');
+    expect(nackBurstAction({ ...base, nackTimes: burstAt(5000), nowMs: 5000, lastSampleAtMs: 0 })).toBe(
+      'baseline',
+    );
+  });
+
+  it('decides at once when the last reading is recent, or while a step up is on probation', () => {
+    expect(nackBurstAction({ ...base, nackTimes: burstAt(5000), nowMs: 5000, lastSampleAtMs: 4600 })).toBe(
+      'decide',
+    );
+    // The reading is 900 ms old: counted from it, the loss would be diluted — unless every packet
+    // since is the new layer's.
+    expect(nackBurstAction({ ...base, nackTimes: burstAt(5000), nowMs: 5000, lastSampleAtMs: 4100 })).toBe(
+      'baseline',
+    );
+    expect(
+      nackBurstAction({
+        ...base,
+        probing: true,
+        nackTimes: burstAt(5000),
+        nowMs: 5000,
+        lastSampleAtMs: 4100,
+      }),
+    ).toBe('decide');
+  });
+
+  it('never samples twice at once, nor more often than every 250 ms', () => {
+    expect(
+      nackBurstAction({ ...base, sampling: true, nackTimes: burstAt(5000), nowMs: 5000, lastSampleAtMs: 0 }),
+    ).toBe('none');
+    expect(
+      nackBurstAction({
+        ...base,
+        probing: true,
+        nackTimes: burstAt(5000),
+        nowMs: 5000,
+        lastSampleAtMs: 4900,
+      }),
+    ).toBe('none');
   });
 });

@@ -58,7 +58,14 @@ export class ViewerSession extends Session {
         consumer.on('layerschange', (layers) => {
           const previous = this.#spatialLayer;
           this.#spatialLayer = layers?.spatialLayer;
-          if (previous !== this.#spatialLayer) this.emit('layerschange', this.#spatialLayer, previous);
+          if (previous === this.#spatialLayer) return;
+          // When mediasoup actually switched (a key frame of the layer came): against the
+          // adapter's decision in the log, the time a switch takes.
+          this.logger.debug(
+            { session: this.id, spatialLayer: this.#spatialLayer, previous },
+            'video layer switched',
+          );
+          this.emit('layerschange', this.#spatialLayer, previous);
         });
       }
     }

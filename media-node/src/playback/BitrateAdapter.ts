@@ -96,16 +96,15 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
     const now = Date.now();
     this.#nackTimes.push(now);
     if (this.#nackTimes.length > NACK_BURST) this.#nackTimes.shift();
-    const burst = this.#nackTimes.length === NACK_BURST && now - this.#nackTimes[0]! <= NACK_BURST_WINDOW_MS;
-    const sinceSample = now - this.#lastSampleAt;
-    if (!burst || this.#sampling || sinceSample < FAST_SAMPLE_MS) return;
-    if (sinceSample <= 2 * FAST_SAMPLE_MS) {
-      void this.#sample();
-      return;
-    }
-    // The counters were last read before the burst began: loss measured from there would be
-    // averaged with the clean time before it (and the link taken for wider than it is). Read
-    // them now, and decide on the next FAST_SAMPLE_MS alone.
+    const action = nackBurstAction({
+      nackTimes: this.#nackTimes,
+      nowMs: now,
+      lastSampleAtMs: this.#lastSampleAt,
+      sampling: this.#sampling,
+      probing: this.#state.lastUpAtMs !== undefined && now - this.#state.lastUpAtMs < this.#policy.settleMs,
+    });
+    if (action === 'decide') void this.#sample();
+    if (action !== 'baseline') return;
     void this.#sample({ baselineOnly: true });
     this.#followUp ??= setTimeout(() => {
       this.#followUp = undefined;
@@ -192,6 +191,32 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
       this.#sampling = false;
     }
   }
+}
+
+/**
+ * What a NACK arriving at `nowMs` calls for (`nackTimes`: the latest ones, this one last):
+ *  - nothing, unless it completes a burst (NACK_BURST within NACK_BURST_WINDOW_MS) and no reading
+ *    is under way or less than FAST_SAMPLE_MS old;
+ *  - `decide` now, when the last reading is recent (≤ 2 × FAST_SAMPLE_MS: the loss since is this
+ *    burst's), or while a step up is on probation (every packet since the reading that made it
+ *    is the new layer's: a failed step up goes back at once);
+ *  - else `baseline`: the last reading predates the burst, and loss counted from it would be
+ *    averaged with the clean time before (the link taken for wider than it is). Read the
+ *    counters now and decide FAST_SAMPLE_MS later.
+ */
+export function nackBurstAction(input: {
+  nackTimes: readonly number[];
+  nowMs: number;
+  lastSampleAtMs: number;
+  sampling: boolean;
+  probing: boolean;
+}): 'none' | 'decide' | 'baseline' {
+  const { nackTimes, nowMs, lastSampleAtMs } = input;
+  const burst = nackTimes.length >= NACK_BURST && nowMs - nackTimes.at(-NACK_BURST)! <= NACK_BURST_WINDOW_MS;
+  const sinceSample = nowMs - lastSampleAtMs;
+  if (!burst || input.sampling || sinceSample < FAST_SAMPLE_MS) return 'none';
+  if (input.probing || sinceSample <= 2 * FAST_SAMPLE_MS) return 'decide';
+  return 'baseline';
 }
 
 /**
