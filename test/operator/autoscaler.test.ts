@@ -7,15 +7,8 @@
  *
  * Periods are shortened: evaluation every 300 ms, stabilization window 3 s.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  deriveSigningKey,
-  RESPONSE_SIGNATURE_HEADER,
-  RequestVerifier,
-  signResponse,
-} from '../../media-node/contract/internal-api.js';
+import { deriveSigningKey } from '../../media-node/contract/internal-api.js';
 import { ROLLOUT_ANNOTATION } from '../../operator/src/controllers/node/rollout.js';
 import { ANNOTATIONS, redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
@@ -26,8 +19,9 @@ import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.
 import {
   clientFor,
   clusterSecretOf,
-  type FakeMediaNode,
-  fakeMediaNode,
+  type DrainCall,
+  type FakeEdge,
+  fakeEdge,
   kubectlApply,
   ok,
   sleep,
@@ -39,20 +33,6 @@ import {
 const NS = 'scale';
 const EDGE = 'live-eu-west-edge';
 const STABILIZATION_MS = 3_000;
-
-interface DrainCall {
-  deadlineMs: number | undefined;
-  pod: string;
-  draining: boolean;
-  at: number;
-}
-
-/** A stand-in for one edge's internal API: POST /internal/v1/drain, HMAC-checked. */
-interface FakeEdge {
-  node: FakeMediaNode;
-  server: Server;
-  viewers: number;
-}
 
 describe('edge autoscaler', () => {
   let env: KubeTestEnv;
@@ -81,47 +61,15 @@ describe('edge autoscaler', () => {
     };
 
   async function startEdge(ordinal: number, viewers: number): Promise<FakeEdge> {
-    const pod = `${EDGE}-${ordinal}`;
-    const edge = { viewers } as FakeEdge;
-    // The media node's own verifier: signed for this pod, and its answers signed back.
-    const verifier = new RequestVerifier(signingKey, pod);
-    edge.server = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (chunk: Buffer) => chunks.push(chunk));
-      request.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const verdict = verifier.verify(
-          { method: request.method ?? '', path: request.url ?? '', body },
-          request.headers.authorization,
-        );
-        if (!verdict.ok || request.url !== '/internal/v1/drain') {
-          refused.push(`${pod}: ${verdict.ok ? request.url : verdict.reason}`);
-          response.writeHead(401).end();
-          return;
-        }
-        const { draining, deadlineMs } = JSON.parse(body) as { draining: boolean; deadlineMs?: number };
-        calls.push({ pod, draining, deadlineMs, at: Date.now() });
-        // What the media node does: stop taking viewers and say so in its record.
-        void edge.node.setDraining(draining).then(() => {
-          const answer = JSON.stringify({ draining, viewers: edge.viewers });
-          response.writeHead(200, {
-            'Content-Type': 'application/json',
-            [RESPONSE_SIGNATURE_HEADER]: signResponse(signingKey, verdict.nonce, 200, answer),
-          });
-          response.end(answer);
-        });
-      });
-    });
-    await new Promise<void>((resolve) => edge.server.listen(0, '127.0.0.1', resolve));
-    const { port } = edge.server.address() as AddressInfo;
-    edge.node = await fakeMediaNode({
+    const edge = await fakeEdge({
+      pod: `${EDGE}-${ordinal}`,
+      signingKey,
       redisUrl: redis.url,
       prefix: redisPrefixFor(NS, 'live'),
-      id: pod,
-      role: 'edge',
       region: 'eu-west',
-      internalUrl: `http://127.0.0.1:${port}`,
       viewers,
+      onDrain: (call) => calls.push(call),
+      onRefused: (reason) => refused.push(reason),
     });
     edges.set(ordinal, edge);
     return edge;
@@ -164,10 +112,7 @@ describe('edge autoscaler', () => {
 
   afterAll(async () => {
     await manager?.stop();
-    for (const edge of edges.values()) {
-      await edge.node.close();
-      await new Promise((resolve) => edge.server.close(resolve));
-    }
+    for (const edge of edges.values()) await edge.close();
     client?.transport.close();
     await Promise.all([env?.stop(), redis?.stop()]);
   }, 60_000);

@@ -6,15 +6,8 @@
  * records in Redis whose viewers the test sets) with an HTTP endpoint standing in for the media
  * node's internal API, which checks the HMAC of every drain call.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  deriveSigningKey,
-  RESPONSE_SIGNATURE_HEADER,
-  RequestVerifier,
-  signResponse,
-} from '../../media-node/contract/internal-api.js';
+import { deriveSigningKey } from '../../media-node/contract/internal-api.js';
 import { MEDIA_NODE_DRAIN_DEADLINE_MS, redisPrefixFor } from '../../operator/src/controllers/shared.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import type { Manager } from '../../operator/src/manager.js';
@@ -23,8 +16,8 @@ import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.
 import {
   clientFor,
   clusterSecretOf,
-  type FakeMediaNode,
-  fakeMediaNode,
+  type FakeEdge,
+  fakeEdge,
   kubectlApply,
   ok,
   sleep,
@@ -43,11 +36,6 @@ const STS_TYPE = {
   plural: 'statefulsets',
   namespaced: true,
 };
-
-interface FakeEdge {
-  node: FakeMediaNode;
-  server: Server;
-}
 
 describe('edge rollout (surge, drain, delete, one pod at a time)', () => {
   let env: KubeTestEnv;
@@ -102,50 +90,20 @@ describe('edge rollout (surge, drain, delete, one pod at a time)', () => {
 
   /** The media node of pod `ordinal`, restarted: a fresh record, not draining. */
   async function startEdge(ordinal: number, viewers: number): Promise<FakeEdge> {
-    const previous = edges.get(ordinal);
-    if (previous) {
-      await previous.node.close();
-      await new Promise((resolve) => previous.server.close(resolve));
-    }
-    const pod = `${EDGE}-${ordinal}`;
-    const edge = {} as FakeEdge;
-    const verifier = new RequestVerifier(signingKey, pod);
-    edge.server = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (chunk: Buffer) => chunks.push(chunk));
-      request.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const verdict = verifier.verify(
-          { method: request.method ?? '', path: request.url ?? '', body },
-          request.headers.authorization,
-        );
-        if (!verdict.ok || request.url !== '/internal/v1/drain') {
-          response.writeHead(401).end();
-          return;
-        }
-        const { draining, deadlineMs } = JSON.parse(body) as { draining: boolean; deadlineMs?: number };
-        if (draining) drains.push({ pod, deadlineMs, at: Date.now() });
-        void edge.node.setDraining(draining).then(() => {
-          const answer = JSON.stringify({ draining, viewers: 0 });
-          response.writeHead(200, {
-            'Content-Type': 'application/json',
-            [RESPONSE_SIGNATURE_HEADER]: signResponse(signingKey, verdict.nonce, 200, answer),
-          });
-          response.end(answer);
-        });
-      });
-    });
-    await new Promise<void>((resolve) => edge.server.listen(0, '127.0.0.1', resolve));
-    const { port } = edge.server.address() as AddressInfo;
-    edge.node = await fakeMediaNode({
+    await edges.get(ordinal)?.close();
+    const edge = await fakeEdge({
+      pod: `${EDGE}-${ordinal}`,
+      signingKey,
       redisUrl: redis.url,
       prefix: redisPrefixFor(NS, 'live'),
-      id: pod,
-      role: 'edge',
       region: 'eu-west',
-      internalUrl: `http://127.0.0.1:${port}`,
       viewers,
+      onDrain: (call) => {
+        if (call.draining) drains.push(call);
+      },
     });
+    // The drain answer says the pod has no viewers left (the rollout only waits on the record).
+    edge.viewers = 0;
     edges.set(ordinal, edge);
     return edge;
   }
@@ -187,10 +145,7 @@ describe('edge rollout (surge, drain, delete, one pod at a time)', () => {
 
   afterAll(async () => {
     await manager?.stop();
-    for (const edge of edges.values()) {
-      await edge.node.close();
-      await new Promise((resolve) => edge.server.close(resolve));
-    }
+    for (const edge of edges.values()) await edge.close();
     client?.transport.close();
     await Promise.all([env?.stop(), redis?.stop()]);
   }, 60_000);

@@ -5,10 +5,17 @@
  * ClusterRegistry (so the layout is the real one), and polling.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
+import {
+  RESPONSE_SIGNATURE_HEADER,
+  RequestVerifier,
+  signResponse,
+} from '../../media-node/contract/internal-api.js';
 import { ClusterRegistry } from '../../media-node/src/cluster/ClusterRegistry.js';
 import { KubeClient } from '../../operator/src/kube/client.js';
 import { KubeConfigTransport } from '../../operator/src/kube/transport.js';
@@ -218,4 +225,88 @@ export async function fakeMediaNode(options: {
     },
     close: () => registry.close(),
   };
+}
+
+/** A drain call a fake edge took: what the operator asked of the pod, and when. */
+export interface DrainCall {
+  pod: string;
+  draining: boolean;
+  deadlineMs: number | undefined;
+  at: number;
+}
+
+/** A synthetic edge pod: its registry record (fakeMediaNode) and its internal API's drain route. */
+export interface FakeEdge {
+  readonly node: FakeMediaNode;
+  /** Viewers the drain answer reports (the record's count is set with node.setViewers). */
+  viewers: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a stand-in for edge pod `pod`: `POST /internal/v1/drain` checked with the media node's
+ * own RequestVerifier (signed for this pod with `signingKey`, the answer signed back), which does
+ * what the media node does — stop taking viewers and say so in its record — and reports the call
+ * to `onDrain`; any other or badly signed request is refused (401) and reported to `onRefused`.
+ */
+export async function fakeEdge(options: {
+  pod: string;
+  signingKey: Buffer;
+  redisUrl: string;
+  prefix: string;
+  region: string;
+  viewers: number;
+  onDrain?: (call: DrainCall) => void;
+  onRefused?: (reason: string) => void;
+}): Promise<FakeEdge> {
+  const { pod, signingKey } = options;
+  const verifier = new RequestVerifier(signingKey, pod);
+  let node: FakeMediaNode | undefined;
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const verdict = verifier.verify(
+        { method: request.method ?? '', path: request.url ?? '', body },
+        request.headers.authorization,
+      );
+      if (!verdict.ok || request.url !== '/internal/v1/drain' || !node) {
+        options.onRefused?.(`${pod}: ${verdict.ok ? request.url : verdict.reason}`);
+        response.writeHead(401).end();
+        return;
+      }
+      const { draining, deadlineMs } = JSON.parse(body) as { draining: boolean; deadlineMs?: number };
+      options.onDrain?.({ pod, draining, deadlineMs, at: Date.now() });
+      void node.setDraining(draining).then(() => {
+        const answer = JSON.stringify({ draining, viewers: edge.viewers });
+        response.writeHead(200, {
+          'Content-Type': 'application/json',
+          [RESPONSE_SIGNATURE_HEADER]: signResponse(signingKey, verdict.nonce, 200, answer),
+        });
+        response.end(answer);
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  node = await fakeMediaNode({
+    redisUrl: options.redisUrl,
+    prefix: options.prefix,
+    id: pod,
+    role: 'edge',
+    region: options.region,
+    internalUrl: `http://127.0.0.1:${port}`,
+    viewers: options.viewers,
+  });
+  const started: FakeMediaNode = node;
+  const edge: FakeEdge = {
+    node: started,
+    viewers: options.viewers,
+    async close() {
+      await started.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  return edge;
 }
