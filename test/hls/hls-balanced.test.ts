@@ -1,6 +1,7 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
 import { eventually } from '../../scripts/harness/node.js';
+import { TestPublisher } from '../../scripts/harness/peers.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const KEY = 'balanced-hls-key-0123456789';
@@ -47,15 +48,20 @@ describe('HLS through any edge of a region (real Redis, FFmpeg)', () => {
   };
   const text = async (response: Response) => [response.status, await response.text()] as const;
 
+  // One publisher for every test (the fixture's peers close after each).
+  const pub = new TestPublisher(SIZE);
+  afterAll(() => pub.close());
+  beforeAll(async () => {
+    expect(
+      (await api('PUT', '/api/v1/streams/lb/acl', { keys: [{ id: 'viewer', key: KEY }] })).status,
+    ).toBe(200);
+    expect((await pub.publish(url('origin'), 'lb')).status).toBe(201);
+  }, 30_000);
+
   let mediaPath = '';
   const base = () => mediaPath.slice(0, mediaPath.lastIndexOf('/') + 1);
 
   it('serves the playlist, parts and blocking reloads of the admitting edge’s packager through the other edge', async () => {
-    expect(
-      (await api('PUT', '/api/v1/streams/lb/acl', { keys: [{ id: 'viewer', key: KEY }] })).status,
-    ).toBe(200);
-    const pub = fixture.publisher(SIZE);
-    expect((await pub.publish(url('origin'), 'lb')).status).toBe(201);
     // The ACL reaches edge-a through Redis; then the player is admitted there.
     let multivariant = '';
     const admitted = await eventually(async () => {
