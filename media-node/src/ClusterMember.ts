@@ -5,9 +5,9 @@ import {
   type HlsForwardQuery,
   hlsPath,
   InternalCallError,
-  type RelayedAnswer,
   InternalClient,
   RENDITIONS_PATH,
+  type RelayedAnswer,
   sessionPath,
 } from '../contract/internal-api.js';
 import { RENDITION_SEPARATOR } from '../contract/names.js';

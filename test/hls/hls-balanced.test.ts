@@ -19,6 +19,7 @@ describe('HLS through any edge of a region (real Redis, FFmpeg)', () => {
     { id: 'origin', role: 'origin', region: 'b' },
     { id: 'edge-a', role: 'edge', region: 'b', env: { REGIONAL_RELAY: 'false' } },
     { id: 'edge-b', role: 'edge', region: 'b', env: { REGIONAL_RELAY: 'false' } },
+    { id: 'edge-c', role: 'edge', region: 'b', env: { REGIONAL_RELAY: 'false' } },
   );
   const { url } = fixture;
   const api = (method: string, path: string, body?: unknown) =>
@@ -52,9 +53,9 @@ describe('HLS through any edge of a region (real Redis, FFmpeg)', () => {
   const pub = new TestPublisher(SIZE);
   afterAll(() => pub.close());
   beforeAll(async () => {
-    expect(
-      (await api('PUT', '/api/v1/streams/lb/acl', { keys: [{ id: 'viewer', key: KEY }] })).status,
-    ).toBe(200);
+    expect((await api('PUT', '/api/v1/streams/lb/acl', { keys: [{ id: 'viewer', key: KEY }] })).status).toBe(
+      200,
+    );
     expect((await pub.publish(url('origin'), 'lb')).status).toBe(201);
   }, 30_000);
 
@@ -144,20 +145,49 @@ describe('HLS through any edge of a region (real Redis, FFmpeg)', () => {
     expect((await api('DELETE', '/api/v1/streams/lb/acl/keys/viewer')).status).toBe(200);
     const denied = await eventually(async () => {
       const response = await fetch(`${url('edge-b')}${mediaPath}`);
-      return response.status === 403 && ((await response.json()) as { code: string }).code === 'ACCESS_DENIED';
+      return (
+        response.status === 403 && ((await response.json()) as { code: string }).code === 'ACCESS_DENIED'
+      );
     }, 1000);
     expect(denied).toBe(true);
     // Refused by edge-a and relayed, not decided by edge-b.
     expect(await forwarded('edge-b', 'refused')).toBeGreaterThan(refusedBefore);
   }, 20_000);
 
-  it('answers 410 HLS_NODE_GONE through the other edge once the holder left', async () => {
+  it('answers 410 HLS_NODE_GONE through the other edge when the holder crashed or left', async () => {
+    // A player admitted by edge-c, which then crashes: still in the registry (until its TTL),
+    // but nothing answers at its address.
+    expect((await api('PUT', '/api/v1/streams/lb/acl', { keys: [{ id: 'viewer2', key: KEY }] })).status).toBe(
+      200,
+    );
+    let multivariant = '';
+    const admitted = await eventually(async () => {
+      const response = await fetch(`${url('edge-c')}/hls/lb/index.m3u8`, {
+        headers: { Authorization: `Bearer ${KEY}` },
+      });
+      multivariant = await response.text();
+      return response.status === 200;
+    }, 10_000);
+    expect([admitted, admitted ? '' : multivariant]).toEqual([true, '']);
+    const crashedPath = `/hls/lb/${multivariant.split('\n').find((line) => line.startsWith('source/'))}`;
+    fixture.cluster.kill('edge-c');
+    const crashed = await fetch(`${url('edge-b')}${crashedPath}`);
+    expect(crashed.status).toBe(410);
+    expect(await crashed.json()).toMatchObject({ code: 'HLS_NODE_GONE', data: { node: 'edge-c' } });
+
+    // edge-a stops (it leaves the registry).
     await fixture.cluster.stop('edge-a');
-    const response = await fetch(`${url('edge-b')}${mediaPath}`);
-    expect(response.status).toBe(410);
-    expect(await response.json()).toMatchObject({ code: 'HLS_NODE_GONE', data: { node: 'edge-a' } });
-    expect(await forwarded('edge-b', 'node-gone')).toBe(1);
-    // A URL of edge-b's own is served here as before (no forwarding to itself).
+    const left = await fetch(`${url('edge-b')}${mediaPath}`);
+    expect(left.status).toBe(410);
+    expect(await left.json()).toMatchObject({ code: 'HLS_NODE_GONE', data: { node: 'edge-a' } });
+    expect(await forwarded('edge-b', 'node-gone')).toBe(2);
     expect((await fixture.cluster.dump('edge-b')).hls).toEqual([]);
-  }, 30_000);
+
+    // Without the registry the holder cannot be found: 503, try again shortly.
+    await fixture.redis.kill();
+    const unknown = await fetch(`${url('edge-b')}${mediaPath}`);
+    expect([unknown.status, unknown.headers.get('retry-after')]).toEqual([503, '2']);
+    expect(await unknown.json()).toMatchObject({ code: 'REGISTRY_UNAVAILABLE' });
+    expect(await forwarded('edge-b', 'registry-unavailable')).toBe(1);
+  }, 40_000);
 });

@@ -61,7 +61,14 @@ export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
           }
           return reply.code(answer.status).send(answer.body);
         }
-        const answer = await serveHlsFile(node, { stream, variant, file, token, reload, clientIp: request.ip });
+        const answer = await serveHlsFile(node, {
+          stream,
+          variant,
+          file,
+          token,
+          reload,
+          clientIp: request.ip,
+        });
         return reply.header('Cache-Control', answer.cacheControl).type(answer.type).send(answer.body);
       } catch (error) {
         throw refused(error);

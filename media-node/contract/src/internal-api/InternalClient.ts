@@ -107,7 +107,13 @@ export class InternalClient {
       );
     }
     if (
-      !verifyResponse(this.#key, nonce, response.status, body, response.headers.get(RESPONSE_SIGNATURE_HEADER))
+      !verifyResponse(
+        this.#key,
+        nonce,
+        response.status,
+        body,
+        response.headers.get(RESPONSE_SIGNATURE_HEADER),
+      )
     ) {
       throw new InternalCallError(
         `${call} → ${response.status}: the answer is not signed by a member of this cluster`,

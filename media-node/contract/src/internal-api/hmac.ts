@@ -65,12 +65,7 @@ export function signRequest(
 }
 
 /** The X-Rtccdn-Signature value of an answer to the request with `nonce`. */
-export function signResponse(
-  key: Buffer,
-  nonce: string,
-  status: number,
-  body: string | Uint8Array,
-): string {
+export function signResponse(key: Buffer, nonce: string, status: number, body: string | Uint8Array): string {
   return `sig=${responseSignature(key, nonce, status, body).toString('hex')}`;
 }
 
