@@ -48,9 +48,10 @@ export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
         const reload = file === MEDIA_PLAYLIST ? blockingReload(request) : undefined;
         // Behind a load balancer: the edge that admitted the player packages its stream, and
         // every later request is served by that packager (its sequence numbers and bytes).
-        const holder = node.cluster && token ? hls.holderOf(stream, variant, file, token) : undefined;
-        if (node.cluster && token && holder !== undefined) {
-          const answer = await node.cluster.forwardHls(
+        const cluster = node.cluster;
+        const holder = cluster && token ? hls.holderOf(stream, variant, file, token) : undefined;
+        if (cluster && token && holder !== undefined) {
+          const answer = await cluster.forwardHls(
             holder,
             { stream, variant, name: file },
             { token, clientIp: request.ip, msn: reload?.msn, part: reload?.part },
