@@ -15,6 +15,7 @@ const NO_STORE = 'private, no-store';
  * and its init section, parts and segments (`?t=` signed; a media playlist request may add
  * `_HLS_msn`/`_HLS_part`, a blocking reload, outside the signature). Playlists are never cached (they carry signed URLs, and the
  * key may be in the multivariant request's URL); segments only privately, for their URL's life.
+ * In a CDN a request whose signed URL names another edge is served by that edge (forwarded).
  */
 export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
   const hls = node.hls;
