@@ -1,5 +1,8 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { useTestCluster } from '../../scripts/harness/cluster-fixture.js';
+import { FfmpegHlsPlayer } from '../../scripts/harness/hls-client.js';
 import { eventually } from '../../scripts/harness/node.js';
 import { TestPublisher } from '../../scripts/harness/peers.js';
 
@@ -139,6 +142,49 @@ describe('HLS through any edge of a region (real Redis, FFmpeg)', () => {
     for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThanOrEqual(seen[i - 1]!);
     expect((await fixture.cluster.dump('edge-b')).hls).toEqual([]);
   }, 30_000);
+
+  it('FFmpeg plays through a load balancer that sends each request to the next edge', async () => {
+    // A round-robin balancer without affinity (as a Service's iptables rules may act): every
+    // request, the multivariant playlist's included, goes to the other edge than the last one.
+    const edges = [url('edge-a'), url('edge-b')];
+    const playlists: { edge: number; newest: number }[] = [];
+    const files: number[] = [];
+    let next = 0;
+    const balancer = createServer((request, response) => {
+      const edge = next++ % 2;
+      void (async () => {
+        const answer = await fetch(`${edges[edge]}${request.url}`);
+        const body = Buffer.from(await answer.arrayBuffer());
+        if (answer.ok && request.url?.includes('/media.m3u8?')) {
+          playlists.push({ edge, newest: newestMsn(body.toString()) });
+        } else if (answer.ok && /\.m4s\?|\/init\.mp4\?/.test(request.url ?? '')) files.push(edge);
+        response.writeHead(answer.status, { 'Content-Type': answer.headers.get('content-type') ?? '' });
+        response.end(body);
+      })().catch(() => {
+        response.writeHead(502);
+        response.end();
+      });
+    });
+    await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
+    const player = new FfmpegHlsPlayer(
+      `http://127.0.0.1:${(balancer.address() as AddressInfo).port}/hls/lb/index.m3u8?key=${KEY}`,
+      SIZE,
+    );
+    try {
+      // FFmpeg reads the window's segments at once, then reloads the playlist as it plays.
+      expect(await eventually(() => player.framesWithCode >= 60 && playlists.length >= 6, 40_000)).toBe(true);
+      // Both edges answered playlists and segments: the player never noticed.
+      expect(new Set(playlists.map((seen) => seen.edge)).size).toBe(2);
+      expect(new Set(files).size).toBe(2);
+      for (let i = 1; i < playlists.length; i++) {
+        expect(playlists[i]!.newest).toBeGreaterThanOrEqual(playlists[i - 1]!.newest);
+      }
+      expect((await fixture.cluster.dump('edge-b')).hls).toEqual([]);
+    } finally {
+      player.close();
+      await new Promise((resolve) => balancer.close(resolve));
+    }
+  }, 60_000);
 
   it('a revoked key is refused through the other edge (the holder decides)', async () => {
     const refusedBefore = await forwarded('edge-b', 'refused');
