@@ -7,7 +7,7 @@ import { runFailoverBench } from './failover.js';
 import { runFanoutBench } from './fanout.js';
 import { runFlashCrowdBench } from './flashcrowd.js';
 import { runHlsBench } from './hls.js';
-import { runHlsForwardBench } from './hls-forward.js';
+import { runHlsForwardBench } from './hlsforward.js';
 import { runK8sBench } from './k8s.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
