@@ -34,7 +34,7 @@ declare module 'fastify' {
 /**
  * The internal port: `/healthz`, `/metrics` and the full stream list for the cluster's own
  * monitoring (unauthenticated — keep this port off the internet, e.g. a NetworkPolicy), and, in
- * a CDN, the node-to-node API — relays, renditions, drain and dump — which answers only calls
+ * a CDN, the node-to-node API — relays, renditions, sessions, HLS, drain and dump — which answers only calls
  * signed with CLUSTER_SECRET for this very node (the contract's internal-api/hmac.ts), and signs its answers.
  */
 export async function createInternalServer(node: MediaNode): Promise<FastifyInstance> {
