@@ -7,6 +7,7 @@ import { runFailoverBench } from './failover.js';
 import { runFanoutBench } from './fanout.js';
 import { runFlashCrowdBench } from './flashcrowd.js';
 import { runHlsBench } from './hls.js';
+import { runHlsForwardBench } from './hlsforward.js';
 import { runK8sBench } from './k8s.js';
 import { runLatencyBench } from './latency.js';
 import { runOperatorBench } from './operator.js';
@@ -55,6 +56,9 @@ import { runViewersBench } from './viewers.js';
  * `abr` (bitrate adaptation of a viewer whose link is shaped with tc; issue 16) is opt-in too
  * (BENCH_ONLY=abr; needs root and Chromium; minutes): BENCH_ABR_TRIALS (default 3),
  * BENCH_ABR_RATE (the limit, tc syntax, default 400kbit).
+ *
+ * `hlsforward` (opt-in, ~1 min): what an HLS request costs when the load balancer sends it to an
+ * edge that passes it on to the player's packager; BENCH_HLS_FORWARD_SAMPLES (default 40).
  */
 const knob = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const seconds = knob('BENCH_SECONDS', 20);
@@ -103,6 +107,7 @@ const settings = {
     seconds: knob('BENCH_HOLD', 15),
   },
   k8s: { aclTrials: Math.min(joins, 5), viewers: knob('BENCH_K8S_VIEWERS', 50) },
+  hlsforward: { samples: knob('BENCH_HLS_FORWARD_SAMPLES', 40) },
   abr: { trials: knob('BENCH_ABR_TRIALS', 3), lowRate: process.env.BENCH_ABR_RATE ?? '400kbit' },
   rollout: {
     viewers: knob('BENCH_ROLLOUT_VIEWERS', 50),
@@ -247,6 +252,17 @@ if (only.has('hls')) {
   console.log(`  revocation → player's last frame      : ${fmt(hls.revocation.lastFrameAfterMs)}`);
   console.log(`  revocation → player exits             : ${fmt(hls.revocation.playerExitAfterMs)}`);
   write('hls', hls);
+}
+if (only.has('hlsforward')) {
+  const forward = await runHlsForwardBench(settings.hlsforward);
+  console.log(`\nHLS through another edge (origin + 2 edges, ${forward.settings.source})`);
+  console.log(`  part, from the holder          : ${fmt(forward.partMs.direct)}`);
+  console.log(`  part, through the other edge   : ${fmt(forward.partMs.forwarded)}`);
+  console.log(`  segment, from the holder       : ${fmt(forward.segmentMs.direct)}`);
+  console.log(`  segment, through the other edge: ${fmt(forward.segmentMs.forwarded)}`);
+  console.log(`  segment size                   : ${formatSummary(forward.segmentBytes, 'B')}`);
+  console.log(`  blocking reload, forwarded − direct: ${fmt(forward.blockingReloadExtraMs)}`);
+  write('hlsforward', forward);
 }
 if (only.has('operator')) {
   const operator = await runOperatorBench(settings.operator);

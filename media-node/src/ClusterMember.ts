@@ -2,9 +2,12 @@ import { RtccdnError } from '../contract/errors.js';
 import {
   CLAIMS_PATH,
   ClaimStatusSchema,
+  type HlsForwardQuery,
+  hlsPath,
   InternalCallError,
   InternalClient,
   RENDITIONS_PATH,
+  type RelayedAnswer,
   sessionPath,
 } from '../contract/internal-api.js';
 import { RENDITION_SEPARATOR } from '../contract/names.js';
@@ -394,6 +397,66 @@ export class ClusterMember
     }
   }
 
+  /**
+   * Serves an HLS request through the edge whose packager the player's signed URL names (a
+   * request the load balancer sent here): that edge checks the URL and the grant and answers, and
+   * its answer — bytes or error — is returned as it came. A holder that left the CDN or does not
+   * answer: 410 HLS_NODE_GONE (the player loads the multivariant playlist again and lands on a
+   * live edge); the registry unreachable: 503 REGISTRY_UNAVAILABLE.
+   */
+  async forwardHls(
+    nodeId: string,
+    file: { stream: string; variant: string; name: string },
+    query: HlsForwardQuery,
+  ): Promise<RelayedAnswer> {
+    const forwarded = this.#options.metrics.hlsForwardedRequests;
+    let holder: Awaited<ReturnType<ClusterRegistry['lookupNode']>>;
+    try {
+      holder = await this.registry.lookupNode(nodeId);
+    } catch (error) {
+      forwarded.inc({ outcome: 'registry-unavailable' });
+      throw new RtccdnError(
+        'REGISTRY_UNAVAILABLE',
+        `the CDN registry is unavailable: ${(error as Error).message}`,
+        { retryAfterMs: 2000 },
+      );
+    }
+    const gone = (why: string) => {
+      forwarded.inc({ outcome: 'node-gone' });
+      return new RtccdnError(
+        'HLS_NODE_GONE',
+        `edge ${nodeId}, which packages this HLS stream for the player, ${why}; load the multivariant playlist again`,
+        { data: { node: nodeId } },
+      );
+    };
+    if (!holder) throw gone('left the CDN');
+    try {
+      const answer = await this.#client.relay(
+        { nodeId: holder.id, internalUrl: holder.internalUrl },
+        hlsPath(file.stream, file.variant, file.name, query),
+        { timeoutMs: HLS_FORWARD_TIMEOUT_MS, maxBytes: MAX_HLS_FORWARD_BYTES },
+      );
+      forwarded.inc({
+        outcome: answer.status < 400 ? 'answered' : answer.status < 500 ? 'refused' : 'failed',
+      });
+      return answer;
+    } catch (error) {
+      if (error instanceof InternalCallError && error.unreachable !== undefined) {
+        this.#options.logger.warn(
+          { node: nodeId, stream: file.stream, err: error },
+          'HLS holder unreachable',
+        );
+        throw gone(error.unreachable === 'timeout' ? 'does not answer in time' : 'does not answer');
+      }
+      forwarded.inc({ outcome: 'bad-answer' });
+      throw new RtccdnError(
+        'UPSTREAM_FAILED',
+        `edge ${nodeId}, which packages this HLS stream, did not answer properly: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
   setLoad(load: NodeLoad): void {
     this.registry.setLoad(load);
   }
@@ -405,6 +468,16 @@ export class ClusterMember
     await this.registry.close();
   }
 }
+
+/**
+ * A forwarded HLS request may wait at the holder for a new packager's first segment (up to 10 s,
+ * twice when FFmpeg fails to start) or, as a blocking reload, for a part (up to 3 target
+ * durations): the call waits longer than either.
+ */
+const HLS_FORWARD_TIMEOUT_MS = 25_000;
+
+/** A segment is ~1 s of the source (a few hundred KiB); far more is refused. */
+const MAX_HLS_FORWARD_BYTES = 16 * 1024 * 1024;
 
 function hostForUrl(address: string): string {
   return address.includes(':') ? `[${address}]` : address;

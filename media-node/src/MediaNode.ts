@@ -191,6 +191,7 @@ export class MediaNode {
         access: this.access.controller,
         sources,
         clusterSecret: config.cluster?.clusterSecret,
+        nodeId: config.cluster?.nodeId,
         metrics,
         logger,
       });

@@ -236,6 +236,13 @@ export class MediaNodeMetrics {
     registers: [this.registry],
   });
 
+  readonly hlsForwardedRequests = new Counter({
+    name: 'rtccdn_hls_forwarded_requests_total',
+    help: 'HLS requests passed on to the edge that packages the player’s stream, by outcome (answered, refused: the holder’s 4xx, failed: its 5xx, node-gone, registry-unavailable, bad-answer)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   transcodeCpuSampler: () => number = () => 0;
 
   readonly transcodeCpu: Gauge = new Gauge({

@@ -58,7 +58,8 @@ describe('HLS on edges of a CDN (real Redis, FFmpeg)', () => {
       expect(alive(pid!)).toBe(true);
 
       // Signed URLs of one edge are good on another (same CLUSTER_SECRET): a Service without
-      // session affinity. edge-2 starts its own packager for them.
+      // session affinity. edge-2 passes them on to edge-1, whose packager serves the player
+      // (hls-balanced.test.ts).
       const multivariant = await (
         await fetch(`${url('edge-1')}/hls/gala/index.m3u8`, { headers: { Authorization: `Bearer ${KEY}` } })
       ).text();

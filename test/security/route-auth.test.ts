@@ -186,6 +186,8 @@ describe('internal API', () => {
       ['HEAD', '/internal/v1/dump'],
       ['POST', '/internal/v1/renditions'],
       ['POST', '/internal/v1/drain'],
+      ['GET', '/internal/v1/hls/live/source/media.m3u8?t=a.b&ip=10.0.0.1'],
+      ['GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1'],
     ];
     const internal = cluster.node('edge').internalUrl;
     const host = new URL(internal).host;

@@ -58,6 +58,23 @@ describe('signed HLS URLs', () => {
     }
   });
 
+  it('names the edge that issued the URL in its claims; a player cannot change it', () => {
+    const issued = { ...claims, keyId: 'k'.repeat(63), nodeId: `edge-${'a'.repeat(123)}` };
+    const token = signer.sign('live/source/part7.2.m4s', issued);
+    // The longest key id and node id still fit the token length limit.
+    expect(signer.verify('live/source/part7.2.m4s', token)).toEqual(issued);
+    const [payload, signature] = token.split('.') as [string, string];
+    const elsewhere = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), n: 'edge-b' }),
+    ).toString('base64url');
+    expect(codeOf(() => signer.verify('live/source/part7.2.m4s', `${elsewhere}.${signature}`))).toBe(
+      'HLS_URL_INVALID',
+    );
+    // A node id that is not one (e.g. a path) is not accepted even when signed.
+    const odd = signer.sign('live/source/part7.2.m4s', { ...claims, nodeId: '../edge b' });
+    expect(codeOf(() => signer.verify('live/source/part7.2.m4s', odd))).toBe('HLS_URL_INVALID');
+  });
+
   it('refuses a signed but malformed payload', () => {
     // Signed with the right key, but not claims this node issues (e.g. from an older version).
     const token = signer.sign('live/source/media.m3u8', { ...claims, grantId: 'short' });

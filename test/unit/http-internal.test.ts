@@ -310,4 +310,68 @@ describe('internal port', () => {
     expect(response.json()).toEqual({ node: 'dumped' });
     expect(isSignedFor(response, call.nonce)).toBe(true);
   });
+  it('serves an HLS file for another edge with the player’s address, its bytes signed for the call', async () => {
+    // Not valid UTF-8: the signature must cover the bytes as sent.
+    const part = Buffer.from([0x00, 0x00, 0x00, 0x10, 0x6d, 0x6f, 0x6f, 0x66, 0xff, 0xfe, 0x80]);
+    const calls: unknown[][] = [];
+    const hls = {
+      file: async (...args: unknown[]) => {
+        calls.push(['file', ...args]);
+        return part;
+      },
+      mediaPlaylist: async (...args: unknown[]) => {
+        calls.push(['media', ...args]);
+        return '#EXTM3U\n';
+      },
+    };
+    const { app } = await internal({ hls });
+    const bytes = signed('GET', '/internal/v1/hls/live/source/part3.1.m4s?t=abc.def&ip=10.1.2.3');
+    const served = await app.inject(bytes.request);
+    expect([served.statusCode, served.headers['content-type']]).toEqual([200, 'video/mp4']);
+    expect(served.rawPayload.equals(part)).toBe(true);
+    expect(
+      verifyResponse(
+        key,
+        bytes.nonce,
+        200,
+        served.rawPayload,
+        served.headers[RESPONSE_SIGNATURE_HEADER] as string | undefined,
+      ),
+    ).toBe(true);
+    expect(calls.at(-1)).toEqual(['file', 'live', 'source', 'part3.1.m4s', 'abc.def', '10.1.2.3']);
+
+    const reload = signed(
+      'GET',
+      '/internal/v1/hls/live/source/media.m3u8?t=abc.def&_HLS_msn=7&_HLS_part=2&ip=::1',
+    );
+    const playlist = await app.inject(reload.request);
+    expect([playlist.statusCode, playlist.body, playlist.headers['cache-control']]).toEqual([
+      200,
+      '#EXTM3U\n',
+      'private, no-store',
+    ]);
+    expect(isSignedFor(playlist, reload.nonce)).toBe(true);
+    expect(calls.at(-1)).toEqual(['media', 'live', 'source', 'abc.def', '::1', { msn: 7, part: 2 }]);
+
+    // Without the player's address there is nothing to check the ACL with.
+    const noIp = signed('GET', '/internal/v1/hls/live/source/part3.1.m4s?t=abc.def');
+    const refused = await app.inject(noIp.request);
+    expect([refused.statusCode, refused.json().code]).toEqual([400, 'INVALID_REQUEST']);
+    expect(isSignedFor(refused, noIp.nonce)).toBe(true);
+    // Unsigned: refused before anything is served.
+    const unsigned = await app.inject({
+      method: 'GET',
+      url: '/internal/v1/hls/live/source/part3.1.m4s?t=a.b&ip=10.1.2.3',
+    });
+    expect(unsigned.statusCode).toBe(401);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('says so when asked for HLS on a node that does not serve it', async () => {
+    const { app } = await internal();
+    const call = signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.1.2.3');
+    const answer = await app.inject(call.request);
+    expect([answer.statusCode, answer.json().code]).toEqual([421, 'WRONG_NODE']);
+    expect(isSignedFor(answer, call.nonce)).toBe(true);
+  });
 });

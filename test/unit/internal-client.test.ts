@@ -34,6 +34,8 @@ type Answer = (request: Received) => {
   headers?: Record<string, string>;
   /** The body in parts, streamed without Content-Length (instead of `body`). */
   parts?: string[];
+  /** A binary body (instead of `body`). */
+  bytes?: Buffer;
 };
 
 describe('InternalClient', () => {
@@ -62,8 +64,8 @@ describe('InternalClient', () => {
           verdict,
         };
         received.push(call);
-        const { status, body: answerBody = '', sign = true, headers = {}, parts } = answer(call);
-        const text = parts ? parts.join('') : answerBody;
+        const { status, body: answerBody = '', sign = true, headers = {}, parts, bytes } = answer(call);
+        const text = bytes ?? (parts ? parts.join('') : answerBody);
         const nonce = verdict.ok ? verdict.nonce : 'none';
         if (sign) {
           response.setHeader(
@@ -203,6 +205,49 @@ describe('InternalClient', () => {
     expect(await client.request('GET', target(), '/internal/v1/dump')).toHaveLength(
       MAX_INTERNAL_RESPONSE_BYTES - 2,
     );
+  });
+
+  it('relays an answer as it came — bytes or error, status and headers — once its signature is checked', async () => {
+    // Not valid UTF-8: signed and returned as bytes, not as text.
+    const media = Buffer.from([0x00, 0x00, 0x00, 0x18, 0x66, 0x74, 0xff, 0xfe, 0x80, 0xc3]);
+    answer = () => ({ status: 200, bytes: media, headers: { 'content-type': 'video/mp4' } });
+    const path = '/internal/v1/hls/live/source/part3.1.m4s?t=x.y&ip=10.0.0.9';
+    const relayed = await client.relay(target(), path, { maxBytes: 1024 });
+    expect(relayed.status).toBe(200);
+    expect(relayed.headers.get('content-type')).toBe('video/mp4');
+    expect(relayed.body.equals(media)).toBe(true);
+    expect(received.at(-1)).toMatchObject({ method: 'GET', url: path, body: '', verdict: { ok: true } });
+    // An error answer is returned, not thrown: the caller passes it on.
+    const refusal = JSON.stringify({ code: 'ACCESS_DENIED', message: 'no' });
+    answer = () => ({ status: 403, body: refusal, headers: { 'retry-after': '1' } });
+    const refused = await client.relay(target(), path, { maxBytes: 1024 });
+    expect([refused.status, refused.body.toString(), refused.headers.get('retry-after')]).toEqual([
+      403,
+      refusal,
+      '1',
+    ]);
+    // Unsigned, signed by another key, too big, or nobody there: a failed call.
+    for (const sign of [false, 'wrong'] as const) {
+      answer = () => ({ status: 200, bytes: media, sign });
+      expect((await failure(client.relay(target(), path, { maxBytes: 1024 }))).message).toBe(
+        `GET ${url}${path} → 200: the answer is not signed by a member of this cluster`,
+      );
+    }
+    answer = () => ({ status: 200, bytes: media });
+    expect((await failure(client.relay(target(), path, { maxBytes: media.length - 1 }))).message).toMatch(
+      /exceeds the 9-byte limit$/,
+    );
+    // A port nothing listens on any more (port 1 is one fetch refuses to call at all).
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const gone = await failure(
+      client.relay({ nodeId: 'node-b', internalUrl: `http://127.0.0.1:${closedPort}` }, path, {
+        maxBytes: 1024,
+      }),
+    );
+    expect(gone.unreachable).toBe('refused');
   });
 
   it('does not follow redirects, and reports unreachable nodes and timeouts as failed calls', async () => {

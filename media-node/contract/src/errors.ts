@@ -40,6 +40,11 @@ export const ERROR_CODES = {
    * the same URL (data.reason: `node-draining`, `node-shutdown`).
    */
   SESSION_ENDED: 410,
+  /**
+   * The edge that packages this HLS player's stream (named in its signed URLs) left the CDN or
+   * does not answer: load the multivariant playlist again (it lands on a live edge).
+   */
+  HLS_NODE_GONE: 410,
   /** Trickle ICE and ICE restarts (PATCH) are not supported. */
   METHOD_NOT_ALLOWED: 405,
   /** The stream name is taken: published here, or claimed by another origin (data: holder). */

@@ -43,6 +43,8 @@ export interface HlsPlaybackOptions {
   sources: StreamResolver;
   /** CLUSTER_SECRET in a CDN (any edge verifies any edge's URLs); absent standalone. */
   clusterSecret: string | undefined;
+  /** This node's id in a CDN (named in the URLs it hands out: requests come back to it); absent standalone. */
+  nodeId: string | undefined;
   metrics: MediaNodeMetrics;
   logger: Logger;
 }
@@ -104,6 +106,7 @@ export class HlsPlayback {
       expiresAt: Date.now() + config.playlistUrlTtlMs,
       keyId: grant.keyId,
       keyFingerprint: grant.keyHash === undefined ? undefined : this.signer.fingerprint(grant.keyHash),
+      nodeId: this.#options.nodeId,
     };
     this.#logger.info({ stream, keyId: grant.keyId, grant: claims.grantId, clientIp }, 'hls player admitted');
     const media = (variant: string) =>
@@ -120,6 +123,24 @@ export class HlsPlayback {
       ]),
       '',
     ].join('\n');
+  }
+
+  /**
+   * The other edge of the CDN whose packager serves the player of this signed URL (it answered
+   * the multivariant playlist), or undefined: this edge, standalone, or a URL that does not
+   * verify (served here, where it is refused with the reason). Only the signature and expiry are
+   * checked here; the holder checks the grant.
+   */
+  holderOf(stream: string, variant: string, file: string, token: string | undefined): string | undefined {
+    const self = this.#options.nodeId;
+    if (self === undefined) return undefined;
+    let claims: HlsUrlClaims;
+    try {
+      claims = this.signer.verify(resource(stream, variant, file), token);
+    } catch {
+      return undefined;
+    }
+    return claims.nodeId === undefined || claims.nodeId === self ? undefined : claims.nodeId;
   }
 
   /**

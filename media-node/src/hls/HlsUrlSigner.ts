@@ -15,6 +15,11 @@ export interface HlsUrlClaims {
   keyId?: string | undefined;
   /** Fingerprint of that key's hash (see fingerprint()); absent when no key was presented. */
   keyFingerprint?: string | undefined;
+  /**
+   * In a CDN, the edge whose packager serves this player (the one that answered its multivariant
+   * playlist): another edge passes the request on to it. Signed, so a player cannot pick a node.
+   */
+  nodeId?: string | undefined;
 }
 
 const ClaimsSchema = z.strictObject({
@@ -24,6 +29,10 @@ const ClaimsSchema = z.strictObject({
   f: z
     .string()
     .regex(/^[A-Za-z0-9_-]{22}$/)
+    .optional(),
+  n: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,128}$/)
     .optional(),
 });
 
@@ -77,6 +86,7 @@ export class HlsUrlSigner {
         e: claims.expiresAt,
         ...(claims.keyId !== undefined ? { k: claims.keyId } : {}),
         ...(claims.keyFingerprint !== undefined ? { f: claims.keyFingerprint } : {}),
+        ...(claims.nodeId !== undefined ? { n: claims.nodeId } : {}),
       }),
     ).toString('base64url');
     return `${payload}.${this.#signature(resource, payload).toString('base64url')}`;
@@ -112,7 +122,13 @@ export class HlsUrlSigner {
         'this HLS URL has expired; load the multivariant playlist again with your key',
       );
     }
-    return { grantId: claims.g, expiresAt: claims.e, keyId: claims.k, keyFingerprint: claims.f };
+    return {
+      grantId: claims.g,
+      expiresAt: claims.e,
+      keyId: claims.k,
+      keyFingerprint: claims.f,
+      nodeId: claims.n,
+    };
   }
 
   #signature(resource: string, payload: string): Buffer {

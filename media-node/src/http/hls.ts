@@ -7,6 +7,7 @@ import type { MediaNode } from '../MediaNode.js';
 import { viewerKey } from './sessions.js';
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+const NO_STORE = 'private, no-store';
 
 /**
  * HLS: `GET /hls/{stream}/index.m3u8` (the access key as for WHEP: `Authorization: Bearer` or
@@ -14,6 +15,7 @@ const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
  * and its init section, parts and segments (`?t=` signed; a media playlist request may add
  * `_HLS_msn`/`_HLS_part`, a blocking reload, outside the signature). Playlists are never cached (they carry signed URLs, and the
  * key may be in the multivariant request's URL); segments only privately, for their URL's life.
+ * In a CDN a request whose signed URL names another edge is served by that edge (forwarded).
  */
 export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
   const hls = node.hls;
@@ -25,7 +27,7 @@ export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
     return error;
   };
   const noStore = (reply: FastifyReply) =>
-    reply.header('Cache-Control', 'private, no-store').header('Referrer-Policy', 'no-referrer');
+    reply.header('Cache-Control', NO_STORE).header('Referrer-Policy', 'no-referrer');
 
   app.get<{ Params: { stream: string } }>('/hls/:stream/index.m3u8', async (request, reply) => {
     noStore(reply);
@@ -44,22 +46,74 @@ export function registerHlsRoutes(app: FastifyInstance, node: MediaNode): void {
       const token = signedToken(request);
       noStore(reply);
       try {
-        if (file === MEDIA_PLAYLIST) {
-          const reload = blockingReload(request);
-          return reply
-            .type(PLAYLIST_TYPE)
-            .send(await hls.mediaPlaylist(stream, variant, token, request.ip, reload));
+        const reload = file === MEDIA_PLAYLIST ? blockingReload(request) : undefined;
+        // Behind a load balancer: the edge that admitted the player packages its stream, and
+        // every later request is served by that packager (its sequence numbers and bytes).
+        const cluster = node.cluster;
+        const holder = cluster && token ? hls.holderOf(stream, variant, file, token) : undefined;
+        if (cluster && token && holder !== undefined) {
+          const answer = await cluster.forwardHls(
+            holder,
+            { stream, variant, name: file },
+            { token, clientIp: request.ip, msn: reload?.msn, part: reload?.part },
+          );
+          for (const header of RELAYED_HEADERS) {
+            const value = answer.headers.get(header);
+            if (value !== null) reply.header(header, value);
+          }
+          return reply.code(answer.status).send(answer.body);
         }
-        const bytes = await hls.file(stream, variant, file, token, request.ip);
-        return reply
-          .header('Cache-Control', `private, max-age=${Math.floor(node.config.hls.segmentUrlTtlMs / 1000)}`)
-          .type('video/mp4')
-          .send(bytes);
+        const answer = await serveHlsFile(node, {
+          stream,
+          variant,
+          file,
+          token,
+          reload,
+          clientIp: request.ip,
+        });
+        return reply.header('Cache-Control', answer.cacheControl).type(answer.type).send(answer.body);
       } catch (error) {
         throw refused(error);
       }
     },
   );
+}
+
+/** What a forwarding edge passes on of the holder's answer, besides its status and body. */
+const RELAYED_HEADERS = ['content-type', 'cache-control', 'retry-after'] as const;
+
+export interface HlsFileRequest {
+  stream: string;
+  variant: string;
+  file: string;
+  token: string | undefined;
+  reload: BlockingReload | undefined;
+  clientIp: string;
+}
+
+/**
+ * A media playlist (blocking reload included), init section, part or segment, after the checks
+ * of HlsPlayback: what the public route answers, and the internal one for another edge.
+ */
+export async function serveHlsFile(
+  node: MediaNode,
+  request: HlsFileRequest,
+): Promise<{ type: string; cacheControl: string; body: string | Buffer }> {
+  const hls = node.hls;
+  if (!hls) throw new RtccdnError('WRONG_NODE', 'this node does not serve HLS');
+  const { stream, variant, file, token, reload, clientIp } = request;
+  if (file === MEDIA_PLAYLIST) {
+    return {
+      type: PLAYLIST_TYPE,
+      cacheControl: NO_STORE,
+      body: await hls.mediaPlaylist(stream, variant, token, clientIp, reload),
+    };
+  }
+  return {
+    type: 'video/mp4',
+    cacheControl: `private, max-age=${Math.floor(node.config.hls.segmentUrlTtlMs / 1000)}`,
+    body: await hls.file(stream, variant, file, token, clientIp),
+  };
 }
 
 const COUNT = /^[0-9]{1,9}$/;
@@ -69,7 +123,7 @@ const COUNT = /^[0-9]{1,9}$/;
  * undefined; INVALID_REQUEST when malformed. `_HLS_skip` is ignored: the playlists offer no
  * delta updates (no CAN-SKIP-UNTIL), so players send none, and a full playlist answers one.
  */
-function blockingReload(request: FastifyRequest): BlockingReload | undefined {
+export function blockingReload(request: FastifyRequest): BlockingReload | undefined {
   const query = (request.query ?? {}) as Record<string, unknown>;
   const msn = query['_HLS_msn'];
   const part = query['_HLS_part'];
@@ -86,7 +140,7 @@ function blockingReload(request: FastifyRequest): BlockingReload | undefined {
   return { msn: Number(msn), part: part === undefined ? undefined : Number(part) };
 }
 
-function signedToken(request: FastifyRequest): string | undefined {
+export function signedToken(request: FastifyRequest): string | undefined {
   const value = (request.query as Record<string, unknown> | undefined)?.['t'];
   return typeof value === 'string' ? value : undefined;
 }

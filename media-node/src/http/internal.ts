@@ -1,11 +1,12 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { installErrorHandler, RtccdnError } from '../../contract/errors.js';
+import { installErrorHandler, isRtccdnError, RtccdnError } from '../../contract/errors.js';
 import {
   CLAIMS_PATH,
   type ClaimStatus,
   DRAIN_PATH,
   DrainRequestSchema,
   deriveSigningKey,
+  HLS_PATH,
   RELAYS_PATH,
   RENDITIONS_PATH,
   RESPONSE_SIGNATURE_HEADER,
@@ -16,7 +17,9 @@ import {
   SESSIONS_PATH,
   signResponse,
 } from '../../contract/internal-api.js';
+import { MEDIA_PLAYLIST } from '../hls/HlsJob.js';
 import type { MediaNode } from '../MediaNode.js';
+import { blockingReload, serveHlsFile, signedToken } from './hls.js';
 import { registerOpsRoutes } from './ops.js';
 
 declare module 'fastify' {
@@ -31,7 +34,7 @@ declare module 'fastify' {
 /**
  * The internal port: `/healthz`, `/metrics` and the full stream list for the cluster's own
  * monitoring (unauthenticated — keep this port off the internet, e.g. a NetworkPolicy), and, in
- * a CDN, the node-to-node API — relays, renditions, drain and dump — which answers only calls
+ * a CDN, the node-to-node API — relays, renditions, sessions, HLS, drain and dump — which answers only calls
  * signed with CLUSTER_SECRET for this very node (the contract's internal-api/hmac.ts), and signs its answers.
  */
 export async function createInternalServer(node: MediaNode): Promise<FastifyInstance> {
@@ -65,6 +68,9 @@ export async function createInternalServer(node: MediaNode): Promise<FastifyInst
   return app;
 }
 
+/** An IPv4 or IPv6 address as Fastify gives `request.ip` (IPv4-mapped included). */
+const CLIENT_IP = /^[0-9A-Fa-f.:]{2,64}$/;
+
 /** The node-to-node routes, in a scope whose hooks authenticate every one of them. */
 function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer, selfId: string): void {
   const verifier = new RequestVerifier(key, selfId);
@@ -94,7 +100,11 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
   app.addHook('onSend', async (request, reply, payload) => {
     if (request.internalNonce === undefined) return payload;
     const body =
-      typeof payload === 'string' ? payload : payload === null || payload === undefined ? '' : undefined;
+      typeof payload === 'string' || Buffer.isBuffer(payload)
+        ? payload
+        : payload === null || payload === undefined
+          ? ''
+          : undefined;
     if (body === undefined) return payload;
     reply.header(RESPONSE_SIGNATURE_HEADER, signResponse(key, request.internalNonce, reply.statusCode, body));
     return payload;
@@ -144,6 +154,31 @@ function registerSignedRoutes(app: FastifyInstance, node: MediaNode, key: Buffer
         throw new RtccdnError('INVALID_REQUEST', `unknown protocol ${JSON.stringify(protocol)}`);
       node.sessions.endOrExplain(protocol, stream, session);
       return reply.code(200).send();
+    },
+  );
+
+  // A player's HLS request that reached another edge than the one packaging its stream
+  // (http/hls.ts passes it on): the same checks and answer as the public route, here.
+  app.get<{ Params: { stream: string; variant: string; file: string } }>(
+    `${HLS_PATH}/:stream/:variant/:file`,
+    async (request, reply) => {
+      const { stream, variant, file } = request.params;
+      const clientIp = (request.query as Record<string, unknown> | undefined)?.['ip'];
+      if (typeof clientIp !== 'string' || !CLIENT_IP.test(clientIp))
+        throw new RtccdnError('INVALID_REQUEST', '?ip= must be the player’s IP address');
+      const answer = await serveHlsFile(node, {
+        stream,
+        variant,
+        file,
+        token: signedToken(request),
+        reload: file === MEDIA_PLAYLIST ? blockingReload(request) : undefined,
+        clientIp,
+      }).catch((error: unknown) => {
+        if (isRtccdnError(error) && error.status >= 400 && error.status < 500)
+          node.metrics.hlsRefusals.inc({ code: error.code });
+        throw error;
+      });
+      return reply.header('Cache-Control', answer.cacheControl).type(answer.type).send(answer.body);
     },
   );
 

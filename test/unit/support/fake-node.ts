@@ -53,6 +53,8 @@ export async function fakeMediaNode(
     endedReasons?: Record<string, string>;
     relayServer?: unknown;
     transcoder?: unknown;
+    /** An HlsPlayback stand-in (node.hls). */
+    hls?: unknown;
   } = {},
 ): Promise<FakeMediaNode> {
   const config: MediaNodeConfig = {
@@ -135,6 +137,7 @@ export async function fakeMediaNode(
     },
     relayServer: options.relayServer,
     transcoder: options.transcoder,
+    hls: options.hls,
     dump: async () => ({ node: 'dumped' }),
   } as unknown as MediaNode;
   return {

@@ -43,6 +43,13 @@ export interface InternalTarget {
   internalUrl: string;
 }
 
+/** A relayed answer (relay()): its status, headers and body, signed by the node that made it. */
+export interface RelayedAnswer {
+  status: number;
+  headers: Headers;
+  body: Buffer;
+}
+
 /** Answers above this are refused: no internal answer comes near it (a dump is a few KiB). */
 export const MAX_INTERNAL_RESPONSE_BYTES = 1024 * 1024;
 
@@ -60,6 +67,60 @@ export class InternalClient {
     this.#key = deriveSigningKey(clusterSecret);
     this.sealer = new KeySealer(clusterSecret);
     this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * A GET whose answer — success or error, text or bytes — is passed on as it came (a public
+   * request served by another node): returned whatever its status, once its signature is checked.
+   * Throws InternalCallError when the node does not answer (`unreachable`), the answer is not
+   * signed by a member of the cluster, or it exceeds `maxBytes`.
+   */
+  async relay(
+    target: InternalTarget,
+    path: string,
+    options: { timeoutMs?: number; maxBytes: number },
+  ): Promise<RelayedAnswer> {
+    const call = `GET ${target.internalUrl}${path}`;
+    const { authorization, nonce } = signRequest(this.#key, {
+      method: 'GET',
+      path,
+      target: target.nodeId,
+      body: '',
+    });
+    let response: Response;
+    let body: Buffer;
+    try {
+      response = await fetch(`${target.internalUrl}${path}`, {
+        headers: { Authorization: authorization },
+        signal: AbortSignal.timeout(options.timeoutMs ?? this.#timeoutMs),
+        redirect: 'error',
+      });
+      body = await readCappedBytes(response, options.maxBytes);
+    } catch (error) {
+      const unreachable = unreachableKind(error);
+      throw new InternalCallError(
+        `${call} failed: ${unreachable === 'failed' ? (error as Error).message : `connection ${unreachable === 'refused' ? 'refused' : 'timed out'}`}`,
+        undefined,
+        undefined,
+        undefined,
+        unreachable,
+      );
+    }
+    if (
+      !verifyResponse(
+        this.#key,
+        nonce,
+        response.status,
+        body,
+        response.headers.get(RESPONSE_SIGNATURE_HEADER),
+      )
+    ) {
+      throw new InternalCallError(
+        `${call} → ${response.status}: the answer is not signed by a member of this cluster`,
+        undefined,
+      );
+    }
+    return { status: response.status, headers: response.headers, body };
   }
 
   /** `options.timeoutMs` overrides the client's timeout for this call (probes of a suspect node). */
@@ -154,12 +215,17 @@ function isErrorData(value: unknown): value is ErrorData {
 
 /** The body as text, or an error once it exceeds `limit` bytes (the rest is not read). */
 async function readCapped(response: Response, limit: number): Promise<string> {
+  return (await readCappedBytes(response, limit)).toString('utf8');
+}
+
+/** The body, or an error once it exceeds `limit` bytes (the rest is not read). */
+async function readCappedBytes(response: Response, limit: number): Promise<Buffer> {
   const declared = Number(response.headers.get('content-length') ?? '0');
   if (declared > limit) {
     await response.body?.cancel();
     throw new Error(`answer of ${declared} bytes exceeds the ${limit}-byte limit`);
   }
-  if (!response.body) return '';
+  if (!response.body) return Buffer.alloc(0);
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -173,5 +239,5 @@ async function readCapped(response: Response, limit: number): Promise<string> {
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }

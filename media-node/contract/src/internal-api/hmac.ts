@@ -35,7 +35,8 @@ export function deriveSigningKey(clusterSecret: string): Buffer {
   return Buffer.from(hkdfSync('sha256', clusterSecret, 'rtccdn', 'internal api hmac v2', 32));
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** Text and bytes hash alike: an answer's body is signed as the bytes sent (UTF-8 for text). */
+const sha256 = (body: string | Uint8Array) => createHash('sha256').update(body).digest('hex');
 
 function requestSignature(key: Buffer, request: SignedRequest, ts: string, nonce: string): Buffer {
   return createHmac('sha256', key)
@@ -45,7 +46,7 @@ function requestSignature(key: Buffer, request: SignedRequest, ts: string, nonce
     .digest();
 }
 
-function responseSignature(key: Buffer, nonce: string, status: number, body: string): Buffer {
+function responseSignature(key: Buffer, nonce: string, status: number, body: string | Uint8Array): Buffer {
   return createHmac('sha256', key)
     .update(`response\n${nonce}\n${status}\n${sha256(body)}`)
     .digest();
@@ -64,7 +65,7 @@ export function signRequest(
 }
 
 /** The X-Rtccdn-Signature value of an answer to the request with `nonce`. */
-export function signResponse(key: Buffer, nonce: string, status: number, body: string): string {
+export function signResponse(key: Buffer, nonce: string, status: number, body: string | Uint8Array): string {
   return `sig=${responseSignature(key, nonce, status, body).toString('hex')}`;
 }
 
@@ -73,7 +74,7 @@ export function verifyResponse(
   key: Buffer,
   nonce: string,
   status: number,
-  body: string,
+  body: string | Uint8Array,
   header: string | null | undefined,
 ): boolean {
   const presented = /^sig=([0-9a-f]{64})$/.exec(header ?? '')?.[1];

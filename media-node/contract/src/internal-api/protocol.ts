@@ -153,3 +153,28 @@ export const DrainRequestSchema = z.object({
    */
   deadlineMs: z.number().int().min(0).max(86_400_000).optional(),
 });
+
+/**
+ * GET `${HLS_PATH}/{stream}/{variant}/{file}?t=…[&_HLS_msn=…[&_HLS_part=…]]&ip=…`: an HLS media
+ * playlist, init section, part or segment, served by the edge whose packager the player's
+ * signed URL names — a request the load balancer sent to another edge is passed on. The holder
+ * checks the signed URL and the grant as its public route does (`ip`: the player's address, for
+ * the ACL) and answers as that route would: the bytes, or the error.
+ */
+export const HLS_PATH = '/internal/v1/hls';
+
+export interface HlsForwardQuery {
+  token: string;
+  clientIp: string;
+  msn?: number | undefined;
+  part?: number | undefined;
+}
+
+export function hlsPath(stream: string, variant: string, file: string, query: HlsForwardQuery): string {
+  const params = new URLSearchParams({ t: query.token });
+  if (query.msn !== undefined) params.set('_HLS_msn', String(query.msn));
+  if (query.part !== undefined) params.set('_HLS_part', String(query.part));
+  params.set('ip', query.clientIp);
+  const segment = encodeURIComponent;
+  return `${HLS_PATH}/${segment(stream)}/${segment(variant)}/${segment(file)}?${params.toString()}`;
+}
