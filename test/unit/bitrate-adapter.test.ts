@@ -8,7 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { types } from 'mediasoup';
 import { createLogger } from '../../media-node/src/logger.js';
-import { BitrateAdapter, nackBurstAction } from '../../media-node/src/playback/BitrateAdapter.js';
+import {
+  BitrateAdapter,
+  nackBurstAction,
+  simulcastTarget,
+} from '../../media-node/src/playback/BitrateAdapter.js';
 
 /** A consumer whose outbound counters the test moves, and which emits NACK trace events on demand. */
 class FakeConsumer extends EventEmitter {
@@ -163,5 +167,44 @@ describe('nackBurstAction', () => {
         lastSampleAtMs: 4900,
       }),
     ).toBe('none');
+  });
+});
+
+describe('simulcastTarget', () => {
+  /** A consumer that records what is asked of it, in order. */
+  function recordingConsumer(paused = false) {
+    const calls: string[] = [];
+    const consumer = {
+      paused,
+      async pause() {
+        calls.push('pause');
+        consumer.paused = true;
+      },
+      async resume() {
+        calls.push('resume');
+        consumer.paused = false;
+      },
+      async setPreferredLayers(layers: { spatialLayer: number }) {
+        calls.push(`layers ${layers.spatialLayer}`);
+      },
+    };
+    return { consumer: consumer as unknown as types.Consumer, calls };
+  }
+
+  it('pauses the consumer around a step down (its retransmission buffer is dropped), not around a step up', async () => {
+    const { consumer, calls } = recordingConsumer();
+    const target = simulcastTarget(consumer, 3);
+    await target.apply(0, { down: true });
+    expect(calls).toEqual(['pause', 'layers 0', 'resume']);
+    calls.length = 0;
+    await target.apply(1, { down: false });
+    expect(calls).toEqual(['layers 1']);
+  });
+
+  it('leaves a consumer paused for another reason paused', async () => {
+    const { consumer, calls } = recordingConsumer(true);
+    await simulcastTarget(consumer, 3).apply(0, { down: true });
+    expect(calls).toEqual(['layers 0']);
+    expect(consumer.paused).toBe(true);
   });
 });

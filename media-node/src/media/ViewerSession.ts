@@ -32,8 +32,10 @@ export class ViewerSession extends Session {
   readonly consumers: types.Consumer[];
   /** The stream router this viewer consumes from (released on close). */
   readonly routerKey: string;
-  /** The simulcast layer last reported by the video consumer (for layerschange's `previous`). */
+  /** The simulcast layer the video consumer sends now (none while paused or before the first). */
   #spatialLayer: number | undefined;
+  /** The last layer it sent (layerschange's `previous`). */
+  #lastSpatialLayer: number | undefined;
   /** Moves the viewer between simulcast layers as its link allows (simulcast sources only). */
   #adapter: BitrateAdapter | undefined;
 
@@ -56,9 +58,12 @@ export class ViewerSession extends Session {
       consumer.once('producerclose', () => this.close('stream-ended'));
       if (consumer.type === 'simulcast') {
         consumer.on('layerschange', (layers) => {
-          const previous = this.#spatialLayer;
           this.#spatialLayer = layers?.spatialLayer;
-          if (previous === this.#spatialLayer) return;
+          // None while paused (the adapter pauses around a step down): a switch is from the
+          // last layer sent to the next one.
+          if (this.#spatialLayer === undefined || this.#spatialLayer === this.#lastSpatialLayer) return;
+          const previous = this.#lastSpatialLayer;
+          this.#lastSpatialLayer = this.#spatialLayer;
           // When mediasoup actually switched (a key frame of the layer came): against the
           // adapter's decision in the log, the time a switch takes.
           this.logger.debug(

@@ -25,8 +25,11 @@ const FAST_SAMPLE_MS = 250;
 export interface AdaptationTarget {
   /** Levels there are, 0 the lowest. */
   readonly levels: number;
-  /** Makes the viewer get `level` (it may take a key frame to show). */
-  apply(level: number): Promise<void>;
+  /**
+   * Makes the viewer get `level` (it may take a key frame to show). `down`: the viewer's link
+   * is losing packets, and what it asks again for of the level above should not be sent.
+   */
+  apply(level: number, change: { down: boolean }): Promise<void>;
 }
 
 export type BitrateAdapterEvents = {
@@ -180,7 +183,7 @@ export class BitrateAdapter extends TypedEmitter<BitrateAdapterEvents> {
           { level: this.#state.level, previous },
           'bitrate adaptation: level change',
         );
-        await this.#options.target.apply(this.#state.level);
+        await this.#options.target.apply(this.#state.level, { down: this.#state.level < previous });
         this.emit('levelchange', this.#state.level, previous);
       }
     } catch (error) {
@@ -255,10 +258,27 @@ async function readLayerBitrates(producer: types.Producer): Promise<number[] | u
     : undefined;
 }
 
-/** Simulcast layers of a consumer as adaptation levels: the level caps mediasoup's choice. */
+/**
+ * Simulcast layers of a consumer as adaptation levels: the level caps mediasoup's choice.
+ *
+ * A step down pauses the consumer around the change. Pausing empties its retransmission buffer:
+ * a viewer whose link drops what does not fit keeps asking (NACK) for the lost packets of the
+ * level above, up to ten times each, and serving those retransmissions would fill the narrow
+ * link again and keep the lower level's key frame from getting through (seen: the picture
+ * frozen 1–3 s after the switch). Resuming asks for a key frame of the new level, as the layer
+ * change does anyway. A consumer paused for another reason (before DTLS is up) is left so.
+ */
 export function simulcastTarget(consumer: types.Consumer, layers: number): AdaptationTarget {
   return {
     levels: layers,
-    apply: (level) => consumer.setPreferredLayers({ spatialLayer: level }),
+    async apply(level, { down }) {
+      if (!down || consumer.paused) return consumer.setPreferredLayers({ spatialLayer: level });
+      await consumer.pause();
+      try {
+        await consumer.setPreferredLayers({ spatialLayer: level });
+      } finally {
+        await consumer.resume();
+      }
+    },
   };
 }
