@@ -170,6 +170,7 @@ describe('CDN and Node controllers on a real API server', () => {
     expect(config.metadata.ownerReferences).toEqual([ownedByCdn]);
     expect(config.data).toMatchObject({
       ACL_DEFAULT_POLICY: 'deny',
+      ADAPTIVE_LADDER: 'false',
       REDIS_PREFIX: redisPrefixFor(NS, 'live'),
     });
     // The edge count belongs to the autoscaler, which brings it into [min, max] at once.

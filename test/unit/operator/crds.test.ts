@@ -449,6 +449,7 @@ describe('zod validation of the resources', () => {
         },
       ],
       profiles: [{ name: '720p', width: 1280, height: 720, fps: 30, codec: 'VP8', bitrate: 2_500_000 }],
+      adaptiveLadder: false,
       acl: { defaultPolicy: 'allow' },
       network: { exposure: 'hostPort', serviceType: 'ClusterIP', rtcPortBase: 40000, workersPerNode: 2 },
       placement: { regionLabel: 'topology.kubernetes.io/region' },

@@ -156,12 +156,14 @@ describe('planCdn', () => {
     expect(configMap.metadata.name).toBe('live-config');
     expect(configMap.data).toEqual({
       ACL_DEFAULT_POLICY: 'deny',
+      ADAPTIVE_LADDER: 'false',
       PROFILES: JSON.stringify([
         { name: '720p', width: 1280, height: 720, fps: 30, codec: 'VP8', bitrate: 2_500_000 },
       ]),
       REDIS_PREFIX: 'rtccdn:media.live:',
     });
     expect(configMapData(cdn()).PROFILES).toBe('[]');
+    expect(configMapData(cdn({ adaptiveLadder: true })).ADAPTIVE_LADDER).toBe('true');
   });
 
   it('reports a region whose StatefulSet names would be invalid instead of deploying it', () => {
@@ -253,6 +255,11 @@ describe('planNode', () => {
     const edgeEnv = envByName(mediaNodeEnv(nodeOf(owner, 'edge'), owner));
     expect(edgeEnv.PUBLISH_TOKEN).toBeUndefined();
     expect(edgeEnv.ROLE?.value).toBe('edge');
+    // Edges, where viewers play, take the CDN's ladder switch (optional: an older ConfigMap lacks it).
+    expect(edgeEnv.ADAPTIVE_LADDER?.valueFrom).toEqual({
+      configMapKeyRef: { name: 'live-config', key: 'ADAPTIVE_LADDER', optional: true },
+    });
+    expect(MediaNodeEnvSchema.shape.ADAPTIVE_LADDER.parse(configMapData(owner).ADAPTIVE_LADDER)).toBe(false);
     const natted = cdn({ network: { announcedAddress: 'media.example.com' } });
     expect(envByName(mediaNodeEnv(nodeOf(natted, 'edge'), natted)).ANNOUNCED_IP).toEqual({
       name: 'ANNOUNCED_IP',

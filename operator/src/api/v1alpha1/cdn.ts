@@ -184,6 +184,12 @@ export const CDNSpecSchema = z
       .describe(
         'Transcoding ladder: renditions the transcoders produce from each stream. Empty: viewers get the published stream only.',
       ),
+    adaptiveLadder: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Viewers without ?profile play the source and its profiles as one ladder and move along it with their link (edges start every profile of a stream while any such viewer watches it). Off: they get the source as published, and renditions only on ?profile.',
+      ),
     acl: defaulted(AclSpecSchema).describe('Access control defaults; StreamACL objects add keys per stream.'),
     network: defaulted(NetworkSpecSchema).describe('How media nodes receive WebRTC traffic.'),
     placement: defaulted(PlacementSpecSchema).describe('Where the media nodes of each region run.'),

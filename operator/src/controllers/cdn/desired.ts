@@ -82,6 +82,7 @@ export function configMapData(cdn: CDN): Record<string, string> {
   const namespace = cdn.metadata.namespace ?? 'default';
   return {
     ACL_DEFAULT_POLICY: cdn.spec.acl.defaultPolicy,
+    ADAPTIVE_LADDER: String(cdn.spec.adaptiveLadder),
     PROFILES: JSON.stringify(cdn.spec.profiles ?? []),
     REDIS_PREFIX: redisPrefixFor(namespace, cdn.metadata.name ?? ''),
   };

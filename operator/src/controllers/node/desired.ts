@@ -144,6 +144,18 @@ export function mediaNodeEnv(node: CDNNode, cdn: CDN): V1EnvVar[] {
     // StreamACLs are the truth: the media nodes' own ACL API refuses changes (421).
     { name: 'ACL_API', value: 'kubernetes' },
     fromConfigMap(cdnName, 'PROFILES'),
+    // Ladders are built where viewers play: on edges. Optional: a ConfigMap written by an older
+    // operator lacks the key until the CDN is reconciled (the media node's default is off).
+    ...(node.spec.role === 'edge'
+      ? [
+          {
+            name: 'ADAPTIVE_LADDER',
+            valueFrom: {
+              configMapKeyRef: { name: configMapName(cdnName), key: 'ADAPTIVE_LADDER', optional: true },
+            },
+          },
+        ]
+      : []),
     { name: 'LOG_LEVEL', value: 'info' },
     { name: 'SHUTDOWN_TIMEOUT_MS', value: String(MEDIA_NODE_SHUTDOWN_TIMEOUT_MS) },
     ...(node.spec.role === 'edge'
