@@ -108,6 +108,11 @@ describe('HTTPS on the public port (TLS_CERT_FILE, TLS_KEY_FILE)', () => {
     const h1 = await tlsRequest(`${tls.baseUrl}/readyz`, { ca: first.cert });
     expect([h2.status, h2.protocol, h2.fingerprint]).toEqual([200, 'h2', first.fingerprint]);
     expect([h1.status, h1.protocol, h1.fingerprint]).toEqual([200, 'http/1.1', first.fingerprint]);
+    // Browsers that came over HTTPS keep to it (HSTS), on refusals too; plain HTTP sends none.
+    expect(h2.headers['strict-transport-security']).toBe('max-age=31536000');
+    const refused = await tlsRequest(`${tls.baseUrl}/whep/some-stream`, { ca: first.cert, method: 'POST' });
+    expect([refused.status, refused.headers['strict-transport-security']]).toEqual([415, 'max-age=31536000']);
+    expect((await fetch(`${plain.baseUrl}/readyz`)).headers.get('strict-transport-security')).toBeNull();
     // Only HTTPS: a plain-HTTP client gets no answer it could take for one.
     await expect(
       fetch(tls.baseUrl.replace('https:', 'http:'), { signal: AbortSignal.timeout(5000) }),

@@ -12,6 +12,9 @@ import { readTlsPair, type SecureContextTarget, TlsReloader } from './tls.js';
 /** 64 KiB: far above any real offer (a browser's is ~5 KiB), small enough to shed abuse early. */
 export const MAX_SDP_BYTES = 64 * 1024;
 
+/** How long browsers keep to HTTPS for a node that serves it (a year, as is usual). */
+const HSTS_MAX_AGE_SECONDS = 31_536_000;
+
 /**
  * Builds the node's public HTTP API (not yet listening): plain HTTP/1.1, or with TLS_CERT_FILE and
  * TLS_KEY_FILE HTTPS with HTTP/2 for clients that offer it (ALPN) and HTTP/1.1 for the others,
@@ -47,6 +50,12 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
   if (tls && pair) {
     const reloader = new TlsReloader(tls, app.server as unknown as SecureContextTarget, node.logger, pair);
     app.addHook('onClose', async () => reloader.close());
+    // A browser that reached this host over HTTPS keeps to HTTPS (a player page's WHIP/WHEP
+    // calls and the keys in them are never sent in clear on a later visit). Not with
+    // includeSubDomains: the node cannot speak for other hosts of its domain.
+    app.addHook('onSend', async (_request, reply) => {
+      reply.header('Strict-Transport-Security', `max-age=${HSTS_MAX_AGE_SECONDS}`);
+    });
     node.logger.info(
       { fingerprint: pair.fingerprint, validTo: pair.validTo },
       'HTTPS on the public port (HTTP/2 and HTTP/1.1)',
