@@ -53,6 +53,8 @@ export async function fakeMediaNode(
     endedReasons?: Record<string, string>;
     relayServer?: unknown;
     transcoder?: unknown;
+    /** The node's CDN membership (only what a test needs of it, e.g. endRemoteSession). */
+    cluster?: unknown;
   } = {},
 ): Promise<FakeMediaNode> {
   const config: MediaNodeConfig = {
@@ -135,6 +137,7 @@ export async function fakeMediaNode(
     },
     relayServer: options.relayServer,
     transcoder: options.transcoder,
+    cluster: options.cluster,
     dump: async () => ({ node: 'dumped' }),
   } as unknown as MediaNode;
   return {
