@@ -412,6 +412,48 @@ describe('routes by role and settings', () => {
     expect((await app.inject({ method: 'GET', url: '/api/v1/streams' })).json()).toEqual({ streams: [] });
   });
 
+  it('says not ready (503) and draining on /readyz, and lists only the live streams anyone may watch', async () => {
+    const track = (kind: string, mimeType: string) => ({ kind, rtpParameters: { codecs: [{ mimeType }] } });
+    const { app, fake } = await server(
+      { ADMIN_TOKEN: ADMIN },
+      {
+        streams: [
+          { name: 'free', producers: [track('audio', 'audio/opus'), track('video', 'video/VP8')] },
+          { name: 'paid', producers: [track('video', 'video/H264')] },
+        ],
+        viewers: { free: 3, paid: 5 },
+      },
+    );
+    const readyz = () => app.inject({ method: 'GET', url: '/readyz' });
+    expect((await readyz()).json()).toEqual({ ready: true, workers: 1 });
+    fake.node.setDraining(true);
+    expect((await readyz()).json()).toEqual({ ready: true, workers: 1, draining: true });
+    (fake.node as { ready: boolean }).ready = false;
+    const notReady = await readyz();
+    expect(notReady.statusCode).toBe(503);
+    expect(notReady.json()).toEqual({ ready: false, workers: 1, draining: true });
+
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/streams/paid/acl',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ keys: [{ id: 'k', key: KEY }] }),
+    });
+    expect(put.statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/streams' })).json()).toEqual({
+      streams: [
+        {
+          name: 'free',
+          tracks: [
+            { kind: 'audio', codec: 'audio/opus' },
+            { kind: 'video', codec: 'video/VP8' },
+          ],
+          viewers: 3,
+        },
+      ],
+    });
+  });
+
   it('serves the ACL API only where streams are published, and the demo page only when asked', async () => {
     const edge = await server({ ADMIN_TOKEN: ADMIN }, { accepts: false });
     const acl = {

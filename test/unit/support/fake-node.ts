@@ -53,6 +53,12 @@ export async function fakeMediaNode(
     endedReasons?: Record<string, string>;
     relayServer?: unknown;
     transcoder?: unknown;
+    /** Live streams (name and tracks) and their viewer counts. */
+    streams?: {
+      name: string;
+      producers: { kind: string; rtpParameters: { codecs: { mimeType: string }[] } }[];
+    }[];
+    viewers?: Record<string, number>;
     /** The node's CDN membership (only what a test needs of it, e.g. endRemoteSession). */
     cluster?: unknown;
   } = {},
@@ -106,11 +112,11 @@ export async function fakeMediaNode(
       draining = value;
     },
     pool: { workers: [{}] },
-    streams: { values: () => [] },
+    streams: { values: () => options.streams ?? [] },
     sessions: {
       viewerCount: 7,
       values: () => [],
-      viewersOf: () => 0,
+      viewersOf: (stream: string) => options.viewers?.[stream] ?? 0,
       end: (protocol: string, stream: string, session: string) => {
         ended.push({ protocol, stream, session });
         return options.sessionExists ?? true;
