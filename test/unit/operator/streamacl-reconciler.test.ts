@@ -78,13 +78,14 @@ function streamAcl(
   };
 }
 
-const byName = (objects: Obj[], name: string) => objects.find((object) => object.metadata.name === name);
-/** A cache over a list the test can change. */
+const byName = (objects: Obj[], name: string, namespace = 'media') =>
+  objects.find((object) => object.metadata.name === name && object.metadata.namespace === namespace);
+/** A cache over a list the test can change (namespaced, as the operator's caches are). */
 const cache = (objects: Obj[]) =>
   ({
-    get: (_namespace: string, name: string) => byName(objects, name),
-    lookup: (_namespace: string, name: string) => byName(objects, name),
-    list: () => objects,
+    get: (namespace: string, name: string) => byName(objects, name, namespace),
+    lookup: (namespace: string, name: string) => byName(objects, name, namespace),
+    list: (namespace: string) => objects.filter((object) => object.metadata.namespace === namespace),
     listAll: () => objects,
   }) as unknown as CacheReader<never>;
 
@@ -107,6 +108,8 @@ function setup(
     store?: MemoryAclStore;
     /** StreamACLs the cache holds but cannot read. */
     invalid?: InvalidObject[];
+    /** The reconciler's own clock instead of a fixed one. */
+    realClock?: boolean;
   } = {},
 ) {
   const acls = options.acls ?? [];
@@ -114,17 +117,24 @@ function setup(
   const live = options.live ?? [];
   const gets: string[] = [];
   const applied: unknown[] = [];
+  const fieldManagers: (string | undefined)[] = [];
   const patches: { name: string; patch: Record<string, unknown> }[] = [];
   const events: { name: string; type: string; reason: string; message: string }[] = [];
   const storesAsked: { url: string; prefix: string }[] = [];
   const client = {
-    get: async (type: { kind: string }, _namespace: string, name: string) => {
+    get: async (type: { kind: string }, namespace: string, name: string) => {
       gets.push(`${type.kind}/${name}`);
       // The API server holds the StreamACLs and whatever only it has.
-      return [...acls, ...live].find((object) => object.kind === type.kind && object.metadata.name === name);
+      return [...acls, ...live].find(
+        (object) =>
+          object.kind === type.kind &&
+          object.metadata.name === name &&
+          object.metadata.namespace === namespace,
+      );
     },
-    apply: async (_type: unknown, object: unknown) => {
+    apply: async (_type: unknown, object: unknown, applyOptions: { fieldManager?: string }) => {
       applied.push(object);
+      fieldManagers.push(applyOptions.fieldManager);
       return object;
     },
     patchStatus: async (_type: unknown, _namespace: string, name: string, patch: Record<string, unknown>) => {
@@ -158,7 +168,7 @@ function setup(
         events.push({ name: subject.metadata.name, type, reason, message }),
     } as unknown as EventSink,
     logger: pino({ level: 'silent' }),
-    now: () => new Date('2026-12-01T12:00:00Z'),
+    ...(options.realClock ? {} : { now: () => new Date('2026-12-01T12:00:00Z') }),
   });
   /** Reconciles the object as it is now (with the status earlier passes wrote). */
   const reconcile = (name: string) => reconciler.reconcile(StreamACLSchema.parse(byName(acls, name)));
@@ -166,7 +176,19 @@ function setup(
     (byName(acls, name)?.['status'] as { conditions?: Condition[] } | undefined)?.conditions?.find(
       (condition) => condition.type === 'Synced',
     );
-  return { reconciler, store, acls, reconcile, synced, gets, applied, patches, events, storesAsked };
+  return {
+    reconciler,
+    store,
+    acls,
+    reconcile,
+    synced,
+    gets,
+    applied,
+    fieldManagers,
+    patches,
+    events,
+    storesAsked,
+  };
 }
 
 describe('StreamACL reconciler: an object it cannot read', () => {
@@ -279,7 +301,11 @@ describe("StreamACL reconciler: the CDN's Secrets", () => {
   });
 
   it('takes a live object that is not a Secret for none', async () => {
-    const notASecret = { kind: 'Secret', metadata: { name: 'cdn-cluster' }, data: 'not a map' };
+    const notASecret = {
+      kind: 'Secret',
+      metadata: { name: 'cdn-cluster', namespace: 'media' },
+      data: 'not a map',
+    };
     const { reconcile, synced } = setup({
       acls: [streamAcl('acl', [{ id: 'k', value: KEY }])],
       managedSecrets: [],
@@ -507,5 +533,98 @@ describe('StreamACL reconciler: deletion', () => {
     expect(await reconciler.reconcile(StreamACLSchema.parse(cached))).toBeUndefined();
     expect(applied).toEqual([]);
     expect((await store.get('show'))?.owner).toBe('uid-old');
+  });
+});
+
+describe('StreamACL reconciler: namespaces, the finalizer, the clock', () => {
+  it('reads Secrets and finds conflicts in the StreamACL’s own namespace only', async () => {
+    const elsewhere = (object: Obj): Obj => ({
+      ...object,
+      metadata: { ...object.metadata, namespace: 'other' },
+    });
+    const olderElsewhere = elsewhere(
+      streamAcl('older', [{ id: 'k', value: KEY }], { creationTimestamp: '2026-01-01T00:00:00Z' }),
+    );
+    const { reconcile, synced, store } = setup({
+      acls: [olderElsewhere, streamAcl('acl', [{ id: 'mine', secretKeyRef: { name: 'keys', key: 'k' } }])],
+      cdns: [cdn(), elsewhere(cdn())],
+      secrets: [
+        elsewhere(secret('keys', { k: 'someone-elses-key-0123' }, ACCESS_KEYS)),
+        secret('keys', { k: 'my-own-secret-key-0123' }, ACCESS_KEYS),
+      ],
+    });
+    expect(await reconcile('acl')).toBeUndefined();
+    expect(synced('acl')).toMatchObject({ status: 'True' });
+    expect((await store.get('show'))?.keys).toEqual([
+      { id: 'mine', hash: hashWith(CLUSTER_SECRET, 'my-own-secret-key-0123') },
+    ]);
+  });
+
+  it('adds its finalizer with its own field manager, once: not again on every resync', async () => {
+    const acl = streamAcl('acl', [{ id: 'k', value: KEY }]);
+    delete (acl.metadata as { finalizers?: string[] }).finalizers; // as created by a user
+    const { reconcile, applied, fieldManagers, acls } = setup({ acls: [acl] });
+    await reconcile('acl');
+    expect(applied).toEqual([
+      { metadata: { name: 'acl', namespace: 'media', finalizers: [STREAM_ACL_FINALIZER] } },
+    ]);
+    expect(fieldManagers).toEqual(['rtccdn-operator-streamacl-finalizer']);
+    acls[0]!.metadata['finalizers'] = [STREAM_ACL_FINALIZER];
+    await reconcile('acl');
+    expect(applied).toHaveLength(1);
+  });
+
+  it('lets a deleted StreamACL go without Redis when no finalizer (cached or live) is left', async () => {
+    const store = new MemoryAclStore();
+    await store.update('show', () => [{ id: 'k', hash: 'a'.repeat(64) }], { owner: 'uid-old' });
+    const cached = streamAcl('old', [{ id: 'k', value: KEY }], { deleting: true });
+    const withoutFinalizers = (object: Obj): Obj => {
+      const copy = structuredClone(object);
+      delete (copy.metadata as { finalizers?: string[] }).finalizers;
+      return copy;
+    };
+    // The cached copy has none: not even the API server is asked.
+    const none = setup({ acls: [withoutFinalizers(cached)], store });
+    expect(await none.reconcile('old')).toBeUndefined();
+    expect([none.gets, none.applied]).toEqual([[], []]);
+    // The live object has none any more (an earlier pass removed it).
+    const gone = setup({ acls: [withoutFinalizers(cached)], store });
+    expect(await gone.reconciler.reconcile(StreamACLSchema.parse(cached))).toBeUndefined();
+    expect(gone.applied).toEqual([]);
+    expect((await store.get('show'))?.owner).toBe('uid-old');
+  });
+
+  it('lets a deleted StreamACL go when Redis has no record of it (never written)', async () => {
+    const old = streamAcl('old', [{ id: 'k', value: KEY }], { deleting: true });
+    const { reconcile, applied, patches } = setup({ acls: [old] });
+    expect(await reconcile('old')).toBeUndefined();
+    expect(applied).toEqual([{ metadata: { name: 'old', namespace: 'media', finalizers: [] } }]);
+    expect(patches).toEqual([]);
+  });
+
+  it('syncAcl: false while Redis cannot be read or written', async () => {
+    class DownStore extends MemoryAclStore {
+      override async get(): Promise<undefined> {
+        throw new Error('connection refused');
+      }
+    }
+    const { reconciler } = setup({
+      acls: [streamAcl('acl', [{ id: 'k', value: KEY }])],
+      store: new DownStore(),
+    });
+    expect(await reconciler.syncAcl('media', 'acl')).toBe(false);
+  });
+
+  it('stamps its status with the current time when given no clock', async () => {
+    const before = Date.now();
+    const { reconcile, synced } = setup({
+      acls: [streamAcl('acl', [{ id: 'k', value: KEY }])],
+      realClock: true,
+    });
+    await reconcile('acl');
+    const stamped = Date.parse((synced('acl') as { lastTransitionTime?: string }).lastTransitionTime ?? '');
+    // RFC 3339 in whole seconds.
+    expect(stamped).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    expect(stamped).toBeLessThanOrEqual(Date.now());
   });
 });
