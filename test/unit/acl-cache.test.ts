@@ -79,6 +79,11 @@ class ScriptedStore extends TypedEmitter<AclStoreEvents> implements AclStore {
   }
   async close(): Promise<void> {}
 
+  /** A change message, as pub/sub delivers it (again, late, or of a write made elsewhere). */
+  deliver(change: AclChange): void {
+    this.emit('change', change);
+  }
+
   /** A write as the store makes it: state changed, then its message (unless `silent`: lost). */
   write(pattern: string, value: AclRecord | undefined, options: { silent?: boolean; at?: number } = {}) {
     if (value) this.records.set(pattern, value);
@@ -197,14 +202,14 @@ describe('AclCache: change messages', () => {
     const { cache } = await started(store);
     const change = store.write('a', record('a'));
     await until(() => cache.version === 1, 'the change');
-    store.emit('change', change); // delivered twice
+    store.deliver(change); // delivered twice
     await settle();
     expect(store.snapshots).toBe(1);
     // A failover lost our write; another write got the same version number.
     store.records.set('b', record('b'));
     store.records.delete('a');
     store.head = 'another-id';
-    store.emit('change', { ...change, pattern: 'b', id: 'another-id' });
+    store.deliver({ ...change, pattern: 'b', id: 'another-id' });
     await until(() => store.snapshots === 2, 'a re-read');
     await until(() => cache.governing('b') !== undefined, 'the store’s state');
     expect(cache.governing('a')).toBeUndefined();
@@ -216,11 +221,11 @@ describe('AclCache: change messages', () => {
     const first = store.write('a', record('a'));
     store.write('b', record('b'));
     await until(() => cache.version === 2, 'the changes');
-    store.emit('change', { ...first, id: 'unknown' }); // late, from before a failover
+    store.deliver({ ...first, id: 'unknown' }); // late, from before a failover
     await settle();
     expect(store.snapshots).toBe(1); // the store is where the cache is
     store.write('c', record('c'), { silent: true });
-    store.emit('change', { ...first, id: 'unknown' });
+    store.deliver({ ...first, id: 'unknown' });
     await until(() => store.snapshots === 2, 'a re-read');
     await until(() => cache.version === 3, 'the lost write');
   });
@@ -239,7 +244,7 @@ describe('AclCache: change messages', () => {
     store.records.set('forked', record('forked'));
     store.versionNo = 3;
     store.head = 'fork-head';
-    store.emit('change', {
+    store.deliver({
       version: 3,
       epoch: store.epoch,
       pattern: 'forked',
@@ -267,14 +272,16 @@ describe('AclCache: change messages', () => {
   it('re-reads when a change it is reading is overtaken by a full read', async () => {
     const store = new ScriptedStore();
     const { cache } = await started(store);
-    const gate = Promise.withResolvers<void>();
-    store.snapshotGate = gate.promise;
+    let open = () => {};
+    store.snapshotGate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
     // A gap starts a full read that is slow; the next message arrives meanwhile.
     store.write('lost', record('lost'), { silent: true });
     store.write('a', record('a'));
     store.write('b', record('b'));
     await settle();
-    gate.resolve();
+    open();
     store.snapshotGate = undefined;
     await until(() => cache.version === 3, 'all writes');
     expect(cache.governing('b')?.pattern).toBe('b');
@@ -315,7 +322,7 @@ describe('AclCache: what it cannot read', () => {
     // A change to a record that cannot be read.
     const change = store.write('other', record('other'), { silent: true });
     store.unreadable.add('other');
-    store.emit('change', change);
+    store.deliver(change);
     await until(() => cache.version === 2, 'the change');
     expect(cache.lockOf('other')).toBe('unreadable');
     store.write('other', record('other'));
