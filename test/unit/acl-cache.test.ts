@@ -232,11 +232,12 @@ describe('AclCache: change messages', () => {
 
   it('re-reads everything after a gap, or a change made on top of a write it never saw', async () => {
     const store = new ScriptedStore();
-    const { cache, changed } = await started(store);
+    const { cache, changed, resets } = await started(store);
     store.write('lost', record('lost'), { silent: true });
     store.write('a', record('a'));
     await until(() => cache.version === 2, 'the re-read');
     expect(store.snapshots).toBe(2);
+    expect(resets).toEqual([]); // same epoch: nothing was lost
     expect(cache.governing('lost')?.pattern).toBe('lost');
     expect(changed.at(-1)).toEqual({ patterns: ['a', 'lost'], at: undefined });
 
@@ -279,12 +280,15 @@ describe('AclCache: change messages', () => {
     // A gap starts a full read that is slow; the next message arrives meanwhile.
     store.write('lost', record('lost'), { silent: true });
     store.write('a', record('a'));
-    store.write('b', record('b'));
+    store.write('b', record('b')); // in the full read: skipped once it is in
+    await until(() => store.snapshots === 2, 'the full read');
+    store.write('c', record('c')); // after it: applied once it is in
     await settle();
     open();
     store.snapshotGate = undefined;
-    await until(() => cache.version === 3, 'all writes');
+    await until(() => cache.version === 4, 'all writes');
     expect(cache.governing('b')?.pattern).toBe('b');
+    expect(cache.governing('c')?.pattern).toBe('c');
     expect(store.snapshots).toBe(2);
   });
 
@@ -362,12 +366,42 @@ describe('AclCache: what it cannot read', () => {
     expect(cache.lockOf('sales-eu-1')).toBeUndefined();
     expect(cache.lockOf('sales-2')).toBeUndefined();
     expect(cache.lockOf('sales-1')).toBe('reset');
-    // Written again, or deleted: unlocked.
-    store.write('sales-*', record('sales-*'));
-    store.write('paid', undefined);
-    await until(() => cache.version === 5, 'the writes');
-    expect(cache.lockedPatterns).toEqual(new Set());
+    // A full read (after a lost message) unlocks what it finds, and keeps the rest locked.
+    store.write('sales-*', record('sales-*'), { silent: true });
+    store.write('unrelated', record('unrelated'));
+    await until(() => cache.version === 5, 'the re-read');
     expect(cache.lockOf('sales-1')).toBeUndefined();
+    expect(cache.lockOf('paid')).toBe('reset');
+    // Deleted explicitly: unlocked.
+    store.write('paid', undefined);
+    await until(() => cache.version === 6, 'the delete');
+    expect(cache.lockedPatterns).toEqual(new Set());
+  });
+
+  it('locks every stream when the lost ACL was *', async () => {
+    const store = new ScriptedStore();
+    store.write('*', record('*'), { silent: true });
+    const { cache, resets } = await started(store);
+    store.epoch = 'epoch-2';
+    store.records.clear();
+    store.versionNo = 0;
+    store.head = '';
+    store.write('other', record('other'));
+    await until(() => resets.length === 1, 'the reset');
+    expect(cache.lockOf('anything')).toBe('reset');
+    expect(cache.lockOf('other')).toBeUndefined();
+  });
+
+  it('does not take the first data of a store it found empty for a reset', async () => {
+    const store = new ScriptedStore();
+    store.epoch = '';
+    store.syncedEpoch = '';
+    const { cache, resets } = await started(store, 20);
+    store.epoch = 'first-epoch';
+    store.write('a', record('a'), { silent: true }); // its message lost: the check finds it
+    await until(() => cache.governing('a') !== undefined, 'the first write');
+    expect(resets).toEqual([]);
+    expect(cache.lockedPatterns).toEqual(new Set());
   });
 
   it('keeps a pattern locked through a second reset, and locks by the exact name before a prefix', async () => {
@@ -401,6 +435,16 @@ describe('AclCache: the periodic check', () => {
     const confirmed = cache.confirmedAt ?? 0;
     await until(() => (cache.confirmedAt ?? 0) > confirmed, 'a confirmation');
     expect(cache.version).toBe(1);
+  });
+
+  it('does not take a store without a head (written by an older version) for a fork', async () => {
+    const store = new ScriptedStore();
+    store.write('a', record('a'), { silent: true });
+    const { cache } = await started(store, 20);
+    store.head = '';
+    const confirmed = cache.confirmedAt ?? 0;
+    await until(() => (cache.confirmedAt ?? 0) > confirmed, 'a confirmation');
+    expect(store.snapshots).toBe(1);
   });
 
   it('learns that the writer has synced the store without any change to an ACL', async () => {
