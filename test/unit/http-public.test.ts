@@ -467,7 +467,18 @@ describe('routes by role and settings', () => {
     expect((await origin.app.inject(acl)).json().code).toBe('ACL_NOT_FOUND');
     expect((await origin.app.inject({ method: 'GET', url: '/' })).statusCode).toBe(404);
     const demo = await server({ DEMO_PAGE: 'true' });
-    expect((await demo.app.inject({ method: 'GET', url: '/' })).statusCode).toBe(200);
+    const page = await demo.app.inject({ method: 'GET', url: '/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['cache-control']).toBe('no-cache');
+    expect(page.body).toContain('<html');
+    for (const script of ['/demo/app.js', '/demo/whip-whep.js', '/demo/clock.js']) {
+      const response = await demo.app.inject({ method: 'GET', url: script });
+      expect([response.statusCode, response.headers['content-type']]).toEqual([
+        200,
+        'text/javascript; charset=utf-8',
+      ]);
+    }
   });
 });
 
