@@ -81,9 +81,8 @@ function setup(acls: Obj[]) {
     const keys: string[] = [];
     while (controller.queue.length > 0) {
       const key = await controller.queue.get();
-      if (key === undefined) break;
-      keys.push(key);
-      controller.queue.done(key);
+      keys.push(String(key)); // a malformed request shows as "undefined"
+      if (key !== undefined) controller.queue.done(key);
     }
     return keys.sort();
   };
