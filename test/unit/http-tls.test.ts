@@ -11,8 +11,10 @@ import type { SecureContextOptions } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { ConfigError } from '../../media-node/src/config.js';
+import { createHttpServer } from '../../media-node/src/http/server.js';
 import { readTlsPair, TlsReloader } from '../../media-node/src/http/tls.js';
-import { makeCertificate } from '../../scripts/harness/https.js';
+import { makeCertificate, tlsRequest } from '../../scripts/harness/https.js';
+import { fakeMediaNode } from './support/fake-node.js';
 
 const first = makeCertificate('rtccdn-first');
 const second = makeCertificate('rtccdn-second');
@@ -157,5 +159,28 @@ describe('TlsReloader', () => {
     write(first.cert, first.key);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(installed).toHaveLength(1);
+  });
+});
+
+describe('the public server over TLS', () => {
+  it('serves HTTPS with the configured pair, and a renewed pair to new connections without a restart', async () => {
+    write(first.cert, first.key);
+    const fake = await fakeMediaNode({}, { config: { tls: files } });
+    const app = await createHttpServer(fake.node);
+    try {
+      const address = await app.listen({ host: '127.0.0.1', port: 0 });
+      const ca = `${first.cert}${second.cert}`;
+      const served = async () => (await tlsRequest(`${address}/healthz`, { ca })).fingerprint;
+      expect(address).toMatch(/^https:/);
+      expect(await served()).toBe(first.fingerprint);
+      write(second.cert, second.key);
+      const deadline = Date.now() + 5000;
+      while ((await served()) !== second.fingerprint && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await served()).toBe(second.fingerprint);
+    } finally {
+      await app.close();
+      await fake.close();
+    }
   });
 });
