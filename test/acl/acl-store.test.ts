@@ -88,6 +88,17 @@ describe('ACL store and cache (real redis-server)', () => {
     expect(Number(subscribers)).toBe(1);
   });
 
+  it('does not subscribe when it only writes (subscribe: false, as the operator)', async () => {
+    const probe = new Redis(redis.url);
+    closers.push(() => probe.disconnect());
+    const writer = new RedisAclStore({ redisUrl: redis.url, prefix: 'writer:', subscribe: false, logger });
+    closers.push(() => writer.close());
+    await writer.connected(5000);
+    await writer.update('show', () => [{ id: 'k', hash: 'a'.repeat(64) }]);
+    const [, subscribers] = (await probe.pubsub('NUMSUB', writer.keys.aclEvents)) as [string, number];
+    expect(Number(subscribers)).toBe(0);
+  });
+
   it('subscribes again when its SUBSCRIBE timed out', async () => {
     const proxy = await startSubscribeHoldingProxy(redis.port, 1500); // command timeout: 1 s
     closers.push(() => proxy.close());
