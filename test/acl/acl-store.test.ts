@@ -83,7 +83,10 @@ describe('ACL store and cache (real redis-server)', () => {
   it('is connected only once it receives change messages (subscribed)', async () => {
     const probe = new Redis(redis.url);
     closers.push(() => probe.disconnect());
-    const created = await store('sub:');
+    const created = new RedisAclStore({ redisUrl: redis.url, prefix: 'sub:', subscribe: true, logger });
+    closers.push(() => created.close());
+    // Resolves when subscribed, not at its timeout (longer than the test's own).
+    await created.connected(10 * 60_000);
     const [, subscribers] = (await probe.pubsub('NUMSUB', created.keys.aclEvents)) as [string, number];
     expect(Number(subscribers)).toBe(1);
   });
