@@ -26,11 +26,13 @@ const MUTATE = [
 const TESTS = [
   'test/unit/acl.test.ts',
   'test/unit/acl-contract.test.ts',
+  'test/unit/acl-cache.test.ts',
   'test/unit/stream-access.test.ts',
   'test/unit/internal-api.test.ts',
   'test/unit/internal-client.test.ts',
   'test/unit/http-internal.test.ts',
   'test/unit/http-public.test.ts',
+  'test/unit/http-tls.test.ts',
   'test/unit/operator/streamacl-*.test.ts',
   'test/acl/acl-store.test.ts',
 ];

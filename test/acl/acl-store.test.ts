@@ -83,9 +83,23 @@ describe('ACL store and cache (real redis-server)', () => {
   it('is connected only once it receives change messages (subscribed)', async () => {
     const probe = new Redis(redis.url);
     closers.push(() => probe.disconnect());
-    const created = await store('sub:');
+    const created = new RedisAclStore({ redisUrl: redis.url, prefix: 'sub:', subscribe: true, logger });
+    closers.push(() => created.close());
+    // Resolves when subscribed, not at its timeout (longer than the test's own).
+    await created.connected(10 * 60_000);
     const [, subscribers] = (await probe.pubsub('NUMSUB', created.keys.aclEvents)) as [string, number];
     expect(Number(subscribers)).toBe(1);
+  });
+
+  it('does not subscribe when it only writes (subscribe: false, as the operator)', async () => {
+    const probe = new Redis(redis.url);
+    closers.push(() => probe.disconnect());
+    const writer = new RedisAclStore({ redisUrl: redis.url, prefix: 'writer:', subscribe: false, logger });
+    closers.push(() => writer.close());
+    await writer.connected(5000);
+    await writer.update('show', () => [{ id: 'k', hash: 'a'.repeat(64) }]);
+    const [, subscribers] = (await probe.pubsub('NUMSUB', writer.keys.aclEvents)) as [string, number];
+    expect(Number(subscribers)).toBe(0);
   });
 
   it('subscribes again when its SUBSCRIBE timed out', async () => {

@@ -89,6 +89,32 @@ describe('internal port', () => {
     expect((await app.inject({ method: 'GET', url: '/api/v1/streams' })).json()).toEqual({ streams: [] });
   });
 
+  it('lists every live stream, protected ones included, and serves the metrics in Prometheus text', async () => {
+    const { app, fake } = await internal({
+      streams: [
+        { name: 'free', producers: [] },
+        {
+          name: 'paid',
+          producers: [{ kind: 'video', rtpParameters: { codecs: [{ mimeType: 'video/VP8' }] } }],
+        },
+      ],
+      viewers: { paid: 2 },
+    });
+    await fake.access.store.update('paid', () => [{ id: 'k', hash: 'a'.repeat(64) }]);
+    for (let tries = 0; fake.access.isPublic('paid') && tries < 500; tries++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(fake.access.isPublic('paid')).toBe(false);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/streams' })).json()).toEqual({
+      streams: [
+        { name: 'free', tracks: [], viewers: 0 },
+        { name: 'paid', tracks: [{ kind: 'video', codec: 'video/VP8' }], viewers: 2 },
+      ],
+    });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.headers['content-type']).toBe(fake.metrics.registry.contentType);
+    expect(metrics.body).toContain('# TYPE rtccdn_admissions_total counter');
+  });
+
   it('has no node-to-node routes on a standalone node', async () => {
     const { app } = await internal({ clustered: false });
     const { request } = signed('POST', '/internal/v1/drain', { draining: true });

@@ -227,6 +227,62 @@ describe('WHIP and WHEP', () => {
     expect(malformed.statusCode).toBe(404);
   });
 
+  it('names the holder in a CDN (?node=) and passes a DELETE of another node’s session on to it', async () => {
+    const forwarded: unknown[][] = [];
+    let remoteError: Error | undefined;
+    const cluster = {
+      endRemoteSession: async (...args: unknown[]) => {
+        forwarded.push(args);
+        if (remoteError) throw remoteError;
+      },
+    };
+    const { app, fake } = await server(
+      { PUBLISH_TOKEN: 'publish-token-0123' },
+      { config: { cluster: { nodeId: 'edge-1' } as never }, cluster },
+    );
+    expect((await app.inject(sdpPost('/whep/show'))).headers.location).toBe(
+      `/whep/show/${SESSION_ID}?node=edge-1`,
+    );
+    const end = (url: string, headers: Record<string, string> = {}) =>
+      app.inject({ method: 'DELETE', url, headers });
+    // Another node's: passed on, nothing ended here.
+    expect((await end(`/whep/show~360p/${SESSION_ID}?node=edge-2`)).statusCode).toBe(200);
+    expect(forwarded).toEqual([['edge-2', 'whep', 'show~360p', SESSION_ID]]);
+    expect(fake.ended).toEqual([]);
+    // Its own, or no node named: ended here.
+    expect((await end(`/whep/show/${SESSION_ID}?node=edge-1`)).statusCode).toBe(200);
+    expect((await end(`/whep/show/${SESSION_ID}?node=`)).statusCode).toBe(200);
+    expect(fake.ended).toHaveLength(2);
+    expect(forwarded).toHaveLength(1);
+    // The holder's answer is the answer.
+    remoteError = new RtccdnError('SESSION_NOT_FOUND', 'no WHEP session on edge-3');
+    const notThere = await end(`/whep/show/${SESSION_ID}?node=edge-3`);
+    expect(notThere.statusCode).toBe(404);
+    expect(notThere.json().message).toBe('no WHEP session on edge-3');
+    remoteError = undefined;
+    // Checked before it is passed on: the publish token, and the node id.
+    expect((await end(`/whip/show/${SESSION_ID}?node=edge-2`)).statusCode).toBe(401);
+    const badNode = await end(`/whep/show/${SESSION_ID}?node=edge%202`);
+    expect(badNode.statusCode).toBe(400);
+    expect(badNode.json()).toMatchObject({
+      code: 'INVALID_REQUEST',
+      message: '?node= is not a node id: node id must be 1-128 characters of [A-Za-z0-9._-]',
+    });
+    expect(forwarded).toHaveLength(2);
+    expect(fake.ended).toHaveLength(2);
+
+    // A standalone node has no one to pass it to: its Location names no node, and it ends its own.
+    const standalone = await server();
+    expect((await standalone.app.inject(sdpPost('/whep/show'))).headers.location).toBe(
+      `/whep/show/${SESSION_ID}`,
+    );
+    expect(
+      (await standalone.app.inject({ method: 'DELETE', url: `/whep/show/${SESSION_ID}?node=edge-2` }))
+        .statusCode,
+    ).toBe(200);
+    expect(standalone.fake.ended).toHaveLength(1);
+  });
+
   it('answers OPTIONS (a CORS preflight) with Accept-Post, and PATCH (trickle ICE) with 405', async () => {
     const { app } = await server();
     const preflight = { origin: 'https://player.example', 'access-control-request-method': 'POST' };
@@ -356,6 +412,48 @@ describe('routes by role and settings', () => {
     expect((await app.inject({ method: 'GET', url: '/api/v1/streams' })).json()).toEqual({ streams: [] });
   });
 
+  it('says not ready (503) and draining on /readyz, and lists only the live streams anyone may watch', async () => {
+    const track = (kind: string, mimeType: string) => ({ kind, rtpParameters: { codecs: [{ mimeType }] } });
+    const { app, fake } = await server(
+      { ADMIN_TOKEN: ADMIN },
+      {
+        streams: [
+          { name: 'free', producers: [track('audio', 'audio/opus'), track('video', 'video/VP8')] },
+          { name: 'paid', producers: [track('video', 'video/H264')] },
+        ],
+        viewers: { free: 3, paid: 5 },
+      },
+    );
+    const readyz = () => app.inject({ method: 'GET', url: '/readyz' });
+    expect((await readyz()).json()).toEqual({ ready: true, workers: 1 });
+    fake.node.setDraining(true);
+    expect((await readyz()).json()).toEqual({ ready: true, workers: 1, draining: true });
+    (fake.node as { ready: boolean }).ready = false;
+    const notReady = await readyz();
+    expect(notReady.statusCode).toBe(503);
+    expect(notReady.json()).toEqual({ ready: false, workers: 1, draining: true });
+
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/streams/paid/acl',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ keys: [{ id: 'k', key: KEY }] }),
+    });
+    expect(put.statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/streams' })).json()).toEqual({
+      streams: [
+        {
+          name: 'free',
+          tracks: [
+            { kind: 'audio', codec: 'audio/opus' },
+            { kind: 'video', codec: 'video/VP8' },
+          ],
+          viewers: 3,
+        },
+      ],
+    });
+  });
+
   it('serves the ACL API only where streams are published, and the demo page only when asked', async () => {
     const edge = await server({ ADMIN_TOKEN: ADMIN }, { accepts: false });
     const acl = {
@@ -369,7 +467,18 @@ describe('routes by role and settings', () => {
     expect((await origin.app.inject(acl)).json().code).toBe('ACL_NOT_FOUND');
     expect((await origin.app.inject({ method: 'GET', url: '/' })).statusCode).toBe(404);
     const demo = await server({ DEMO_PAGE: 'true' });
-    expect((await demo.app.inject({ method: 'GET', url: '/' })).statusCode).toBe(200);
+    const page = await demo.app.inject({ method: 'GET', url: '/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['cache-control']).toBe('no-cache');
+    expect(page.body).toContain('<html');
+    for (const script of ['/demo/app.js', '/demo/whip-whep.js', '/demo/clock.js']) {
+      const response = await demo.app.inject({ method: 'GET', url: script });
+      expect([response.statusCode, response.headers['content-type']]).toEqual([
+        200,
+        'text/javascript; charset=utf-8',
+      ]);
+    }
   });
 });
 

@@ -55,6 +55,14 @@ export async function fakeMediaNode(
     transcoder?: unknown;
     /** An HlsPlayback stand-in (node.hls). */
     hls?: unknown;
+    /** Live streams (name and tracks) and their viewer counts. */
+    streams?: {
+      name: string;
+      producers: { kind: string; rtpParameters: { codecs: { mimeType: string }[] } }[];
+    }[];
+    viewers?: Record<string, number>;
+    /** The node's CDN membership (only what a test needs of it, e.g. endRemoteSession). */
+    cluster?: unknown;
   } = {},
 ): Promise<FakeMediaNode> {
   const config: MediaNodeConfig = {
@@ -106,11 +114,11 @@ export async function fakeMediaNode(
       draining = value;
     },
     pool: { workers: [{}] },
-    streams: { values: () => [] },
+    streams: { values: () => options.streams ?? [] },
     sessions: {
       viewerCount: 7,
       values: () => [],
-      viewersOf: () => 0,
+      viewersOf: (stream: string) => options.viewers?.[stream] ?? 0,
       end: (protocol: string, stream: string, session: string) => {
         ended.push({ protocol, stream, session });
         return options.sessionExists ?? true;
@@ -138,6 +146,7 @@ export async function fakeMediaNode(
     relayServer: options.relayServer,
     transcoder: options.transcoder,
     hls: options.hls,
+    cluster: options.cluster,
     dump: async () => ({ node: 'dumped' }),
   } as unknown as MediaNode;
   return {
