@@ -70,67 +70,17 @@ export class InternalClient {
   }
 
   /**
-   * A GET whose answer — success or error, text or bytes — is passed on as it came (a public
-   * request served by another node): returned whatever its status, once its signature is checked.
-   * Throws InternalCallError when the node does not answer (`unreachable`), the answer is not
-   * signed by a member of the cluster, or it exceeds `maxBytes`.
+   * Sends a signed call and reads its answer with `read`, then checks the answer's signature.
+   * InternalCallError when the node does not answer (`unreachable`: refused, timed out, failed)
+   * or the answer is not signed by a member of this cluster.
    */
-  async relay(
-    target: InternalTarget,
-    path: string,
-    options: { timeoutMs?: number; maxBytes: number },
-  ): Promise<RelayedAnswer> {
-    const call = `GET ${target.internalUrl}${path}`;
-    const { authorization, nonce } = signRequest(this.#key, {
-      method: 'GET',
-      path,
-      target: target.nodeId,
-      body: '',
-    });
-    let response: Response;
-    let body: Buffer;
-    try {
-      response = await fetch(`${target.internalUrl}${path}`, {
-        headers: { Authorization: authorization },
-        signal: AbortSignal.timeout(options.timeoutMs ?? this.#timeoutMs),
-        redirect: 'error',
-      });
-      body = await readCappedBytes(response, options.maxBytes);
-    } catch (error) {
-      const unreachable = unreachableKind(error);
-      throw new InternalCallError(
-        `${call} failed: ${unreachable === 'failed' ? (error as Error).message : `connection ${unreachable === 'refused' ? 'refused' : 'timed out'}`}`,
-        undefined,
-        undefined,
-        undefined,
-        unreachable,
-      );
-    }
-    if (
-      !verifyResponse(
-        this.#key,
-        nonce,
-        response.status,
-        body,
-        response.headers.get(RESPONSE_SIGNATURE_HEADER),
-      )
-    ) {
-      throw new InternalCallError(
-        `${call} → ${response.status}: the answer is not signed by a member of this cluster`,
-        undefined,
-      );
-    }
-    return { status: response.status, headers: response.headers, body };
-  }
-
-  /** `options.timeoutMs` overrides the client's timeout for this call (probes of a suspect node). */
-  async request<T>(
+  async #signedCall<B extends string | Buffer>(
     method: 'GET' | 'POST' | 'DELETE',
     target: InternalTarget,
     path: string,
-    body?: unknown,
-    options: { timeoutMs?: number } = {},
-  ): Promise<T> {
+    body: unknown,
+    options: { timeoutMs?: number; read: (response: Response) => Promise<B> },
+  ): Promise<{ response: Response; body: B }> {
     const text = body === undefined ? '' : JSON.stringify(body);
     const call = `${method} ${target.internalUrl}${path}`;
     const { authorization, nonce } = signRequest(this.#key, {
@@ -142,7 +92,7 @@ export class InternalClient {
     const headers: Record<string, string> = { Authorization: authorization };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response: Response;
-    let reply: string;
+    let reply: B;
     try {
       response = await fetch(`${target.internalUrl}${path}`, {
         method,
@@ -151,7 +101,7 @@ export class InternalClient {
         signal: AbortSignal.timeout(options.timeoutMs ?? this.#timeoutMs),
         redirect: 'error',
       });
-      reply = await readCapped(response, MAX_INTERNAL_RESPONSE_BYTES);
+      reply = await options.read(response);
     } catch (error) {
       const unreachable = unreachableKind(error);
       throw new InternalCallError(
@@ -171,13 +121,47 @@ export class InternalClient {
         response.headers.get(RESPONSE_SIGNATURE_HEADER),
       )
     ) {
-      // Not trusted, so not acted on; shown (shortened) because it usually tells why (a 401 for
-      // clock skew, a proxy's error page).
+      // Not trusted, so not acted on; a text answer is shown (shortened) because it usually
+      // tells why (a 401 for clock skew, a proxy's error page).
       throw new InternalCallError(
-        `${call} → ${response.status}: the answer is not signed by a member of this cluster: ${reply.slice(0, 200)}`,
+        `${call} → ${response.status}: the answer is not signed by a member of this cluster${typeof reply === 'string' ? `: ${reply.slice(0, 200)}` : ''}`,
         undefined,
       );
     }
+    return { response, body: reply };
+  }
+
+  /**
+   * A GET whose answer — success or error, text or bytes — is passed on as it came (a public
+   * request served by another node): returned whatever its status, once its signature is checked.
+   * Throws InternalCallError when the node does not answer (`unreachable`), the answer is not
+   * signed by a member of the cluster, or it exceeds `maxBytes`.
+   */
+  async relay(
+    target: InternalTarget,
+    path: string,
+    options: { timeoutMs?: number; maxBytes: number },
+  ): Promise<RelayedAnswer> {
+    const { response, body } = await this.#signedCall('GET', target, path, undefined, {
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      read: (answer) => readCappedBytes(answer, options.maxBytes),
+    });
+    return { status: response.status, headers: response.headers, body };
+  }
+
+  /** `options.timeoutMs` overrides the client's timeout for this call (probes of a suspect node). */
+  async request<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    target: InternalTarget,
+    path: string,
+    body?: unknown,
+    options: { timeoutMs?: number } = {},
+  ): Promise<T> {
+    const call = `${method} ${target.internalUrl}${path}`;
+    const { response, body: reply } = await this.#signedCall(method, target, path, body, {
+      ...options,
+      read: (answer) => readCapped(answer, MAX_INTERNAL_RESPONSE_BYTES),
+    });
     if (!response.ok) {
       let reason = reply;
       let code: ErrorCode | undefined;
