@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { StoredKey } from '../../media-node/contract/acl.js';
-import { InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/contract/acl.js';
+import { AclStoreError, InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/contract/acl.js';
 import { RtccdnError } from '../../media-node/contract/errors.js';
 import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
@@ -60,6 +61,42 @@ describe('ACL store and cache (real redis-server)', () => {
       Array.from({ length: 10 }, (_, index) => `k${index}`).sort(),
     );
     expect((await a.version()).version).toBe(10);
+  });
+
+  it('reads a store nobody has written as empty, and the first write starts an epoch at version 1', async () => {
+    const fresh = await store('fresh:');
+    const empty = { epoch: '', version: 0, syncedEpoch: '', head: '' };
+    expect(await fresh.version()).toEqual(empty);
+    expect(await fresh.snapshot()).toEqual({ ...empty, records: [], unreadable: [] });
+    await fresh.update('first', () => [key('k1')]);
+    const written = await fresh.version();
+    expect(written.version).toBe(1);
+    expect(written.epoch).not.toBe('');
+    expect(written.head).not.toBe('');
+    expect(await fresh.snapshot()).toMatchObject({
+      ...written,
+      records: [{ pattern: 'first' }],
+      unreadable: [],
+    });
+  });
+
+  it('gives up after 20 attempts against a writer that changes the record every time, and writes nothing', async () => {
+    const a = await store('contended:');
+    await a.update('hot', () => [key('k0')]);
+    const before = await a.version();
+    let attempts = 0;
+    const change = a.update('hot', (current) => {
+      attempts++;
+      // Another writer gets in between this read and its write, every time (synchronously, so
+      // surely before the write: trailing blanks keep the record valid JSON but not the same).
+      execFileSync('redis-cli', ['-u', redis.url, 'APPEND', a.keys.aclRecord('hot'), ' ']);
+      return [...(current?.keys ?? []), key('mine')];
+    });
+    await expect(change).rejects.toThrow(AclStoreError);
+    await expect(change).rejects.toThrow(/gave up after 20 attempts/);
+    expect(attempts).toBe(20);
+    expect((await a.get('hot'))?.keys.map((stored) => stored.id)).toEqual(['k0']);
+    expect((await a.version()).version).toBe(before.version);
   });
 
   it('stamps the writer as owner, and leaves a record alone when the change says UNCHANGED', async () => {
