@@ -172,6 +172,7 @@ describe('CRDs on a real kube-apiserver', () => {
           transcoders: { replicas: 0 },
         },
       ],
+      adaptiveLadder: false,
       acl: { defaultPolicy: 'allow' },
       network: { exposure: 'hostPort', serviceType: 'ClusterIP', rtcPortBase: 40000, workersPerNode: 2 },
       placement: { regionLabel: 'topology.kubernetes.io/region' },
