@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestCluster } from '../scripts/harness/cluster.js';
-import { createNetns, netnsAvailable } from '../scripts/harness/netns.js';
+import { netnsAvailable } from '../scripts/harness/netns.js';
 import { TestViewer } from '../scripts/harness/peers.js';
-import { startRedisServer } from '../scripts/harness/redis.js';
+import { startShapedEdgeCdn } from '../scripts/harness/shaped-edge.js';
 import { launchChromium } from '../test/e2e/chromium.js';
 import { noiseVideoFile, publishSimulcast, sentLayers } from '../test/e2e/simulcast-publisher.js';
 import { type Summary, summarize } from './stats.js';
@@ -48,16 +47,13 @@ export interface AbrResult {
 
 export async function runAbrBench(options: { trials: number; lowRate: string }): Promise<AbrResult> {
   if (!netnsAvailable()) throw new Error('the abr bench needs root and iproute2 (ip netns, tc)');
-  const netns = await createNetns();
-  const redis = await startRedisServer({ bind: netns.hostIp });
-  const cluster = new TestCluster(`redis://${netns.hostIp}:${redis.port}`);
+  const cdn = await startShapedEdgeCdn({
+    hostNodes: [{ id: 'origin', role: 'origin', region: 'a', env: { DEMO_PAGE: 'true' } }],
+  });
+  const { netns, cluster } = cdn;
   const viewer = new TestViewer();
   let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
   try {
-    await cluster.add(
-      { id: 'origin', role: 'origin', region: 'a', address: netns.hostIp, env: { DEMO_PAGE: 'true' } },
-      { id: 'edge', role: 'edge', region: 'a', address: netns.nsIp, wrap: netns.exec },
-    );
     chromium = await launchChromium({
       fakeVideoFile: await noiseVideoFile(),
       secureOrigins: [cluster.node('origin').baseUrl],
@@ -118,10 +114,7 @@ export async function runAbrBench(options: { trials: number; lowRate: string }):
   } finally {
     viewer.close();
     await chromium?.close();
-    await netns.shape(undefined).catch(() => undefined);
-    await cluster.stopAll();
-    await redis.stop();
-    await netns.remove();
+    await cdn.close();
   }
 }
 

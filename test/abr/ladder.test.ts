@@ -7,11 +7,11 @@
  * Origin and transcoder are separate processes, Redis and FFmpeg real. Needs root and iproute2.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { TestCluster } from '../../scripts/harness/cluster.js';
-import { createNetns, type NetnsLink, netnsAvailable } from '../../scripts/harness/netns.js';
+import type { TestCluster } from '../../scripts/harness/cluster.js';
+import { type NetnsLink, netnsAvailable } from '../../scripts/harness/netns.js';
 import { eventually } from '../../scripts/harness/node.js';
 import { TestPublisher, TestViewer } from '../../scripts/harness/peers.js';
-import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
+import { adminApi, type ShapedEdgeCdn, startShapedEdgeCdn } from '../../scripts/harness/shaped-edge.js';
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
 const VIEWER_KEY = 'viewer-key-0123456789';
@@ -25,53 +25,28 @@ if (!netnsAvailable()) console.warn('ladder test skipped: it needs root and ipro
 (netnsAvailable() ? describe : describe.skip)(
   'rendition ladder: one session moving along source → 360p → 180p',
   () => {
+    let cdn: ShapedEdgeCdn;
     let netns: NetnsLink;
-    let redis: RedisServer;
     let cluster: TestCluster;
     const peers: { close(): void }[] = [];
     const url = (id: string) => cluster.node(id).baseUrl;
+    const api = adminApi(() => url('origin'), ADMIN_TOKEN);
 
     beforeAll(async () => {
-      netns = await createNetns();
-      redis = await startRedisServer({ bind: netns.hostIp });
-      cluster = new TestCluster(`redis://${netns.hostIp}:${redis.port}`, {
-        ADMIN_TOKEN,
-        PROFILES,
-        TRANSCODE_LINGER_MS: '1000',
-        RELAY_LINGER_MS: '1000',
+      cdn = await startShapedEdgeCdn({
+        env: { ADMIN_TOKEN, PROFILES, TRANSCODE_LINGER_MS: '1000', RELAY_LINGER_MS: '1000' },
+        hostNodes: [
+          { id: 'origin', role: 'origin', region: 'a' },
+          { id: 'transcoder', role: 'transcoder', region: 'a' },
+        ],
+        edgeEnv: { ADAPTIVE_LADDER: 'true' },
       });
-      await cluster.add(
-        { id: 'origin', role: 'origin', region: 'a', address: netns.hostIp },
-        { id: 'transcoder', role: 'transcoder', region: 'a', address: netns.hostIp },
-        {
-          id: 'edge',
-          role: 'edge',
-          region: 'a',
-          address: netns.nsIp,
-          wrap: netns.exec,
-          env: { ADAPTIVE_LADDER: 'true' },
-        },
-      );
+      ({ netns, cluster } = cdn);
     }, 90_000);
     afterAll(async () => {
       for (const peer of peers) peer.close();
-      await netns?.shape(undefined).catch(() => undefined);
-      await cluster?.stopAll();
-      await redis?.stop();
-      await netns?.remove();
+      await cdn?.close();
     }, 60_000);
-
-    async function api(method: string, path: string, body?: unknown) {
-      const response = await fetch(`${url('origin')}${path}`, {
-        method,
-        headers: {
-          Authorization: `Bearer ${ADMIN_TOKEN}`,
-          ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      return response.status;
-    }
 
     async function ladderViewer() {
       const dump = await cluster.dump('edge');

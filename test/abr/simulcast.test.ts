@@ -11,11 +11,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
-import { TestCluster } from '../../scripts/harness/cluster.js';
-import { createNetns, type NetnsLink, netnsAvailable } from '../../scripts/harness/netns.js';
+import type { TestCluster } from '../../scripts/harness/cluster.js';
+import { type NetnsLink, netnsAvailable } from '../../scripts/harness/netns.js';
 import { eventually } from '../../scripts/harness/node.js';
 import { TestViewer } from '../../scripts/harness/peers.js';
-import { type RedisServer, startRedisServer } from '../../scripts/harness/redis.js';
+import { adminApi, type ShapedEdgeCdn, startShapedEdgeCdn } from '../../scripts/harness/shaped-edge.js';
 import { type LaunchedChromium, launchChromium } from '../e2e/chromium.js';
 import { framesSent, noiseVideoFile, publishSimulcast, sentLayers } from '../e2e/simulcast-publisher.js';
 
@@ -27,22 +27,21 @@ if (!netnsAvailable()) console.warn('simulcast test skipped: it needs root and i
 (netnsAvailable() ? describe : describe.skip)(
   'simulcast: Chromium → origin → edge (shaped link) → viewer',
   () => {
+    let cdn: ShapedEdgeCdn;
     let netns: NetnsLink;
-    let redis: RedisServer;
     let cluster: TestCluster;
     let chromium: LaunchedChromium;
     let page: Page;
     const viewers: TestViewer[] = [];
     const url = (id: string) => cluster.node(id).baseUrl;
+    const api = adminApi(() => url('origin'), ADMIN_TOKEN);
 
     beforeAll(async () => {
-      netns = await createNetns();
-      redis = await startRedisServer({ bind: netns.hostIp });
-      cluster = new TestCluster(`redis://${netns.hostIp}:${redis.port}`, { ADMIN_TOKEN });
-      await cluster.add(
-        { id: 'origin', role: 'origin', region: 'a', address: netns.hostIp, env: { DEMO_PAGE: 'true' } },
-        { id: 'edge', role: 'edge', region: 'a', address: netns.nsIp, wrap: netns.exec },
-      );
+      cdn = await startShapedEdgeCdn({
+        env: { ADMIN_TOKEN },
+        hostNodes: [{ id: 'origin', role: 'origin', region: 'a', env: { DEMO_PAGE: 'true' } }],
+      });
+      ({ netns, cluster } = cdn);
       chromium = await launchChromium({
         fakeVideoFile: await noiseVideoFile(),
         secureOrigins: [url('origin')],
@@ -53,23 +52,8 @@ if (!netnsAvailable()) console.warn('simulcast test skipped: it needs root and i
     afterAll(async () => {
       for (const viewer of viewers) viewer.close();
       await chromium?.close();
-      await netns?.shape(undefined).catch(() => undefined);
-      await cluster?.stopAll();
-      await redis?.stop();
-      await netns?.remove();
+      await cdn?.close();
     }, 60_000);
-
-    async function api(method: string, path: string, body?: unknown) {
-      const response = await fetch(`${url('origin')}${path}`, {
-        method,
-        headers: {
-          Authorization: `Bearer ${ADMIN_TOKEN}`,
-          ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      return response.status;
-    }
 
     async function edgeVideo(stream = 'sc') {
       const dump = await cluster.dump('edge');
