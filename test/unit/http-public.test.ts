@@ -396,6 +396,76 @@ describe('request logging and metrics', () => {
     expect(fake.logs.filter((line) => 'req' in line || 'res' in line)).toEqual([]);
   });
 
+  it('serves HLS through its routes, counting each request by kind and status and each refusal by code', async () => {
+    // An HlsPlayback stand-in: the playlist for the right key, a refusal for any other.
+    const hls = {
+      multivariant: async (_stream: string, key: string | undefined) => {
+        if (key !== KEY) throw new RtccdnError('ACCESS_DENIED', 'no access to this stream');
+        return '#EXTM3U\n';
+      },
+      holderOf: () => undefined,
+      mediaPlaylist: async () => '#EXTM3U\n#EXT-X-TARGETDURATION:1\n',
+      file: async () => Buffer.from('fmp4 bytes'),
+    };
+    const { app, fake } = await server({}, { hls });
+    const multivariant = await app.inject({ method: 'GET', url: `/hls/show/index.m3u8?key=${KEY}` });
+    expect(multivariant.statusCode).toBe(200);
+    expect(multivariant.headers['content-type']).toBe('application/vnd.apple.mpegurl');
+    expect(multivariant.headers['cache-control']).toBe('private, no-store');
+    expect(
+      (await app.inject({ method: 'GET', url: '/hls/show/index.m3u8?key=wrong-key-0123' })).statusCode,
+    ).toBe(403);
+    expect((await app.inject({ method: 'GET', url: '/hls/show/v0/media.m3u8?t=signed' })).body).toContain(
+      'TARGETDURATION',
+    );
+    for (const file of ['init.mp4', 'part4.1.m4s', 'seg4.m4s']) {
+      const response = await app.inject({ method: 'GET', url: `/hls/show/v0/${file}?t=signed` });
+      expect([response.statusCode, response.headers['content-type'], response.body]).toEqual([
+        200,
+        'video/mp4',
+        'fmp4 bytes',
+      ]);
+    }
+    const counted = await fake.metrics.registry.getSingleMetricAsString('rtccdn_hls_requests_total');
+    for (const [kind, status] of [
+      ['multivariant', 200],
+      ['multivariant', 403],
+      ['media', 200],
+      ['init', 200],
+      ['part', 200],
+      ['segment', 200],
+    ])
+      expect(counted).toContain(`rtccdn_hls_requests_total{kind="${kind}",status="${status}"} 1`);
+    // HLS requests are not WHIP/WHEP requests.
+    expect(await fake.metrics.registry.getSingleMetricAsString('rtccdn_http_requests_total')).not.toContain(
+      'hls',
+    );
+    expect(await fake.metrics.registry.getSingleMetricAsString('rtccdn_hls_refusals_total')).toContain(
+      'rtccdn_hls_refusals_total{code="ACCESS_DENIED"} 1',
+    );
+    const logged = fake.logs.filter((line) => 'status' in line).map((line) => line.msg);
+    expect(logged).toContain('GET /hls/show/index.m3u8 403');
+    expect(logged).toContain('GET /hls/show/v0/part4.1.m4s 200');
+    // Neither the viewer's key nor the signed token reaches the log.
+    expect(JSON.stringify(fake.logs)).not.toContain(KEY);
+    expect(JSON.stringify(fake.logs)).not.toContain('signed');
+  });
+
+  it('logs an error raised after the response was sent (fastify would drop it), without the query', async () => {
+    const { app, fake } = await server();
+    fake.metrics.requests.inc = () => {
+      throw new Error('counter broke');
+    };
+    const response = await app.inject(sdpPost(`/whep/show?key=${KEY}`));
+    expect(response.statusCode).toBe(201);
+    const failures = fake.logs.filter((line) => line.msg === 'request failed after its response was sent');
+    expect(failures.map(({ level, url, method, status }) => ({ level, url, method, status }))).toEqual([
+      { level: 50, url: '/whep/show', method: 'POST', status: 201 },
+    ]);
+    expect(JSON.stringify(failures)).toContain('counter broke');
+    expect(JSON.stringify(fake.logs)).not.toContain(KEY);
+  });
+
   it('reduces a request target to its %-decoded path', () => {
     expect(routedPath('/whep/a%7Eb?key=secret')).toBe('/whep/a~b');
     expect(routedPath('/whep/show')).toBe('/whep/show');

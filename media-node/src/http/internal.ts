@@ -1,5 +1,5 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { installErrorHandler, isRtccdnError, RtccdnError } from '../../contract/errors.js';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { installErrorHandler, isRtccdnError, QuietRequestLog, RtccdnError } from '../../contract/errors.js';
 import {
   CLAIMS_PATH,
   type ClaimStatus,
@@ -40,7 +40,7 @@ declare module 'fastify' {
 export async function createInternalServer(node: MediaNode): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: node.logger.child({ component: 'internal-http' }) as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new QuietRequestLog(),
     bodyLimit: 256 * 1024,
     forceCloseConnections: true,
   });

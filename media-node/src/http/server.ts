@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { installErrorHandler } from '../../contract/errors.js';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { installErrorHandler, QuietRequestLog } from '../../contract/errors.js';
 import type { MediaNode } from '../MediaNode.js';
 import { registerAclRoutes } from './acl.js';
 import { registerDemoRoutes } from './demo.js';
@@ -28,7 +28,7 @@ export async function createHttpServer(node: MediaNode): Promise<FastifyInstance
   const options = {
     loggerInstance: node.logger.child({ component: 'http' }) as FastifyBaseLogger,
     // Requests are logged once, by the onResponse hook below, with the fields we want.
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new QuietRequestLog(),
     bodyLimit: MAX_SDP_BYTES,
     // Long stream names must reach the name check (a 400 with the rule), not fastify's 414.
     routerOptions: { maxParamLength: 1024 },

@@ -18,7 +18,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { AccessKeyInput } from '../../../media-node/contract/acl.js';
 import { aclKeysBody, aclPatternParam, openApiDocument } from '../../../media-node/contract/acl-api.js';
-import { installErrorHandler, RtccdnError } from '../../../media-node/contract/errors.js';
+import { installErrorHandler, QuietRequestLog, RtccdnError } from '../../../media-node/contract/errors.js';
 import { TokenGuard } from '../../../media-node/contract/http.js';
 import { type StreamACL, StreamACLSchema } from '../api/v1alpha1.js';
 import type { KubeClient } from '../kube/client.js';
@@ -62,7 +62,7 @@ export async function createAclApiServer(options: AclApiOptions): Promise<Fastif
   const { client } = options;
   const app = Fastify({
     loggerInstance: options.logger.child({ component: 'acl-api' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new QuietRequestLog(),
     bodyLimit: 256 * 1024,
   });
   app.removeAllContentTypeParsers();

@@ -1,4 +1,10 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { ERROR_CODES, type ErrorCode, RtccdnError } from '../errors.js';
 
 /** The JSON body of every error answer of every rtccdn server. */
@@ -100,4 +106,28 @@ export function installErrorHandler(app: FastifyInstance): void {
     );
     reply.code(answer.status).send(answer.body);
   });
+}
+
+/**
+ * fastify's own per-request log lines, for every rtccdn server: off (each server logs its
+ * requests itself, never with the query string, where viewers' keys travel), except what would
+ * otherwise reach no log at all: an error raised after the response was sent (an `onResponse`
+ * hook that throws).
+ */
+export class QuietRequestLog extends LogController {
+  constructor() {
+    super({ disableRequestLogging: true });
+  }
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (!error) return;
+    reply.log.error(
+      { err: error, method: request.method, url: request.url.split('?')[0], status: reply.statusCode },
+      'request failed after its response was sent',
+    );
+  }
 }
