@@ -1,14 +1,15 @@
 /**
  * The public port's TLS pair, in-process: what readTlsPair accepts and how it refuses (a
  * ConfigError naming the variable at fault), and how TlsReloader installs a renewed pair, keeps
- * the current one when the new files do not check out (logged once), and stops on close().
+ * the current one when the new files do not check out (logged once), polls as a backstop, and
+ * stops on close() — also when the server closes.
  * Certificates are made by the openssl CLI; test/media/https.test.ts runs a node over HTTPS.
  */
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { pino } from 'pino';
 import { ConfigError } from '../../media-node/src/config.js';
 import { createHttpServer } from '../../media-node/src/http/server.js';
@@ -160,6 +161,34 @@ describe('TlsReloader', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(installed).toHaveLength(1);
   });
+  it('also reads the files every 10 s, for file systems that report no change, and stops on close()', () => {
+    write(first.cert, first.key);
+    const initial = readTlsPair(files);
+    // Changed before the reloader watches: only its poll can notice.
+    write(second.cert, second.key);
+    jest.useFakeTimers();
+    const installed: SecureContextOptions[] = [];
+    const reloader = new TlsReloader(
+      files,
+      { setSecureContext: (options) => installed.push(options) },
+      pino({ level: 'silent' }),
+      initial,
+    );
+    try {
+      jest.advanceTimersByTime(9_999);
+      expect(installed).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(installed.map((options) => String(options.cert))).toEqual([second.cert]);
+      reloader.close();
+      write(first.cert, first.key);
+      jest.advanceTimersByTime(60_000);
+      expect(installed).toHaveLength(1);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      reloader.close();
+      jest.useRealTimers();
+    }
+  });
 });
 
 describe('the public server over TLS', () => {
@@ -182,5 +211,21 @@ describe('the public server over TLS', () => {
       await app.close();
       await fake.close();
     }
+  });
+
+  it('stops watching the TLS files when the server closes', async () => {
+    write(first.cert, first.key);
+    const fake = await fakeMediaNode({}, { config: { tls: files } });
+    const app = await createHttpServer(fake.node);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const server = app.server as unknown as { setSecureContext(options: SecureContextOptions): void };
+    const installed: SecureContextOptions[] = [];
+    server.setSecureContext = (options) => installed.push(options);
+    await app.close();
+    await fake.close();
+    write(second.cert, second.key);
+    // Five times the watch's debounce: a reloader still watching would have installed it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(installed).toEqual([]);
   });
 });
