@@ -42,13 +42,18 @@ class ScriptedStore extends TypedEmitter<AclStoreEvents> implements AclStore {
   failing: Error | undefined;
   /** Holds snapshot() answers until resolved (a slow full read). */
   snapshotGate: Promise<void> | undefined;
+  /** Holds get() answers until resolved (a slow read of one record). */
+  getGate: Promise<void> | undefined;
 
   async connected(): Promise<void> {}
   async get(pattern: string): Promise<AclRecord | undefined> {
     this.reads++;
     if (this.failing) throw this.failing;
     if (this.unreadable.has(pattern)) throw new UnreadableAclError(pattern, 'record version 9');
-    return this.records.get(pattern);
+    // What the store held when asked; the answer may arrive after later writes (a slow read).
+    const value = this.records.get(pattern);
+    await this.getGate;
+    return value;
   }
   async snapshot(): Promise<AclSnapshot> {
     this.snapshots++;
@@ -127,6 +132,15 @@ async function started(store: ScriptedStore, checkIntervalMs = 600_000) {
   cache.on('reset', (locked) => resets.push([...locked].sort()));
   return { cache, changed, resets };
 }
+
+/** A promise the test resolves when it wants (a store's slow answer). */
+const gate = () => {
+  let open = () => {};
+  const closed = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { closed, open };
+};
 
 /** Lets queued change handling (a few promise turns, no timers) run. */
 const settle = async (rounds = 20) => {
@@ -459,6 +473,42 @@ describe('AclCache: the periodic check', () => {
     const confirmed = cache.confirmedAt ?? 0;
     await until(() => (cache.confirmedAt ?? 0) > confirmed, 'a confirmation');
     expect(cache.version).toBe(1);
+  });
+
+  it('applies a change that arrives while its full read is in flight once that read is in, from the message', async () => {
+    const store = new ScriptedStore();
+    const { cache, changed } = await started(store, 20);
+    const slow = gate();
+    store.snapshotGate = slow.closed;
+    store.write('lost', record('lost'), { silent: true });
+    await until(() => store.snapshots === 2, 'the check’s full read');
+    // Made after the read took its state: the read will not have it.
+    const change = store.write('a', record('a'), { at: 1234 });
+    await settle();
+    store.snapshotGate = undefined;
+    slow.open();
+    await until(() => cache.version === 2, 'the change');
+    expect(cache.governing('a')?.pattern).toBe('a');
+    // Applied from its message (with the time it was made), not left to the next check.
+    expect(changed).toContainEqual({ patterns: ['a'], at: change.at });
+    expect(store.snapshots).toBe(2);
+  });
+
+  it('does not let a slow read of a changed record undo a newer full read that overtook it', async () => {
+    const store = new ScriptedStore();
+    const { cache, changed } = await started(store, 20);
+    const slow = gate();
+    store.getGate = slow.closed;
+    const first = store.write('a', record('a', 'k1'), { at: 1111 }); // its read is slow
+    await until(() => store.reads === 1, 'the read of the changed record');
+    store.write('a', record('a', 'k2'), { silent: true });
+    await until(() => cache.version === 2, 'the check’s full read');
+    expect(cache.governing('a')?.keys[0]?.id).toBe('k2');
+    slow.open();
+    await settle();
+    expect(cache.version).toBe(2);
+    expect(cache.governing('a')?.keys[0]?.id).toBe('k2');
+    expect(changed.filter((event) => event.at === first.at)).toEqual([]);
   });
 
   it('does not take a store without a head (written by an older version) for a fork', async () => {
