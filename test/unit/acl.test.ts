@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import fc from 'fast-check';
 import {
   type DefaultPolicy,
@@ -703,6 +703,24 @@ describe('AccessController: what a refused viewer is told, what is counted, and 
     await put('paid', [{ id: 'k2', key: 'secret-key-000002', expiresAt: Date.now() + 200 }]);
     expect(await until(() => later.closedWith !== undefined)).toBe(true);
     expect(later.closedWith).toBe('revoked: key-expired');
+  });
+
+  it('close() leaves no timer of its own running: key expiries and the failure limiters’ sweeps', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    try {
+      const { controller, cache, put } = await setup();
+      await put('paid', [{ id: 'k1', key: 'secret-key-000001', expiresAt: Date.now() + 600_000 }]);
+      const cacheOnly = 1; // the cache's periodic check, closed with the cache
+      expect(jest.getTimerCount()).toBe(cacheOnly + 2);
+      controller.watch(new Viewer(), controller.admit('paid', 'secret-key-000001', '10.0.0.1'));
+      expect(jest.getTimerCount()).toBe(cacheOnly + 3);
+      controller.close();
+      expect(jest.getTimerCount()).toBe(cacheOnly);
+      cache.close();
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('stops watching on close(): an expiring key closes no session afterwards', async () => {
