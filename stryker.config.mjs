@@ -33,6 +33,7 @@ const TESTS = [
   'test/unit/http-internal.test.ts',
   'test/unit/http-public.test.ts',
   'test/unit/http-tls.test.ts',
+  'test/unit/http-hls.test.ts',
   'test/unit/operator/streamacl-*.test.ts',
   'test/acl/acl-store.test.ts',
 ];
