@@ -161,6 +161,32 @@ describe('TlsReloader', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(installed).toHaveLength(1);
   });
+  it('installs nothing once closed, not even a change it noticed just before', async () => {
+    write(first.cert, first.key);
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    const installed: SecureContextOptions[] = [];
+    const reloader = new TlsReloader(
+      files,
+      { setSecureContext: (options) => installed.push(options) },
+      pino({ level: 'silent' }),
+      readTlsPair(files),
+    );
+    try {
+      write(second.cert, second.key);
+      // The watch's event arrives on a later turn of the event loop and starts the debounce.
+      for (let turn = 0; turn < 10_000 && jest.getTimerCount() < 2; turn++)
+        await new Promise((resolve) => setImmediate(resolve));
+      expect(jest.getTimerCount()).toBe(2); // the poll, and one debounce however many events came
+      reloader.close();
+      expect(jest.getTimerCount()).toBe(0);
+      jest.advanceTimersByTime(60_000);
+      expect(installed).toEqual([]);
+    } finally {
+      reloader.close();
+      jest.useRealTimers();
+    }
+  });
+
   it('also reads the files every 10 s, for file systems that report no change, and stops on close()', () => {
     write(first.cert, first.key);
     const initial = readTlsPair(files);
@@ -202,6 +228,11 @@ describe('the public server over TLS', () => {
       const served = async () => (await tlsRequest(`${address}/healthz`, { ca })).fingerprint;
       expect(address).toMatch(/^https:/);
       expect(await served()).toBe(first.fingerprint);
+      // Browsers that reached it over HTTPS keep to HTTPS, also on refusals.
+      for (const path of ['/healthz', '/no-such-route']) {
+        const answer = await tlsRequest(`${address}${path}`, { ca });
+        expect(answer.headers['strict-transport-security']).toBe('max-age=31536000');
+      }
       write(second.cert, second.key);
       const deadline = Date.now() + 5000;
       while ((await served()) !== second.fingerprint && Date.now() < deadline)
