@@ -3,7 +3,7 @@
  * signs, which answers it trusts, what it makes of refusals, and the size cap on answers.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   deriveSigningKey,
@@ -259,5 +259,94 @@ describe('InternalClient', () => {
     );
     expect(unreachable.message).toMatch(/^GET http:\/\/127\.0\.0\.1:1\/internal\/v1\/dump failed: /);
     expect(unreachable.status).toBeUndefined();
+  });
+
+  it('says how a node did not answer: refused (nothing listens), timed out, or failed on the way', async () => {
+    // A port nothing listens on (port 1 would not do: fetch refuses "bad ports" itself).
+    const closed = createTcpServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const gone = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise((resolve) => closed.close(resolve));
+    const refused = await failure(
+      client.request('GET', { nodeId: 'node-b', internalUrl: gone }, '/internal/v1/dump'),
+    );
+    expect([refused.unreachable, refused.message]).toEqual([
+      'refused',
+      `GET ${gone}/internal/v1/dump failed: connection refused`,
+    ]);
+    // A node that takes the connection and never answers; one that drops it at once.
+    const sockets: import('node:net').Socket[] = [];
+    const listen = async (onConnection: (socket: import('node:net').Socket) => void) => {
+      const tcp: TcpServer = createTcpServer((socket) => {
+        sockets.push(socket);
+        onConnection(socket);
+      });
+      await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+      return { tcp, at: `http://127.0.0.1:${(tcp.address() as AddressInfo).port}` };
+    };
+    const silent = await listen(() => {});
+    const dropping = await listen((socket) => socket.destroy());
+    try {
+      const slow = { nodeId: 'node-b', internalUrl: silent.at };
+      // The per-call timeout, not the client's (two minutes here), ends these calls; a call still
+      // waiting after 10 s (a liveness bound, not a speed target) did not use it.
+      const patient = new InternalClient(SECRET, 120_000);
+      const answered = <T>(call: Promise<T>) =>
+        Promise.race([
+          call,
+          new Promise<never>((_resolve, reject) =>
+            setTimeout(() => reject(new Error('still waiting after 10 s')), 10_000).unref(),
+          ),
+        ]);
+      const timedOut = await failure(
+        answered(patient.request('GET', slow, '/internal/v1/dump', undefined, { timeoutMs: 200 })),
+      );
+      expect([timedOut.unreachable, timedOut.message]).toEqual([
+        'timeout',
+        `GET ${silent.at}/internal/v1/dump failed: connection timed out`,
+      ]);
+      const relayTimedOut = await failure(
+        answered(patient.relay(slow, '/internal/v1/hls/s/v/seg1.m4s', { timeoutMs: 200, maxBytes: 1024 })),
+      );
+      expect(relayTimedOut.unreachable).toBe('timeout');
+      const dropped = await failure(
+        client.request('GET', { nodeId: 'node-b', internalUrl: dropping.at }, '/internal/v1/dump'),
+      );
+      expect(dropped.unreachable).toBe('failed');
+      expect(dropped.message).toMatch(
+        new RegExp(`^GET ${dropping.at}/internal/v1/dump failed: (?!connection )`),
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.tcp.close(resolve));
+      await new Promise((resolve) => dropping.tcp.close(resolve));
+    }
+    // A node that answered is not "unreachable", whatever it said.
+    answer = () => ({ status: 503, body: 'busy' });
+    expect((await failure(client.request('GET', target(), '/internal/v1/dump'))).unreachable).toBeUndefined();
+  });
+
+  it('passes on the data of an error answer only when it is a flat object of strings, numbers, booleans and string lists', async () => {
+    const refusalWith = async (data: unknown) => {
+      answer = () => ({
+        status: 410,
+        body: JSON.stringify({ code: 'SESSION_ENDED', message: 'ended', data }),
+      });
+      return (await failure(client.request('DELETE', target(), '/internal/v1/sessions/whep/s/x'))).data;
+    };
+    const flat = { reason: 'revoked: key-removed', at: 17, final: true, keys: ['a', 'b'] };
+    expect(await refusalWith(flat)).toEqual(flat);
+    expect(await refusalWith({})).toEqual({});
+    for (const bad of [
+      null,
+      'text',
+      7,
+      ['a'],
+      { nested: { a: 1 } },
+      { list: [1, 2] },
+      { list: ['a', 2] },
+      { none: null },
+    ])
+      expect([bad, await refusalWith(bad)]).toEqual([bad, undefined]);
   });
 });
