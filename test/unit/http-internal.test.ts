@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { InjectOptions } from 'fastify';
+import { RtccdnError } from '../../media-node/contract/errors.js';
 import {
   deriveSigningKey,
   RESPONSE_SIGNATURE_HEADER,
@@ -399,5 +400,105 @@ describe('internal port', () => {
     const answer = await app.inject(call.request);
     expect([answer.statusCode, answer.json().code]).toEqual([421, 'WRONG_NODE']);
     expect(isSignedFor(answer, call.nonce)).toBe(true);
+  });
+
+  it('answers the failover probes: a relay this source still serves, a claim this node holds', async () => {
+    const relays = new Map([
+      ['r1', { id: 'r1', streamName: 'live', closed: false }],
+      ['r2', { id: 'r2', streamName: 'live', closed: true }],
+    ]);
+    const { app } = await internal({
+      relayServer: { relays },
+      cluster: {
+        registry: { heldStream: (name: string) => (name === 'live' ? { name, claimId: 'c-7' } : undefined) },
+      },
+    });
+    const probe = async (url: string) => {
+      const call = signed('GET', url);
+      const answer = await app.inject(call.request);
+      expect(isSignedFor(answer, call.nonce)).toBe(true);
+      return [answer.statusCode, answer.json()];
+    };
+    expect(await probe('/internal/v1/relays/r1')).toEqual([200, { relayId: 'r1', stream: 'live' }]);
+    for (const gone of ['r2', 'r3'])
+      expect(await probe(`/internal/v1/relays/${gone}`)).toEqual([
+        404,
+        expect.objectContaining({ code: 'RELAY_NOT_FOUND', message: `no relay ${gone}` }),
+      ]);
+    expect(await probe('/internal/v1/claims/live')).toEqual([200, { stream: 'live', claimId: 'c-7' }]);
+    expect(await probe('/internal/v1/claims/other')).toEqual([
+      404,
+      expect.objectContaining({ code: 'STREAM_NOT_LIVE', message: 'this node holds no claim on other' }),
+    ]);
+  });
+
+  it('says no relay and no claim on a node without relays or a CDN', async () => {
+    const { app } = await internal({ cluster: undefined });
+    for (const [url, code] of [
+      ['/internal/v1/relays/r1', 'RELAY_NOT_FOUND'],
+      ['/internal/v1/claims/live', 'STREAM_NOT_LIVE'],
+    ]) {
+      const answer = await app.inject(signed('GET', url as string).request);
+      expect([answer.statusCode, answer.json().code]).toEqual([404, code]);
+    }
+  });
+
+  it('ends a WHIP or WHEP session a player’s DELETE reached another node for, and nothing else', async () => {
+    const { app, fake } = await internal();
+    for (const protocol of ['whip', 'whep']) {
+      const answer = await app.inject(signed('DELETE', `/internal/v1/sessions/${protocol}/live/s-1`).request);
+      expect(answer.statusCode).toBe(200);
+    }
+    expect(fake.ended).toEqual([
+      { protocol: 'whip', stream: 'live', session: 's-1' },
+      { protocol: 'whep', stream: 'live', session: 's-1' },
+    ]);
+    const other = await app.inject(signed('DELETE', '/internal/v1/sessions/rtmp/live/s-1').request);
+    expect([other.statusCode, other.json().code, other.json().message]).toEqual([
+      400,
+      'INVALID_REQUEST',
+      'unknown protocol "rtmp"',
+    ]);
+    expect(fake.ended).toHaveLength(2);
+  });
+
+  it('serves HLS for another edge only with one well-formed player address, and counts refusals (4xx) by code', async () => {
+    let fail: Error | undefined;
+    const hls = {
+      file: async () => {
+        if (fail) throw fail;
+        return Buffer.from('part');
+      },
+    };
+    const { app, fake } = await internal({ hls });
+    for (const ip of ['', 'ip=not-an-address', 'ip=10.0.0.1&ip=10.0.0.2']) {
+      const answer = await app.inject(
+        signed('GET', `/internal/v1/hls/live/source/seg1.m4s?t=a.b&${ip}`).request,
+      );
+      expect([ip, answer.statusCode, answer.json().message]).toEqual([
+        ip,
+        400,
+        '?ip= must be the player’s IP address',
+      ]);
+    }
+    fail = new RtccdnError('HLS_URL_EXPIRED', 'expired');
+    const refused = await app.inject(
+      signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1').request,
+    );
+    expect([refused.statusCode, refused.json().code]).toEqual([403, 'HLS_URL_EXPIRED']);
+    fail = new RtccdnError('NODE_DRAINING', 'draining');
+    expect(
+      (await app.inject(signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1').request))
+        .statusCode,
+    ).toBe(503);
+    fail = new RtccdnError('INTERNAL', 'a bug');
+    expect(
+      (await app.inject(signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1').request))
+        .statusCode,
+    ).toBe(500);
+    const refusals = await fake.metrics.registry.getSingleMetricAsString('rtccdn_hls_refusals_total');
+    expect(refusals).toContain('rtccdn_hls_refusals_total{code="HLS_URL_EXPIRED"} 1');
+    expect(refusals).not.toContain('NODE_DRAINING');
+    expect(refusals).not.toContain('INTERNAL');
   });
 });
