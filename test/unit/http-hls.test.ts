@@ -69,14 +69,15 @@ async function server(
   const stand = playback(options.holder);
   const cluster = options.cluster
     ? {
-        forwardHls: async (holder: string, file: unknown, query: unknown) => {
+        forwardHls: async (holder: string, file: { name: string }, query: unknown) => {
           stand.calls.forwarded.push({ holder, file, query });
           return {
             status: 200,
             headers: new Headers({
               'content-type': 'video/mp4',
               'cache-control': 'private, max-age=7',
-              'retry-after': '3',
+              // Only the playlist's answer carries one here: an absent header stays absent.
+              ...(file.name === 'media.m3u8' ? { 'retry-after': '3' } : {}),
               'x-internal': 'not for players',
             }),
             body: Buffer.from('from the holder'),
@@ -128,15 +129,18 @@ describe('the multivariant playlist', () => {
     expect(denied.headers['cache-control']).toBe('private, no-store');
     state.fail = new RtccdnError('NODE_DRAINING', 'draining');
     expect((await get(app, '/hls/show/index.m3u8')).statusCode).toBe(503);
+    state.fail = new RtccdnError('INTERNAL', 'a bug');
+    expect((await get(app, '/hls/show/index.m3u8')).statusCode).toBe(500);
     const refusals = await fake.metrics.registry.getSingleMetricAsString('rtccdn_hls_refusals_total');
     expect(refusals).toContain('rtccdn_hls_refusals_total{code="ACCESS_DENIED"} 1');
     expect(refusals).not.toContain('NODE_DRAINING');
+    expect(refusals).not.toContain('INTERNAL');
   });
 });
 
 describe('media playlists, init sections, parts and segments', () => {
   it('passes the signed token and a blocking reload, and answers each with its type and caching', async () => {
-    const { app, calls } = await server();
+    const { app, fake, calls } = await server();
     const media = await get(app, '/hls/show/v1/media.m3u8?t=tok&_HLS_msn=12&_HLS_part=3');
     expect([media.statusCode, media.headers['content-type'], media.headers['cache-control']]).toEqual([
       200,
@@ -153,13 +157,19 @@ describe('media playlists, init sections, parts and segments', () => {
     const part = await get(app, '/hls/show/v1/part12.3.m4s?t=tok');
     expect([part.statusCode, part.headers['content-type'], part.body]).toEqual([200, 'video/mp4', 'fmp4']);
     // Segments are cached privately for as long as their signed URL lives (HLS_SEGMENT_URL_TTL).
-    expect(part.headers['cache-control']).toMatch(/^private, max-age=[1-9][0-9]*$/);
+    expect(part.headers['cache-control']).toBe(
+      `private, max-age=${Math.floor(fake.config.hls.segmentUrlTtlMs / 1000)}`,
+    );
+    expect(fake.config.hls.segmentUrlTtlMs).toBeGreaterThanOrEqual(1000);
     expect(part.headers['referrer-policy']).toBe('no-referrer');
     // A part's URL is never a reload: _HLS_ parameters on it are not read.
     await get(app, '/hls/show/v1/seg12.m4s?t=tok&_HLS_msn=x');
+    // Two tokens are none (HlsPlayback then refuses the URL as unsigned).
+    await get(app, '/hls/show/v1/seg13.m4s?t=tok&t=other');
     expect(calls.files).toEqual([
       { stream: 'show', variant: 'v1', file: 'part12.3.m4s', token: 'tok' },
       { stream: 'show', variant: 'v1', file: 'seg12.m4s', token: 'tok' },
+      { stream: 'show', variant: 'v1', file: 'seg13.m4s', token: undefined },
     ]);
   });
 
@@ -204,7 +214,8 @@ describe('in a CDN: the edge that packages the stream for the player', () => {
     expect(answer.headers['cache-control']).toBe('private, max-age=7');
     expect(answer.headers['retry-after']).toBe('3');
     expect(answer.headers['x-internal']).toBeUndefined();
-    await get(app, '/hls/show/v1/part4.1.m4s?t=pinned');
+    const part = await get(app, '/hls/show/v1/part4.1.m4s?t=pinned');
+    expect(part.headers['retry-after']).toBeUndefined();
     expect(calls.forwarded).toEqual([
       {
         holder: 'edge-b',

@@ -11,6 +11,7 @@ import {
   DrainRequestSchema,
   deriveSigningKey,
   HMAC_SCHEME,
+  hlsPath,
   KeySealer,
   openSrtp,
   PipeEndpointSchema,
@@ -24,6 +25,7 @@ import {
   SealError,
   SealedSrtpParametersSchema,
   sealSrtp,
+  sessionPath,
   signRequest,
   signResponse,
   verifyResponse,
@@ -383,6 +385,21 @@ describe('relay protocol bodies', () => {
     expect(refusal(RenditionRequestSchema, { stream: 'show', profile: 'p'.repeat(65) })).toBeDefined();
     expect(DrainRequestSchema.parse({ draining: true })).toEqual({ draining: true });
     expect(refusal(DrainRequestSchema, { draining: 'yes' })).toBeDefined();
+  });
+
+  it('names a session and an HLS file of another node by path, every part %-encoded', () => {
+    expect(sessionPath('whep', 'show', 's-1')).toBe('/internal/v1/sessions/whep/show/s-1');
+    expect(sessionPath('whip', 'a/b?c', 'x#y')).toBe('/internal/v1/sessions/whip/a%2Fb%3Fc/x%23y');
+    expect(hlsPath('show', 'source', 'part3.1.m4s', { token: 'a.b', clientIp: '10.0.0.1' })).toBe(
+      '/internal/v1/hls/show/source/part3.1.m4s?t=a.b&ip=10.0.0.1',
+    );
+    // A blocking reload keeps its parameters (part only with msn, as players send them); 0 is a value.
+    expect(hlsPath('show', 'source', 'media.m3u8', { token: 't', clientIp: '::1', msn: 0, part: 2 })).toBe(
+      '/internal/v1/hls/show/source/media.m3u8?t=t&_HLS_msn=0&_HLS_part=2&ip=%3A%3A1',
+    );
+    expect(hlsPath('a/b', 'v&1', 'x?y', { token: 't=1&u', clientIp: '10.0.0.1', msn: 5 })).toBe(
+      '/internal/v1/hls/a%2Fb/v%261/x%3Fy?t=t%3D1%26u&_HLS_msn=5&ip=10.0.0.1',
+    );
   });
 
   it('serves the relay, rendition and drain calls under /internal/v1/', () => {
