@@ -486,6 +486,22 @@ describe('internal port', () => {
       signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1').request,
     );
     expect([refused.statusCode, refused.json().code]).toEqual([403, 'HLS_URL_EXPIRED']);
+    fail = new RtccdnError('HLS_SEGMENT_NOT_FOUND', 'gone from the window');
+    expect(
+      (await app.inject(signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1').request))
+        .statusCode,
+    ).toBe(404);
+    fail = new RtccdnError('INVALID_REQUEST', 'no such file name');
+    expect(
+      (await app.inject(signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1').request))
+        .statusCode,
+    ).toBe(400);
+    fail = undefined;
+    // Reload parameters mean nothing on a segment: not read, so not refused.
+    const segment = await app.inject(
+      signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&_HLS_msn=x&ip=10.0.0.1').request,
+    );
+    expect(segment.statusCode).toBe(200);
     fail = new RtccdnError('NODE_DRAINING', 'draining');
     expect(
       (await app.inject(signed('GET', '/internal/v1/hls/live/source/seg1.m4s?t=a.b&ip=10.0.0.1').request))
@@ -498,6 +514,9 @@ describe('internal port', () => {
     ).toBe(500);
     const refusals = await fake.metrics.registry.getSingleMetricAsString('rtccdn_hls_refusals_total');
     expect(refusals).toContain('rtccdn_hls_refusals_total{code="HLS_URL_EXPIRED"} 1');
+    expect(refusals).toContain('rtccdn_hls_refusals_total{code="HLS_SEGMENT_NOT_FOUND"} 1');
+    // A 400 of the holder is a refusal; the 400s of the ?ip= check above are the caller's fault.
+    expect(refusals).toContain('rtccdn_hls_refusals_total{code="INVALID_REQUEST"} 1');
     expect(refusals).not.toContain('NODE_DRAINING');
     expect(refusals).not.toContain('INTERNAL');
   });
