@@ -311,10 +311,8 @@ describe('AclCache: change messages', () => {
   it('re-reads when a change it is reading is overtaken by a full read', async () => {
     const store = new ScriptedStore();
     const { cache } = await started(store);
-    let open = () => {};
-    store.snapshotGate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
+    const slow = gate();
+    store.snapshotGate = slow.closed;
     // A gap starts a full read that is slow; the next message arrives meanwhile.
     store.write('lost', record('lost'), { silent: true });
     store.write('a', record('a'));
@@ -322,7 +320,7 @@ describe('AclCache: change messages', () => {
     await until(() => store.snapshots === 2, 'the full read');
     store.write('c', record('c')); // after it: applied once it is in
     await settle();
-    open();
+    slow.open();
     store.snapshotGate = undefined;
     await until(() => cache.version === 4, 'all writes');
     expect(cache.governing('b')?.pattern).toBe('b');
