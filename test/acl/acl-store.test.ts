@@ -492,6 +492,32 @@ describe('ACL store and cache (real redis-server)', () => {
       expect(await subscribers(probe, edge)).toBe(0);
     });
 
+    it('closes within its grace time when Redis does not answer, leaving no connection, and when Redis is gone', async () => {
+      const probe = new Redis(redis.url);
+      closers.push(() => probe.disconnect());
+      const since = await lastClientId(probe);
+      const hung = await startHoldingProxy(redis.port);
+      closers.push(() => hung.close());
+      const edge = new RedisAclStore({ redisUrl: hung.url, prefix: 'close-hung:', subscribe: true, logger });
+      await edge.connected(10 * 60_000);
+      expect(await clientsAfter(probe, since)).toEqual(['rtccdn-acl', 'rtccdn-acl-events']);
+      hung.hold(() => true); // QUIT is never answered
+      await edge.close();
+      expect(await eventually(async () => (await clientsAfter(probe, since)).length === 0, 5000)).toBe(true);
+
+      const gone = await startHoldingProxy(redis.port);
+      const orphan = new RedisAclStore({
+        redisUrl: gone.url,
+        prefix: 'close-gone:',
+        subscribe: true,
+        logger,
+      });
+      closers.push(() => orphan.close());
+      await orphan.connected(10 * 60_000);
+      await gone.close(); // connections cut, nothing listening: the store keeps reconnecting
+      await expect(orphan.close()).resolves.toBeUndefined();
+    });
+
     it('ignores a change message it cannot read, and goes on with the next', async () => {
       const edge = await store('bad-msg:');
       const heard: AclChange[] = [];
