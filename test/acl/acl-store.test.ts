@@ -498,10 +498,16 @@ describe('ACL store and cache (real redis-server)', () => {
       const since = await lastClientId(probe);
       const hung = await startHoldingProxy(redis.port);
       closers.push(() => hung.close());
-      const edge = new RedisAclStore({ redisUrl: hung.url, prefix: 'close-hung:', subscribe: true, logger });
+      const edge = new RedisAclStore({
+        redisUrl: hung.url,
+        prefix: 'close-hung:',
+        subscribe: true,
+        commandTimeoutMs: 60_000,
+        logger,
+      });
       await edge.connected(10 * 60_000);
       expect(await clientsAfter(probe, since)).toEqual(['rtccdn-acl', 'rtccdn-acl-events']);
-      hung.hold(() => true); // QUIT is never answered
+      hung.hold(() => true); // QUIT is never answered (nor does it time out first: 60 s)
       await edge.close();
       expect(await eventually(async () => (await clientsAfter(probe, since)).length === 0, 5000)).toBe(true);
 
