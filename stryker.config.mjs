@@ -26,6 +26,7 @@ const MUTATE = [
 const TESTS = [
   'test/unit/acl.test.ts',
   'test/unit/acl-contract.test.ts',
+  'test/unit/acl-memory-store.test.ts',
   'test/unit/acl-cache.test.ts',
   'test/unit/stream-access.test.ts',
   'test/unit/internal-api.test.ts',

@@ -233,3 +233,73 @@ export async function startSubscribeHoldingProxy(
     },
   };
 }
+
+export interface HoldingProxy {
+  /** redis://127.0.0.1:<proxy port> */
+  readonly url: string;
+  /** Drops every connection through the proxy at once, as a network failure would. */
+  cut(): void;
+  /**
+   * From now on, a client connection that sends a chunk `matches` accepts (its text, RESP) is
+   * held: that chunk and everything it sends later reach Redis only at release().
+   */
+  hold(matches: (text: string) => boolean): void;
+  /** Connections held since the last release(). */
+  held(): number;
+  /** Stops holding: every held connection's commands go on to Redis, in order. */
+  release(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy to Redis that a test controls (cut connections, hold the commands of some), to
+ * put a client in the states between a lost connection and a working one.
+ */
+export async function startHoldingProxy(redisPort: number): Promise<HoldingProxy> {
+  let matches: ((text: string) => boolean) | undefined;
+  let held = 0;
+  const connections = new Set<{ client: Socket; upstream: Socket; queue: Buffer[] | undefined }>();
+  const proxy = createServer((client) => {
+    const upstream = connect(redisPort, '127.0.0.1');
+    const connection = { client, upstream, queue: undefined as Buffer[] | undefined };
+    connections.add(connection);
+    for (const socket of [client, upstream]) socket.on('error', () => socket.destroy());
+    client.once('close', () => {
+      upstream.destroy();
+      connections.delete(connection);
+    });
+    upstream.once('close', () => client.destroy());
+    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => {
+      if (!connection.queue && matches?.(chunk.toString('latin1'))) {
+        connection.queue = [];
+        held++;
+      }
+      if (connection.queue) connection.queue.push(chunk);
+      else upstream.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    cut() {
+      for (const { client } of connections) client.destroy();
+    },
+    hold(accept) {
+      matches = accept;
+    },
+    held: () => held,
+    release() {
+      matches = undefined;
+      held = 0;
+      for (const connection of connections) {
+        for (const chunk of connection.queue ?? []) connection.upstream.write(chunk);
+        connection.queue = undefined;
+      }
+    },
+    async close() {
+      for (const { client } of connections) client.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    },
+  };
+}

@@ -2,7 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { StoredKey } from '../../media-node/contract/acl.js';
-import { AclStoreError, InvalidAclError, RedisAclStore, UNCHANGED } from '../../media-node/contract/acl.js';
+import {
+  type AclChange,
+  AclStoreError,
+  InvalidAclError,
+  RedisAclStore,
+  UNCHANGED,
+  UnreadableAclError,
+} from '../../media-node/contract/acl.js';
 import { RtccdnError } from '../../media-node/contract/errors.js';
 import { ClusterKeys } from '../../media-node/contract/redis.js';
 import { AclCache } from '../../media-node/src/acl/AclCache.js';
@@ -13,9 +20,11 @@ import { MediaNodeMetrics } from '../../media-node/src/metrics.js';
 import { eventually } from '../../scripts/harness/node.js';
 import {
   type RedisServer,
+  startHoldingProxy,
   startRedisServer,
   startSubscribeHoldingProxy,
 } from '../../scripts/harness/redis.js';
+import { type SentinelRedis, startSentinelRedis } from '../../scripts/harness/redis-sentinel.js';
 
 const logger = createLogger('silent');
 const key = (id: string): StoredKey => ({ id, hash: id.padEnd(64, '0').replace(/[^0-9a-f]/g, 'a') });
@@ -350,6 +359,229 @@ describe('ACL store and cache (real redis-server)', () => {
     expect(await writer.markSynced(next)).toBe(true);
     expect(await eventually(() => edge.storeSynced, 3000)).toBe(true);
   });
+  describe('its connections', () => {
+    /** Connections opened after `since` (a client id), by name: this test's store's. */
+    async function clientsAfter(probe: Redis, since: number) {
+      return ((await probe.client('LIST')) as string)
+        .split('\n')
+        .map((line) => ({ id: Number(/\bid=(\d+)/.exec(line)?.[1]), name: /\bname=(\S*)/.exec(line)?.[1] }))
+        .filter((client) => client.id > since)
+        .map((client) => client.name)
+        .sort();
+    }
+    async function lastClientId(probe: Redis) {
+      return Number(await probe.client('ID'));
+    }
+    const subscribers = async (probe: Redis, store: RedisAclStore) =>
+      Number(((await probe.pubsub('NUMSUB', store.keys.aclEvents)) as [string, number])[1]);
+    /** 'pending' unless `promise` settles within a second. */
+    const settledSoon = (promise: Promise<unknown>) =>
+      Promise.race([
+        promise.then(() => 'resolved'),
+        new Promise((resolve) => setTimeout(() => resolve('pending'), 1000)),
+      ]);
+    const isSubscribe = (text: string) => /\r\nsubscribe\r\n/i.test(text);
+    /** The commands connection's CLIENT SETNAME (not rtccdn-acl-events). */
+    const isCommandConnection = (text: string) => text.includes('$10\r\nrtccdn-acl\r\n');
+
+    async function throughProxy(prefix: string) {
+      const proxy = await startHoldingProxy(redis.port);
+      closers.push(() => proxy.close());
+      const probe = new Redis(redis.url);
+      closers.push(() => probe.disconnect());
+      // Commands may wait while the test holds them: not the subject here.
+      const created = new RedisAclStore({
+        redisUrl: proxy.url,
+        prefix,
+        subscribe: true,
+        commandTimeoutMs: 60_000,
+        logger,
+      });
+      closers.push(() => created.close());
+      await created.connected(10 * 60_000);
+      return { proxy, probe, store: created };
+    }
+
+    it('after a lost connection, is connected only once it is subscribed again, and then hears changes', async () => {
+      const { proxy, probe, store: edge } = await throughProxy('lost-sub:');
+      const heard: AclChange[] = [];
+      edge.on('change', (change) => heard.push(change));
+      proxy.hold(isSubscribe);
+      proxy.cut();
+      // It has noticed the loss (reconnected) and its SUBSCRIBE is held.
+      expect(await eventually(() => proxy.held() >= 1, 10_000)).toBe(true);
+      const connected = edge.connected(10 * 60_000);
+      expect(await settledSoon(connected)).toBe('pending');
+      expect(await subscribers(probe, edge)).toBe(0);
+      proxy.release();
+      await connected; // not at its timeout: longer than the test's
+      expect(await subscribers(probe, edge)).toBe(1);
+      // Subscribed now: resolves at once.
+      await edge.connected(10 * 60_000);
+      const writer = await store('lost-sub:');
+      await writer.update('after', () => [key('a')]);
+      expect(await eventually(() => heard.some((change) => change.pattern === 'after'), 5000)).toBe(true);
+    });
+
+    it('after a lost connection, is connected only once its command connection is back too', async () => {
+      const { proxy, store: edge } = await throughProxy('lost-cmd:');
+      proxy.hold(isCommandConnection);
+      proxy.cut();
+      expect(await eventually(() => proxy.held() >= 1, 10_000)).toBe(true);
+      const connected = edge.connected(10 * 60_000);
+      expect(await settledSoon(connected)).toBe('pending');
+      proxy.release();
+      await connected;
+      expect(await edge.version()).toMatchObject({ version: 0 }); // answers (no offline queue)
+    });
+
+    it('resolves connected() at its timeout, not subscribed, when it cannot subscribe (as documented)', async () => {
+      const proxy = await startHoldingProxy(redis.port);
+      closers.push(() => proxy.close());
+      const probe = new Redis(redis.url);
+      closers.push(() => probe.disconnect());
+      proxy.hold(isSubscribe);
+      const edge = new RedisAclStore({
+        redisUrl: proxy.url,
+        prefix: 'no-sub:',
+        subscribe: true,
+        commandTimeoutMs: 60_000,
+        logger,
+      });
+      closers.push(() => edge.close());
+      await edge.connected(300);
+      expect(await subscribers(probe, edge)).toBe(0);
+      expect(proxy.held()).toBe(1);
+      proxy.release();
+      await edge.connected(10 * 60_000);
+      expect(await subscribers(probe, edge)).toBe(1);
+    });
+
+    it('fails a command that Redis does not answer after the default command timeout, naming it', async () => {
+      const proxy = await startHoldingProxy(redis.port);
+      closers.push(() => proxy.close());
+      const writer = new RedisAclStore({ redisUrl: proxy.url, prefix: 'hang:', subscribe: false, logger });
+      closers.push(() => writer.close());
+      await writer.connected(5000);
+      proxy.hold((text) => /\r\nmget\r\n/i.test(text));
+      const failed = (await writer.version().catch((error: unknown) => error)) as AclStoreError;
+      expect(failed).toBeInstanceOf(AclStoreError);
+      expect(failed.name).toBe('AclStoreError');
+      expect(failed.message).toMatch(/^ACL store version failed: Command timed out/);
+      expect((failed.cause as Error).message).toMatch(/Command timed out/);
+      proxy.release();
+    });
+
+    it('closes every connection it opened: a writer its one, a subscriber both', async () => {
+      const probe = new Redis(redis.url);
+      closers.push(() => probe.disconnect());
+      let since = await lastClientId(probe);
+      const writer = new RedisAclStore({ redisUrl: redis.url, prefix: 'close-w:', subscribe: false, logger });
+      await writer.connected(5000);
+      await writer.update('s', () => [key('a')]);
+      expect(await clientsAfter(probe, since)).toEqual(['rtccdn-acl']);
+      await writer.close();
+      expect(await eventually(async () => (await clientsAfter(probe, since)).length === 0, 3000)).toBe(true);
+
+      since = await lastClientId(probe);
+      const edge = new RedisAclStore({ redisUrl: redis.url, prefix: 'close-s:', subscribe: true, logger });
+      await edge.connected(10 * 60_000);
+      expect(await clientsAfter(probe, since)).toEqual(['rtccdn-acl', 'rtccdn-acl-events']);
+      await edge.close();
+      expect(await eventually(async () => (await clientsAfter(probe, since)).length === 0, 3000)).toBe(true);
+      expect(await subscribers(probe, edge)).toBe(0);
+    });
+
+    it('closes within its grace time when Redis does not answer, leaving no connection, and when Redis is gone', async () => {
+      const probe = new Redis(redis.url);
+      closers.push(() => probe.disconnect());
+      const since = await lastClientId(probe);
+      const hung = await startHoldingProxy(redis.port);
+      closers.push(() => hung.close());
+      const edge = new RedisAclStore({
+        redisUrl: hung.url,
+        prefix: 'close-hung:',
+        subscribe: true,
+        commandTimeoutMs: 60_000,
+        logger,
+      });
+      await edge.connected(10 * 60_000);
+      expect(await clientsAfter(probe, since)).toEqual(['rtccdn-acl', 'rtccdn-acl-events']);
+      hung.hold(() => true); // QUIT is never answered (nor does it time out first: 60 s)
+      await edge.close();
+      expect(await eventually(async () => (await clientsAfter(probe, since)).length === 0, 5000)).toBe(true);
+
+      const gone = await startHoldingProxy(redis.port);
+      const orphan = new RedisAclStore({
+        redisUrl: gone.url,
+        prefix: 'close-gone:',
+        subscribe: true,
+        logger,
+      });
+      closers.push(() => orphan.close());
+      await orphan.connected(10 * 60_000);
+      await gone.close(); // connections cut, nothing listening: the store keeps reconnecting
+      await expect(orphan.close()).resolves.toBeUndefined();
+    });
+
+    it('ignores a change message it cannot read, and goes on with the next', async () => {
+      const edge = await store('bad-msg:');
+      const heard: AclChange[] = [];
+      edge.on('change', (change) => heard.push(change));
+      const direct = new Redis(redis.url);
+      closers.push(() => void direct.disconnect());
+      await direct.publish(edge.keys.aclEvents, 'not json');
+      await direct.publish(edge.keys.aclEvents, JSON.stringify({ v: 1, version: 'x' }));
+      await edge.update('after', () => [key('a')]);
+      expect(await eventually(() => heard.length > 0, 5000)).toBe(true);
+      expect(heard).toEqual([expect.objectContaining({ pattern: 'after', op: 'put', version: 1 })]);
+    });
+  });
+
+  describe('snapshot and record edge cases', () => {
+    it('leaves out a pattern indexed without a record (deleted outside the store): absent, not unreadable', async () => {
+      const writer = await store('ghost:');
+      await writer.update('real', () => [key('a')]);
+      const direct = new Redis(redis.url);
+      closers.push(() => void direct.disconnect());
+      await direct.sadd(writer.keys.aclPatterns, 'ghost');
+      const snapshot = await writer.snapshot();
+      expect(snapshot.records.map((record) => record.pattern)).toEqual(['real']);
+      expect(snapshot.unreadable).toEqual([]);
+      expect(await writer.get('ghost')).toBeUndefined();
+    });
+
+    it('says where a stored record cannot be read, and where a new one is invalid', async () => {
+      const writer = await store('where:');
+      const direct = new Redis(redis.url);
+      closers.push(() => void direct.disconnect());
+      const unreadable = async (pattern: string, value: string) => {
+        await direct.set(writer.keys.aclRecord(pattern), value);
+        const error = (await writer.get(pattern).catch((caught: unknown) => caught)) as UnreadableAclError;
+        expect(error).toBeInstanceOf(UnreadableAclError);
+        expect(error.name).toBe('UnreadableAclError');
+        expect(error.pattern).toBe(pattern);
+        return error.message;
+      };
+      expect(await unreadable('root', '[]')).toMatch(/^the stored ACL of root cannot be read: \(record\): /);
+      expect(
+        await unreadable(
+          'hash',
+          JSON.stringify({ v: 1, pattern: 'hash', keys: [{ id: 'k', hash: 'no' }], updatedAt: 1 }),
+        ),
+      ).toMatch(/^the stored ACL of hash cannot be read: keys\.0\.hash: /);
+      expect(
+        await unreadable('mine', JSON.stringify({ v: 1, pattern: 'theirs', keys: [], updatedAt: 1 })),
+      ).toBe('the stored ACL of mine cannot be read: it names theirs');
+      const invalid = (await writer
+        .update('s', () => [{ ...key('a'), expiresAt: 0 }])
+        .catch((caught: unknown) => caught)) as InvalidAclError;
+      expect(invalid).toBeInstanceOf(InvalidAclError);
+      expect(invalid.name).toBe('InvalidAclError');
+      expect(invalid.message).toMatch(/^ACL s: keys\.0\.expiresAt: /);
+    });
+  });
+
   describe('StreamAccess on it (a media node of a CDN)', () => {
     const secret = 'cluster-secret-'.padEnd(32, 'x');
     function access(prefix: string, operatorManaged = false) {
@@ -419,5 +651,70 @@ describe('ACL store and cache (real redis-server)', () => {
       await edge.close();
       expect(await eventually(async () => (await names()).length === before, 3000)).toBe(true);
     });
+  });
+});
+
+/**
+ * Behind Sentinel (a primary, two replicas, three Sentinels, all real), a write is acknowledged
+ * only once it has reached the URL's `acks` replicas (WAIT).
+ */
+describe('ACL store behind Sentinel: writes acknowledged by replicas (real redis-sentinel)', () => {
+  let sentinel: SentinelRedis;
+  const closers: (() => Promise<void> | void)[] = [];
+
+  beforeAll(async () => {
+    sentinel = await startSentinelRedis();
+  });
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+  afterAll(async () => {
+    await sentinel.stop();
+  });
+
+  async function writer(acks: number) {
+    const created = new RedisAclStore({
+      redisUrl: `${sentinel.url}?acks=${acks}`,
+      prefix: 'acks:',
+      subscribe: false,
+      logger,
+    });
+    closers.push(() => created.close());
+    await created.connected(10_000);
+    return created;
+  }
+  async function replicaPorts() {
+    const primary = await sentinel.primaryPort();
+    return sentinel
+      .dataUrls()
+      .map((url) => Number(new URL(url).port))
+      .filter((port) => port !== primary);
+  }
+
+  it('acknowledges a write once every replica asked for has it', async () => {
+    const store = await writer(2);
+    await store.update('both', () => [key('a')]);
+    for (const port of await replicaPorts()) {
+      const replica = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+      closers.push(() => replica.disconnect());
+      expect(await replica.get(store.keys.aclRecord('both'))).toContain('"both"');
+    }
+  });
+
+  it('fails a write that did not reach the replicas asked for in time (written on the primary only)', async () => {
+    const store = await writer(2);
+    const [paused] = await replicaPorts();
+    sentinel.pause(paused!);
+    closers.push(() => sentinel.resume(paused!));
+    const refused = (await store.update('one', () => [key('a')]).catch((error: unknown) => error)) as Error;
+    expect(refused).toBeInstanceOf(AclStoreError);
+    expect(refused.message).toBe(
+      'ACL one: written on the Redis primary but on 1 of 2 replicas within 500 ms, so a failover could lose it: not acknowledged, write it again',
+    );
+    // What the message says: the primary has it (a later write or read follows the store).
+    expect((await store.get('one'))?.keys).toEqual([key('a')]);
+    // One replica is enough for acks=1.
+    const one = await writer(1);
+    await one.update('one', () => [key('b')]);
   });
 });
