@@ -202,36 +202,15 @@ export async function startSubscribeHoldingProxy(
   redisPort: number,
   holdMs: number,
 ): Promise<{ url: string; held(): number; close(): Promise<void> }> {
+  const proxy = await startHoldingProxy(redisPort);
   let held = 0;
-  const sockets = new Set<Socket>();
-  const proxy = createServer((client) => {
-    const upstream = connect(redisPort, '127.0.0.1');
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-      socket.on('error', () => socket.destroy());
-    }
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => client.destroy());
-    upstream.pipe(client);
-    client.on('data', (chunk: Buffer) => {
-      if (held === 0 && /\r\nsubscribe\r\n/i.test(chunk.toString('latin1'))) {
-        held++;
-        setTimeout(() => upstream.write(chunk), holdMs);
-      } else {
-        upstream.write(chunk);
-      }
-    });
+  proxy.hold((text) => {
+    if (held > 0 || !/\r\nsubscribe\r\n/i.test(text)) return false;
+    held++;
+    setTimeout(() => proxy.release(), holdMs).unref();
+    return true;
   });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-    held: () => held,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => proxy.close(resolve));
-    },
-  };
+  return { url: proxy.url, held: () => held, close: () => proxy.close() };
 }
 
 export interface HoldingProxy {
