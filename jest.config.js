@@ -17,15 +17,10 @@ export default {
   // minutes of setup: `npm run test:images` / `npm run test:cluster` run them (RTCCDN_TEST_SLOW=1).
   testPathIgnorePatterns:
     process.env.RTCCDN_TEST_SLOW === '1'
-      ? ['/node_modules/', '<rootDir>/.stryker-tmp/']
-      : [
-          '/node_modules/',
-          '<rootDir>/.stryker-tmp/',
-          '<rootDir>/test/images/',
-          '<rootDir>/test/cluster-k8s/',
-        ],
+      ? ['/node_modules/', '<rootDir>/.stryker-tmp']
+      : ['/node_modules/', '<rootDir>/.stryker-tmp', '<rootDir>/test/images/', '<rootDir>/test/cluster-k8s/'],
   // Stryker's sandboxes (npm run test:mutation) are copies of the project: not ours to load.
-  modulePathIgnorePatterns: ['<rootDir>/.stryker-tmp/'],
+  modulePathIgnorePatterns: ['<rootDir>/.stryker-tmp'],
   testTimeout: 60_000,
   // WebRTC peers and mediasoup workers are real processes/threads: run test files one at a time
   // on this 2-core budget so timing-sensitive media tests are not starved.
