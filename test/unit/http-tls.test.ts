@@ -76,8 +76,11 @@ describe('readTlsPair', () => {
 });
 
 describe('TlsReloader', () => {
-  const setup = () => {
+  /** A reloader started on the first pair; `changedBeforeWatch`: files replaced before it watches. */
+  const setup = (changedBeforeWatch?: { cert: string; key: string }) => {
     write(first.cert, first.key);
+    const initial = readTlsPair(files);
+    if (changedBeforeWatch) write(changedBeforeWatch.cert, changedBeforeWatch.key);
     const installed: SecureContextOptions[] = [];
     const logs: { level: number; msg: string; fingerprint?: string }[] = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) });
@@ -85,7 +88,7 @@ describe('TlsReloader', () => {
       files,
       { setSecureContext: (options) => installed.push(options) },
       logger,
-      readTlsPair(files),
+      initial,
     );
     const messages = (level: number) => logs.filter((log) => log.level === level).map((log) => log.msg);
     return { reloader, installed, logs, errors: () => messages(50), infos: () => messages(30) };
@@ -162,15 +165,8 @@ describe('TlsReloader', () => {
     expect(installed).toHaveLength(1);
   });
   it('installs nothing once closed, not even a change it noticed just before', async () => {
-    write(first.cert, first.key);
     jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
-    const installed: SecureContextOptions[] = [];
-    const reloader = new TlsReloader(
-      files,
-      { setSecureContext: (options) => installed.push(options) },
-      pino({ level: 'silent' }),
-      readTlsPair(files),
-    );
+    const { reloader, installed } = setup();
     try {
       write(second.cert, second.key);
       // The watch's event arrives on a later turn of the event loop and starts the debounce.
@@ -188,18 +184,9 @@ describe('TlsReloader', () => {
   });
 
   it('also reads the files every 10 s, for file systems that report no change, and stops on close()', () => {
-    write(first.cert, first.key);
-    const initial = readTlsPair(files);
-    // Changed before the reloader watches: only its poll can notice.
-    write(second.cert, second.key);
     jest.useFakeTimers();
-    const installed: SecureContextOptions[] = [];
-    const reloader = new TlsReloader(
-      files,
-      { setSecureContext: (options) => installed.push(options) },
-      pino({ level: 'silent' }),
-      initial,
-    );
+    // Changed before the reloader watches: only its poll can notice.
+    const { reloader, installed } = setup(second);
     try {
       jest.advanceTimersByTime(9_999);
       expect(installed).toEqual([]);
