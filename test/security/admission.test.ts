@@ -27,12 +27,21 @@ describe('node-wide admission (standalone node)', () => {
     return { pending: read('pending'), waiting: read('waiting') };
   };
 
+  /** Waits (up to 5 s) until `count` joins wait in line. */
+  const inLine = async (count: number) => {
+    const deadline = Date.now() + 5_000;
+    while ((await admission()).waiting < count) {
+      if (Date.now() > deadline) throw new Error(`${count} joins never waited in line`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+
   beforeAll(async () => {
     running = await startNode({
       TRUSTED_PROXIES: '127.0.0.1',
-      CONNECT_TIMEOUT_MS: '1500',
+      CONNECT_TIMEOUT_MS: '2000',
       MAX_PENDING_SESSIONS: '1',
-      ADMISSION_QUEUE_MS: '3000',
+      ADMISSION_QUEUE_MS: '4500',
     });
     const published = await postSdp(
       `${running.baseUrl}/whip/live`,
@@ -51,8 +60,13 @@ describe('node-wide admission (standalone node)', () => {
     const join = (client: string) => postSdp(`${running.baseUrl}/whep/live`, whepOffer, from(client));
     // Different clients throughout: no per-client quota is reached.
     expect((await join('198.51.100.1')).status).toBe(201); // holds the only slot
-    const waiting = ['198.51.100.2', '198.51.100.3', '198.51.100.4', '198.51.100.5'].map(join);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the four are in line
+    // Each join is sent once the one before it is in line: requests sent together may reach the
+    // node in any order, and which of them gets a slot depends on its place in the line.
+    const waiting: ReturnType<typeof join>[] = [];
+    for (const client of ['198.51.100.2', '198.51.100.3', '198.51.100.4', '198.51.100.5']) {
+      waiting.push(join(client));
+      await inLine(waiting.length);
+    }
     // The gauge shows the held slot and the line.
     expect(await admission()).toEqual({ pending: 1, waiting: 4 });
     // The line holds 4 × MAX_PENDING_SESSIONS: the next is refused at once.
@@ -61,9 +75,9 @@ describe('node-wide admission (standalone node)', () => {
     expect(Number(overflow.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(overflow.body)).toMatchObject({ code: 'NODE_LIMIT' });
     const [first, , , last] = await Promise.all(waiting);
-    // The first in line gets the slot the reclaimed session frees (1.5 s, within its 3 s wait)…
+    // The first in line gets the slot the reclaimed session frees (2 s, within its 4.5 s wait)…
     expect(first!.status).toBe(201);
-    // …the last would need four sessions reclaimed one after another (6 s): refused after 3 s.
+    // …the last would need four sessions reclaimed one after another (8 s): refused after 4.5 s.
     expect(last!.status).toBe(503);
     expect(last!.headers.get('retry-after')).toMatch(/^[1-3]$/);
     const metrics = await (await fetch(`${running.internalUrl}/metrics`)).text();
