@@ -1,5 +1,6 @@
 # Shared helpers of the scripts/cluster/*.sh scripts (sourced, not run). Each script sets
-# LOG_TAG before sourcing, and STEP before each step: a failure prints one line naming the step.
+# LOG_TAG before sourcing, and STEP before each step: a failure prints one line naming the step
+# and the command that failed.
 
 STEP="start"
 STEP_LOG=""
@@ -19,10 +20,11 @@ die() {
   exit 1
 }
 lib_on_err() {
-  local rc=$?
+  # In a trap, BASH_COMMAND is the command that failed: a step runs several, and the line names it.
+  local rc=$? failed=$BASH_COMMAND
   # Command substitutions and subshells inherit the trap (set -E): report from the main shell.
   if [ "$BASHPID" = "$$" ] && [ -z "$FAIL_MSG" ]; then
-    FAIL_MSG="$(printf '[%s] ERROR: step "%s" failed (exit %d)%s' "$LOG_TAG" "$STEP" "$rc" "${STEP_LOG:+; log: $STEP_LOG}")"
+    FAIL_MSG="$(printf '[%s] ERROR: step "%s" failed (exit %d) at: %s%s' "$LOG_TAG" "$STEP" "$rc" "$failed" "${STEP_LOG:+; log: $STEP_LOG}")"
   fi
   exit "$rc"
 }
