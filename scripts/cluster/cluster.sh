@@ -76,6 +76,8 @@ NODE_IPS=()
 NODE_POD_CIDRS=()
 parse_nodes() {
   local i=0 spec name region
+  # From scratch: `up` parses, then its teardown of a partial cluster parses again.
+  NODE_NAMES=() NODE_REGIONS=() NODE_IPS=() NODE_POD_CIDRS=()
   # A recorded cluster keeps the node list and addresses it was created with.
   if [ -f "$STATE/config.env" ]; then
     NODES_SPEC="$(sed -n 's/^nodes=//p' "$STATE/config.env")"

@@ -7,6 +7,7 @@
  * Needs root, Docker and the images (`npm run images`); run with `npm run test:cluster`. All
  * traffic stays on the bridge and the network namespaces the cluster script creates.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -37,6 +38,7 @@ const SERVER = [
 ].join('\n');
 const HOST_PORT_TCP = 18080;
 const HOST_PORT_UDP = 18081;
+const STATE = process.env.RTCCDN_CLUSTER_DIR ?? '/var/lib/rtccdn/cluster';
 
 let kube: Kube;
 const nodes: { name: string; ip: string; region: string; podCIDR: string }[] = [];
@@ -270,11 +272,39 @@ describe('local Kubernetes cluster (scripts/cluster/cluster.sh)', () => {
     const podList = JSON.parse(await kubectlOk(['-n', NS, 'get', 'pods', '-o', 'json']));
     for (const pod of podList.items) expect(pod.status.containerStatuses[0].restartCount).toBe(0);
   });
+
+  // Last in this describe: it replaces the cluster the tests above used.
+  it('replaces a partial cluster: `up` after an interrupted `down` removes what is left and starts a working one', async () => {
+    // Interrupt `down` once it has stopped etcd: every process is gone, while the nodes' network
+    // namespaces, links, routes and mounts are still there (down removes those next).
+    const [etcdPid] = readFileSync(join(STATE, 'pids', 'etcd.pid'), 'utf8').split(' ');
+    const down = spawn('bash', [CLUSTER, 'down'], { detached: true, stdio: 'ignore' });
+    const deadline = Date.now() + 120_000;
+    while (existsSync(`/proc/${etcdPid}`) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    process.kill(-down.pid!, 'SIGKILL');
+    expect(existsSync(`/proc/${etcdPid}`)).toBe(false);
+    expect(existsSync(join(STATE, 'created.txt'))).toBe(true);
+    expect((await runCommand('ip', ['netns', 'list'])).stdout).toContain('rtccdn-eu-1');
+
+    const again = await runCommand('bash', [CLUSTER, 'up'], { timeoutMs: 600_000 });
+    expect(again.stderr).toMatch(/an unhealthy or partial cluster is recorded in .*: removing it first/);
+    // On failure, the error line says which step and command failed.
+    const errorLine = again.code === 0 ? '' : again.stderr.trim().split('\n').pop();
+    expect([again.code, again.stdout.trim().split('\n').pop(), errorLine]).toEqual([
+      0,
+      `KUBECONFIG=${kube.kubeconfig}`,
+      '',
+    ]);
+    const list = JSON.parse(await kubectlOk(['get', 'nodes', '-o', 'json']));
+    expect(list.items.map((node: { metadata: { name: string } }) => node.metadata.name).sort()).toEqual(
+      nodes.map((node) => node.name).sort(),
+    );
+    await kubectlOk(['wait', 'node', '--all', '--for=condition=Ready', '--timeout=120s']);
+  }, 900_000);
 });
 
 describe('after cluster down (run by the afterAll above)', () => {
-  const STATE = process.env.RTCCDN_CLUSTER_DIR ?? '/var/lib/rtccdn/cluster';
-
   it('leaves no network namespace, bridge, route, iptables rule, process, mount or state', async () => {
     const netns = await runCommand('ip', ['netns', 'list']);
     expect(netns.stdout.split('\n').filter((line) => line.startsWith('rtccdn-'))).toEqual([]);
