@@ -2,8 +2,14 @@
  * InternalClient against an HTTP server in this process that plays the other node: what it
  * signs, which answers it trusts, what it makes of refusals, and the size cap on answers.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import {
+  type AddressInfo,
+  connect,
+  createServer as createTcpServer,
+  type Server as TcpServer,
+} from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   deriveSigningKey,
@@ -325,6 +331,41 @@ describe('InternalClient', () => {
     answer = () => ({ status: 503, body: 'busy' });
     expect((await failure(client.request('GET', target(), '/internal/v1/dump'))).unreachable).toBeUndefined();
   });
+
+  it('counts a connection the node never accepts (its SYNs dropped) as a timeout: the connect timeout, when the call allows more', async () => {
+    // A listener with a backlog of one, in a process that is stopped: the kernel queues one
+    // connection, then drops further SYNs, as on a dead host or behind a black-holing firewall.
+    const listener = spawn(
+      process.execPath,
+      [
+        '-e',
+        "const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => console.log(s.address().port));",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const fillers: import('node:net').Socket[] = [];
+    try {
+      const port = await new Promise<number>((resolve) =>
+        listener.stdout!.once('data', (data) => resolve(Number(String(data)))),
+      );
+      listener.kill('SIGSTOP');
+      for (let i = 0; i < 3; i++) fillers.push(connect(port, '127.0.0.1').on('error', () => {}));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const blackHole = `http://127.0.0.1:${port}`;
+      // The call would wait two minutes; undici gives up connecting after 10 s.
+      const patient = new InternalClient(SECRET, 120_000);
+      const failed = await failure(
+        patient.request('GET', { nodeId: 'node-b', internalUrl: blackHole }, '/internal/v1/dump'),
+      );
+      expect([failed.unreachable, failed.message]).toEqual([
+        'timeout',
+        `GET ${blackHole}/internal/v1/dump failed: connection timed out`,
+      ]);
+    } finally {
+      for (const filler of fillers) filler.destroy();
+      listener.kill('SIGKILL');
+    }
+  }, 30_000);
 
   it('passes on the data of an error answer only when it is a flat object of strings, numbers, booleans and string lists', async () => {
     const refusalWith = async (data: unknown) => {
