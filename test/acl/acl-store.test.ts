@@ -155,7 +155,9 @@ describe('ACL store and cache (real redis-server)', () => {
     closers.push(() => probe.disconnect());
     const created = new RedisAclStore({ redisUrl: proxy.url, prefix: 'retry:', subscribe: true, logger });
     closers.push(() => created.close());
-    await created.connected(10_000);
+    // Resolved by the second SUBSCRIBE, not at its timeout (longer than the test's): the held
+    // first one reaches Redis late, which subscribes the connection without the store knowing.
+    await created.connected(10 * 60_000);
     expect(proxy.held()).toBe(1);
     const [, subscribers] = (await probe.pubsub('NUMSUB', created.keys.aclEvents)) as [string, number];
     expect(Number(subscribers)).toBe(1);
@@ -300,7 +302,7 @@ describe('ACL store and cache (real redis-server)', () => {
       ['another pattern inside', () => record('other', {})],
     ])(
       'locks a pattern whose record has %s (heard by message and read by snapshot)',
-      async (_label, value) => {
+      async (label, value) => {
         const prefix = `u-${Math.random().toString(36).slice(2, 8)}:`;
         const writer = await store(prefix);
         const live = await cache(prefix);
@@ -314,6 +316,8 @@ describe('ACL store and cache (real redis-server)', () => {
         expect(late.governing('fine')?.pattern).toBe('fine');
         expect((await writer.snapshot()).unreadable).toEqual(['paid']);
         await expect(writer.get('paid')).rejects.toThrow(/cannot be read/);
+        if (label === 'not JSON')
+          await expect(writer.get('paid')).rejects.toThrow('the stored ACL of paid cannot be read: not JSON');
         // Rewriting it (what the operator and the API do) repairs it.
         await writer.update('paid', () => [key('c')]);
         expect(
@@ -347,6 +351,9 @@ describe('ACL store and cache (real redis-server)', () => {
     const epoch = await writer.ensureEpoch();
     expect(await writer.ensureEpoch()).toBe(epoch);
     expect(await writer.markSynced(epoch)).toBe(true);
+    // Both reads say so (the cache takes it from either).
+    expect(await writer.version()).toMatchObject({ epoch, syncedEpoch: epoch });
+    expect(await writer.snapshot()).toMatchObject({ epoch, syncedEpoch: epoch });
     expect(await eventually(() => edge.storeSynced, 3000)).toBe(true);
     // Redis loses its data: not synced any more, and the old epoch cannot be marked again.
     const direct = new Redis(redis.url);
